@@ -1,0 +1,69 @@
+/* The CLI: global options, command registration and shared output helpers.
+ *
+ * A command registers itself from its own file, with no central table to edit:
+ *
+ *     static int cmd_images(struct berth_globals *g, int argc, char **argv);
+ *     BERTH_COMMAND(images, "images", "List images in local storage", cmd_images);
+ *
+ * Two-word commands ("system df", "image prune") are registered with a space in the name; the
+ * dispatcher tries the two-word form first.  A command receives argv with argv[0] set to its own
+ * name ("berth images"), ready for getopt_long, and returns the process exit code: 0, or
+ * BERTH_EXIT_ERROR (125) for berth's own errors, or whatever the command defines (e.g. a
+ * container's exit status for run).
+ */
+#ifndef BERTH_CLI_H
+#define BERTH_CLI_H
+
+#include "common/error.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#define BERTH_EXIT_ERROR 125
+
+struct berth_globals {
+    const char *root;            /* --root, NULL = default for this user */
+    const char *runroot;         /* --runroot */
+    const char *storage_driver;  /* --storage-driver */
+    const char *registries_conf; /* --registries-conf */
+    const char *policy;          /* --policy */
+    const char *argv0;           /* the binary's path, for re-exec */
+};
+
+typedef int (*berth_command_fn)(struct berth_globals *g, int argc, char **argv);
+
+struct berth_command {
+    const char *name;
+    const char *summary;
+    berth_command_fn fn;
+};
+
+#define BERTH_COMMAND(id, name_, summary_, fn_)                                                    \
+    static const struct berth_command berth_command_##id                                           \
+        __attribute__((used, section("berth_cmds"), aligned(sizeof(void *)))) = {name_, summary_,  \
+                                                                                 fn_}
+
+/* Prints "Error: <msg>" to stderr, releases err, returns BERTH_EXIT_ERROR. */
+int cli_fail(berth_error_t *err);
+/* Prints "Error: <formatted>" to stderr, returns BERTH_EXIT_ERROR. */
+int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Standard getopt_long loop handling for a command: call after getopt_long returned '?' or ':'
+ * (opterr must be 0 — cli_getopt does that).  Prints a clear message naming the bad flag. */
+int cli_bad_option(const char *cmd, int argc, char **argv);
+
+/* getopt_long wrapper: resets optind, sets opterr=0, uses "+" ordering only if stop_at_nonopt.
+ * Returns like getopt_long. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+               bool stop_at_nonopt);
+
+/* Parses a boolean flag value such as --tls-verify=false: "true"/"false"/"1"/"0". */
+int cli_parse_bool(const char *flag, const char *value, bool *out);
+
+/* Prints a command's usage text (multi-line string) to stdout and returns 0. */
+int cli_usage(const char *text);
+
+/* Reports a missing/extra positional argument count; returns BERTH_EXIT_ERROR. */
+int cli_nargs_error(const char *cmd, const char *expect);
+
+#endif

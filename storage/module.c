@@ -1,0 +1,2 @@
+/* placeholder so the module library is never empty */
+int berth_storage_module_anchor;
