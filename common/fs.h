@@ -1,0 +1,52 @@
+/* Filesystem helpers.  Everything that makes a file visible to other processes does it with an
+ * atomic rename after fsync, so a crash leaves either the old or the new file, never half. */
+#ifndef BERTH_FS_H
+#define BERTH_FS_H
+
+#include "common/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Reads a whole file (NUL-terminated) refusing anything larger than max (EFBIG). */
+int fs_read_file(const char *path, size_t max, char **out, size_t *len, berth_error_t *err);
+int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
+                    berth_error_t *err);
+
+/* Writes data to "<path>.tmp-XXXXXX" in the same directory, fsyncs, renames over path, fsyncs
+ * the directory.  On failure the temp file is removed. */
+int fs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         berth_error_t *err);
+int fs_write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                            berth_error_t *err);
+
+/* A temp file beside a final path, to be filled by the caller then committed.  commit fsyncs,
+ * renames and fsyncs the dir; abort (or cleanup_atomic_file on an uncommitted file) unlinks. */
+struct fs_atomic_file {
+    int fd;
+    char *tmp_path;
+    char *final_path;
+};
+int fs_atomic_open(const char *final_path, mode_t mode, struct fs_atomic_file *out,
+                   berth_error_t *err);
+int fs_atomic_commit(struct fs_atomic_file *f, berth_error_t *err);
+void fs_atomic_abort(struct fs_atomic_file *f);
+static inline void cleanup_atomic_filep(struct fs_atomic_file *f)
+{
+    fs_atomic_abort(f);
+}
+#define cleanup_atomic_file __attribute__((cleanup(cleanup_atomic_filep)))
+
+int fs_mkdir_p(const char *path, mode_t mode, berth_error_t *err);
+/* Removes a tree without following symlinks and without crossing mount points. ENOENT is ok. */
+int fs_rm_rf(const char *path, berth_error_t *err);
+int fs_rm_rf_at(int dirfd, const char *name, berth_error_t *err);
+int fs_fsync_dir(const char *path, berth_error_t *err);
+bool fs_exists(const char *path);
+/* Joins with exactly one '/' between; result owned by caller. */
+char *fs_join(const char *a, const char *b);
+/* Sum of st_blocks*512 (disk usage) and apparent size of a tree, not following symlinks. */
+int fs_tree_size(const char *path, uint64_t *disk, uint64_t *apparent, berth_error_t *err);
+
+#endif

@@ -1,0 +1,42 @@
+/* JSON helpers over jansson.  Every document read from outside is parsed with a size limit. */
+#ifndef BERTH_JSON_H
+#define BERTH_JSON_H
+
+#include "common/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses buf (len bytes, need not be NUL-terminated).  Fails if len > max, if it is not valid
+ * JSON (error says line/column and `what`, e.g. "manifest"), or has trailing garbage. */
+int json_parse_bounded(const char *buf, size_t len, size_t max, const char *what, json_t **out,
+                       berth_error_t *err);
+int json_load_file_bounded(const char *path, size_t max, json_t **out, berth_error_t *err);
+
+/* Typed getters: return NULL/false/-1 when missing or of the wrong type. */
+const char *json_get_string(const json_t *obj, const char *key);
+bool json_get_int(const json_t *obj, const char *key, int64_t *out);
+bool json_get_bool(const json_t *obj, const char *key, bool *out);
+json_t *json_get_object(const json_t *obj, const char *key);
+json_t *json_get_array(const json_t *obj, const char *key);
+
+/* Required-field variants with errors naming the field path ("<what>.<key>"). */
+int json_require_string(const json_t *obj, const char *what, const char *key, const char **out,
+                        berth_error_t *err);
+int json_require_int(const json_t *obj, const char *what, const char *key, int64_t *out,
+                     berth_error_t *err);
+
+/* Serialises compactly with sorted keys (deterministic); caller frees.  *len optional. */
+char *json_dump_canonical(const json_t *j, size_t *len);
+/* Serialises with 2-space indentation for humans (CLI output); caller frees. */
+char *json_dump_pretty(const json_t *j);
+/* Writes a JSON document atomically to path (fs_write_file_atomic), compact sorted keys. */
+int json_write_file_atomic(const char *path, const json_t *j, mode_t mode, berth_error_t *err);
+
+/* NULL-terminated string array <-> JSON array of strings. */
+json_t *json_from_strv(char *const *v);
+int json_to_strv(const json_t *arr, const char *what, char ***out, berth_error_t *err);
+
+#endif

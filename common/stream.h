@@ -1,0 +1,127 @@
+/* Byte streams.  A reader is a small vtable (read, close) that stacks:
+ *     http body -> digest verifier -> gzip/zstd decompressor -> tar
+ * Each stage is a reader over the one below.  A stacking constructor takes ownership of the
+ * lower reader when `own` is true and closes it from its own close.
+ *
+ * read() returns the number of bytes read (> 0), 0 at end of stream, or < 0 with *err set.
+ * Readers never return short reads as errors; a short read just means "call again".
+ *
+ * Writers are the mirror image (write, close): an fd writer, a digesting writer, compressing
+ * writers.  close() on a writer flushes and returns < 0 on failure; free releases memory without
+ * flushing (for error paths).  Writers are used where a library pushes data at us (libarchive's
+ * write callbacks, a compressor feeding an upload).
+ */
+#ifndef BERTH_STREAM_H
+#define BERTH_STREAM_H
+
+#include "common/digest.h"
+#include "common/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct berth_reader berth_reader_t;
+
+struct berth_reader_ops {
+    ssize_t (*read)(berth_reader_t *r, void *buf, size_t len, berth_error_t *err);
+    void (*close)(berth_reader_t *r); /* frees r and (if owned) the lower reader */
+};
+
+struct berth_reader {
+    const struct berth_reader_ops *ops;
+};
+
+ssize_t reader_read(berth_reader_t *r, void *buf, size_t len, berth_error_t *err);
+/* Reads exactly len bytes unless EOF comes first; returns bytes read (< len only at EOF). */
+ssize_t reader_read_full(berth_reader_t *r, void *buf, size_t len, berth_error_t *err);
+void reader_close(berth_reader_t *r); /* NULL-safe */
+static inline void cleanup_readerp(berth_reader_t **r)
+{
+    reader_close(*r);
+    *r = NULL;
+}
+#define cleanup_reader __attribute__((cleanup(cleanup_readerp)))
+
+/* Sources */
+berth_reader_t *reader_from_fd(int fd, bool own_fd);
+int reader_open_file(const char *path, berth_reader_t **out, berth_error_t *err);
+/* Reads from memory; copies the buffer when copy is true, else the caller keeps it alive. */
+berth_reader_t *reader_from_buffer(const void *buf, size_t len, bool copy);
+
+/* Reads the whole stream into a NUL-terminated buffer; fails with a clear error (EFBIG) if more
+ * than max bytes arrive.  *len excludes the terminating NUL. */
+int reader_read_all(berth_reader_t *r, size_t max, char **out, size_t *len, berth_error_t *err);
+/* Copies everything to fd (handles short writes, EINTR); returns bytes copied or < 0. */
+int64_t reader_copy_to_fd(berth_reader_t *r, int fd, berth_error_t *err);
+
+/* Digest and size accounting: passes data through unchanged while hashing it. */
+berth_reader_t *reader_digest(berth_reader_t *lower, bool own, digest_algo_t algo);
+/* Valid after EOF was returned: "algo:hex" (owned by the reader) and the byte count. */
+const char *reader_digest_result(berth_reader_t *digest_reader);
+uint64_t reader_digest_size(berth_reader_t *digest_reader);
+
+/* Verification: fails the read (EIO-like error naming the digest) as soon as more than
+ * expected_size bytes arrive (when expected_size >= 0), and at EOF if the size or the digest
+ * differ.  Only a reader that returned 0 (EOF) has been verified. */
+berth_reader_t *reader_verify(berth_reader_t *lower, bool own, const char *expected_digest,
+                              int64_t expected_size);
+
+/* Fails with EFBIG once more than max bytes are read. */
+berth_reader_t *reader_limit(berth_reader_t *lower, bool own, uint64_t max);
+
+typedef enum {
+    COMPRESSION_NONE = 0,
+    COMPRESSION_GZIP = 1,
+    COMPRESSION_ZSTD = 2,
+} compression_t;
+
+const char *compression_name(compression_t c); /* "none", "gzip", "zstd" */
+int compression_from_name(const char *name, compression_t *out, berth_error_t *err);
+/* Looks at the first bytes (at least 4 needed for zstd, 2 for gzip). */
+compression_t compression_detect(const void *buf, size_t len);
+
+/* Decompression: detects the format from the first bytes (peeking, nothing lost) and returns a
+ * reader of the uncompressed data; for uncompressed input it passes data through. *detected
+ * (optional) receives the format. */
+int reader_decompress(berth_reader_t *lower, bool own, compression_t *detected,
+                      berth_reader_t **out, berth_error_t *err);
+berth_reader_t *reader_gzip_decompress(berth_reader_t *lower, bool own);
+berth_reader_t *reader_zstd_decompress(berth_reader_t *lower, bool own);
+/* Compression as a pull stream: reading it yields compressed bytes of lower's data.
+ * level < 0 means the format's default.  Output is deterministic for the same input+level
+ * (gzip header mtime 0, no name; zstd without content-size dependency on timing). */
+berth_reader_t *reader_compress(berth_reader_t *lower, bool own, compression_t c, int level);
+
+/* Writers */
+typedef struct berth_writer berth_writer_t;
+struct berth_writer_ops {
+    ssize_t (*write)(berth_writer_t *w, const void *buf, size_t len, berth_error_t *err);
+    int (*close)(berth_writer_t *w, berth_error_t *err); /* flush; does not free */
+    void (*free)(berth_writer_t *w);                     /* frees (and owned lower) */
+};
+struct berth_writer {
+    const struct berth_writer_ops *ops;
+};
+/* Writes all of buf (loops over short writes). */
+int writer_write(berth_writer_t *w, const void *buf, size_t len, berth_error_t *err);
+int writer_close(berth_writer_t *w, berth_error_t *err); /* flushes this and lower writers */
+void writer_free(berth_writer_t *w);                     /* NULL-safe */
+static inline void cleanup_writerp(berth_writer_t **w)
+{
+    writer_free(*w);
+    *w = NULL;
+}
+#define cleanup_writer __attribute__((cleanup(cleanup_writerp)))
+
+berth_writer_t *writer_to_fd(int fd, bool own_fd);
+/* Grows a memory buffer; writer_buffer_data() returns it (owned by the writer). */
+berth_writer_t *writer_to_buffer(void);
+const char *writer_buffer_data(berth_writer_t *w, size_t *len);
+/* Hashes what passes through to lower (lower may be NULL: hash only). */
+berth_writer_t *writer_digest(berth_writer_t *lower, bool own, digest_algo_t algo);
+const char *writer_digest_result(berth_writer_t *w); /* after writer_close */
+uint64_t writer_digest_size(berth_writer_t *w);
+berth_writer_t *writer_compress(berth_writer_t *lower, bool own, compression_t c, int level);
+
+#endif
