@@ -72,6 +72,8 @@ struct reference_ops {
     /* optional: NULL = not supported by this transport */
     int (*delete_image)(struct image_reference *ref, const struct system_context *sys,
                         berth_error_t *err);
+    /* Frees everything: priv, docker_name and the struct itself (image_reference_free just
+     * calls this). */
     void (*free)(struct image_reference *ref);
 };
 
@@ -99,6 +101,7 @@ struct image_source_ops {
                           size_t **lens, size_t *n, berth_error_t *err);
     /* get_blob may be called from several threads at once */
     bool thread_safe_get_blob;
+    /* Frees (priv and the struct). */
     void (*close)(struct image_source *src);
 };
 
@@ -114,6 +117,9 @@ struct image_destination_ops {
     /* Whether a layer must be stored uncompressed/compressed: COMPRESSION_NONE means "as is". */
     bool desires_uncompressed_layers; /* e.g. dir: keeps as is => false; storage => n/a */
     bool accepts_foreign_layers;
+    /* Uncompressed source layers are compressed (gzip) on the way, as containers/image does for
+     * OCI layouts and registries.  false = kept as they are. */
+    bool desires_compressed_layers;
     /* Checks whether the destination already has the blob; *reused true if so (no upload
      * needed).  May fill *out with the stored info. Optional (NULL: never reused). */
     int (*try_reuse_blob)(struct image_destination *dst, const struct blob_info *info, bool *reused,
@@ -134,7 +140,7 @@ struct image_destination_ops {
     /* Makes the image visible. */
     int (*commit)(struct image_destination *dst, berth_error_t *err);
     bool thread_safe_put_blob;
-    /* Frees; if commit was not called, removes everything written. */
+    /* Frees (priv and the struct); if commit was not called, removes everything written. */
     void (*close)(struct image_destination *dst);
 };
 
@@ -144,10 +150,11 @@ struct image_destination {
     void *priv;
 };
 
-/* Registry of transports.  transport_lookup returns NULL for unknown names. */
+/* Registry of transports.  transport_lookup returns NULL for unknown names (and for names
+ * recognised but not implemented, e.g. "ostree": transport_parse_reference says so clearly). */
 const struct transport_ops *transport_lookup(const char *name);
 /* Parses "transport:within"; a string without a known transport prefix is an error naming the
- * known transports. */
+ * known transports.  For docker, within keeps the "//" ("docker://x" -> "//x"). */
 int transport_parse_reference(const char *s, struct image_reference **out, berth_error_t *err);
 void image_reference_free(struct image_reference *ref);
 static inline void cleanup_image_referencep(struct image_reference **r)
