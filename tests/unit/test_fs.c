@@ -1,0 +1,337 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *make_tmpdir(void)
+{
+    char *d = xstrdup("/tmp/berth-fs-XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void write_file(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+/* Number of entries in dir whose name contains ".tmp-". */
+static int count_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strstr(de->d_name, ".tmp-"))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void test_atomic_write(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_free char *path = fs_join(dir, "f");
+    cleanup_error berth_error_t err = NULL;
+    assert_int_equal(fs_write_file_atomic(path, "hello", 5, 0640, &err), 0);
+    assert_int_equal(fs_write_file_atomic(path, "world!", 6, 0600, &err), 0);
+    cleanup_free char *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(fs_read_file(path, 100, &buf, &len, &err), 0);
+    assert_int_equal(len, 6);
+    assert_string_equal(buf, "world!");
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(count_temps(dir), 0);
+
+    /* failure after the temp exists: renaming over a non-empty directory */
+    cleanup_free char *sub = fs_join(dir, "sub");
+    assert_int_equal(mkdir(sub, 0755), 0);
+    cleanup_free char *subf = fs_join(sub, "x");
+    write_file(subf, "x");
+    assert_true(fs_write_file_atomic(sub, "data", 4, 0644, &err) < 0);
+    assert_non_null(strstr(berth_error_msg(err), sub));
+    assert_int_equal(count_temps(dir), 0);
+
+    /* failure before: directory does not exist */
+    cleanup_free char *nodir = fs_join(dir, "nope/f");
+    berth_error_release(&err);
+    assert_true(fs_write_file_atomic(nodir, "data", 4, 0644, &err) < 0);
+    assert_int_equal(berth_error_status(err), ENOENT);
+
+    /* the _at variant */
+    cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_int_equal(fs_write_file_atomic_at(dfd, "g", "at", 2, 0644, &err), 0);
+    cleanup_free char *gpath = fs_join(dir, "g");
+    cleanup_free char *gbuf = NULL;
+    assert_int_equal(fs_read_file(gpath, 2, &gbuf, NULL, &err), 0);
+    assert_string_equal(gbuf, "at");
+    assert_int_equal(count_temps(dir), 0);
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+}
+
+static void test_atomic_write_unwritable_dir(void **state)
+{
+    (void)state;
+    if (geteuid() == 0) {
+        /* root ignores directory permissions; use a read-only bind mount instead */
+        cleanup_free char *dir = make_tmpdir();
+        cleanup_error berth_error_t err = NULL;
+        if (mount(dir, dir, NULL, MS_BIND, NULL) < 0 ||
+            mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
+            umount2(dir, MNT_DETACH);
+            rmdir(dir);
+            skip();
+        }
+        cleanup_free char *path = fs_join(dir, "f");
+        int r = fs_write_file_atomic(path, "x", 1, 0644, &err);
+        int status = berth_error_status(err);
+        assert_int_equal(umount2(dir, MNT_DETACH), 0);
+        assert_true(r < 0);
+        assert_int_equal(status, EROFS);
+        assert_int_equal(count_temps(dir), 0);
+        assert_int_equal(rmdir(dir), 0);
+        return;
+    }
+    cleanup_free char *dir = make_tmpdir();
+    assert_int_equal(chmod(dir, 0555), 0);
+    cleanup_free char *path = fs_join(dir, "f");
+    cleanup_error berth_error_t err = NULL;
+    assert_true(fs_write_file_atomic(path, "x", 1, 0644, &err) < 0);
+    assert_int_equal(berth_error_status(err), EACCES);
+    assert_int_equal(count_temps(dir), 0);
+    chmod(dir, 0755);
+    rmdir(dir);
+}
+
+static void test_atomic_file(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_free char *path = fs_join(dir, "blob");
+    cleanup_error berth_error_t err = NULL;
+    {
+        cleanup_atomic_file struct fs_atomic_file f = {.fd = -1};
+        assert_int_equal(fs_atomic_open(path, 0644, &f, &err), 0);
+        assert_int_equal(write(f.fd, "abc", 3), 3);
+        assert_int_equal(count_temps(dir), 1);
+        /* not committed: cleanup removes it */
+    }
+    assert_int_equal(count_temps(dir), 0);
+    assert_false(fs_exists(path));
+    {
+        cleanup_atomic_file struct fs_atomic_file f = {0};
+        assert_int_equal(fs_atomic_open(path, 0644, &f, &err), 0);
+        assert_int_equal(write(f.fd, "abc", 3), 3);
+        assert_int_equal(fs_atomic_commit(&f, &err), 0);
+    }
+    assert_true(fs_exists(path));
+    assert_int_equal(count_temps(dir), 0);
+    {
+        /* zero-initialised and never opened: abort must not close fd 0 */
+        struct fs_atomic_file f = {0};
+        fs_atomic_abort(&f);
+        assert_true(fcntl(0, F_GETFD) >= 0 || errno != EBADF);
+    }
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+}
+
+static void test_read_file_limits(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_free char *path = fs_join(dir, "f");
+    write_file(path, "0123456789");
+    cleanup_error berth_error_t err = NULL;
+    cleanup_free char *a = NULL;
+    size_t len;
+    assert_int_equal(fs_read_file(path, 10, &a, &len, &err), 0);
+    assert_int_equal(len, 10);
+    cleanup_free char *b = NULL;
+    assert_true(fs_read_file(path, 9, &b, &len, &err) < 0);
+    assert_int_equal(berth_error_status(err), EFBIG);
+    /* a file whose stat size says nothing (procfs) */
+    cleanup_free char *c = NULL;
+    assert_int_equal(fs_read_file("/proc/self/status", 1 << 20, &c, &len, &err), 0);
+    assert_true(len > 0);
+    cleanup_free char *d = NULL;
+    assert_true(fs_read_file("/proc/self/status", 8, &d, &len, &err) < 0);
+    assert_int_equal(berth_error_status(err), EFBIG);
+    cleanup_free char *e = NULL;
+    cleanup_free char *missing = fs_join(dir, "missing");
+    berth_error_release(&err);
+    assert_true(fs_read_file(missing, 8, &e, &len, &err) < 0);
+    assert_int_equal(berth_error_status(err), ENOENT);
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+}
+
+static void test_rm_rf(void **state)
+{
+    (void)state;
+    cleanup_free char *outside = make_tmpdir();
+    cleanup_free char *victim = fs_join(outside, "victim");
+    write_file(victim, "must survive");
+    cleanup_free char *victim_dir = fs_join(outside, "vdir");
+    assert_int_equal(mkdir(victim_dir, 0755), 0);
+    cleanup_free char *victim_dir_file = fs_join(victim_dir, "inner");
+    write_file(victim_dir_file, "must survive too");
+
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_error berth_error_t err = NULL;
+    cleanup_free char *deep = fs_join(dir, "a/b/c/d");
+    assert_int_equal(fs_mkdir_p(deep, 0755, &err), 0);
+    assert_int_equal(fs_mkdir_p(deep, 0755, &err), 0); /* idempotent */
+    cleanup_free char *f1 = fs_join(dir, "a/b/file");
+    write_file(f1, "x");
+    cleanup_free char *f2 = fs_join(dir, "a/b/c/d/file");
+    write_file(f2, "y");
+    cleanup_free char *l1 = fs_join(dir, "a/link-file");
+    assert_int_equal(symlink(victim, l1), 0);
+    cleanup_free char *l2 = fs_join(dir, "a/b/link-dir");
+    assert_int_equal(symlink(victim_dir, l2), 0);
+    cleanup_free char *l3 = fs_join(dir, "a/dangling");
+    assert_int_equal(symlink("/nonexistent/x", l3), 0);
+    /* a symlink as the top itself: only the link goes */
+    assert_int_equal(fs_rm_rf(l2, &err), 0);
+    assert_false(fs_exists(l2));
+    assert_true(fs_exists(victim_dir_file));
+    assert_int_equal(symlink(victim_dir, l2), 0);
+    /* read-only and no-permission dirs, as layers may contain */
+    cleanup_free char *c = fs_join(dir, "a/b/c");
+    cleanup_free char *dd = fs_join(dir, "a/b/c/d");
+    cleanup_free char *b = fs_join(dir, "a/b");
+    assert_int_equal(chmod(dd, 0000), 0);
+    assert_int_equal(chmod(c, 0555), 0);
+    assert_int_equal(chmod(b, 0500), 0);
+
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+    assert_false(fs_exists(dir));
+    assert_true(fs_exists(victim));
+    assert_true(fs_exists(victim_dir_file));
+    /* ENOENT is fine */
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+    assert_int_equal(fs_rm_rf(outside, &err), 0);
+}
+
+static void test_rm_rf_symlinked_dir_inside(void **state)
+{
+    (void)state;
+    cleanup_free char *outside = make_tmpdir();
+    cleanup_free char *victim = fs_join(outside, "keep");
+    write_file(victim, "k");
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_free char *l = fs_join(dir, "to-outside");
+    assert_int_equal(symlink(outside, l), 0);
+    cleanup_free char *l2 = fs_join(dir, "to-root");
+    assert_int_equal(symlink("/", l2), 0);
+    cleanup_error berth_error_t err = NULL;
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+    assert_true(fs_exists(victim));
+    assert_int_equal(fs_rm_rf(outside, &err), 0);
+}
+
+static void test_rm_rf_mount_point(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_free char *mnt = fs_join(dir, "mnt");
+    assert_int_equal(mkdir(mnt, 0755), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") < 0) {
+        rmdir(mnt);
+        rmdir(dir);
+        skip();
+    }
+    cleanup_free char *inner = fs_join(mnt, "precious");
+    write_file(inner, "p");
+    cleanup_error berth_error_t err = NULL;
+    int r = fs_rm_rf(dir, &err);
+    bool survived = fs_exists(inner);
+    berth_error_t err2 = NULL;
+    int r2 = fs_rm_rf(mnt, &err2); /* the mount root itself is refused too */
+    berth_error_release(&err2);
+    bool survived2 = fs_exists(inner);
+    assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+    assert_true(r < 0);
+    assert_int_equal(berth_error_status(err), EBUSY);
+    assert_true(survived);
+    assert_true(r2 < 0);
+    assert_true(survived2);
+    berth_error_release(&err);
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+}
+
+static void test_tree_size(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_free char *f = fs_join(dir, "f");
+    char big[10000];
+    memset(big, 'x', sizeof(big));
+    FILE *fp = fopen(f, "w");
+    assert_non_null(fp);
+    fwrite(big, 1, sizeof(big), fp);
+    fclose(fp);
+    cleanup_free char *h = fs_join(dir, "hardlink");
+    assert_int_equal(link(f, h), 0);
+    cleanup_free char *l = fs_join(dir, "sym");
+    assert_int_equal(symlink("/usr", l), 0);
+    uint64_t disk = 0, apparent = 0;
+    cleanup_error berth_error_t err = NULL;
+    assert_int_equal(fs_tree_size(dir, &disk, &apparent, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    /* file once (hard link not double counted) + dir + symlink's target string */
+    assert_int_equal(apparent, 10000 + (uint64_t)st.st_size + 4);
+    assert_true(disk >= 10000);
+    assert_true(fs_tree_size("/nonexistent-berth", &disk, &apparent, &err) == 0 ||
+                berth_error_status(err) == ENOENT);
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+}
+
+static void test_join(void **state)
+{
+    (void)state;
+    cleanup_free char *a = fs_join("/a/", "/b");
+    cleanup_free char *b = fs_join("a", "b/c");
+    cleanup_free char *c = fs_join("/", "x");
+    assert_string_equal(a, "/a/b");
+    assert_string_equal(b, "a/b/c");
+    assert_string_equal(c, "/x");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_atomic_write_unwritable_dir),
+        cmocka_unit_test(test_atomic_file),
+        cmocka_unit_test(test_read_file_limits),
+        cmocka_unit_test(test_rm_rf),
+        cmocka_unit_test(test_rm_rf_symlinked_dir_inside),
+        cmocka_unit_test(test_rm_rf_mount_point),
+        cmocka_unit_test(test_tree_size),
+        cmocka_unit_test(test_join),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
