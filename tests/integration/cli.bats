@@ -1,0 +1,118 @@
+#!/usr/bin/env bats
+# The command-line surface shared by every command: version, help, unknown commands and flags,
+# global options, exit codes.
+
+load ../helpers/common
+
+@test "cli: version lists berth and its libraries" {
+    run "$BERTH" version
+    [ "$status" -eq 0 ]
+    [[ ${lines[0]} =~ ^berth\ version\ [0-9]+\.[0-9]+\.[0-9]+ ]]
+    for lib in libarchive libcurl openssl zstd zlib jansson gpgme ostree; do
+        printf '%s\n' "${lines[@]}" | grep -qE "^ +$lib +[^ ]+" ||
+            { echo "library $lib missing from: $output"; false; }
+    done
+}
+
+@test "cli: version --format json" {
+    run "$BERTH" version --format json
+    [ "$status" -eq 0 ]
+    python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["version"], d
+for lib in ("libarchive", "libcurl", "openssl", "zstd", "zlib", "jansson", "gpgme", "ostree"):
+    assert d["libraries"][lib], lib
+' "$output"
+    run "$BERTH" version --format yaml
+    [ "$status" -eq 125 ]
+    [[ $output == *yaml* ]]
+}
+
+@test "cli: --version and -v print the version" {
+    run "$BERTH" --version
+    [ "$status" -eq 0 ]
+    [[ ${lines[0]} =~ ^berth\ version\ [0-9] ]]
+    version_line=${lines[0]}
+    run "$BERTH" -v
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "$version_line" ]
+}
+
+@test "cli: unknown command exits 125" {
+    run "$BERTH" nosuch
+    [ "$status" -eq 125 ]
+    [[ $output == *'unknown command "nosuch"'* ]]
+}
+
+@test "cli: unknown flag of a command exits 125 and names the flag" {
+    run "$BERTH" version --nosuchflag
+    [ "$status" -eq 125 ]
+    [[ $output == *--nosuchflag* ]]
+    run "$BERTH" version -Z
+    [ "$status" -eq 125 ]
+    [[ $output == *-Z* ]]
+}
+
+@test "cli: unknown global flag exits 125" {
+    run "$BERTH" --nosuchglobal version
+    [ "$status" -eq 125 ]
+    [[ $output == *--nosuchglobal* ]]
+}
+
+@test "cli: extra arguments are refused" {
+    run "$BERTH" version extra
+    [ "$status" -eq 125 ]
+}
+
+@test "cli: --help lists the commands and exits 0" {
+    run "$BERTH" --help
+    [ "$status" -eq 0 ]
+    [[ $output == *Usage:* ]]
+    [[ $output == *Commands:* ]]
+    printf '%s\n' "${lines[@]}" | grep -qE '^ +version +'
+    [[ $output == *--root* ]]
+    [[ $output == *--log-level* ]]
+    run "$BERTH" -h
+    [ "$status" -eq 0 ]
+    [[ $output == *Commands:* ]]
+}
+
+@test "cli: no command prints help and fails" {
+    run "$BERTH"
+    [ "$status" -eq 125 ]
+    [[ $output == *Commands:* ]]
+}
+
+@test "cli: command --help exits 0" {
+    run "$BERTH" version --help
+    [ "$status" -eq 0 ]
+    [[ $output == *"Usage: berth version"* ]]
+}
+
+@test "cli: --log-level" {
+    run "$BERTH" --log-level bogus version
+    [ "$status" -eq 125 ]
+    [[ $output == *bogus* ]]
+    for l in error warn info debug trace; do
+        run "$BERTH" --log-level "$l" version
+        [ "$status" -eq 0 ]
+    done
+    BERTH_LOG_LEVEL=bogus run "$BERTH" version
+    [ "$status" -eq 125 ]
+}
+
+@test "cli: global options before the command are accepted" {
+    run berth --storage-driver vfs version
+    [ "$status" -eq 0 ]
+    run "$BERTH" --root
+    [ "$status" -eq 125 ]
+}
+
+@test "cli: works as the unprivileged user" {
+    require_root
+    ensure_test_user
+    run as_user "$BERTH" version
+    [ "$status" -eq 0 ]
+    [[ ${lines[0]} == "berth version "* ]]
+}
