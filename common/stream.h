@@ -83,7 +83,9 @@ compression_t compression_detect(const void *buf, size_t len);
 
 /* Decompression: detects the format from the first bytes (peeking, nothing lost) and returns a
  * reader of the uncompressed data; for uncompressed input it passes data through. *detected
- * (optional) receives the format. */
+ * (optional) receives the format.  On failure (the peek read failed) lower is NOT taken over:
+ * the caller still owns it.  Multi-member gzip and multi-frame zstd are read as one stream;
+ * truncated or corrupt input is an EIO error, never a silent EOF. */
 int reader_decompress(berth_reader_t *lower, bool own, compression_t *detected,
                       berth_reader_t **out, berth_error_t *err);
 berth_reader_t *reader_gzip_decompress(berth_reader_t *lower, bool own);
@@ -93,7 +95,7 @@ berth_reader_t *reader_zstd_decompress(berth_reader_t *lower, bool own);
  * (gzip header mtime 0, no name; zstd without content-size dependency on timing). */
 berth_reader_t *reader_compress(berth_reader_t *lower, bool own, compression_t c, int level);
 
-/* Writers */
+/* Writers.  A stacking writer's close() closes the lower writer only when it owns it. */
 typedef struct berth_writer berth_writer_t;
 struct berth_writer_ops {
     ssize_t (*write)(berth_writer_t *w, const void *buf, size_t len, berth_error_t *err);
