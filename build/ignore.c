@@ -1,0 +1,586 @@
+/* Ignore files: moby patternmatcher semantics (see ignore.h). */
+#include "build/ignore.h"
+#include "common/alloc.h"
+#include "common/cleanup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum match_type { M_EXACT, M_PREFIX, M_SUFFIX, M_REGEXP };
+
+enum tok_kind { T_LIT, T_STAR, T_QMARK, T_DSTAR_SLASH, T_DSTAR_ALL, T_CLASS };
+
+struct tok {
+    enum tok_kind kind;
+    char c;
+    bool negate;        /* T_CLASS */
+    unsigned char *set; /* T_CLASS: 256 flags */
+};
+
+struct pattern {
+    char *text;    /* cleaned pattern, "!" removed */
+    char *display; /* as given to users ("!" kept) */
+    bool exclusion;
+    enum match_type type;
+    struct tok *toks;
+    size_t ntoks;
+};
+
+struct ignore {
+    struct pattern *pats;
+    size_t n;
+    bool exclusions;
+};
+
+/* ---- Go's filepath.Clean ---- */
+
+static char *go_clean(const char *path)
+{
+    if (!path[0])
+        return xstrdup(".");
+    bool rooted = path[0] == '/';
+    size_t n = strlen(path);
+    char *out = xmalloc(n + 2);
+    size_t w = 0, dotdot = 0;
+    if (rooted) {
+        out[w++] = '/';
+        dotdot = 1;
+    }
+    size_t r = rooted ? 1 : 0;
+    while (r < n) {
+        if (path[r] == '/') {
+            r++;
+        } else if (path[r] == '.' && (r + 1 == n || path[r + 1] == '/')) {
+            r++;
+        } else if (path[r] == '.' && path[r + 1] == '.' && (r + 2 == n || path[r + 2] == '/')) {
+            r += 2;
+            if (w > dotdot) {
+                w--;
+                while (w > dotdot && out[w] != '/')
+                    w--;
+            } else if (!rooted) {
+                if (w > 0)
+                    out[w++] = '/';
+                out[w++] = '.';
+                out[w++] = '.';
+                dotdot = w;
+            }
+        } else {
+            if ((rooted && w != 1) || (!rooted && w != 0))
+                out[w++] = '/';
+            for (; r < n && path[r] != '/'; r++)
+                out[w++] = path[r];
+        }
+    }
+    if (w == 0)
+        out[w++] = '.';
+    out[w] = '\0';
+    return out;
+}
+
+/* ---- pattern syntax check (Go's filepath.Match error cases) ---- */
+
+static bool valid_pattern(const char *p)
+{
+    for (size_t i = 0; p[i];) {
+        if (p[i] == '\\') {
+            if (!p[i + 1])
+                return false;
+            i += 2;
+        } else if (p[i] == '[') {
+            i++;
+            if (p[i] == '^')
+                i++;
+            size_t nrange = 0;
+            for (;;) {
+                if (p[i] == ']' && nrange > 0) {
+                    i++;
+                    break;
+                }
+                /* lo */
+                if (!p[i] || p[i] == '-' || p[i] == ']')
+                    return false;
+                if (p[i] == '\\') {
+                    if (!p[i + 1])
+                        return false;
+                    i++;
+                }
+                i++;
+                if (p[i] == '-') {
+                    i++;
+                    if (!p[i] || p[i] == '-' || p[i] == ']')
+                        return false;
+                    if (p[i] == '\\') {
+                        if (!p[i + 1])
+                            return false;
+                        i++;
+                    }
+                    i++;
+                }
+                nrange++;
+            }
+        } else {
+            i++;
+        }
+    }
+    return true;
+}
+
+/* ---- compile (Pattern.compile) ---- */
+
+static void add_tok(struct pattern *pt, struct tok t)
+{
+    pt->toks = xreallocarray(pt->toks, pt->ntoks + 1, sizeof(*pt->toks));
+    pt->toks[pt->ntoks++] = t;
+}
+
+static void compile(struct pattern *pt)
+{
+    const char *s = pt->text;
+    size_t n = strlen(s);
+    pt->type = M_EXACT;
+    for (size_t i = 0, k = 0; i < n; k++) {
+        char ch = s[i++];
+        if (ch == '*') {
+            if (i < n && s[i] == '*') {
+                i++;
+                if (i < n && s[i] == '/')
+                    i++;
+                if (i >= n) {
+                    if (pt->type == M_EXACT) {
+                        pt->type = M_PREFIX;
+                    } else {
+                        pt->type = M_REGEXP;
+                    }
+                    add_tok(pt, (struct tok){.kind = T_DSTAR_ALL});
+                } else {
+                    add_tok(pt, (struct tok){.kind = T_DSTAR_SLASH});
+                    pt->type = M_REGEXP;
+                }
+                if (k == 0)
+                    pt->type = M_SUFFIX;
+            } else {
+                add_tok(pt, (struct tok){.kind = T_STAR});
+                pt->type = M_REGEXP;
+            }
+        } else if (ch == '?') {
+            add_tok(pt, (struct tok){.kind = T_QMARK});
+            pt->type = M_REGEXP;
+        } else if (ch == '\\') {
+            if (i < n) {
+                add_tok(pt, (struct tok){.kind = T_LIT, .c = s[i++]});
+                pt->type = M_REGEXP;
+            } else {
+                add_tok(pt, (struct tok){.kind = T_LIT, .c = '\\'});
+            }
+        } else if (ch == '[') {
+            struct tok t = {.kind = T_CLASS, .set = xcalloc(256, 1)};
+            if (i < n && s[i] == '^') {
+                t.negate = true;
+                i++;
+            }
+            bool first = true;
+            while (i < n && (s[i] != ']' || first)) {
+                first = false;
+                unsigned char lo = (unsigned char)s[i++];
+                if (lo == '\\' && i < n)
+                    lo = (unsigned char)s[i++];
+                unsigned char hi = lo;
+                if (i + 1 < n && s[i] == '-' && s[i + 1] != ']') {
+                    i++;
+                    hi = (unsigned char)s[i++];
+                    if (hi == '\\' && i < n)
+                        hi = (unsigned char)s[i++];
+                }
+                for (unsigned c = lo; c <= hi; c++)
+                    t.set[c] = 1;
+            }
+            if (i < n)
+                i++; /* ']' */
+            add_tok(pt, t);
+            pt->type = M_REGEXP;
+        } else {
+            add_tok(pt, (struct tok){.kind = T_LIT, .c = ch});
+        }
+    }
+}
+
+static bool match_toks(const struct tok *t, size_t nt, const char *s)
+{
+    for (;;) {
+        if (nt == 0)
+            return *s == '\0';
+        switch (t->kind) {
+        case T_LIT:
+            if (*s != t->c)
+                return false;
+            s++;
+            break;
+        case T_QMARK:
+            if (*s == '\0' || *s == '/')
+                return false;
+            s++;
+            break;
+        case T_CLASS: {
+            if (*s == '\0')
+                return false;
+            bool in = t->set[(unsigned char)*s] != 0;
+            if (in == t->negate)
+                return false;
+            s++;
+            break;
+        }
+        case T_STAR:
+            for (const char *q = s;; q++) {
+                if (match_toks(t + 1, nt - 1, q))
+                    return true;
+                if (*q == '\0' || *q == '/')
+                    return false;
+            }
+        case T_DSTAR_ALL:
+            for (const char *q = s;; q++) {
+                if (match_toks(t + 1, nt - 1, q))
+                    return true;
+                if (*q == '\0')
+                    return false;
+            }
+        case T_DSTAR_SLASH:
+            /* (.*\/)? : nothing, or anything up to and including a '/' */
+            if (match_toks(t + 1, nt - 1, s))
+                return true;
+            for (const char *q = s; *q; q++)
+                if (*q == '/' && match_toks(t + 1, nt - 1, q + 1))
+                    return true;
+            return false;
+        }
+        t++;
+        nt--;
+    }
+}
+
+static bool pattern_match(const struct pattern *pt, const char *path)
+{
+    size_t pl = strlen(pt->text);
+    switch (pt->type) {
+    case M_EXACT:
+        return strcmp(path, pt->text) == 0;
+    case M_PREFIX:
+        return strncmp(path, pt->text, pl - 2) == 0;
+    case M_SUFFIX: {
+        const char *suffix = pt->text + 2;
+        size_t sl = strlen(suffix), l = strlen(path);
+        if (l >= sl && strcmp(path + l - sl, suffix) == 0)
+            return true;
+        return suffix[0] == '/' && strcmp(path, suffix + 1) == 0;
+    }
+    case M_REGEXP:
+        return match_toks(pt->toks, pt->ntoks, path);
+    }
+    return false;
+}
+
+/* ---- construction ---- */
+
+void ignore_free(struct ignore *ign)
+{
+    if (!ign)
+        return;
+    for (size_t i = 0; i < ign->n; i++) {
+        struct pattern *p = &ign->pats[i];
+        for (size_t k = 0; k < p->ntoks; k++)
+            free(p->toks[k].set);
+        free(p->toks);
+        free(p->text);
+        free(p->display);
+    }
+    free(ign->pats);
+    free(ign);
+}
+
+/* ReadAll's per-line normalisation; returns NULL for lines to skip. */
+static char *normalise_line(const char *line)
+{
+    if (line[0] == '#')
+        return NULL;
+    while (*line == ' ' || *line == '\t' || *line == '\r' || *line == '\n' || *line == '\v' ||
+           *line == '\f')
+        line++;
+    size_t n = strlen(line);
+    while (n > 0 && strchr(" \t\r\n\v\f", line[n - 1]))
+        n--;
+    if (n == 0)
+        return NULL;
+    cleanup_free char *pat = xstrndup(line, n);
+    bool invert = pat[0] == '!';
+    const char *body = pat;
+    if (invert) {
+        body = pat + 1;
+        while (*body && strchr(" \t\r\n\v\f", *body))
+            body++;
+    }
+    cleanup_free char *clean = NULL;
+    if (*body) {
+        clean = go_clean(body);
+        if (strlen(clean) > 1 && clean[0] == '/')
+            memmove(clean, clean + 1, strlen(clean));
+    } else {
+        clean = xstrdup("");
+    }
+    return invert ? xasprintf("!%s", clean) : steal_pointer(&clean);
+}
+
+static int add_pattern(struct ignore *ign, const char *p, berth_error_t *err)
+{
+    /* NewPatternMatcher: trim, skip empty, Clean, "!" handling, syntax check */
+    while (*p && strchr(" \t\r\n\v\f", *p))
+        p++;
+    size_t n = strlen(p);
+    while (n > 0 && strchr(" \t\r\n\v\f", p[n - 1]))
+        n--;
+    if (n == 0)
+        return 0;
+    cleanup_free char *raw = xstrndup(p, n);
+    cleanup_free char *c = go_clean(raw);
+    bool excl = false;
+    const char *body = c;
+    if (c[0] == '!') {
+        if (c[1] == '\0')
+            return berth_error_make_status(err, EINVAL, "illegal exclusion pattern: \"!\"");
+        excl = true;
+        body = c + 1;
+    }
+    if (!valid_pattern(body))
+        return berth_error_make_status(err, EINVAL, "syntax error in pattern \"%s\"", c);
+    ign->pats = xreallocarray(ign->pats, ign->n + 1, sizeof(*ign->pats));
+    struct pattern *pt = &ign->pats[ign->n++];
+    memset(pt, 0, sizeof(*pt));
+    pt->text = xstrdup(body);
+    pt->display = xstrdup(c);
+    pt->exclusion = excl;
+    if (excl)
+        ign->exclusions = true;
+    compile(pt);
+    return 0;
+}
+
+int ignore_new(const char *const *patterns, size_t n, struct ignore **out, berth_error_t *err)
+{
+    cleanup_ignore struct ignore *ign = xzalloc(sizeof(*ign));
+    for (size_t i = 0; i < n; i++) {
+        cleanup_free char *norm = normalise_line(patterns[i]);
+        if (norm && add_pattern(ign, norm, err) < 0)
+            return -1;
+    }
+    *out = steal_pointer(&ign);
+    return 0;
+}
+
+int ignore_parse(const char *buf, size_t len, struct ignore **out, berth_error_t *err)
+{
+    if (len > IGNORE_FILE_MAX_SIZE)
+        return berth_error_make_status(err, EFBIG, "ignore file larger than %u bytes",
+                                       IGNORE_FILE_MAX_SIZE);
+    cleanup_ignore struct ignore *ign = xzalloc(sizeof(*ign));
+    size_t pos = 0;
+    bool first = true;
+    while (pos < len) {
+        const char *s = buf + pos;
+        const char *nl = memchr(s, '\n', len - pos);
+        size_t l = nl ? (size_t)(nl - s) : len - pos;
+        pos += l + (nl ? 1 : 0);
+        if (first && l >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
+            s += 3;
+            l -= 3;
+        }
+        first = false;
+        if (l && s[l - 1] == '\r')
+            l--; /* bufio.ScanLines drops a trailing \r */
+        cleanup_free char *line = xstrndup(s, l);
+        cleanup_free char *norm = normalise_line(line);
+        if (norm && add_pattern(ign, norm, err) < 0)
+            return -1;
+    }
+    *out = steal_pointer(&ign);
+    return 0;
+}
+
+static int open_in_root(int dirfd, const char *name)
+{
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+    int fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM))
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    return fd;
+}
+
+static int read_fd(int fd, const char *what, char **out, size_t *len, berth_error_t *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return berth_error_make(err, errno, "stat \"%s\"", what);
+    if (!S_ISREG(st.st_mode))
+        return berth_error_make_status(err, EINVAL, "\"%s\" is not a regular file", what);
+    if (st.st_size > IGNORE_FILE_MAX_SIZE)
+        return berth_error_make_status(err, EFBIG, "\"%s\": larger than %u bytes", what,
+                                       IGNORE_FILE_MAX_SIZE);
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    cleanup_free char *buf = xmalloc(cap + 1);
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return berth_error_make(err, errno, "read \"%s\"", what);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n == cap) {
+            if (cap > IGNORE_FILE_MAX_SIZE)
+                return berth_error_make_status(err, EFBIG, "\"%s\": larger than %u bytes", what,
+                                               IGNORE_FILE_MAX_SIZE);
+            cap *= 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+    }
+    buf[n] = '\0';
+    *out = steal_pointer(&buf);
+    *len = n;
+    return 0;
+}
+
+int ignore_load(int context_dirfd, const char *containerfile, struct ignore **out, char **source,
+                berth_error_t *err)
+{
+    if (source)
+        *source = NULL;
+    struct {
+        int dirfd;
+        char *name;
+    } cands[4];
+    size_t nc = 0;
+    if (containerfile) {
+        cands[nc].dirfd = AT_FDCWD;
+        cands[nc++].name = xasprintf("%s.containerignore", containerfile);
+        cands[nc].dirfd = AT_FDCWD;
+        cands[nc++].name = xasprintf("%s.dockerignore", containerfile);
+    }
+    cands[nc].dirfd = context_dirfd;
+    cands[nc++].name = xstrdup(".containerignore");
+    cands[nc].dirfd = context_dirfd;
+    cands[nc++].name = xstrdup(".dockerignore");
+    int ret = 0;
+    bool done = false;
+    for (size_t i = 0; i < nc && !done && ret == 0; i++) {
+        int fd = cands[i].dirfd == AT_FDCWD ? open(cands[i].name, O_RDONLY | O_CLOEXEC)
+                                            : open_in_root(cands[i].dirfd, cands[i].name);
+        if (fd < 0) {
+            if (errno != ENOENT)
+                ret = berth_error_make(err, errno, "open \"%s\"", cands[i].name);
+            continue;
+        }
+        char *buf = NULL;
+        size_t len = 0;
+        ret = read_fd(fd, cands[i].name, &buf, &len, err);
+        close(fd);
+        if (ret == 0) {
+            ret = ignore_parse(buf, len, out, err);
+            if (ret < 0)
+                berth_error_wrap(err, "%s", cands[i].name);
+            else if (source)
+                *source = xstrdup(cands[i].name);
+            done = true;
+        }
+        free(buf);
+    }
+    for (size_t i = 0; i < nc; i++)
+        free(cands[i].name);
+    if (ret < 0)
+        return -1;
+    if (!done)
+        *out = xzalloc(sizeof(**out));
+    return 0;
+}
+
+size_t ignore_count(const struct ignore *ign)
+{
+    return ign->n;
+}
+
+const char *ignore_pattern(const struct ignore *ign, size_t i)
+{
+    return i < ign->n ? ign->pats[i].display : NULL;
+}
+
+bool ignore_has_exceptions(const struct ignore *ign)
+{
+    return ign->exclusions;
+}
+
+/* ---- matching (MatchesOrParentMatches) ---- */
+
+int ignore_matches(const struct ignore *ign, const char *relpath, bool *excluded,
+                   berth_error_t *err)
+{
+    *excluded = false;
+    if (ign->n == 0)
+        return 0;
+    while (relpath[0] == '/')
+        relpath++;
+    cleanup_free char *file = go_clean(relpath[0] ? relpath : ".");
+    /* parent directories: filepath.Dir(file) split on '/' */
+    cleanup_free char *parent = NULL;
+    char *slash = strrchr(file, '/');
+    parent = slash ? xstrndup(file, (size_t)(slash - file)) : xstrdup(".");
+    bool matched = false;
+    for (size_t i = 0; i < ign->n; i++) {
+        const struct pattern *pt = &ign->pats[i];
+        if (pt->exclusion != matched)
+            continue;
+        bool m = pattern_match(pt, file);
+        if (!m && strcmp(parent, ".") != 0) {
+            cleanup_free char *prefix = xstrdup(parent);
+            for (char *c = prefix;; c++) {
+                if (*c == '/' || *c == '\0') {
+                    char save = *c;
+                    *c = '\0';
+                    m = pattern_match(pt, prefix);
+                    *c = save;
+                    if (m || save == '\0')
+                        break;
+                }
+            }
+        }
+        if (m)
+            matched = !pt->exclusion;
+    }
+    *excluded = matched;
+    return 0;
+}
+
+bool ignore_dir_may_reinclude(const struct ignore *ign, const char *reldir)
+{
+    if (!ign->exclusions)
+        return false;
+    while (reldir[0] == '/')
+        reldir++;
+    cleanup_free char *dir = go_clean(reldir[0] ? reldir : ".");
+    cleanup_free char *dirslash = xasprintf("%s/", dir);
+    size_t dl = strlen(dirslash);
+    for (size_t i = 0; i < ign->n; i++) {
+        const struct pattern *pt = &ign->pats[i];
+        if (!pt->exclusion)
+            continue;
+        /* literal prefix of the pattern, up to its first special character */
+        size_t pl = strcspn(pt->text, "*?[\\");
+        size_t cmp = pl < dl ? pl : dl;
+        if (strncmp(pt->text, dirslash, cmp) == 0)
+            return true;
+    }
+    return false;
+}
