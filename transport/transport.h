@@ -99,6 +99,12 @@ struct image_source_ops {
     /* optional: signatures as an array of byte strings; NULL = none stored */
     int (*get_signatures)(struct image_source *src, const char *instance_digest, char ***sigs,
                           size_t **lens, size_t *n, berth_error_t *err);
+    /* optional: when the source cannot serve the manifest's layer blobs byte for byte (e.g. the
+     * store keeps layers uncompressed), the descriptors it can serve instead, one per manifest
+     * layer (*out owned by caller, n must equal the manifest's layer count).  *out NULL: serve
+     * the manifest as is.  The copy engine then rewrites the manifest (DiffIDs unchanged). */
+    int (*layer_infos_for_copy)(struct image_source *src, const char *instance_digest,
+                                struct blob_info **out, size_t *n, berth_error_t *err);
     /* get_blob may be called from several threads at once */
     bool thread_safe_get_blob;
     /* Frees (priv and the struct). */
@@ -124,6 +130,12 @@ struct image_destination_ops {
      * needed).  May fill *out with the stored info. Optional (NULL: never reused). */
     int (*try_reuse_blob)(struct image_destination *dst, const struct blob_info *info, bool *reused,
                           struct blob_info *out, berth_error_t *err);
+    /* optional: called once per image before its blobs, with the layer descriptors as the
+     * source lists them (the order of the image's layers) and the config bytes (already
+     * verified).  Lets a destination that builds layers on their parents (the store) plan. */
+    int (*prepare_image)(struct image_destination *dst, const struct blob_info *layers,
+                         size_t n_layers, const char *config, size_t config_len,
+                         berth_error_t *err);
     /* Stores a blob from stream.  info->digest/size may be NULL/-1 (then computed); when given,
      * the destination must verify them and fail without keeping anything on mismatch.  *out
      * receives the stored digest and size.  is_config marks the image config blob. */
