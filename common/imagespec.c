@@ -684,6 +684,7 @@ void image_descriptor_copy(image_descriptor_t *dst, const image_descriptor_t *sr
     dst->annotations = jcopy(src->annotations);
     dst->platform = image_platform_dup(src->platform);
     dst->artifact_type = sdup(src->artifact_type);
+    dst->data = sdup(src->data);
 }
 
 void image_descriptor_clear(image_descriptor_t *d)
@@ -696,6 +697,7 @@ void image_descriptor_clear(image_descriptor_t *d)
     json_decref(d->annotations);
     image_platform_free(d->platform);
     free(d->artifact_type);
+    free(d->data);
     memset(d, 0, sizeof(*d));
 }
 
@@ -769,7 +771,8 @@ static int descriptor_from_json(const json_t *j, const char *where, image_descri
         get_int(j, where, "size", &d->size, &has_size, err) < 0 ||
         get_strv(j, where, "urls", &d->urls, err) < 0 ||
         get_strmap(j, where, "annotations", &d->annotations, err) < 0 ||
-        get_str(j, where, "artifactType", &d->artifact_type, err) < 0)
+        get_str(j, where, "artifactType", &d->artifact_type, err) < 0 ||
+        get_str(j, where, "data", &d->data, err) < 0)
         return -1;
     if (!has_size) {
         cleanup_free char *f = field(where, "size");
@@ -794,6 +797,8 @@ static json_t *descriptor_to_json(struct ser *s, const image_descriptor_t *d, bo
         put_strv(s, o, "urls", d->urls);
     if (oci)
         put_map(o, "annotations", d->annotations);
+    if (oci)
+        put_str(s, o, "data", d->data);
     if (d->platform)
         json_object_set_new(o, "platform", platform_to_json(s, d->platform));
     if (oci)
@@ -928,11 +933,15 @@ static int doc_kind(const json_t *doc, const char *what, bool want_index, manife
                                     json_string_value(mt));
         k = want_index ? MANIFEST_KIND_OCI_INDEX : MANIFEST_KIND_OCI_MANIFEST;
     }
-    if (manifest_kind_is_index(k) != want_index)
-        return berth_error_make(err, 0, "%s: mediaType \"%s\" is %s, not %s", what,
-                                manifest_kind_media_type(k),
-                                want_index ? "an image manifest" : "an image index",
-                                want_index ? "an index" : "a manifest");
+    if (manifest_kind_is_index(k) != want_index) {
+        const char *is = want_index ? "an image manifest" : "an image index";
+        const char *not = want_index ? "an index" : "a manifest";
+        if (json_is_string(mt))
+            return berth_error_make(err, 0, "%s: mediaType \"%s\" is %s, not %s", what,
+                                    json_string_value(mt), is, not );
+        return berth_error_make(err, 0, "%s: the document is %s (by its structure), not %s", what,
+                                is, not );
+    }
     *kind = k;
     return 0;
 }

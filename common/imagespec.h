@@ -130,6 +130,8 @@ typedef struct image_descriptor {
     json_t *annotations;        /* object of strings, NULL if absent */
     image_platform_t *platform; /* NULL if absent */
     char *artifact_type;        /* NULL if absent */
+    char *data;                 /* base64 embedded content (OCI 1.1), NULL if absent; not
+                                   decoded or checked against the digest here */
 } image_descriptor_t;
 
 /* Deep copy into *dst (which is overwritten, not freed). */

@@ -359,6 +359,10 @@ static const bad_case_t bad_cases[] = {
      "index: manifests[0].size: must not be negative"},
     {DOC_INDEX, "{\"schemaVersion\":1,\"manifests\":[]}", "schemaVersion 1"},
     {DOC_INDEX, M("\"config\":" CFG_OCI ",\"layers\":[]"), "not an index"},
+    {DOC_INDEX, "{\"schemaVersion\":2,\"config\":" CFG_OCI ",\"layers\":[]}",
+     "index: the document is an image manifest (by its structure), not an index"},
+    {DOC_MANIFEST, "{\"schemaVersion\":2,\"manifests\":[]}",
+     "manifest: the document is an image index (by its structure), not a manifest"},
     /* config */
     {DOC_CONFIG, "{\"architecture\":\"amd64\",\"os\":\"linux\"}", "config: rootfs: missing"},
     {DOC_CONFIG, "{\"os\":\"linux\"," ROOTFS "}", "config: architecture: missing"},
