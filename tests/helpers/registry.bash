@@ -30,6 +30,7 @@
 # registry_stop [NAME]   kill the registry (and its token server) and remove its temp dir.
 #                        harness_cleanup does this for every registry still running.
 # registry_requests NAME [METHOD] [PATH_REGEX] [STATUS]
+#                        (waits until the log is quiet for 0.1 s first)
 #                        print how many access-log lines match (METHOD/STATUS exact, PATH_REGEX
 #                        an extended regex anchored at the start of the request path).
 # registry_curl NAME [CURL ARGS...]
@@ -308,7 +309,21 @@ registry_requests() {
         harness_die "registry_requests: no registry named $name"
         return 1
     }
+    registry_log_settle "${!logvar}"
     grep -cE "\"($method) ($path)[^ ]* HTTP/[0-9.]+\" ($status) " "${!logvar}" || true
+}
+
+# The registry writes an access-log line after the handler returns, so a client can have its
+# whole response before the line is there: wait until the log has not grown for 0.1 s (1 s max).
+registry_log_settle() {
+    local f=$1 a b n
+    a=$(stat -c %s "$f")
+    for ((n = 0; n < 10; n++)); do
+        sleep 0.1
+        b=$(stat -c %s "$f")
+        [ "$a" = "$b" ] && return 0
+        a=$b
+    done
 }
 
 registry_curl() {

@@ -168,6 +168,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def reply(self, status, body, user, scopes, extra_headers=()):
         data = json.dumps(body).encode()
+        # logged before the reply, so a client that has its answer finds the line there
+        self.log_line(user, status, scopes)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -175,7 +177,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-        self.log_line(user, status, scopes)
 
     def unauthorized(self, user, scopes):
         self.reply(

@@ -80,22 +80,32 @@ harness_kill() {
     wait "$pid" 2>/dev/null || true
 }
 
+# proc_alive PID: true if PID runs (a zombie, dead but not yet reaped, does not count).
+proc_alive() {
+    case $(harness_proc_state "$1") in gone | Z) return 1 ;; esac
+    return 0
+}
+
 harness_proc_state() {
     local s
     s=$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || true
     echo "${s:-gone}"
 }
 
-# harness_bg LOGFILE CMD [ARGS...]: start CMD in the background in its own process group,
-# stdout+stderr to LOGFILE, stdin from /dev/null; killed (with its group) by harness_cleanup.
-# Sets HARNESS_BG_PID.
+# harness_bg LOGFILE CMD [ARGS...]: start CMD (a program or a shell function, e.g. as_user ...)
+# in the background in its own process group, stdout+stderr to LOGFILE, stdin from /dev/null;
+# harness_cleanup kills it with its whole group. Sets HARNESS_BG_PID.
 harness_bg() {
-    local log=$1
+    local log=$1 had_m=0
     shift
-    # setsid makes the process a group leader so cleanup can kill its children too; fd 3 is
-    # closed because bats waits for everyone holding it.
-    setsid "$@" >"$log" 2>&1 </dev/null 3>&- &
+    # With job control on, a background job gets its own process group (pgid = its pid) even
+    # when it is a function, so cleanup can kill everything it started. fd 3 is closed because
+    # bats waits for every holder of it.
+    [[ $- == *m* ]] && had_m=1
+    set -m
+    "$@" >"$log" 2>&1 </dev/null 3>&- &
     HARNESS_BG_PID=$!
+    [ $had_m = 1 ] || set +m
     HARNESS_PIDS+=("$HARNESS_BG_PID")
 }
 
@@ -116,11 +126,12 @@ harness_unmount_under() {
 # bind it later must cope with losing a race (registry_start retries).
 free_port() {
     local port n used
-    used=$(awk 'NR > 1 { split($2, a, ":"); print strtonum("0x" a[2]) }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null | sort -un)
+    # local ports in use (any state), as upper-case hex like /proc/net/tcp* writes them
+    used=$(awk 'FNR > 1 { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 \
+        2>/dev/null | sort -u)
     for ((n = 0; n < 200; n++)); do
         port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-        if ! grep -qx "$port" <<<"$used" && ! port_open "$port"; then
+        if ! grep -qx "$(printf '%04X' "$port")" <<<"$used" && ! port_open "$port"; then
             echo "$port"
             return 0
         fi

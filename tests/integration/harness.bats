@@ -69,10 +69,10 @@ load ../helpers/common
     [ "$(registry_requests REGISTRY HEAD /v2/)" -eq 1 ]
     [ "$(registry_requests REGISTRY PUT)" -eq 0 ]
     [ -d "$REGISTRY_STORAGE" ]
-    kill -0 "$REGISTRY_PID"
+    proc_alive "$REGISTRY_PID"
     pid=$REGISTRY_PID dir=$REGISTRY_DIR
     registry_stop
-    refute kill -0 "$pid" 2>/dev/null
+    refute proc_alive "$pid"
     [ ! -e "$dir" ]
     [ -z "${REGISTRY_ADDR:-}" ]
 }
@@ -251,7 +251,7 @@ load ../helpers/common
     berth version >/dev/null
     [ -d "$BERTH_TEST_ROOT" ]
     harness_cleanup
-    refute kill -0 "$pid" 2>/dev/null
+    refute proc_alive "$pid"
     refute port_open "$port"
     [ ! -e "$HARNESS_TMP" ]
 }
@@ -268,7 +268,7 @@ load ../helpers/common
     read -r rpid tpid spid tmp <<<"$output"
     [ -n "$spid" ]
     for p in $rpid $tpid $spid; do
-        refute kill -0 "$p" 2>/dev/null
+        refute proc_alive "$p"
     done
     [ ! -e "$tmp" ]
 }
@@ -283,4 +283,32 @@ load ../helpers/common
     [ "$size" -lt $((4 * 1024 * 1024)) ]
     "$BERTH_SRC/fixtures/gen-large-tarball.sh" 3 51 "$BATS_TEST_TMPDIR/c.tar"
     refute cmp -s "$BATS_TEST_TMPDIR/a.tar" "$BATS_TEST_TMPDIR/c.tar"
+}
+
+@test "harness: pull-through proxy registry" {
+    skip_unless_cmd skopeo
+    registry_start --name UP
+    registry_seed_busybox UP library/busybox
+    registry_start --name MIRROR --proxy "$UP_URL"
+    run curl -sS -f -H "Accept: application/vnd.oci.image.manifest.v1+json" \
+        "$MIRROR_URL/v2/library/busybox/manifests/latest"
+    [ "$status" -eq 0 ]
+    [[ $output == *"$BUSYBOX_LAYER_DIGEST"* ]]
+    curl -sS -f -o "$BATS_TEST_TMPDIR/layer" "$MIRROR_URL/v2/library/busybox/blobs/$BUSYBOX_LAYER_DIGEST"
+    [ "sha256:$(sha256sum <"$BATS_TEST_TMPDIR/layer" | cut -d' ' -f1)" = "$BUSYBOX_LAYER_DIGEST" ]
+    # (distribution's proxy fetches a blob twice: once for the client, once for its cache)
+    [ "$(registry_requests UP GET /v2/library/busybox/blobs/ 200)" -ge 1 ]
+}
+
+@test "harness: harness_bg runs a user's server function and cleanup kills it" {
+    require_root
+    ensure_test_user
+    port=$(free_port)
+    harness_bg "$BATS_TEST_TMPDIR/user-srv.log" as_user python3 -m http.server --bind 127.0.0.1 "$port"
+    wait_for_port "$port" 10
+    srv=$(pgrep -u "$TEST_UID" -f "http.server --bind 127.0.0.1 $port")
+    [ -n "$srv" ]
+    harness_cleanup
+    refute proc_alive "$srv"
+    refute port_open "$port"
 }
