@@ -291,7 +291,7 @@ registry_stop_pids() {
     local pid=$1 tpid=$2 dir=$3 p
     # The pids may have been reused since: only kill processes that still run from $dir.
     for p in $pid $tpid; do
-        if [ -n "$dir" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$dir/"; then
+        if [ -n "$dir" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$dir/"; then
             harness_kill "$p"
         fi
     done
