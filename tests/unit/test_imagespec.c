@@ -823,6 +823,53 @@ static void test_dup_and_free(void **state)
     image_descriptor_clear(NULL);
 }
 
+/* Deterministic mutations of every fixture: each parser must either accept or fail with a
+ * message, never crash or leak (run under ASan/valgrind in CI's sanitizer build). */
+static void test_mutations(void **state)
+{
+    (void)state;
+    const char *files[] = {"oci-manifest.json", "docker-manifest.json", "oci-index.json",
+                           "docker-list.json",  "oci-config.json",      "docker-config.json"};
+    const char junk[] = "{}[]\",:0-1e\\ \x01\xff";
+    uint32_t seed = 12345;
+    size_t accepted = 0, rejected = 0;
+    for (size_t f = 0; f < 6; f++) {
+        size_t len;
+        cleanup_free char *orig = read_fixture(files[f], &len);
+        for (int round = 0; round < 400; round++) {
+            cleanup_free char *buf = xmalloc(len + 1);
+            size_t n = len;
+            memcpy(buf, orig, len + 1);
+            for (int k = 0; k < 1 + round % 4; k++) {
+                seed = seed * 1103515245u + 12345u;
+                size_t pos = (seed >> 8) % n;
+                seed = seed * 1103515245u + 12345u;
+                if ((seed >> 16) % 5 == 0)
+                    n = pos; /* truncate */
+                else
+                    buf[pos] = junk[(seed >> 8) % (sizeof(junk) - 1)];
+                if (n == 0)
+                    n = 1;
+            }
+            for (int d = 0; d < 3; d++) {
+                cleanup_error berth_error_t err = NULL;
+                manifest_kind_t k;
+                if (parse_doc((doc_t)d, buf, n, &err) == 0) {
+                    accepted++;
+                } else {
+                    assert_non_null(err);
+                    assert_true(strlen(berth_error_msg(err)) > 0);
+                    rejected++;
+                }
+                berth_error_release(&err);
+                (void)image_manifest_detect(buf, n, &k, &err);
+            }
+        }
+    }
+    assert_true(rejected > 0);
+    assert_true(accepted > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -841,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_convert_config),
         cmocka_unit_test(test_platform),
         cmocka_unit_test(test_dup_and_free),
+        cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -407,6 +407,42 @@ static void test_transport_split(void **state)
     assert_false(transport_name_is_known(NULL));
 }
 
+/* Random strings over the grammar's alphabet: anything accepted must format back to itself
+ * and re-parse to the same reference; normalising is idempotent. */
+static void test_random(void **state)
+{
+    (void)state;
+    const char alpha[] = "ab0.-_/:@Z";
+    uint32_t seed = 42;
+    size_t accepted = 0;
+    for (int i = 0; i < 20000; i++) {
+        char buf[24];
+        seed = seed * 1103515245u + 12345u;
+        size_t n = 1 + (seed >> 8) % (sizeof(buf) - 1);
+        for (size_t k = 0; k < n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            buf[k] = alpha[(seed >> 8) % (sizeof(alpha) - 1)];
+        }
+        buf[n] = '\0';
+        cleanup_image_ref image_ref_t *r = NULL;
+        cleanup_image_ref image_ref_t *r2 = NULL;
+        cleanup_error berth_error_t err = NULL;
+        if (image_ref_parse(buf, &r, &err) < 0) {
+            assert_non_null(err);
+            continue;
+        }
+        accepted++;
+        cleanup_free char *s1 = image_ref_string(r);
+        assert_string_equal(s1, buf);
+        assert_int_equal(image_ref_normalize(r, NULL), 0);
+        cleanup_free char *s2 = image_ref_string(r);
+        assert_int_equal(image_ref_parse_normalized(s2, &r2, NULL), 0);
+        cleanup_free char *s3 = image_ref_string(r2);
+        assert_string_equal(s2, s3);
+    }
+    assert_true(accepted > 100);
+}
+
 int main(void)
 {
     build_long_inputs();
@@ -416,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_cases),   cmocka_unit_test(test_max_lengths),
         cmocka_unit_test(test_format),  cmocka_unit_test(test_short_names),
         cmocka_unit_test(test_setters), cmocka_unit_test(test_transport_split),
+        cmocka_unit_test(test_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
