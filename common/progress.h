@@ -18,7 +18,9 @@ progress_t *progress_new(FILE *out, bool quiet);
 void progress_free(progress_t *p);
 /* Prints one line (message), e.g. "Writing manifest to image destination". */
 void progress_message(progress_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Starts a bar: label like "Copying blob sha256:abc…", total < 0 when unknown. */
+/* Starts a bar: label like "Copying blob sha256:abc…", total < 0 when unknown.  Every function
+ * accepts a NULL progress/bar and then does nothing, so callers without output pass NULL.
+ * Bars must be finished with progress_bar_done() (which frees them) before progress_free(). */
 progress_bar_t *progress_bar_start(progress_t *p, const char *label, int64_t total);
 void progress_bar_add(progress_bar_t *b, uint64_t n);
 /* Ends the bar with a final word ("done", "skipped: already exists", "failed"). */
