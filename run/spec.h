@@ -1,0 +1,104 @@
+/* OCI runtime spec (config.json, runtime-spec 1.x) generation.
+ *
+ * spec_generate() builds a complete config.json document from an image's config (the "config"
+ * object of an OCI image config: Entrypoint, Cmd, Env, WorkingDir, User) and the run options a
+ * user gives on the command line (podman/docker semantics).  The result is a jansson object owned
+ * by the caller; it is executed by run/runtime.h or handed to an external runtime such as runc.
+ *
+ * Everything read from the rootfs (/etc/passwd, /etc/group) is opened inside the rootfs with
+ * common/path.h, so a symlink in the image can never make berth read a host file. */
+#ifndef BERTH_RUN_SPEC_H
+#define BERTH_RUN_SPEC_H
+
+#include "common/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* One uid/gid mapping range, as in linux.uidMappings. */
+struct spec_idmap {
+    uint32_t container_id, host_id, size;
+};
+
+struct spec_options {
+    /* --entrypoint: when entrypoint_set, the image's Entrypoint AND Cmd are replaced; an empty
+     * string clears the entrypoint. */
+    bool entrypoint_set;
+    const char *entrypoint;
+    char **args;      /* NULL-terminated command line after the image, may be NULL/empty */
+    char **env;       /* -e values: KEY=VALUE, or KEY (taken from berth's own environment) */
+    char **env_files; /* --env-file paths (host files) */
+    const char *workdir;
+    const char *user; /* -u: name, uid, name:group, uid:gid */
+    const char *hostname;
+    char **volumes;             /* -v HOST:CTR[:ro|rw] */
+    char **tmpfs;               /* --tmpfs CTR[:options] */
+    char **cap_add, **cap_drop; /* names with or without CAP_, case-insensitive, or ALL */
+    bool read_only;
+    bool terminal;
+    bool rootless;       /* generate a spec runnable without root: user namespace, /sys bind, ... */
+    const char *network; /* NULL/"none" (private net namespace), "host" */
+    bool no_seccomp;     /* --security-opt seccomp=unconfined */
+    bool no_new_privs_off;
+    /* uid/gid mappings for the user namespace (rootless); NULL = map the caller's own ids to 0 */
+    const struct spec_idmap *uid_maps, *gid_maps;
+    size_t n_uid_maps, n_gid_maps;
+    /* resource limits (0 = unset): bytes, max pids, CPUs (e.g. 1.5) */
+    int64_t memory;
+    int64_t pids_limit;
+    double cpus;
+    const char *init_path; /* --init: host path of an init binary bind-mounted at /run/berth-init */
+};
+
+/* Builds the spec.  image_config may be NULL (no image defaults).  rootfs is the path written
+ * into root.path and the directory whose /etc/passwd is consulted for -u (may be NULL to skip
+ * name resolution: then only numeric users are accepted). */
+int spec_generate(const json_t *image_config, const char *rootfs, const struct spec_options *o,
+                  json_t **out, berth_error_t *err);
+
+/* A default spec like `runc spec` (args ["sh"], terminal true, rootfs "rootfs"); with rootless
+ * it maps the caller's uid/gid to 0 and binds /sys instead of mounting sysfs. */
+json_t *spec_default(bool rootless);
+
+/* Docker's Entrypoint/Cmd rules: returns the NULL-terminated argv (owned) or an error when the
+ * result would be empty. */
+int spec_process_args(const json_t *image_config, const struct spec_options *o, char ***out,
+                      berth_error_t *err);
+
+/* Image Env, then PATH default, then TERM/HOSTNAME, then env files, then -e (later wins, order
+ * of first appearance kept).  Returns a NULL-terminated owned array. */
+int spec_merge_env(const json_t *image_config, const struct spec_options *o, const char *hostname,
+                   char ***out, berth_error_t *err);
+
+/* Resolves a user spec ("name", "uid", "name:group", "uid:gid", "" = root) against the
+ * /etc/passwd and /etc/group found inside rootfs_fd (-1: numeric only).  Supplementary groups
+ * are the groups listing the user as member.  home gets the passwd home or "/" (owned). */
+struct spec_user {
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups;
+    size_t n_groups;
+    char *home;
+};
+int spec_resolve_user(int rootfs_fd, const char *user, struct spec_user *out, berth_error_t *err);
+void spec_user_free(struct spec_user *u);
+
+/* Capability set after --cap-add/--cap-drop over podman's defaults; NULL-terminated array of
+ * "CAP_X" names (owned). */
+int spec_capabilities(char **cap_add, char **cap_drop, char ***out, berth_error_t *err);
+
+/* Capability number for a name ("CAP_CHOWN", "chown"), -1 if unknown. */
+int spec_cap_from_name(const char *name);
+const char *spec_cap_name(int cap);
+int spec_cap_last(void);
+
+/* Parses "512m", "1g", "1024" (bytes). */
+int spec_parse_size(const char *s, int64_t *out, berth_error_t *err);
+
+/* The default seccomp profile (runtime-spec linux.seccomp object): allow by default, EPERM for
+ * dangerous syscalls; mount-family syscalls are allowed when CAP_SYS_ADMIN is granted. */
+json_t *spec_seccomp_default(bool have_sys_admin);
+
+#endif
