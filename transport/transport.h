@@ -19,9 +19,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct storage_store;
+
 /* Settings that travel from the CLI to every transport, like containers/image's SystemContext. */
 struct system_context {
     /* storage (containers-storage:) */
+    struct storage_store *store; /* an open store to use (not owned); NULL: open one below */
     const char *storage_root;
     const char *storage_runroot;
     const char *storage_driver;

@@ -1,0 +1,479 @@
+/* berth copy / inspect / manifest-digest: skopeo's image commands for every transport. */
+#include "cmd/cli.h"
+#include "cmd/transport_cli.h"
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/digest.h"
+#include "common/fs.h"
+#include "common/json.h"
+#include "transport/copy.h"
+#include "transport/manifest.h"
+#include "transport/transport.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char copy_usage[] =
+    "Usage: berth copy [OPTIONS] SOURCE-IMAGE DESTINATION-IMAGE\n\n"
+    "Copy an image from one location to another (transports: docker://, oci:, oci-archive:,\n"
+    "docker-archive:, dir:, containers-storage:).\n\n"
+    "Options:\n"
+    "  -a, --all                         copy every image of a list\n"
+    "  -f, --format oci|v2s2             manifest type of the destination\n"
+    "      --dest-compress-format F      gzip or zstd\n"
+    "      --dest-compress-level N       compression level\n"
+    "      --preserve-digests            fail if the manifest digest would change\n"
+    "      --remove-signatures           do not copy signatures\n"
+    "  -q, --quiet                       no progress output\n"
+    "      --override-os/--override-arch/--override-variant   platform to pick from a list\n"
+    "      --src-creds/--dest-creds USER[:PASS]  --src-tls-verify/--dest-tls-verify BOOL\n"
+    "      --src-cert-dir/--dest-cert-dir DIR    --authfile FILE  --retry-times N\n"
+    "      --digestfile FILE                 write the manifest digest to FILE\n";
+
+enum {
+    OPT_DCF = 1000,
+    OPT_DCL,
+    OPT_PRESERVE,
+    OPT_RMSIG,
+    OPT_OS,
+    OPT_ARCH,
+    OPT_VARIANT,
+    OPT_SRC_CREDS,
+    OPT_DST_CREDS,
+    OPT_SRC_TLS,
+    OPT_DST_TLS,
+    OPT_SRC_CERT,
+    OPT_DST_CERT,
+    OPT_AUTHFILE,
+    OPT_SRC_AUTHFILE,
+    OPT_DST_AUTHFILE,
+    OPT_RETRY,
+    OPT_DIGESTFILE,
+    OPT_SRC_NOCREDS,
+    OPT_DST_NOCREDS,
+    OPT_MULTI_ARCH,
+    OPT_SIGN_BY,
+    OPT_TMPDIR,
+};
+
+static int cmd_copy(struct berth_globals *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"all", no_argument, NULL, 'a'},
+        {"format", required_argument, NULL, 'f'},
+        {"dest-compress-format", required_argument, NULL, OPT_DCF},
+        {"dest-compress-level", required_argument, NULL, OPT_DCL},
+        {"preserve-digests", no_argument, NULL, OPT_PRESERVE},
+        {"remove-signatures", no_argument, NULL, OPT_RMSIG},
+        {"quiet", no_argument, NULL, 'q'},
+        {"override-os", required_argument, NULL, OPT_OS},
+        {"override-arch", required_argument, NULL, OPT_ARCH},
+        {"override-variant", required_argument, NULL, OPT_VARIANT},
+        {"src-creds", required_argument, NULL, OPT_SRC_CREDS},
+        {"dest-creds", required_argument, NULL, OPT_DST_CREDS},
+        {"src-tls-verify", optional_argument, NULL, OPT_SRC_TLS},
+        {"dest-tls-verify", optional_argument, NULL, OPT_DST_TLS},
+        {"src-cert-dir", required_argument, NULL, OPT_SRC_CERT},
+        {"dest-cert-dir", required_argument, NULL, OPT_DST_CERT},
+        {"authfile", required_argument, NULL, OPT_AUTHFILE},
+        {"src-authfile", required_argument, NULL, OPT_SRC_AUTHFILE},
+        {"dest-authfile", required_argument, NULL, OPT_DST_AUTHFILE},
+        {"src-no-creds", no_argument, NULL, OPT_SRC_NOCREDS},
+        {"dest-no-creds", no_argument, NULL, OPT_DST_NOCREDS},
+        {"retry-times", required_argument, NULL, OPT_RETRY},
+        {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
+        {"multi-arch", required_argument, NULL, OPT_MULTI_ARCH},
+        {"tmpdir", required_argument, NULL, OPT_TMPDIR},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    struct system_context src_sys, dst_sys;
+    cli_system_context_init(g, &src_sys);
+    cli_system_context_init(g, &dst_sys);
+    struct copy_options o = {.compression_level = -1, .progress_out = stdout};
+    const char *digestfile = NULL;
+    int c;
+    bool b;
+    while ((c = cli_getopt(argc, argv, "af:qh", opts, false)) != -1) {
+        switch (c) {
+        case 'a':
+            o.all = true;
+            break;
+        case 'f':
+            if (strcmp(optarg, "oci") == 0)
+                o.format = COPY_FORMAT_OCI;
+            else if (strcmp(optarg, "v2s2") == 0)
+                o.format = COPY_FORMAT_V2S2;
+            else
+                return cli_failf("unknown --format \"%s\": use oci or v2s2", optarg);
+            break;
+        case OPT_DCF: {
+            cleanup_error berth_error_t e = NULL;
+            if (compression_from_name(optarg, &o.compression, &e) < 0 ||
+                o.compression == COMPRESSION_NONE)
+                return cli_failf("unknown --dest-compress-format \"%s\": use gzip or zstd", optarg);
+            o.set_compression = true;
+            break;
+        }
+        case OPT_DCL: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 0 || v > 22)
+                return cli_failf("invalid --dest-compress-level \"%s\"", optarg);
+            o.compression_level = (int)v;
+            break;
+        }
+        case OPT_PRESERVE:
+            o.preserve_digests = true;
+            break;
+        case OPT_RMSIG:
+            o.remove_signatures = true;
+            break;
+        case 'q':
+            o.quiet = true;
+            break;
+        case OPT_OS:
+            o.os = optarg;
+            break;
+        case OPT_ARCH:
+            o.arch = optarg;
+            break;
+        case OPT_VARIANT:
+            o.variant = optarg;
+            break;
+        case OPT_SRC_CREDS:
+            src_sys.creds = optarg;
+            break;
+        case OPT_DST_CREDS:
+            dst_sys.creds = optarg;
+            break;
+        case OPT_SRC_TLS:
+        case OPT_DST_TLS:
+            if (cli_parse_bool(c == OPT_SRC_TLS ? "--src-tls-verify" : "--dest-tls-verify",
+                               optarg ? optarg : "true", &b) < 0)
+                return BERTH_EXIT_ERROR;
+            (c == OPT_SRC_TLS ? &src_sys : &dst_sys)->tls_verify = b;
+            break;
+        case OPT_SRC_CERT:
+            src_sys.cert_dir = optarg;
+            break;
+        case OPT_DST_CERT:
+            dst_sys.cert_dir = optarg;
+            break;
+        case OPT_AUTHFILE:
+            src_sys.auth_file = dst_sys.auth_file = optarg;
+            break;
+        case OPT_SRC_AUTHFILE:
+            src_sys.auth_file = optarg;
+            break;
+        case OPT_DST_AUTHFILE:
+            dst_sys.auth_file = optarg;
+            break;
+        case OPT_SRC_NOCREDS:
+        case OPT_DST_NOCREDS:
+            break;
+        case OPT_RETRY: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 0 || v > 100)
+                return cli_failf("invalid --retry-times \"%s\"", optarg);
+            src_sys.retry_times = dst_sys.retry_times = (int)v;
+            break;
+        }
+        case OPT_DIGESTFILE:
+            digestfile = optarg;
+            break;
+        case OPT_MULTI_ARCH:
+            if (strcmp(optarg, "all") == 0)
+                o.all = true;
+            else if (strcmp(optarg, "system") != 0)
+                return cli_failf("--multi-arch \"%s\" is not supported: use system or all", optarg);
+            break;
+        case OPT_TMPDIR:
+            src_sys.tmpdir = dst_sys.tmpdir = optarg;
+            break;
+        case 'h':
+            return cli_usage(copy_usage);
+        default:
+            return cli_bad_option(argv[0], argc, argv);
+        }
+    }
+    if (argc - optind != 2)
+        return cli_nargs_error(argv[0], "exactly two arguments (SOURCE-IMAGE DESTINATION-IMAGE)");
+    src_sys.os_override = o.os;
+    src_sys.arch_override = o.arch;
+    src_sys.variant_override = o.variant;
+    o.src_sys = &src_sys;
+    o.dst_sys = &dst_sys;
+    cleanup_error berth_error_t err = NULL;
+    cleanup_image_reference struct image_reference *s = NULL;
+    cleanup_image_reference struct image_reference *d = NULL;
+    if (transport_parse_reference(argv[optind], &s, &err) < 0 ||
+        transport_parse_reference(argv[optind + 1], &d, &err) < 0)
+        return cli_fail(&err);
+    struct cli_store_holder h = {0};
+    if (cli_store_for_refs(g, &h, s, d, &src_sys, &dst_sys, &err) < 0)
+        return cli_fail(&err);
+    struct copy_result res = {0};
+    int r = copy_image(s, d, &o, &res, &err);
+    cli_store_release(&h);
+    if (r < 0)
+        return cli_fail(&err);
+    if (digestfile && fs_write_file_atomic(digestfile, res.manifest_digest,
+                                           strlen(res.manifest_digest), 0644, &err) < 0) {
+        copy_result_clear(&res);
+        return cli_fail(&err);
+    }
+    copy_result_clear(&res);
+    return 0;
+}
+
+BERTH_COMMAND(copy, "copy", "Copy an image from one location to another", cmd_copy);
+
+/* ---- inspect ---- */
+
+static const char inspect_usage[] =
+    "Usage: berth inspect [OPTIONS] IMAGE-NAME\n\n"
+    "Print information about an image (skopeo inspect).\n\n"
+    "Options:\n"
+    "      --raw          print the raw manifest (or with --config the raw config)\n"
+    "      --config       print the image config\n"
+    "  -n, --no-tags      do not list the repository's tags\n"
+    "      --override-os/--override-arch/--override-variant   platform to pick from a list\n"
+    "      --creds USER[:PASS]  --tls-verify BOOL  --cert-dir DIR  --authfile FILE\n";
+
+static int read_blob_all(struct image_source *src, const struct blob_info *bi, size_t max,
+                         char **out, size_t *len, berth_error_t *err)
+{
+    berth_reader_t *r = NULL;
+    int64_t size;
+    if (src->ops->get_blob(src, bi, &r, &size, err) < 0)
+        return -1;
+    berth_reader_t *v = reader_verify(r, true, bi->digest, bi->size);
+    int ret = reader_read_all(v, max, out, len, err);
+    reader_close(v);
+    return ret;
+}
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+    json_object_set_new(o, k, v ? json_string(v) : json_string(""));
+}
+
+static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"raw", no_argument, NULL, 'r'},
+        {"config", no_argument, NULL, 'c'},
+        {"no-tags", no_argument, NULL, 'n'},
+        {"override-os", required_argument, NULL, OPT_OS},
+        {"override-arch", required_argument, NULL, OPT_ARCH},
+        {"override-variant", required_argument, NULL, OPT_VARIANT},
+        {"creds", required_argument, NULL, OPT_SRC_CREDS},
+        {"tls-verify", optional_argument, NULL, OPT_SRC_TLS},
+        {"cert-dir", required_argument, NULL, OPT_SRC_CERT},
+        {"authfile", required_argument, NULL, OPT_AUTHFILE},
+        {"retry-times", required_argument, NULL, OPT_RETRY},
+        {"format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    struct system_context sys;
+    cli_system_context_init(g, &sys);
+    bool raw = false, config = false;
+    int c;
+    bool b;
+    while ((c = cli_getopt(argc, argv, "nh", opts, false)) != -1) {
+        switch (c) {
+        case 'r':
+            raw = true;
+            break;
+        case 'c':
+            config = true;
+            break;
+        case 'n':
+            break;
+        case OPT_OS:
+            sys.os_override = optarg;
+            break;
+        case OPT_ARCH:
+            sys.arch_override = optarg;
+            break;
+        case OPT_VARIANT:
+            sys.variant_override = optarg;
+            break;
+        case OPT_SRC_CREDS:
+            sys.creds = optarg;
+            break;
+        case OPT_SRC_TLS:
+            if (cli_parse_bool("--tls-verify", optarg ? optarg : "true", &b) < 0)
+                return BERTH_EXIT_ERROR;
+            sys.tls_verify = b;
+            break;
+        case OPT_SRC_CERT:
+            sys.cert_dir = optarg;
+            break;
+        case OPT_AUTHFILE:
+            sys.auth_file = optarg;
+            break;
+        case OPT_RETRY:
+            sys.retry_times = atoi(optarg);
+            break;
+        case 'f':
+            return cli_failf("--format templates are not supported; use jq");
+        case 'h':
+            return cli_usage(inspect_usage);
+        default:
+            return cli_bad_option(argv[0], argc, argv);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_nargs_error(argv[0], "exactly one argument (IMAGE-NAME)");
+    cleanup_error berth_error_t err = NULL;
+    cleanup_image_reference struct image_reference *ref = NULL;
+    if (cli_parse_image_ref(argv[optind], "docker", &ref, &err) < 0)
+        return cli_fail(&err);
+    struct cli_store_holder h = {0};
+    if (cli_store_for_refs(g, &h, ref, NULL, &sys, NULL, &err) < 0)
+        return cli_fail(&err);
+    struct image_source *src = NULL;
+    int ret = BERTH_EXIT_ERROR;
+    cleanup_free char *mbuf = NULL, *mime = NULL, *cfg = NULL, *name = NULL;
+    cleanup_free char *ibuf = NULL, *imime = NULL, *digest = NULL;
+    size_t mlen, clen = 0, ilen;
+    struct mf_image m = {0};
+    cleanup_json json_t *cj = NULL;
+    cleanup_json json_t *out = NULL;
+    if (ref->ops->new_source(ref, &sys, &src, &err) < 0)
+        goto fail;
+    if (src->ops->get_manifest(src, NULL, &mbuf, &mlen, &mime, &err) < 0)
+        goto fail;
+    if (raw && !config) {
+        fwrite(mbuf, 1, mlen, stdout);
+        ret = 0;
+        goto done;
+    }
+    const char *mt = mf_detect(mbuf, mlen, mime);
+    digest = digest_buffer(DIGEST_SHA256, mbuf, mlen);
+    const char *body = mbuf;
+    size_t body_len = mlen;
+    if (mf_is_index(mt)) {
+        struct mf_index ix;
+        if (mf_index_parse(mbuf, mlen, mt, &ix, &err) < 0)
+            goto fail;
+        size_t i;
+        if (mf_index_choose(&ix, sys.os_override, sys.arch_override, sys.variant_override, &i,
+                            &err) < 0) {
+            mf_index_clear(&ix);
+            goto fail;
+        }
+        cleanup_free char *inst = xstrdup(ix.inst[i].desc.digest);
+        mf_index_clear(&ix);
+        if (src->ops->get_manifest(src, inst, &ibuf, &ilen, &imime, &err) < 0)
+            goto fail;
+        body = ibuf;
+        body_len = ilen;
+        mt = mf_detect(ibuf, ilen, imime);
+    }
+    if (mf_image_parse(body, body_len, mt, &m, &err) < 0)
+        goto fail;
+    if (read_blob_all(src, &m.config, MF_MAX_CONFIG, &cfg, &clen, &err) < 0)
+        goto fail;
+    if (config && raw) {
+        fwrite(cfg, 1, clen, stdout);
+        ret = 0;
+        goto done;
+    }
+    if (json_parse_bounded(cfg, clen, MF_MAX_CONFIG, "config", &cj, &err) < 0)
+        goto fail;
+    if (config) {
+        char *s = json_dumps(cj, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
+        puts(s);
+        free(s);
+        ret = 0;
+        goto done;
+    }
+    out = json_object();
+    name = ref->docker_name ? xstrdup(ref->docker_name) : NULL;
+    if (name) {
+        char *at = strrchr(name, '@');
+        if (at)
+            *at = 0;
+        char *colon = strrchr(name, ':');
+        if (colon && !strchr(colon, '/'))
+            *colon = 0;
+    }
+    if (name)
+        json_object_set_new(out, "Name", json_string(name));
+    json_object_set_new(out, "Digest", json_string(digest));
+    json_object_set_new(out, "RepoTags", json_array());
+    const char *created = json_get_string(cj, "created");
+    if (created)
+        json_object_set_new(out, "Created", json_string(created));
+    set_str(out, "DockerVersion", json_get_string(cj, "docker_version"));
+    json_t *ccfg = json_get_object(cj, "config");
+    json_t *labels = json_get_object(ccfg, "Labels");
+    json_object_set(out, "Labels", labels ? labels : json_null());
+    set_str(out, "Architecture", json_get_string(cj, "architecture"));
+    if (json_get_string(cj, "variant"))
+        set_str(out, "Variant", json_get_string(cj, "variant"));
+    set_str(out, "Os", json_get_string(cj, "os"));
+    json_t *layers = json_array(), *ld = json_array();
+    for (size_t i = 0; i < m.n_layers; i++) {
+        json_array_append_new(layers, json_string(m.layers[i].digest));
+        json_t *d = json_object();
+        set_str(d, "MIMEType", m.layers[i].media_type);
+        json_object_set_new(d, "Digest", json_string(m.layers[i].digest));
+        json_object_set_new(d, "Size", json_integer(m.layers[i].size));
+        json_object_set_new(d, "Annotations", json_null());
+        json_array_append_new(ld, d);
+    }
+    json_object_set_new(out, "Layers", layers);
+    json_object_set_new(out, "LayersData", ld);
+    json_t *env = json_get_array(ccfg, "Env");
+    json_object_set(out, "Env", env ? env : json_null());
+    char *s = json_dumps(out, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
+    puts(s);
+    free(s);
+    ret = 0;
+    goto done;
+fail:
+    ret = cli_fail(&err);
+done:
+    mf_image_clear(&m);
+    image_source_close(src);
+    cli_store_release(&h);
+    return ret;
+}
+
+BERTH_COMMAND(inspect, "inspect", "Inspect an image in any transport (skopeo inspect)",
+              cmd_inspect);
+
+/* ---- manifest-digest ---- */
+
+static int cmd_manifest_digest(struct berth_globals *g, int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+    int c;
+    while ((c = cli_getopt(argc, argv, "h", opts, false)) != -1) {
+        if (c == 'h')
+            return cli_usage("Usage: berth manifest-digest MANIFEST-FILE\n\n"
+                             "Print the digest of a manifest file.\n");
+        return cli_bad_option(argv[0], argc, argv);
+    }
+    if (argc - optind != 1)
+        return cli_nargs_error(argv[0], "exactly one argument (MANIFEST-FILE)");
+    cleanup_error berth_error_t err = NULL;
+    cleanup_free char *buf = NULL;
+    size_t len;
+    if (fs_read_file(argv[optind], MF_MAX_MANIFEST, &buf, &len, &err) < 0)
+        return cli_fail(&err);
+    cleanup_free char *d = digest_buffer(DIGEST_SHA256, buf, len);
+    printf("%s\n", d);
+    return 0;
+}
+
+BERTH_COMMAND(manifest_digest, "manifest-digest", "Compute a manifest file's digest",
+              cmd_manifest_digest);

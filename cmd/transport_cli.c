@@ -1,0 +1,56 @@
+/* CLI glue shared by the image-moving commands. */
+#include "cmd/transport_cli.h"
+
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/reference.h"
+
+#include <string.h>
+
+void cli_system_context_init(struct berth_globals *g, struct system_context *sys)
+{
+    memset(sys, 0, sizeof(*sys));
+    sys->storage_root = g->root;
+    sys->storage_runroot = g->runroot;
+    sys->storage_driver = g->storage_driver;
+    sys->registries_conf = g->registries_conf;
+    sys->tls_verify = -1;
+    sys->retry_times = -1;
+    sys->retry_delay_ms = -1;
+}
+
+int cli_parse_image_ref(const char *s, const char *default_transport, struct image_reference **out,
+                        berth_error_t *err)
+{
+    const char *colon = strchr(s, ':');
+    if (colon) {
+        cleanup_free char *name = xstrndup(s, (size_t)(colon - s));
+        if (transport_name_is_known(name))
+            return transport_parse_reference(s, out, err);
+    }
+    cleanup_free char *full = strcmp(default_transport, "docker") == 0
+                                  ? xasprintf("docker://%s", s)
+                                  : xasprintf("%s:%s", default_transport, s);
+    return transport_parse_reference(full, out, err);
+}
+
+static bool is_storage(const struct image_reference *r)
+{
+    return r && strcmp(r->transport->name, "containers-storage") == 0;
+}
+
+int cli_store_for_refs(struct berth_globals *g, struct cli_store_holder *h,
+                       const struct image_reference *a, const struct image_reference *b,
+                       struct system_context *sa, struct system_context *sb, berth_error_t *err)
+{
+    h->store = NULL;
+    if (!is_storage(a) && !is_storage(b))
+        return 0;
+    /* the store is opened by the transport itself from sys's paths */
+    return 0;
+}
+
+void cli_store_release(struct cli_store_holder *h)
+{
+    h->store = NULL;
+}

@@ -1,0 +1,26 @@
+/* CLI glue shared by the image-moving commands (copy, inspect, pull, push, save, load). */
+#ifndef BERTH_CMD_TRANSPORT_CLI_H
+#define BERTH_CMD_TRANSPORT_CLI_H
+
+#include "cmd/cli.h"
+#include "transport/transport.h"
+
+/* Fills sys from the global options (store paths, registries.conf), everything else unset. */
+void cli_system_context_init(struct berth_globals *g, struct system_context *sys);
+
+/* Parses "transport:ref"; a string without a known transport prefix is a reference of
+ * default_transport ("docker" -> docker://NAME, "containers-storage" -> the store). */
+int cli_parse_image_ref(const char *s, const char *default_transport, struct image_reference **out,
+                        berth_error_t *err);
+
+/* Opens the store once when a or b (either may be NULL) is a containers-storage reference and
+ * points the system contexts (either may be NULL) at it. */
+struct cli_store_holder {
+    struct storage_store *store;
+};
+int cli_store_for_refs(struct berth_globals *g, struct cli_store_holder *h,
+                       const struct image_reference *a, const struct image_reference *b,
+                       struct system_context *sa, struct system_context *sb, berth_error_t *err);
+void cli_store_release(struct cli_store_holder *h);
+
+#endif

@@ -1,0 +1,59 @@
+/* Helpers shared by berth's own transports (oci, oci-archive, dir, docker-archive,
+ * containers-storage).  Not part of the transport interface. */
+#ifndef BERTH_TRANSPORT_INTERNAL_H
+#define BERTH_TRANSPORT_INTERNAL_H
+
+#include "common/error.h"
+#include "common/stream.h"
+#include "transport/transport.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define OCI_REF_NAME_ANNOTATION "org.opencontainers.image.ref.name"
+#define OCI_LAYOUT_CONTENT      "{\"imageLayoutVersion\":\"1.0.0\"}"
+#define OCI_INDEX_MAX           (4u * 1024 * 1024)
+
+/* Directory for staging files: sys->tmpdir, $TMPDIR or /var/tmp (static or sys-owned). */
+const char *transport_tmpdir(const struct system_context *sys);
+
+/* "blobs/<algo>/<hex>" for a validated digest; NULL with error otherwise. */
+char *oci_blob_path(const char *digest, berth_error_t *err);
+
+/* Splits "PATH[:TAG]" (and "@INDEX" when allow_index): the tag is what follows the last ':'
+ * when it contains no '/'; "@<digits>" at the end selects an image by position (sources only).
+ * *index is -1 when absent. */
+int oci_split_within(const char *within, bool allow_index, char **path, char **tag, int *index,
+                     berth_error_t *err);
+
+/* Read access to an OCI layout: a directory or an archive index. */
+struct layout_access {
+    int (*open)(void *ctx, const char *rel, berth_reader_t **out, int64_t *size,
+                berth_error_t *err);
+    void (*free)(void *ctx);
+    void *ctx;
+    bool thread_safe;
+};
+/* Opens an image source over a layout: selects by tag, by index (>= 0), or the only image.
+ * Takes ownership of acc (frees it on failure too). */
+int oci_source_from_layout(struct image_reference *ref, struct layout_access acc, const char *tag,
+                           int index, struct image_source **out, berth_error_t *err);
+
+/* Adds a manifest descriptor to index.json's document (created when index is NULL): a tagged
+ * image replaces the descriptor with the same ref.name; an untagged one replaces an untagged
+ * descriptor of the same digest.  Returns the new reference to the document. */
+json_t *oci_index_add(json_t *index, const char *media_type, const char *digest, int64_t size,
+                      const char *tag);
+
+/* Reads the whole reader with a limit, closing it. */
+int read_all_close(berth_reader_t *r, size_t max, char **out, size_t *len, berth_error_t *err);
+
+/* Streams r into a temp file in dirfd, hashing (sha256); verifies expected digest/size when
+ * given; fsyncs; renames to "<hex>" in dirfd unless it exists.  *digest (owned) and *size
+ * receive the result; *created tells whether a new file appeared.  Nothing is left on error. */
+int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_digest,
+                        int64_t expected_size, char **digest, int64_t *size, bool *created,
+                        berth_error_t *err);
+
+#endif

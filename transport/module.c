@@ -1,2 +1,0 @@
-/* placeholder so the module library is never empty */
-int berth_transport_module_anchor;

@@ -1,0 +1,276 @@
+/* oci-archive:PATH[:TAG] — a tar of an OCI image layout.
+ *
+ * Reading indexes the tar in place (no extraction; a compressed tar is decompressed to an
+ * unlinked temp file first).  Writing streams each blob straight into a temp tar beside PATH
+ * (named after its digest once hashed), adds oci-layout and index.json at commit, then fsyncs
+ * and renames: an interrupted copy leaves no archive. */
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/digest.h"
+#include "transport/archive.h"
+#include "transport/internal.h"
+#include "transport/manifest.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const struct transport_ops oci_archive_transport;
+int oci_ref_new(const struct transport_ops *t, const struct reference_ops *ops, const char *within,
+                struct image_reference **out, berth_error_t *err);
+void oci_ref_parts(const struct image_reference *ref, const char **path, const char **tag,
+                   int *index);
+char *oci_ref_string_shared(const struct image_reference *ref);
+void oci_ref_free_shared(struct image_reference *ref);
+
+static int ar_open(void *ctx, const char *rel, berth_reader_t **out, int64_t *size,
+                   berth_error_t *err)
+{
+    return tar_index_open_member(ctx, rel, out, size, err);
+}
+
+static void ar_free(void *ctx)
+{
+    tar_index_free(ctx);
+}
+
+static int oa_new_source(struct image_reference *ref, const struct system_context *sys,
+                         struct image_source **out, berth_error_t *err)
+{
+    const char *path, *tag;
+    int index;
+    oci_ref_parts(ref, &path, &tag, &index);
+    struct tar_index *t;
+    if (tar_index_open(path, transport_tmpdir(sys), &t, err) < 0)
+        return berth_error_wrap(err, "oci-archive");
+    struct layout_access acc = {.open = ar_open, .free = ar_free, .ctx = t, .thread_safe = true};
+    if (oci_source_from_layout(ref, acc, tag, index, out, err) < 0)
+        return berth_error_wrap(err, "oci-archive \"%s\"", path);
+    return 0;
+}
+
+/* ---- destination ---- */
+
+struct oa_dst {
+    struct tar_writer *tw;
+    char *tag;
+    char **names; /* members written */
+    size_t n_names;
+    char *manifest_digest, *manifest_mt;
+    int64_t manifest_size;
+    pthread_mutex_t lock;
+};
+
+static bool has_name(struct oa_dst *o, const char *name)
+{
+    for (size_t i = 0; i < o->n_names; i++)
+        if (strcmp(o->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static const char *const oa_types[] = {MT_OCI_MANIFEST, MT_OCI_INDEX, NULL};
+static const char *const *oa_supported(struct image_destination *d)
+{
+    return oa_types;
+}
+
+static int oa_try_reuse(struct image_destination *dst, const struct blob_info *info, bool *reused,
+                        struct blob_info *out, berth_error_t *err)
+{
+    struct oa_dst *o = dst->priv;
+    *reused = false;
+    if (!info->digest)
+        return 0;
+    cleanup_free char *name = oci_blob_path(info->digest, err);
+    if (!name)
+        return -1;
+    pthread_mutex_lock(&o->lock);
+    *reused = has_name(o, name);
+    pthread_mutex_unlock(&o->lock);
+    if (*reused && out)
+        blob_info_copy(out, info);
+    return 0;
+}
+
+static int put_stream(struct oa_dst *o, berth_reader_t *stream, const char *want_digest,
+                      int64_t want_size, char **digest_out, int64_t *size_out, berth_error_t *err)
+{
+    cleanup_free char *digest = NULL;
+    int64_t size;
+    if (want_digest) {
+        digest_algo_t a;
+        const char *hex;
+        if (digest_parse(want_digest, &a, &hex, err) < 0)
+            return -1;
+        if (a != DIGEST_SHA256)
+            return berth_error_make_status(err, ENOTSUP, "only sha256 blobs are supported");
+    }
+    pthread_mutex_lock(&o->lock);
+    int ret = -1;
+    if (tar_writer_stream(o->tw, stream, &digest, &size, err) < 0)
+        goto out;
+    if (want_size >= 0 && size != want_size) {
+        berth_error_make_status(err, EIO, "blob %s: size %lld, expected %lld",
+                                want_digest ? want_digest : digest, (long long)size,
+                                (long long)want_size);
+        tar_writer_drop_pending(o->tw);
+        goto out;
+    }
+    if (want_digest && !digest_equal(want_digest, digest)) {
+        berth_error_make_status(err, EIO, "blob digest mismatch: expected %s, got %s", want_digest,
+                                digest);
+        tar_writer_drop_pending(o->tw);
+        goto out;
+    }
+    char *name = oci_blob_path(digest, err);
+    if (has_name(o, name)) {
+        tar_writer_drop_pending(o->tw);
+        free(name);
+    } else if (tar_writer_name_pending(o->tw, name, err) < 0) {
+        tar_writer_drop_pending(o->tw);
+        free(name);
+        goto out;
+    } else {
+        o->names = xreallocarray(o->names, o->n_names + 1, sizeof(char *));
+        o->names[o->n_names++] = name;
+    }
+    *digest_out = steal_pointer(&digest);
+    *size_out = size;
+    ret = 0;
+out:
+    pthread_mutex_unlock(&o->lock);
+    return ret;
+}
+
+static int oa_put_blob(struct image_destination *dst, berth_reader_t *stream,
+                       const struct blob_info *info, bool is_config, struct blob_info *out,
+                       berth_error_t *err)
+{
+    struct oa_dst *o = dst->priv;
+    char *digest;
+    int64_t size;
+    if (put_stream(o, stream, info->digest, info->size, &digest, &size, err) < 0)
+        return -1;
+    if (out) {
+        memset(out, 0, sizeof(*out));
+        out->digest = digest;
+        out->size = size;
+        out->media_type = info->media_type ? xstrdup(info->media_type) : NULL;
+    } else {
+        free(digest);
+    }
+    return 0;
+}
+
+static int oa_put_manifest(struct image_destination *dst, const char *manifest, size_t len,
+                           const char *instance, berth_error_t *err)
+{
+    struct oa_dst *o = dst->priv;
+    const char *mt = mf_detect(manifest, len, NULL);
+    if (!mt || (strcmp(mt, MT_OCI_MANIFEST) != 0 && strcmp(mt, MT_OCI_INDEX) != 0))
+        return berth_error_make_status(err, ENOTSUP,
+                                       "an OCI archive can only hold OCI manifests and indexes");
+    berth_reader_t *r = reader_from_buffer(manifest, len, false);
+    char *digest = NULL;
+    int64_t size;
+    int ret = put_stream(o, r, NULL, -1, &digest, &size, err);
+    reader_close(r);
+    if (ret < 0)
+        return -1;
+    if (instance) {
+        free(digest);
+        return 0;
+    }
+    free(o->manifest_digest);
+    free(o->manifest_mt);
+    o->manifest_digest = digest;
+    o->manifest_mt = xstrdup(mt);
+    o->manifest_size = size;
+    return 0;
+}
+
+static int oa_commit(struct image_destination *dst, berth_error_t *err)
+{
+    struct oa_dst *o = dst->priv;
+    if (!o->manifest_digest)
+        return berth_error_make_status(err, EINVAL, "commit without a manifest");
+    json_t *ix = oci_index_add(NULL, o->manifest_mt, o->manifest_digest, o->manifest_size, o->tag);
+    char *s = json_dumps(ix, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(ix);
+    int ret = -1;
+    if (tar_writer_add_buffer(o->tw, "oci-layout", OCI_LAYOUT_CONTENT, strlen(OCI_LAYOUT_CONTENT),
+                              err) == 0 &&
+        tar_writer_add_buffer(o->tw, "index.json", s, strlen(s), err) == 0 &&
+        tar_writer_commit(o->tw, err) == 0)
+        ret = 0;
+    free(s);
+    return ret;
+}
+
+static void oa_close(struct image_destination *dst)
+{
+    struct oa_dst *o = dst->priv;
+    tar_writer_free(o->tw);
+    for (size_t i = 0; i < o->n_names; i++)
+        free(o->names[i]);
+    free(o->names);
+    free(o->tag);
+    free(o->manifest_digest);
+    free(o->manifest_mt);
+    pthread_mutex_destroy(&o->lock);
+    free(o);
+    free(dst);
+}
+
+static const struct image_destination_ops oa_dst_ops = {
+    .supported_manifest_types = oa_supported,
+    .desires_compressed_layers = true,
+    .accepts_foreign_layers = true,
+    .try_reuse_blob = oa_try_reuse,
+    .put_blob = oa_put_blob,
+    .put_manifest = oa_put_manifest,
+    .commit = oa_commit,
+    .thread_safe_put_blob = false,
+    .close = oa_close,
+};
+
+static int oa_new_destination(struct image_reference *ref, const struct system_context *sys,
+                              struct image_destination **out, berth_error_t *err)
+{
+    const char *path, *tag;
+    int index;
+    oci_ref_parts(ref, &path, &tag, &index);
+    if (index >= 0)
+        return berth_error_make_status(err, EINVAL, "@INDEX cannot be used as a destination");
+    struct oa_dst *o = xzalloc(sizeof(*o));
+    pthread_mutex_init(&o->lock, NULL);
+    o->tag = tag ? xstrdup(tag) : NULL;
+    struct image_destination *dst = xzalloc(sizeof(*dst));
+    dst->ops = &oa_dst_ops;
+    dst->ref = ref;
+    dst->priv = o;
+    if (tar_writer_open(path, &o->tw, err) < 0 || tar_writer_add_dir(o->tw, "blobs/", err) < 0 ||
+        tar_writer_add_dir(o->tw, "blobs/sha256/", err) < 0) {
+        oa_close(dst);
+        return berth_error_wrap(err, "oci-archive \"%s\"", path);
+    }
+    *out = dst;
+    return 0;
+}
+
+static const struct reference_ops oa_ref_ops = {
+    .string = oci_ref_string_shared,
+    .new_source = oa_new_source,
+    .new_destination = oa_new_destination,
+    .free = oci_ref_free_shared,
+};
+
+static int oa_parse(const char *within, struct image_reference **out, berth_error_t *err)
+{
+    return oci_ref_new(&oci_archive_transport, &oa_ref_ops, within, out, err);
+}
+
+const struct transport_ops oci_archive_transport = {.name = "oci-archive",
+                                                    .parse_reference = oa_parse};

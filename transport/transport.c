@@ -1,0 +1,316 @@
+/* The table of transports, reference parsing and helpers shared by berth's own transports. */
+#include "transport/transport.h"
+
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/digest.h"
+#include "common/fs.h"
+#include "transport/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern const struct transport_ops oci_transport;
+extern const struct transport_ops oci_archive_transport;
+extern const struct transport_ops dir_transport;
+extern const struct transport_ops docker_archive_transport;
+extern const struct transport_ops storage_transport;
+
+/* The registry transport lives in transport/docker.c (its own module); when its header exists
+ * it is added to the table. */
+#if __has_include("transport/docker.h")
+#include "transport/docker.h"
+#define HAVE_DOCKER_TRANSPORT 1
+#endif
+
+static const struct transport_ops *const transports[] = {
+#ifdef HAVE_DOCKER_TRANSPORT
+    &docker_transport,
+#endif
+    &oci_transport,     &oci_archive_transport,
+    &dir_transport,     &docker_archive_transport,
+    &storage_transport, NULL,
+};
+
+/* Names recognised (so the error can say "not supported") but not implemented. */
+static const char *const unsupported[] = {"ostree", "docker-daemon",
+#ifndef HAVE_DOCKER_TRANSPORT
+                                          "docker",
+#endif
+                                          NULL};
+
+const struct transport_ops *transport_lookup(const char *name)
+{
+    for (size_t i = 0; transports[i]; i++)
+        if (strcmp(transports[i]->name, name) == 0)
+            return transports[i];
+    return NULL;
+}
+
+static char *known_list(void)
+{
+    size_t cap = 256;
+    char *s = xzalloc(cap);
+    for (size_t i = 0; transports[i]; i++) {
+        const char *n = transports[i]->name;
+        if (strlen(s) + strlen(n) + 3 >= cap)
+            break;
+        if (i)
+            strcat(s, ", ");
+        strcat(s, n);
+    }
+    return s;
+}
+
+int transport_parse_reference(const char *s, struct image_reference **out, berth_error_t *err)
+{
+    const char *colon = strchr(s, ':');
+    if (!colon || colon == s) {
+        cleanup_free char *k = known_list();
+        return berth_error_make_status(err, EINVAL,
+                                       "invalid image reference \"%s\": expected transport:name, "
+                                       "known transports: %s",
+                                       s, k);
+    }
+    cleanup_free char *name = xstrndup(s, (size_t)(colon - s));
+    const char *within = colon + 1;
+    const struct transport_ops *t = transport_lookup(name);
+    if (!t) {
+        for (size_t i = 0; unsupported[i]; i++)
+            if (strcmp(unsupported[i], name) == 0)
+                return berth_error_make_status(err, ENOTSUP,
+                                               "transport \"%s\" is not supported by berth", name);
+        cleanup_free char *k = known_list();
+        return berth_error_make_status(err, EINVAL,
+                                       "invalid image reference \"%s\": unknown transport \"%s\" "
+                                       "(known transports: %s)",
+                                       s, name, k);
+    }
+    if (t->parse_reference(within, out, err) < 0)
+        return berth_error_wrap(err, "invalid image reference \"%s\"", s);
+    return 0;
+}
+
+void image_reference_free(struct image_reference *ref)
+{
+    if (ref && ref->ops && ref->ops->free)
+        ref->ops->free(ref);
+}
+
+char *image_reference_string(const struct image_reference *ref)
+{
+    return ref->ops->string(ref);
+}
+
+void image_source_close(struct image_source *src)
+{
+    if (src)
+        src->ops->close(src);
+}
+
+void image_destination_close(struct image_destination *dst)
+{
+    if (dst)
+        dst->ops->close(dst);
+}
+
+void blob_info_clear(struct blob_info *b)
+{
+    if (!b)
+        return;
+    free(b->digest);
+    free(b->media_type);
+    if (b->urls) {
+        for (char **p = b->urls; *p; p++)
+            free(*p);
+        free(b->urls);
+    }
+    b->digest = NULL;
+    b->media_type = NULL;
+    b->urls = NULL;
+    b->size = -1;
+}
+
+void blob_info_copy(struct blob_info *dst, const struct blob_info *src)
+{
+    dst->digest = src->digest ? xstrdup(src->digest) : NULL;
+    dst->media_type = src->media_type ? xstrdup(src->media_type) : NULL;
+    dst->size = src->size;
+    dst->urls = NULL;
+    if (src->urls) {
+        size_t n = 0;
+        while (src->urls[n])
+            n++;
+        dst->urls = xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+            dst->urls[i] = xstrdup(src->urls[i]);
+    }
+}
+
+/* ---- helpers for berth's transports ---- */
+
+const char *transport_tmpdir(const struct system_context *sys)
+{
+    if (sys && sys->tmpdir)
+        return sys->tmpdir;
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/var/tmp";
+}
+
+char *oci_blob_path(const char *digest, berth_error_t *err)
+{
+    digest_algo_t algo;
+    const char *hex;
+    if (digest_parse(digest, &algo, &hex, err) < 0)
+        return NULL;
+    return xasprintf("blobs/%s/%s", digest_algo_name(algo), hex);
+}
+
+static bool valid_tag(const char *t)
+{
+    if (!*t)
+        return false;
+    for (const char *p = t; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+int oci_split_within(const char *within, bool allow_index, char **path, char **tag, int *index,
+                     berth_error_t *err)
+{
+    *tag = NULL;
+    *index = -1;
+    cleanup_free char *p = xstrdup(within);
+    char *at = strrchr(p, '@');
+    if (at && at[1]) {
+        bool digits = true;
+        for (char *q = at + 1; *q; q++)
+            digits = digits && *q >= '0' && *q <= '9';
+        if (digits) {
+            if (!allow_index)
+                return berth_error_make_status(err, EINVAL, "@INDEX is only valid for reading");
+            long v = strtol(at + 1, NULL, 10);
+            if (strlen(at + 1) > 9 || v < 0)
+                return berth_error_make_status(err, EINVAL, "invalid image index \"%s\"", at + 1);
+            *index = (int)v;
+            *at = 0;
+        }
+    }
+    char *colon = strrchr(p, ':');
+    if (colon && *index < 0 && !strchr(colon + 1, '/')) {
+        if (!valid_tag(colon + 1))
+            return berth_error_make_status(err, EINVAL, "invalid tag \"%s\"", colon + 1);
+        *tag = xstrdup(colon + 1);
+        *colon = 0;
+    }
+    if (!*p) {
+        free(*tag);
+        *tag = NULL;
+        return berth_error_make_status(err, EINVAL, "empty path");
+    }
+    *path = steal_pointer(&p);
+    return 0;
+}
+
+int read_all_close(berth_reader_t *r, size_t max, char **out, size_t *len, berth_error_t *err)
+{
+    int ret = reader_read_all(r, max, out, len, err);
+    reader_close(r);
+    return ret;
+}
+
+#define COPY_BUF (1024 * 1024)
+
+int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_digest,
+                        int64_t expected_size, char **digest, int64_t *size, bool *created,
+                        berth_error_t *err)
+{
+    digest_algo_t algo = DIGEST_SHA256;
+    const char *hex;
+    if (expected_digest && digest_parse(expected_digest, &algo, &hex, err) < 0)
+        return -1;
+    char tmp[32];
+    int fd = -1;
+    for (int i = 0; i < 100 && fd < 0; i++) {
+        snprintf(tmp, sizeof(tmp), ".tmp-blob-%08x", (unsigned)random());
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST)
+            return berth_error_make(err, errno, "create temporary blob file");
+    }
+    if (fd < 0)
+        return berth_error_make(err, EEXIST, "create temporary blob file");
+    cleanup_free char *buf = xmalloc(COPY_BUF);
+    cleanup_digester digester_t *d = digester_new(algo);
+    int64_t total = 0;
+    cleanup_free char *got = NULL;
+    for (;;) {
+        ssize_t n = reader_read(r, buf, COPY_BUF, err);
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        digester_update(d, buf, (size_t)n);
+        total += n;
+        if (expected_size >= 0 && total > expected_size) {
+            berth_error_make_status(err, EIO, "blob %s: more than the expected %lld bytes",
+                                    expected_digest ? expected_digest : "",
+                                    (long long)expected_size);
+            goto fail;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                berth_error_make(err, errno, "write blob");
+                goto fail;
+            }
+            off += w;
+        }
+    }
+    got = digester_finish(d);
+    if (expected_size >= 0 && total != expected_size) {
+        berth_error_make_status(err, EIO, "blob %s: size %lld, expected %lld",
+                                expected_digest ? expected_digest : got, (long long)total,
+                                (long long)expected_size);
+        goto fail;
+    }
+    if (expected_digest && !digest_equal(got, expected_digest)) {
+        berth_error_make_status(err, EIO, "blob digest mismatch: expected %s, got %s",
+                                expected_digest, got);
+        goto fail;
+    }
+    if (fsync(fd) < 0) {
+        berth_error_make(err, errno, "fsync blob");
+        goto fail;
+    }
+    close(fd);
+    fd = -1;
+    const char *gothex = digest_hex(got);
+    struct stat st;
+    bool exists = fstatat(dirfd, gothex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                  st.st_size == total;
+    if (exists) {
+        unlinkat(dirfd, tmp, 0);
+    } else if (renameat(dirfd, tmp, dirfd, gothex) < 0) {
+        berth_error_make(err, errno, "rename blob %s", got);
+        goto fail;
+    }
+    if (!exists)
+        fsync(dirfd);
+    *created = !exists;
+    *digest = steal_pointer(&got);
+    *size = total;
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    unlinkat(dirfd, tmp, 0);
+    return -1;
+}
