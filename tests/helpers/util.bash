@@ -11,6 +11,9 @@
 #                    replaced in each process, so tests never share a store by accident.
 
 harness_init() {
+    # Sourced twice in one process: keep the state (and the cleanup list) of the first time.
+    [ "${_HARNESS_INIT_PID:-}" = "$$" ] && return 0
+    _HARNESS_INIT_PID=$$
     HARNESS_TMP="${TMPDIR:-/tmp}/berth-harness.$$"
     # A leftover from a dead process that had the same pid is not ours to keep.
     if [ -e "$HARNESS_TMP" ]; then
