@@ -1,0 +1,652 @@
+/* docker:// transport over the registry client. */
+#include "transport/docker.h"
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/digest.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "transport/auth.h"
+#include "transport/registries_conf.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------- process-wide caches ----------
+ * Clients are shared per (registry, settings) so a run over many images pings once and reuses
+ * connections and tokens.  Known blob locations let destinations mount blobs across
+ * repositories of the same registry instead of uploading them again. */
+
+struct client_slot {
+    char *key;
+    registry_client_t *c;
+};
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct client_slot *clients;
+static size_t nclients;
+static bool atexit_done;
+
+struct blob_loc {
+    char *registry, *repo, *digest;
+};
+static struct blob_loc *blob_locs;
+static size_t nblob_locs;
+
+static void free_caches(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < nclients; i++) {
+        free(clients[i].key);
+        registry_client_free(clients[i].c);
+    }
+    free(clients);
+    clients = NULL;
+    nclients = 0;
+    for (size_t i = 0; i < nblob_locs; i++) {
+        free(blob_locs[i].registry);
+        free(blob_locs[i].repo);
+        free(blob_locs[i].digest);
+    }
+    free(blob_locs);
+    blob_locs = NULL;
+    nblob_locs = 0;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static void remember_blob(const char *registry, const char *repo, const char *digest)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < nblob_locs; i++) {
+        if (strcmp(blob_locs[i].digest, digest) == 0 &&
+            strcmp(blob_locs[i].registry, registry) == 0 && strcmp(blob_locs[i].repo, repo) == 0) {
+            pthread_mutex_unlock(&cache_lock);
+            return;
+        }
+    }
+    if (nblob_locs < 100000) {
+        blob_locs = xreallocarray(blob_locs, nblob_locs + 1, sizeof(*blob_locs));
+        blob_locs[nblob_locs].registry = xstrdup(registry);
+        blob_locs[nblob_locs].repo = xstrdup(repo);
+        blob_locs[nblob_locs].digest = xstrdup(digest);
+        nblob_locs++;
+    }
+    pthread_mutex_unlock(&cache_lock);
+}
+
+/* Another repository of registry known to hold digest, or NULL (owned by caller). */
+static char *known_blob_repo(const char *registry, const char *repo, const char *digest)
+{
+    char *r = NULL;
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < nblob_locs && !r; i++)
+        if (strcmp(blob_locs[i].digest, digest) == 0 &&
+            strcmp(blob_locs[i].registry, registry) == 0 && strcmp(blob_locs[i].repo, repo) != 0)
+            r = xstrdup(blob_locs[i].repo);
+    pthread_mutex_unlock(&cache_lock);
+    return r;
+}
+
+int docker_registry_options(const struct system_context *sys, const char *registry, bool insecure,
+                            struct registry_options *o, char **user_out, char **pass_out,
+                            berth_error_t *err)
+{
+    memset(o, 0, sizeof(*o));
+    *user_out = *pass_out = NULL;
+    o->registry = registry;
+    o->insecure = insecure;
+    o->tls_verify = sys ? sys->tls_verify : -1;
+    o->cert_dir = sys ? sys->cert_dir : NULL;
+    o->auth_file = sys ? sys->auth_file : NULL;
+    o->retry_times = sys ? sys->retry_times : -1;
+    o->retry_delay_ms = sys ? sys->retry_delay_ms : -1;
+    o->user_agent = sys ? sys->user_agent : NULL;
+    if (sys && sys->creds) {
+        if (auth_parse_creds(sys->creds, user_out, pass_out, err) < 0)
+            return -1;
+        if (!*pass_out)
+            *pass_out = xstrdup("");
+        o->username = *user_out;
+        o->password = *pass_out;
+    }
+    return 0;
+}
+
+static int get_client(const struct system_context *sys, const char *registry, bool insecure,
+                      registry_client_t **out, berth_error_t *err)
+{
+    cleanup_free char *user = NULL, *pass = NULL;
+    struct registry_options o;
+    if (docker_registry_options(sys, registry, insecure, &o, &user, &pass, err) < 0)
+        return -1;
+    /* the key holds a hash of the credentials, never the credentials */
+    cleanup_free char *credhash = NULL;
+    if (user) {
+        cleanup_free char *raw = xasprintf("%s:%s", user, pass);
+        credhash = digest_buffer(DIGEST_SHA256, raw, strlen(raw));
+        explicit_bzero(raw, strlen(raw));
+    }
+    cleanup_free char *key = xasprintf(
+        "%s|%d|%d|%s|%s|%s|%d|%d|%s", registry, insecure, o.tls_verify,
+        o.cert_dir ? o.cert_dir : "", o.auth_file ? o.auth_file : "", credhash ? credhash : "",
+        o.retry_times, o.retry_delay_ms, o.user_agent ? o.user_agent : "");
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < nclients; i++) {
+        if (strcmp(clients[i].key, key) == 0) {
+            *out = clients[i].c;
+            pthread_mutex_unlock(&cache_lock);
+            if (pass)
+                explicit_bzero(pass, strlen(pass));
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    registry_client_t *c = NULL;
+    int r = registry_client_new(&o, &c, err);
+    if (pass)
+        explicit_bzero(pass, strlen(pass));
+    if (r < 0)
+        return -1;
+    pthread_mutex_lock(&cache_lock);
+    if (!atexit_done) {
+        atexit(free_caches);
+        atexit_done = true;
+    }
+    clients = xreallocarray(clients, nclients + 1, sizeof(*clients));
+    clients[nclients].key = steal_pointer(&key);
+    clients[nclients].c = c;
+    nclients++;
+    pthread_mutex_unlock(&cache_lock);
+    *out = c;
+    return 0;
+}
+
+/* ---------- references ---------- */
+
+struct docker_ref {
+    image_ref_t *ref; /* normalised */
+};
+
+static const struct reference_ops docker_ref_ops;
+
+const image_ref_t *docker_reference_ref(const struct image_reference *ref)
+{
+    if (!ref || ref->ops != &docker_ref_ops)
+        return NULL;
+    return ((struct docker_ref *)ref->priv)->ref;
+}
+
+static char *docker_ref_string(const struct image_reference *ref)
+{
+    struct docker_ref *d = ref->priv;
+    cleanup_free char *s = image_ref_string(d->ref);
+    return xasprintf("docker://%s", s);
+}
+
+static void docker_ref_free(struct image_reference *ref)
+{
+    if (!ref)
+        return;
+    struct docker_ref *d = ref->priv;
+    if (d) {
+        image_ref_free(d->ref);
+        free(d);
+    }
+    free(ref->docker_name);
+    free(ref);
+}
+
+struct endpoint {
+    registry_client_t *c; /* shared, not owned */
+    char *registry;
+    char *repo;
+};
+
+static int load_conf(const struct system_context *sys, registries_conf_t **conf, berth_error_t *err)
+{
+    if (registries_conf_load(sys ? sys->registries_conf : NULL, conf, err) < 0)
+        return berth_error_wrap(err, "loading registries.conf");
+    return 0;
+}
+
+/* Splits "host/path" at the first '/'. */
+static int split_name(const char *name, char **host, char **path, berth_error_t *err)
+{
+    const char *slash = strchr(name, '/');
+    if (!slash || slash == name || slash[1] == '\0')
+        return berth_error_make_status(err, EINVAL, "invalid registry location \"%s\"", name);
+    *host = xstrndup(name, (size_t)(slash - name));
+    *path = xstrdup(slash + 1);
+    return 0;
+}
+
+static int open_endpoint(const struct system_context *sys, const char *name, bool insecure,
+                         struct endpoint *ep, berth_error_t *err)
+{
+    memset(ep, 0, sizeof(*ep));
+    if (split_name(name, &ep->registry, &ep->repo, err) < 0)
+        return -1;
+    if (get_client(sys, ep->registry, insecure, &ep->c, err) < 0) {
+        free(ep->registry);
+        free(ep->repo);
+        return -1;
+    }
+    return 0;
+}
+
+static void endpoint_clear(struct endpoint *ep)
+{
+    free(ep->registry);
+    free(ep->repo);
+    memset(ep, 0, sizeof(*ep));
+}
+
+/* The primary endpoint after registries.conf, plus (for sources) the mirrors to try first. */
+static int resolve_endpoints(const struct image_reference *ref, const struct system_context *sys,
+                             bool for_pull, struct endpoint **eps, size_t *neps, berth_error_t *err)
+{
+    struct docker_ref *d = ref->priv;
+    cleanup_registries_conf registries_conf_t *conf = NULL;
+    if (load_conf(sys, &conf, err) < 0)
+        return -1;
+    cleanup_free char *name = image_ref_name(d->ref);
+    const struct registry_entry *e = registries_conf_find(conf, name);
+    if (e && e->blocked)
+        return berth_error_make_status(err, EACCES,
+                                       "registry %s is blocked in registries.conf (prefix \"%s\")",
+                                       d->ref->domain, e->prefix);
+    struct endpoint *v = xcalloc(1 + (e ? e->nmirrors : 0), sizeof(*v));
+    size_t n = 0;
+    if (for_pull && e) {
+        for (size_t i = 0; i < e->nmirrors; i++) {
+            const struct registry_mirror *m = &e->mirrors[i];
+            if (m->pull_from == PULL_FROM_MIRROR_DIGEST && !d->ref->digest)
+                continue;
+            if (m->pull_from == PULL_FROM_MIRROR_TAG && d->ref->digest)
+                continue;
+            cleanup_free char *mname = NULL;
+            size_t pl = strlen(e->prefix);
+            if (e->prefix[0] != '*' && strncmp(name, e->prefix, pl) == 0)
+                mname = xasprintf("%s%s", m->location, name + pl);
+            else
+                continue;
+            berth_error_t e2 = NULL;
+            if (open_endpoint(sys, mname, m->insecure, &v[n], &e2) == 0)
+                n++;
+            else
+                log_warn("mirror %s: %s", m->location, berth_error_msg(e2));
+            berth_error_release(&e2);
+        }
+    }
+    cleanup_free char *rewritten = registries_conf_rewrite(e, name);
+    if (open_endpoint(sys, rewritten, e ? e->insecure : false, &v[n], err) < 0) {
+        for (size_t i = 0; i < n; i++)
+            endpoint_clear(&v[i]);
+        free(v);
+        return -1;
+    }
+    n++;
+    *eps = v;
+    *neps = n;
+    return 0;
+}
+
+int docker_open_client(const struct image_reference *ref, const struct system_context *sys,
+                       registry_client_t **client, char **repo, berth_error_t *err)
+{
+    struct endpoint *eps = NULL;
+    size_t n = 0;
+    if (resolve_endpoints(ref, sys, false, &eps, &n, err) < 0)
+        return -1;
+    *client = eps[0].c;
+    *repo = steal_pointer(&eps[0].repo);
+    endpoint_clear(&eps[0]);
+    free(eps);
+    return 0;
+}
+
+/* ---------- source ---------- */
+
+struct docker_src {
+    struct endpoint *eps;
+    size_t neps;
+    size_t chosen; /* index into eps once the top manifest came from there */
+    bool pinned;
+    char *ref; /* tag or digest to fetch */
+};
+
+static void remember_manifest_blobs(const struct endpoint *ep, const char *body, size_t len)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    if (!j)
+        return;
+    json_t *cfg = json_get_object(j, "config");
+    const char *d = cfg ? json_get_string(cfg, "digest") : NULL;
+    if (d && digest_validate(d, NULL) == 0)
+        remember_blob(ep->registry, ep->repo, d);
+    json_t *layers = json_get_array(j, "layers");
+    size_t i;
+    json_t *l;
+    json_array_foreach(layers, i, l)
+    {
+        d = json_get_string(l, "digest");
+        if (d && digest_validate(d, NULL) == 0)
+            remember_blob(ep->registry, ep->repo, d);
+    }
+    json_decref(j);
+}
+
+static int ds_get_manifest(struct image_source *src, const char *instance, char **manifest,
+                           size_t *len, char **mime, berth_error_t *err)
+{
+    struct docker_src *s = src->priv;
+    const char *ref = instance ? instance : s->ref;
+    if (instance && digest_validate(instance, err) < 0)
+        return -1;
+    if (s->pinned) {
+        struct endpoint *ep = &s->eps[s->chosen];
+        if (registry_get_manifest(ep->c, ep->repo, ref, manifest, len, mime, NULL, err) < 0)
+            return -1;
+        remember_manifest_blobs(ep, *manifest, *len);
+        return 0;
+    }
+    for (size_t i = 0; i < s->neps; i++) {
+        struct endpoint *ep = &s->eps[i];
+        bool last = i + 1 == s->neps;
+        berth_error_t e2 = NULL;
+        if (registry_get_manifest(ep->c, ep->repo, ref, manifest, len, mime, NULL, &e2) == 0) {
+            s->chosen = i;
+            s->pinned = true;
+            if (!last)
+                log_info("using mirror %s for %s", ep->registry, ref);
+            remember_manifest_blobs(ep, *manifest, *len);
+            return 0;
+        }
+        if (last) {
+            *err = e2;
+            return -1;
+        }
+        log_warn("mirror %s/%s: %s", ep->registry, ep->repo, berth_error_msg(e2));
+        berth_error_release(&e2);
+    }
+    return berth_error_make_status(err, ENOENT, "no endpoint to read from");
+}
+
+static int ds_get_blob(struct image_source *src, const struct blob_info *info, berth_reader_t **out,
+                       int64_t *size, berth_error_t *err)
+{
+    struct docker_src *s = src->priv;
+    if (!info->digest)
+        return berth_error_make_status(err, EINVAL, "blob without a digest");
+    struct endpoint *ep = &s->eps[s->pinned ? s->chosen : s->neps - 1];
+    if (registry_get_blob(ep->c, ep->repo, info->digest, out, size, err) < 0)
+        return -1;
+    if (*size < 0 && info->size >= 0)
+        *size = info->size;
+    return 0;
+}
+
+static void ds_close(struct image_source *src)
+{
+    if (!src)
+        return;
+    struct docker_src *s = src->priv;
+    if (s) {
+        for (size_t i = 0; i < s->neps; i++)
+            endpoint_clear(&s->eps[i]);
+        free(s->eps);
+        free(s->ref);
+        free(s);
+    }
+    free(src);
+}
+
+static const struct image_source_ops docker_src_ops = {
+    .get_manifest = ds_get_manifest,
+    .get_blob = ds_get_blob,
+    .get_signatures = NULL,
+    .thread_safe_get_blob = true,
+    .close = ds_close,
+};
+
+static int docker_new_source(struct image_reference *ref, const struct system_context *sys,
+                             struct image_source **out, berth_error_t *err)
+{
+    struct docker_ref *d = ref->priv;
+    struct docker_src *s = xzalloc(sizeof(*s));
+    if (resolve_endpoints(ref, sys, true, &s->eps, &s->neps, err) < 0) {
+        free(s);
+        return -1;
+    }
+    s->ref = xstrdup(d->ref->digest ? d->ref->digest
+                     : d->ref->tag  ? d->ref->tag
+                                    : IMAGE_REF_DEFAULT_TAG);
+    struct image_source *src = xzalloc(sizeof(*src));
+    src->ops = &docker_src_ops;
+    src->ref = ref;
+    src->priv = s;
+    *out = src;
+    return 0;
+}
+
+/* ---------- destination ---------- */
+
+struct docker_dst {
+    struct endpoint ep;
+    char *tag;
+    char *digest;
+};
+
+static const char *const docker_manifest_types[] = {MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST,
+                                                    MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST, NULL};
+
+static const char *const *dd_supported(struct image_destination *dst)
+{
+    return docker_manifest_types;
+}
+
+static int dd_try_reuse(struct image_destination *dst, const struct blob_info *info, bool *reused,
+                        struct blob_info *out, berth_error_t *err)
+{
+    struct docker_dst *d = dst->priv;
+    *reused = false;
+    if (!info->digest)
+        return 0;
+    int64_t size = -1;
+    berth_error_t e2 = NULL;
+    if (registry_head_blob(d->ep.c, d->ep.repo, info->digest, &size, &e2) == 0) {
+        if (info->size >= 0 && size >= 0 && size != info->size) {
+            log_warn("blob %s exists in %s/%s with size %lld, expected %lld; uploading",
+                     info->digest, d->ep.registry, d->ep.repo, (long long)size,
+                     (long long)info->size);
+            return 0;
+        }
+        *reused = true;
+    } else if (berth_error_status(e2) != ENOENT) {
+        *err = e2;
+        return -1;
+    } else {
+        berth_error_release(&e2);
+        cleanup_free char *from = known_blob_repo(d->ep.registry, d->ep.repo, info->digest);
+        if (from) {
+            bool mounted = false;
+            if (registry_mount_blob(d->ep.c, d->ep.repo, info->digest, from, &mounted, &e2) < 0) {
+                log_debug("mount of %s from %s failed: %s", info->digest, from,
+                          berth_error_msg(e2));
+                berth_error_release(&e2);
+            } else if (mounted) {
+                log_debug("mounted %s from %s", info->digest, from);
+                *reused = true;
+                size = info->size;
+            }
+        }
+    }
+    if (*reused) {
+        remember_blob(d->ep.registry, d->ep.repo, info->digest);
+        if (out) {
+            blob_info_copy(out, info);
+            if (size >= 0)
+                out->size = size;
+        }
+    }
+    return 0;
+}
+
+static int dd_put_blob(struct image_destination *dst, berth_reader_t *stream,
+                       const struct blob_info *info, bool is_config, struct blob_info *out,
+                       berth_error_t *err)
+{
+    struct docker_dst *d = dst->priv;
+    char *digest = NULL;
+    int64_t size = -1;
+    if (registry_put_blob(d->ep.c, d->ep.repo, stream, info->digest, info->size, false, &digest,
+                          &size, err) < 0)
+        return -1;
+    remember_blob(d->ep.registry, d->ep.repo, digest);
+    if (out) {
+        blob_info_copy(out, info);
+        free(out->digest);
+        out->digest = digest;
+        out->size = size;
+    } else {
+        free(digest);
+    }
+    return 0;
+}
+
+static int dd_put_manifest(struct image_destination *dst, const char *manifest, size_t len,
+                           const char *instance_digest, berth_error_t *err)
+{
+    struct docker_dst *d = dst->priv;
+    if (instance_digest) {
+        if (digest_validate(instance_digest, err) < 0)
+            return -1;
+        return registry_put_manifest(d->ep.c, d->ep.repo, instance_digest, manifest, len, NULL,
+                                     NULL, err);
+    }
+    if (d->digest) {
+        cleanup_free char *computed = digest_buffer(DIGEST_SHA256, manifest, len);
+        if (!digest_equal(computed, d->digest))
+            return berth_error_make_status(err, EINVAL,
+                                           "the manifest has digest %s, but the destination "
+                                           "names %s",
+                                           computed, d->digest);
+        if (!d->tag)
+            return registry_put_manifest(d->ep.c, d->ep.repo, d->digest, manifest, len, NULL, NULL,
+                                         err);
+    }
+    return registry_put_manifest(d->ep.c, d->ep.repo, d->tag ? d->tag : IMAGE_REF_DEFAULT_TAG,
+                                 manifest, len, NULL, NULL, err);
+}
+
+static int dd_commit(struct image_destination *dst, berth_error_t *err)
+{
+    return 0; /* the manifest PUT made it visible */
+}
+
+static void dd_close(struct image_destination *dst)
+{
+    if (!dst)
+        return;
+    struct docker_dst *d = dst->priv;
+    if (d) {
+        endpoint_clear(&d->ep);
+        free(d->tag);
+        free(d->digest);
+        free(d);
+    }
+    free(dst);
+}
+
+static const struct image_destination_ops docker_dst_ops = {
+    .supported_manifest_types = dd_supported,
+    .desires_uncompressed_layers = false,
+    .accepts_foreign_layers = true,
+    .desires_compressed_layers = true,
+    .try_reuse_blob = dd_try_reuse,
+    .put_blob = dd_put_blob,
+    .put_manifest = dd_put_manifest,
+    .put_signatures = NULL,
+    .commit = dd_commit,
+    .thread_safe_put_blob = true,
+    .close = dd_close,
+};
+
+static int docker_new_destination(struct image_reference *ref, const struct system_context *sys,
+                                  struct image_destination **out, berth_error_t *err)
+{
+    struct docker_ref *r = ref->priv;
+    struct endpoint *eps = NULL;
+    size_t n = 0;
+    if (resolve_endpoints(ref, sys, false, &eps, &n, err) < 0)
+        return -1;
+    struct docker_dst *d = xzalloc(sizeof(*d));
+    d->ep = eps[0];
+    free(eps);
+    d->tag = r->ref->tag ? xstrdup(r->ref->tag) : NULL;
+    d->digest = r->ref->digest ? xstrdup(r->ref->digest) : NULL;
+    struct image_destination *dst = xzalloc(sizeof(*dst));
+    dst->ops = &docker_dst_ops;
+    dst->ref = ref;
+    dst->priv = d;
+    *out = dst;
+    return 0;
+}
+
+static int docker_delete(struct image_reference *ref, const struct system_context *sys,
+                         berth_error_t *err)
+{
+    struct docker_ref *r = ref->priv;
+    registry_client_t *c;
+    cleanup_free char *repo = NULL;
+    if (docker_open_client(ref, sys, &c, &repo, err) < 0)
+        return -1;
+    cleanup_free char *digest = NULL;
+    if (r->ref->digest) {
+        digest = xstrdup(r->ref->digest);
+    } else {
+        const char *tag = r->ref->tag ? r->ref->tag : IMAGE_REF_DEFAULT_TAG;
+        if (registry_head_manifest(c, repo, tag, &digest, NULL, NULL, err) < 0)
+            return -1;
+        if (!digest) {
+            /* the registry did not say: compute it from the content */
+            cleanup_free char *body = NULL;
+            size_t len;
+            if (registry_get_manifest(c, repo, tag, &body, &len, NULL, &digest, err) < 0)
+                return -1;
+        }
+    }
+    return registry_delete_manifest(c, repo, digest, err);
+}
+
+static const struct reference_ops docker_ref_ops = {
+    .string = docker_ref_string,
+    .new_source = docker_new_source,
+    .new_destination = docker_new_destination,
+    .delete_image = docker_delete,
+    .free = docker_ref_free,
+};
+
+static int docker_parse(const char *within, struct image_reference **out, berth_error_t *err)
+{
+    if (strncmp(within, "//", 2) != 0)
+        return berth_error_make_status(err, EINVAL,
+                                       "invalid docker reference \"docker:%s\": expected "
+                                       "docker://NAME[:TAG|@DIGEST]",
+                                       within);
+    const char *s = within + 2;
+    image_ref_t *ir = NULL;
+    if (image_ref_parse_normalized(s, &ir, err) < 0)
+        return -1;
+    struct docker_ref *d = xzalloc(sizeof(*d));
+    d->ref = ir;
+    struct image_reference *ref = xzalloc(sizeof(*ref));
+    ref->transport = &docker_transport;
+    ref->ops = &docker_ref_ops;
+    ref->priv = d;
+    ref->docker_name = image_ref_string(ir);
+    *out = ref;
+    return 0;
+}
+
+const struct transport_ops docker_transport = {.name = "docker", .parse_reference = docker_parse};

@@ -1,0 +1,830 @@
+/* registries.conf parsing (a TOML subset) and short-name resolution. */
+#include "transport/registries_conf.h"
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/reference.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+registries_conf_t *registries_conf_new(void)
+{
+    return xzalloc(sizeof(registries_conf_t));
+}
+
+static void strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+static void entry_clear(struct registry_entry *e)
+{
+    free(e->prefix);
+    free(e->location);
+    for (size_t i = 0; i < e->nmirrors; i++)
+        free(e->mirrors[i].location);
+    free(e->mirrors);
+}
+
+void registries_conf_free(registries_conf_t *c)
+{
+    if (!c)
+        return;
+    strv_free(c->unqualified_search);
+    strv_free(c->credential_helpers);
+    free(c->short_name_mode);
+    for (size_t i = 0; i < c->nregistries; i++)
+        entry_clear(&c->registries[i]);
+    free(c->registries);
+    for (size_t i = 0; i < c->naliases; i++) {
+        free(c->aliases[i].name);
+        free(c->aliases[i].value);
+    }
+    free(c->aliases);
+    free(c);
+}
+
+/* ---------- TOML subset ---------- */
+
+enum value_type { VAL_STRING, VAL_BOOL, VAL_INT, VAL_ARRAY };
+struct value {
+    enum value_type type;
+    char *s;
+    bool b;
+    long long i;
+    char **arr; /* NULL-terminated strings */
+};
+
+static void value_clear(struct value *v)
+{
+    free(v->s);
+    strv_free(v->arr);
+    memset(v, 0, sizeof(*v));
+}
+
+enum section {
+    SEC_TOP,
+    SEC_REGISTRY,
+    SEC_MIRROR,
+    SEC_ALIASES,
+    SEC_V1_SEARCH,
+    SEC_V1_INSECURE,
+    SEC_V1_BLOCK,
+};
+
+struct parser {
+    const char *p, *end;
+    const char *file;
+    int line;
+    registries_conf_t *conf;
+    enum section sec;
+    bool v1, v2;
+    size_t first_new_registry; /* registries added by this file start here */
+};
+
+static int perr(struct parser *ps, berth_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int perr(struct parser *ps, berth_error_t *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cleanup_free char *m = xvasprintf(fmt, ap);
+    va_end(ap);
+    return berth_error_make_status(err, EINVAL, "%s:%d: %s", ps->file, ps->line, m);
+}
+
+/* Skips spaces, tabs, comments; newlines too when nl. */
+static void skip(struct parser *ps, bool nl)
+{
+    while (ps->p < ps->end) {
+        char ch = *ps->p;
+        if (ch == ' ' || ch == '\t' || ch == '\r') {
+            ps->p++;
+        } else if (ch == '#') {
+            while (ps->p < ps->end && *ps->p != '\n')
+                ps->p++;
+        } else if (ch == '\n' && nl) {
+            ps->line++;
+            ps->p++;
+        } else {
+            break;
+        }
+    }
+}
+
+static int parse_string(struct parser *ps, char **out, berth_error_t *err)
+{
+    char q = *ps->p++;
+    if (ps->p + 1 < ps->end && ps->p[0] == q && ps->p[1] == q)
+        return perr(ps, err, "multi-line strings are not supported");
+    size_t cap = 64, n = 0;
+    char *s = xmalloc(cap);
+    while (ps->p < ps->end && *ps->p != q) {
+        char ch = *ps->p++;
+        if (ch == '\n') {
+            free(s);
+            return perr(ps, err, "unterminated string");
+        }
+        if (ch == '\\' && q == '"') {
+            if (ps->p >= ps->end)
+                break;
+            char e = *ps->p++;
+            switch (e) {
+            case 'n':
+                ch = '\n';
+                break;
+            case 't':
+                ch = '\t';
+                break;
+            case 'r':
+                ch = '\r';
+                break;
+            case '"':
+            case '\\':
+                ch = e;
+                break;
+            default:
+                free(s);
+                return perr(ps, err, "unsupported escape \"\\%c\" in string", e);
+            }
+        }
+        if (n + 2 > cap) {
+            cap *= 2;
+            s = xrealloc(s, cap);
+        }
+        s[n++] = ch;
+    }
+    if (ps->p >= ps->end) {
+        free(s);
+        return perr(ps, err, "unterminated string");
+    }
+    ps->p++;
+    s[n] = '\0';
+    *out = s;
+    return 0;
+}
+
+static bool bare_key_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '-';
+}
+
+/* key, possibly dotted ("a.b" or "registries.search"), returned joined with '.' */
+static int parse_key(struct parser *ps, char **out, bool *quoted, berth_error_t *err)
+{
+    char *acc = NULL;
+    *quoted = false;
+    for (;;) {
+        skip(ps, false);
+        char *part = NULL;
+        if (ps->p < ps->end && (*ps->p == '"' || *ps->p == '\'')) {
+            if (parse_string(ps, &part, err) < 0) {
+                free(acc);
+                return -1;
+            }
+            *quoted = true;
+        } else {
+            const char *s = ps->p;
+            while (ps->p < ps->end && bare_key_char(*ps->p))
+                ps->p++;
+            if (ps->p == s) {
+                free(acc);
+                return perr(ps, err, "expected a key");
+            }
+            part = xstrndup(s, (size_t)(ps->p - s));
+        }
+        if (acc) {
+            char *t = xasprintf("%s.%s", acc, part);
+            free(acc);
+            free(part);
+            acc = t;
+        } else {
+            acc = part;
+        }
+        skip(ps, false);
+        if (ps->p < ps->end && *ps->p == '.') {
+            ps->p++;
+            continue;
+        }
+        break;
+    }
+    *out = acc;
+    return 0;
+}
+
+static int parse_value(struct parser *ps, struct value *v, berth_error_t *err)
+{
+    memset(v, 0, sizeof(*v));
+    skip(ps, false);
+    if (ps->p >= ps->end || *ps->p == '\n')
+        return perr(ps, err, "missing value");
+    char ch = *ps->p;
+    if (ch == '"' || ch == '\'') {
+        v->type = VAL_STRING;
+        return parse_string(ps, &v->s, err);
+    }
+    if (ch == '[') {
+        ps->p++;
+        v->type = VAL_ARRAY;
+        size_t n = 0;
+        v->arr = xcalloc(1, sizeof(char *));
+        for (;;) {
+            skip(ps, true);
+            if (ps->p >= ps->end)
+                return perr(ps, err, "unterminated array");
+            if (*ps->p == ']') {
+                ps->p++;
+                return 0;
+            }
+            if (*ps->p != '"' && *ps->p != '\'')
+                return perr(ps, err, "only arrays of strings are supported");
+            char *s;
+            if (parse_string(ps, &s, err) < 0)
+                return -1;
+            v->arr = xreallocarray(v->arr, n + 2, sizeof(char *));
+            v->arr[n++] = s;
+            v->arr[n] = NULL;
+            skip(ps, true);
+            if (ps->p < ps->end && *ps->p == ',') {
+                ps->p++;
+                continue;
+            }
+            skip(ps, true);
+            if (ps->p < ps->end && *ps->p == ']') {
+                ps->p++;
+                return 0;
+            }
+            return perr(ps, err, "expected ',' or ']' in array");
+        }
+    }
+    if (ch == '{')
+        return perr(ps, err, "inline tables are not supported");
+    const char *s = ps->p;
+    while (ps->p < ps->end && (bare_key_char(*ps->p) || *ps->p == '+'))
+        ps->p++;
+    size_t n = (size_t)(ps->p - s);
+    if (n == 4 && strncmp(s, "true", 4) == 0) {
+        v->type = VAL_BOOL;
+        v->b = true;
+        return 0;
+    }
+    if (n == 5 && strncmp(s, "false", 5) == 0) {
+        v->type = VAL_BOOL;
+        v->b = false;
+        return 0;
+    }
+    if (n > 0 && n < 20) {
+        char buf[24];
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        char *e;
+        long long x = strtoll(buf, &e, 10);
+        if (*e == '\0') {
+            v->type = VAL_INT;
+            v->i = x;
+            return 0;
+        }
+    }
+    return perr(ps, err, "invalid value \"%.*s\"", (int)(n ? n : 1), s);
+}
+
+static const char *type_name(enum value_type t)
+{
+    switch (t) {
+    case VAL_STRING:
+        return "a string";
+    case VAL_BOOL:
+        return "a boolean";
+    case VAL_INT:
+        return "an integer";
+    default:
+        return "an array";
+    }
+}
+
+static int want(struct parser *ps, const char *key, struct value *v, enum value_type t,
+                berth_error_t *err)
+{
+    if (v->type != t)
+        return perr(ps, err, "\"%s\" must be %s, not %s", key, type_name(t), type_name(v->type));
+    return 0;
+}
+
+static void set_str(char **slot, struct value *v)
+{
+    free(*slot);
+    *slot = v->s;
+    v->s = NULL;
+}
+
+static void set_strv(char ***slot, struct value *v)
+{
+    strv_free(*slot);
+    *slot = v->arr;
+    v->arr = NULL;
+}
+
+static void strv_append_all(char ***slot, char **add)
+{
+    size_t n = 0;
+    if (*slot)
+        while ((*slot)[n])
+            n++;
+    for (char **a = add; a && *a; a++) {
+        *slot = xreallocarray(*slot, n + 2, sizeof(char *));
+        (*slot)[n++] = xstrdup(*a);
+        (*slot)[n] = NULL;
+    }
+}
+
+static int parse_pull_from(struct parser *ps, const char *s, enum pull_from_mirror *out,
+                           berth_error_t *err)
+{
+    if (strcmp(s, "all") == 0)
+        *out = PULL_FROM_MIRROR_ALL;
+    else if (strcmp(s, "digest-only") == 0)
+        *out = PULL_FROM_MIRROR_DIGEST;
+    else if (strcmp(s, "tag-only") == 0)
+        *out = PULL_FROM_MIRROR_TAG;
+    else
+        return perr(ps, err, "invalid pull-from-mirror \"%s\": use all, digest-only or tag-only",
+                    s);
+    return 0;
+}
+
+static int v1_add_registries(struct parser *ps, char **names, bool insecure, bool blocked)
+{
+    for (char **n = names; n && *n; n++) {
+        struct registry_entry *e = NULL;
+        for (size_t i = 0; i < ps->conf->nregistries; i++)
+            if (strcmp(ps->conf->registries[i].prefix, *n) == 0)
+                e = &ps->conf->registries[i];
+        if (!e) {
+            ps->conf->registries = xreallocarray(ps->conf->registries, ps->conf->nregistries + 1,
+                                                 sizeof(struct registry_entry));
+            e = &ps->conf->registries[ps->conf->nregistries++];
+            memset(e, 0, sizeof(*e));
+            e->prefix = xstrdup(*n);
+            e->location = xstrdup(*n);
+        }
+        if (insecure)
+            e->insecure = true;
+        if (blocked)
+            e->blocked = true;
+    }
+    return 0;
+}
+
+static int assign(struct parser *ps, const char *key, bool quoted, struct value *v,
+                  berth_error_t *err)
+{
+    registries_conf_t *c = ps->conf;
+    switch (ps->sec) {
+    case SEC_TOP:
+        ps->v2 = true;
+        if (strcmp(key, "unqualified-search-registries") == 0) {
+            if (want(ps, key, v, VAL_ARRAY, err) < 0)
+                return -1;
+            set_strv(&c->unqualified_search, v);
+        } else if (strcmp(key, "short-name-mode") == 0) {
+            if (want(ps, key, v, VAL_STRING, err) < 0)
+                return -1;
+            if (strcmp(v->s, "enforcing") && strcmp(v->s, "permissive") && strcmp(v->s, "disabled"))
+                return perr(ps, err,
+                            "invalid short-name-mode \"%s\": use enforcing, permissive or "
+                            "disabled",
+                            v->s);
+            set_str(&c->short_name_mode, v);
+        } else if (strcmp(key, "credential-helpers") == 0) {
+            if (want(ps, key, v, VAL_ARRAY, err) < 0)
+                return -1;
+            set_strv(&c->credential_helpers, v);
+        } else {
+            return perr(ps, err, "unknown key \"%s\"", key);
+        }
+        return 0;
+    case SEC_REGISTRY: {
+        struct registry_entry *e = &c->registries[c->nregistries - 1];
+        if (strcmp(key, "prefix") == 0 || strcmp(key, "location") == 0) {
+            if (want(ps, key, v, VAL_STRING, err) < 0)
+                return -1;
+            set_str(key[0] == 'p' ? &e->prefix : &e->location, v);
+        } else if (strcmp(key, "insecure") == 0 || strcmp(key, "blocked") == 0 ||
+                   strcmp(key, "mirror-by-digest-only") == 0) {
+            if (want(ps, key, v, VAL_BOOL, err) < 0)
+                return -1;
+            if (key[0] == 'i')
+                e->insecure = v->b;
+            else if (key[0] == 'b')
+                e->blocked = v->b;
+            else
+                e->mirror_by_digest_only = v->b;
+        } else {
+            return perr(ps, err, "unknown key \"%s\" in [[registry]]", key);
+        }
+        return 0;
+    }
+    case SEC_MIRROR: {
+        struct registry_entry *e = &c->registries[c->nregistries - 1];
+        struct registry_mirror *m = &e->mirrors[e->nmirrors - 1];
+        if (strcmp(key, "location") == 0) {
+            if (want(ps, key, v, VAL_STRING, err) < 0)
+                return -1;
+            set_str(&m->location, v);
+        } else if (strcmp(key, "insecure") == 0) {
+            if (want(ps, key, v, VAL_BOOL, err) < 0)
+                return -1;
+            m->insecure = v->b;
+        } else if (strcmp(key, "pull-from-mirror") == 0) {
+            if (want(ps, key, v, VAL_STRING, err) < 0)
+                return -1;
+            if (parse_pull_from(ps, v->s, &m->pull_from, err) < 0)
+                return -1;
+        } else {
+            return perr(ps, err, "unknown key \"%s\" in [[registry.mirror]]", key);
+        }
+        return 0;
+    }
+    case SEC_ALIASES: {
+        if (want(ps, key, v, VAL_STRING, err) < 0)
+            return -1;
+        (void)quoted;
+        if (!image_ref_is_short_name(key))
+            return perr(ps, err, "alias \"%s\" is not a short name", key);
+        cleanup_image_ref image_ref_t *r = NULL;
+        if (image_ref_parse(v->s, &r, err) < 0)
+            return berth_error_wrap(err, "%s:%d: alias \"%s\"", ps->file, ps->line, key);
+        if (!r->domain)
+            return perr(ps, err, "alias \"%s\" must name a fully-qualified image, not \"%s\"", key,
+                        v->s);
+        for (size_t i = 0; i < c->naliases; i++) {
+            if (strcmp(c->aliases[i].name, key) == 0) {
+                set_str(&c->aliases[i].value, v);
+                return 0;
+            }
+        }
+        c->aliases = xreallocarray(c->aliases, c->naliases + 1, sizeof(*c->aliases));
+        c->aliases[c->naliases].name = xstrdup(key);
+        c->aliases[c->naliases].value = NULL;
+        set_str(&c->aliases[c->naliases].value, v);
+        c->naliases++;
+        return 0;
+    }
+    case SEC_V1_SEARCH:
+    case SEC_V1_INSECURE:
+    case SEC_V1_BLOCK:
+        ps->v1 = true;
+        if (strcmp(key, "registries") != 0)
+            return perr(ps, err, "unknown key \"%s\"", key);
+        if (want(ps, key, v, VAL_ARRAY, err) < 0)
+            return -1;
+        if (ps->sec == SEC_V1_SEARCH)
+            strv_append_all(&c->unqualified_search, v->arr);
+        else
+            v1_add_registries(ps, v->arr, ps->sec == SEC_V1_INSECURE, ps->sec == SEC_V1_BLOCK);
+        return 0;
+    }
+    return perr(ps, err, "internal error");
+}
+
+static int table_header(struct parser *ps, berth_error_t *err)
+{
+    bool array = ps->p + 1 < ps->end && ps->p[1] == '[';
+    ps->p += array ? 2 : 1;
+    char *name;
+    bool quoted;
+    if (parse_key(ps, &name, &quoted, err) < 0)
+        return -1;
+    cleanup_free char *n = name;
+    skip(ps, false);
+    if (ps->p >= ps->end || *ps->p != ']' || (array && (ps->p + 1 >= ps->end || ps->p[1] != ']')))
+        return perr(ps, err, "expected '%s' after table name", array ? "]]" : "]");
+    ps->p += array ? 2 : 1;
+    registries_conf_t *c = ps->conf;
+    if (array && strcmp(n, "registry") == 0) {
+        ps->v2 = true;
+        c->registries =
+            xreallocarray(c->registries, c->nregistries + 1, sizeof(struct registry_entry));
+        memset(&c->registries[c->nregistries], 0, sizeof(struct registry_entry));
+        c->nregistries++;
+        ps->sec = SEC_REGISTRY;
+    } else if (array && strcmp(n, "registry.mirror") == 0) {
+        if (c->nregistries <= ps->first_new_registry || ps->sec == SEC_TOP)
+            return perr(ps, err, "[[registry.mirror]] must follow a [[registry]]");
+        struct registry_entry *e = &c->registries[c->nregistries - 1];
+        e->mirrors = xreallocarray(e->mirrors, e->nmirrors + 1, sizeof(struct registry_mirror));
+        memset(&e->mirrors[e->nmirrors], 0, sizeof(struct registry_mirror));
+        e->nmirrors++;
+        ps->sec = SEC_MIRROR;
+    } else if (!array && strcmp(n, "aliases") == 0) {
+        ps->v2 = true;
+        ps->sec = SEC_ALIASES;
+    } else if (!array && strcmp(n, "registries.search") == 0) {
+        ps->sec = SEC_V1_SEARCH;
+    } else if (!array && strcmp(n, "registries.insecure") == 0) {
+        ps->sec = SEC_V1_INSECURE;
+    } else if (!array && strcmp(n, "registries.block") == 0) {
+        ps->sec = SEC_V1_BLOCK;
+    } else {
+        return perr(ps, err, "unknown table %s%s%s", array ? "[[" : "[", n, array ? "]]" : "]");
+    }
+    return 0;
+}
+
+static int validate_entries(struct parser *ps, berth_error_t *err)
+{
+    registries_conf_t *c = ps->conf;
+    for (size_t i = ps->first_new_registry; i < c->nregistries; i++) {
+        struct registry_entry *e = &c->registries[i];
+        if (!e->prefix && !e->location)
+            return berth_error_make_status(err, EINVAL,
+                                           "%s: [[registry]] #%zu has neither prefix nor location",
+                                           ps->file, i - ps->first_new_registry + 1);
+        if (!e->prefix)
+            e->prefix = xstrdup(e->location);
+        if (!e->location && e->prefix[0] != '*')
+            e->location = xstrdup(e->prefix);
+        for (size_t m = 0; m < e->nmirrors; m++)
+            if (!e->mirrors[m].location)
+                return berth_error_make_status(err, EINVAL,
+                                               "%s: a mirror of registry \"%s\" has no location",
+                                               ps->file, e->prefix);
+        if (e->mirror_by_digest_only)
+            for (size_t m = 0; m < e->nmirrors; m++)
+                e->mirrors[m].pull_from = PULL_FROM_MIRROR_DIGEST;
+    }
+    return 0;
+}
+
+int registries_conf_parse(registries_conf_t *conf, const char *text, size_t len,
+                          const char *filename, berth_error_t *err)
+{
+    struct parser ps = {.p = text,
+                        .end = text + len,
+                        .file = filename,
+                        .line = 1,
+                        .conf = conf,
+                        .sec = SEC_TOP,
+                        .first_new_registry = conf->nregistries};
+    for (;;) {
+        skip(&ps, true);
+        if (ps.p >= ps.end)
+            break;
+        if (*ps.p == '[') {
+            if (table_header(&ps, err) < 0)
+                return -1;
+        } else {
+            char *key;
+            bool quoted;
+            if (parse_key(&ps, &key, &quoted, err) < 0)
+                return -1;
+            cleanup_free char *k = key;
+            skip(&ps, false);
+            if (ps.p >= ps.end || *ps.p != '=')
+                return perr(&ps, err, "expected '=' after key \"%s\"", k);
+            ps.p++;
+            struct value v;
+            int line = ps.line;
+            if (parse_value(&ps, &v, err) < 0) {
+                value_clear(&v);
+                return -1;
+            }
+            int end_line = ps.line;
+            ps.line = line; /* report the key's line */
+            int r = assign(&ps, k, quoted, &v, err);
+            ps.line = end_line;
+            value_clear(&v);
+            if (r < 0)
+                return -1;
+        }
+        skip(&ps, false);
+        if (ps.p < ps.end && *ps.p != '\n')
+            return perr(&ps, err, "unexpected \"%c\" at end of line", *ps.p);
+    }
+    if (ps.v1 && ps.v2)
+        return berth_error_make_status(err, EINVAL,
+                                       "%s: mixes version 1 ([registries.*]) and version 2 "
+                                       "settings",
+                                       filename);
+    return validate_entries(&ps, err);
+}
+
+int registries_conf_parse_file(registries_conf_t *conf, const char *path, berth_error_t *err)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return berth_error_make(err, errno, "open \"%s\"", path);
+    cleanup_free char *buf = xmalloc(REGISTRIES_CONF_MAX + 1);
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, REGISTRIES_CONF_MAX + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return berth_error_make(err, errno, "read \"%s\"", path);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > REGISTRIES_CONF_MAX)
+            return berth_error_make_status(err, EFBIG, "\"%s\" is larger than %d bytes", path,
+                                           REGISTRIES_CONF_MAX);
+    }
+    return registries_conf_parse(conf, buf, n, path, err);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int load_dropins(registries_conf_t *conf, const char *dir, berth_error_t *err)
+{
+    cleanup_dir DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < 6 || strcmp(e->d_name + l - 5, ".conf") != 0)
+            continue;
+        names = xreallocarray(names, n + 1, sizeof(char *));
+        names[n++] = xstrdup(e->d_name);
+    }
+    if (n)
+        qsort(names, n, sizeof(char *), str_cmp);
+    int ret = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ret == 0) {
+            cleanup_free char *p = xasprintf("%s/%s", dir, names[i]);
+            ret = registries_conf_parse_file(conf, p, err);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return ret;
+}
+
+int registries_conf_load(const char *path, registries_conf_t **out, berth_error_t *err)
+{
+    cleanup_registries_conf registries_conf_t *c = registries_conf_new();
+    const char *env = getenv("CONTAINERS_REGISTRIES_CONF");
+    if (path && path[0]) {
+        if (registries_conf_parse_file(c, path, err) < 0)
+            return -1;
+    } else if (env && env[0]) {
+        if (registries_conf_parse_file(c, env, err) < 0)
+            return -1;
+    } else {
+        const char *home = getenv("HOME");
+        cleanup_free char *user =
+            home ? xasprintf("%s/.config/containers/registries.conf", home) : NULL;
+        const char *main =
+            user && access(user, F_OK) == 0 ? user : "/etc/containers/registries.conf";
+        if (access(main, F_OK) == 0 && registries_conf_parse_file(c, main, err) < 0)
+            return -1;
+        if (load_dropins(c, "/etc/containers/registries.conf.d", err) < 0)
+            return -1;
+        if (home) {
+            cleanup_free char *ud = xasprintf("%s/.config/containers/registries.conf.d", home);
+            if (load_dropins(c, ud, err) < 0)
+                return -1;
+        }
+    }
+    *out = steal_pointer(&c);
+    return 0;
+}
+
+/* prefix matches name at a component boundary; "*.example.com" matches subdomains */
+static size_t prefix_match(const char *prefix, const char *name)
+{
+    if (prefix[0] == '*' && prefix[1] == '.') {
+        size_t hl = strcspn(name, "/");
+        size_t sl = strlen(prefix + 1); /* ".example.com" */
+        if (hl > sl && strncmp(name + hl - sl, prefix + 1, sl) == 0 && strchr(prefix, '/') == NULL)
+            return sl;
+        return 0;
+    }
+    size_t pl = strlen(prefix);
+    if (strncmp(name, prefix, pl) != 0)
+        return 0;
+    char next = name[pl];
+    if (next == '\0' || next == '/' || next == ':' || next == '@')
+        return pl + 1; /* exact prefixes beat wildcards */
+    return 0;
+}
+
+const struct registry_entry *registries_conf_find(const registries_conf_t *conf, const char *name)
+{
+    if (!conf)
+        return NULL;
+    const struct registry_entry *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < conf->nregistries; i++) {
+        size_t l = prefix_match(conf->registries[i].prefix, name);
+        if (l > best_len) {
+            best = &conf->registries[i];
+            best_len = l;
+        }
+    }
+    return best;
+}
+
+char *registries_conf_rewrite(const struct registry_entry *e, const char *name)
+{
+    if (!e || !e->location || e->prefix[0] == '*')
+        return xstrdup(name);
+    size_t pl = strlen(e->prefix);
+    if (strncmp(name, e->prefix, pl) != 0)
+        return xstrdup(name);
+    return xasprintf("%s%s", e->location, name + pl);
+}
+
+int registries_conf_resolve_short_name(const registries_conf_t *conf, const char *name,
+                                       char ***candidates, bool *from_alias, berth_error_t *err)
+{
+    *from_alias = false;
+    cleanup_image_ref image_ref_t *r = NULL;
+    if (image_ref_parse(name, &r, err) < 0)
+        return -1;
+    char **v = xcalloc(1, sizeof(char *));
+    size_t n = 0;
+    if (r->domain) {
+        image_ref_t *q = image_ref_dup(r);
+        if (image_ref_normalize(q, err) < 0) {
+            image_ref_free(q);
+            free(v);
+            return -1;
+        }
+        v[0] = image_ref_string(q);
+        image_ref_free(q);
+        v = xreallocarray(v, 2, sizeof(char *));
+        v[1] = NULL;
+        *candidates = v;
+        return 0;
+    }
+    /* aliases match the name without tag/digest */
+    for (size_t i = 0; conf && i < conf->naliases; i++) {
+        if (strcmp(conf->aliases[i].name, r->path) != 0)
+            continue;
+        cleanup_image_ref image_ref_t *a = NULL;
+        if (image_ref_parse(conf->aliases[i].value, &a, err) < 0) {
+            free(v);
+            return -1;
+        }
+        if (r->tag || r->digest) {
+            if (image_ref_set_tag(a, r->tag, err) < 0 ||
+                image_ref_set_digest(a, r->digest, err) < 0) {
+                free(v);
+                return -1;
+            }
+        }
+        if (!a->tag && !a->digest && image_ref_set_tag(a, IMAGE_REF_DEFAULT_TAG, err) < 0) {
+            free(v);
+            return -1;
+        }
+        v = xreallocarray(v, 2, sizeof(char *));
+        v[0] = image_ref_string(a);
+        v[1] = NULL;
+        *from_alias = true;
+        *candidates = v;
+        return 0;
+    }
+    for (char **s = conf ? conf->unqualified_search : NULL; s && *s; s++) {
+        cleanup_image_ref image_ref_t *q = NULL;
+        if (image_ref_qualify(r, *s, &q, err) < 0) {
+            for (size_t i = 0; i < n; i++)
+                free(v[i]);
+            free(v);
+            return berth_error_wrap(err, "unqualified-search-registries entry \"%s\"", *s);
+        }
+        if (!q->tag && !q->digest)
+            image_ref_set_tag(q, IMAGE_REF_DEFAULT_TAG, NULL);
+        v = xreallocarray(v, n + 2, sizeof(char *));
+        v[n++] = image_ref_string(q);
+        v[n] = NULL;
+    }
+    if (n == 0) {
+        free(v);
+        return berth_error_make_status(err, ENOENT,
+                                       "short-name \"%s\" did not resolve to an alias and no "
+                                       "unqualified-search-registries are defined in "
+                                       "registries.conf; use a fully-qualified name such as "
+                                       "docker.io/library/%s",
+                                       name, name);
+    }
+    *candidates = v;
+    return 0;
+}
