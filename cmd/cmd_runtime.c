@@ -309,7 +309,7 @@ static int rt_exec(struct rt_globals *g, int argc, char **argv)
     char **env = xcalloc((size_t)argc + 1, sizeof(char *));
     size_t nenv = 0;
     int c;
-    while ((c = cli_getopt(argc, argv, "+e:tu:p:dc:h", opts, true)) != -1) {
+    while ((c = cli_getopt(argc, argv, "e:tu:p:dc:h", opts, true)) != -1) {
         switch (c) {
         case OPT_CONSOLE:
             o.console_socket = optarg;
@@ -490,7 +490,7 @@ static int cmd_runtime(struct berth_globals *bg, int argc, char **argv)
     struct rt_globals g = {0};
     const char *root = NULL;
     int c;
-    while ((c = cli_getopt(argc, argv, "+h", opts, true)) != -1) {
+    while ((c = cli_getopt(argc, argv, "h", opts, true)) != -1) {
         switch (c) {
         case G_ROOT:
             root = optarg;
@@ -527,6 +527,7 @@ static int cmd_runtime(struct berth_globals *bg, int argc, char **argv)
     for (int i = 1; i < sargc; i++)
         sargv[i] = argv[optind + i];
     int rc;
+    optind = 0; /* cli_getopt does not reset getopt's state */
     if (strcmp(sub, "create") == 0)
         rc = rt_create_or_run(&g, sargc, sargv, false);
     else if (strcmp(sub, "run") == 0)

@@ -192,7 +192,6 @@ void tty_pump(int master)
     if (in_tty && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
         struct termios raw = saved_tio;
         cfmakeraw(&raw);
-        raw.c_oflag = saved_tio.c_oflag; /* keep output processing like podman */
         tio_saved = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
         atexit(restore_tty);
     }
