@@ -19,6 +19,8 @@
 int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
                     berth_error_t *err)
 {
+    if (max > SIZE_MAX / 4)
+        max = SIZE_MAX / 4; /* keeps max + 1 and doubling from overflowing */
     cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return berth_error_make(err, errno, "open \"%s\"", path);

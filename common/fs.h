@@ -16,14 +16,17 @@ int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t 
                     berth_error_t *err);
 
 /* Writes data to "<path>.tmp-XXXXXX" in the same directory, fsyncs, renames over path, fsyncs
- * the directory.  On failure the temp file is removed. */
+ * the directory.  On failure the temp file is removed.  mode is subject to the umask, as with
+ * open(2).  In the _at variant, name is relative to dirfd (AT_FDCWD allowed). */
 int fs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
                          berth_error_t *err);
 int fs_write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                             berth_error_t *err);
 
 /* A temp file beside a final path, to be filled by the caller then committed.  commit fsyncs,
- * renames and fsyncs the dir; abort (or cleanup_atomic_file on an uncommitted file) unlinks. */
+ * renames and fsyncs the dir; abort (or cleanup_atomic_file on an uncommitted file) unlinks.
+ * abort is safe on a zero-initialised struct, after a failed open and after commit (then it
+ * does nothing).  If commit fails before the rename the file is still uncommitted. */
 struct fs_atomic_file {
     int fd;
     char *tmp_path;
@@ -40,14 +43,17 @@ static inline void cleanup_atomic_filep(struct fs_atomic_file *f)
 #define cleanup_atomic_file __attribute__((cleanup(cleanup_atomic_filep)))
 
 int fs_mkdir_p(const char *path, mode_t mode, berth_error_t *err);
-/* Removes a tree without following symlinks and without crossing mount points. ENOENT is ok. */
+/* Removes a tree without following symlinks and without crossing mount points (a mount point
+ * inside, or the path itself being one, is an EBUSY error and the mounted tree is untouched).
+ * Read-only directories (0555, 0000) are made writable first.  ENOENT is ok. */
 int fs_rm_rf(const char *path, berth_error_t *err);
 int fs_rm_rf_at(int dirfd, const char *name, berth_error_t *err);
 int fs_fsync_dir(const char *path, berth_error_t *err);
 bool fs_exists(const char *path);
 /* Joins with exactly one '/' between; result owned by caller. */
 char *fs_join(const char *a, const char *b);
-/* Sum of st_blocks*512 (disk usage) and apparent size of a tree, not following symlinks. */
+/* Sum of st_blocks*512 (disk usage) and apparent size of a tree, not following symlinks; an
+ * inode with several hard links counts once, as du does.  A missing path gives 0. */
 int fs_tree_size(const char *path, uint64_t *disk, uint64_t *apparent, berth_error_t *err);
 
 #endif

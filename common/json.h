@@ -9,8 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Parses buf (len bytes, need not be NUL-terminated).  Fails if len > max, if it is not valid
- * JSON (error says line/column and `what`, e.g. "manifest"), or has trailing garbage. */
+/* Parses buf (len bytes, need not be NUL-terminated).  Fails if len > max (EFBIG), if it is not
+ * valid JSON (EINVAL; the error says line/column and `what`, e.g. "manifest"), has trailing
+ * garbage, or repeats a key in an object.  Any JSON value is accepted at the top level: callers
+ * check the type they expect. */
 int json_parse_bounded(const char *buf, size_t len, size_t max, const char *what, json_t **out,
                        berth_error_t *err);
 int json_load_file_bounded(const char *path, size_t max, json_t **out, berth_error_t *err);

@@ -48,6 +48,8 @@ void reader_close(berth_reader_t *r)
 
 int reader_read_all(berth_reader_t *r, size_t max, char **out, size_t *len, berth_error_t *err)
 {
+    if (max > SIZE_MAX / 4)
+        max = SIZE_MAX / 4; /* keeps max + 1 and doubling from overflowing */
     size_t cap = max < 4096 ? max + 1 : 4096;
     size_t used = 0;
     cleanup_free char *buf = xmalloc(cap + 1);
