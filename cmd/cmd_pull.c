@@ -85,18 +85,27 @@ static int pull_one(struct berth_globals *g, struct image_reference *src,
         return -1;
     struct copy_result res = {0};
     int r = copy_image(src, dst, &o, &res, err);
-    cli_store_release(&h);
-    if (r < 0)
+    if (r < 0) {
+        cli_store_release(&h);
         return -1;
-    copy_result_clear(&res);
+    }
     /* the image id is the config digest's hex: read it back through the store reference */
+    free(dst->docker_name);
+    dst->docker_name = NULL;
+    struct image_reference *byd = NULL;
+    cleanup_free char *byd_s = xasprintf("containers-storage:@%s", res.manifest_digest);
+    copy_result_clear(&res);
     struct image_source *s = NULL;
-    if (dst->ops->new_source(dst, sys, &s, err) < 0)
-        return -1;
     cleanup_free char *m = NULL, *mt = NULL;
     size_t len;
-    int ret = s->ops->get_manifest(s, NULL, &m, &len, &mt, err);
+    int ret = transport_parse_reference(byd_s, &byd, err);
+    if (ret == 0)
+        ret = byd->ops->new_source(byd, sys, &s, err);
+    if (ret == 0)
+        ret = s->ops->get_manifest(s, NULL, &m, &len, &mt, err);
     image_source_close(s);
+    image_reference_free(byd);
+    cli_store_release(&h);
     if (ret < 0)
         return -1;
     json_error_t je;

@@ -37,6 +37,9 @@ static char *tag_of(const char *name)
     return xstrdup(ir->tag);
 }
 
+static int save_all(struct system_context *sys_, int argc, char **argv, const char *transport,
+                    const char *output, bool quiet, berth_error_t *errp);
+
 static int cmd_save(struct berth_globals *g, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -93,16 +96,30 @@ static int cmd_save(struct berth_globals *g, int argc, char **argv)
     struct system_context sys;
     cli_system_context_init(g, &sys);
     cleanup_error berth_error_t err = NULL;
+    struct cli_store_holder h = {0};
+    cleanup_image_reference struct image_reference *probe_ref = NULL;
+    if (transport_parse_reference("containers-storage:", &probe_ref, &err) < 0 ||
+        cli_store_for_refs(g, &h, probe_ref, NULL, &sys, NULL, &err) < 0)
+        return cli_fail(&err);
+    int ret = save_all(&sys, argc, argv, transport, output, quiet, &err);
+    cli_store_release(&h);
+    return ret < 0 ? cli_fail(&err) : 0;
+}
+
+static int save_all(struct system_context *sys_, int argc, char **argv, const char *transport,
+                    const char *output, bool quiet, berth_error_t *errp)
+{
+    struct system_context sys = *sys_;
     for (int i = optind; i < argc; i++) {
         cleanup_free char *ss = xasprintf("containers-storage:%s", argv[i]);
         cleanup_image_reference struct image_reference *src = NULL;
         cleanup_image_reference struct image_reference *dst = NULL;
-        if (transport_parse_reference(ss, &src, &err) < 0)
-            return cli_fail(&err);
+        if (transport_parse_reference(ss, &src, errp) < 0)
+            return -1;
         /* the stored name travels with the image: RepoTags, ref.name */
         struct image_source *probe = NULL;
-        if (src->ops->new_source(src, &sys, &probe, &err) < 0)
-            return cli_fail(&err);
+        if (src->ops->new_source(src, &sys, &probe, errp) < 0)
+            return -1;
         image_source_close(probe);
         cleanup_free char *tag = NULL;
         if (strcmp(transport, "oci") == 0 || strcmp(transport, "oci-archive") == 0)
@@ -114,16 +131,16 @@ static int cmd_save(struct berth_globals *g, int argc, char **argv)
             ds = xasprintf("%s:%s:%s", transport, output, tag);
         else
             ds = xasprintf("%s:%s", transport, output);
-        if (transport_parse_reference(ds, &dst, &err) < 0)
-            return cli_fail(&err);
+        if (transport_parse_reference(ds, &dst, errp) < 0)
+            return -1;
         struct copy_options o = {.src_sys = &sys,
                                  .dst_sys = &sys,
                                  .quiet = quiet,
                                  .progress_out = stderr,
                                  .compression_level = -1};
         struct copy_result res = {0};
-        if (copy_image(src, dst, &o, &res, &err) < 0)
-            return cli_fail(&err);
+        if (copy_image(src, dst, &o, &res, errp) < 0)
+            return -1;
         copy_result_clear(&res);
     }
     return 0;
@@ -245,17 +262,26 @@ static int cmd_load(struct berth_globals *g, int argc, char **argv)
     size_t n = 0;
     if (count_images(input, strcmp(transport, "docker-archive") != 0, &n, &err) < 0)
         return cli_fail(&err);
+    struct cli_store_holder h = {0};
+    cleanup_image_reference struct image_reference *probe_ref = NULL;
+    if (transport_parse_reference("containers-storage:", &probe_ref, &err) < 0 ||
+        cli_store_for_refs(g, &h, probe_ref, NULL, &sys, NULL, &err) < 0)
+        return cli_fail(&err);
+    int ret = 0;
     if (n == 0)
         return cli_failf("\"%s\" contains no images", input);
     for (size_t i = 0; i < n; i++) {
         cleanup_free char *s = n == 1 ? xasprintf("%s:%s", transport, input)
                                       : xasprintf("%s:%s@%zu", transport, input, i);
         cleanup_free char *name = NULL;
-        if (load_one(&sys, s, quiet, &name, &err) < 0)
-            return cli_fail(&err);
+        if (load_one(&sys, s, quiet, &name, &err) < 0) {
+            ret = cli_fail(&err);
+            break;
+        }
         printf("Loaded image: %s\n", name);
     }
-    return 0;
+    cli_store_release(&h);
+    return ret;
 }
 
 BERTH_COMMAND(load, "load", "Load images from an archive into local storage", cmd_load);

@@ -1,6 +1,8 @@
 /* CLI glue shared by the image-moving commands. */
 #include "cmd/transport_cli.h"
 
+#include "cmd/store_open.h"
+
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/reference.h"
@@ -46,11 +48,21 @@ int cli_store_for_refs(struct berth_globals *g, struct cli_store_holder *h,
     h->store = NULL;
     if (!is_storage(a) && !is_storage(b))
         return 0;
-    /* the store is opened by the transport itself from sys's paths */
+    /* opened here, not by the transport, so that a rootless user enters berth's user namespace
+     * first (cli_store_open) */
+    storage_store_t *st = NULL;
+    if (cli_store_open(g, &st, err) < 0)
+        return -1;
+    h->store = (struct storage_store *)st;
+    if (sa)
+        sa->store = h->store;
+    if (sb)
+        sb->store = h->store;
     return 0;
 }
 
 void cli_store_release(struct cli_store_holder *h)
 {
+    storage_store_close((storage_store_t *)h->store);
     h->store = NULL;
 }

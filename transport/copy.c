@@ -153,8 +153,7 @@ static int copy_blob(struct copy_ctx *c, struct blob_job *j, berth_error_t *err)
                 free(j->out.media_type);
                 j->out.media_type = xstrdup(j->new_mt);
             }
-            progress_bar_t *b = progress_bar_start(c->prog, label, si->size);
-            progress_bar_done(b, "skipped: already exists");
+            progress_message(c->prog, "%s skipped: already exists", label);
             return 0;
         }
         blob_info_clear(&got);
@@ -401,8 +400,44 @@ static int copy_single(struct copy_ctx *c, const char *src_instance, const char 
         berth_error_release(&e);
     }
 
-    jobs = xcalloc(m.n_layers + 1, sizeof(*jobs));
     bool changed = strcmp(want, m.media_type) != 0;
+    if (c->src->ops->layer_infos_for_copy) {
+        struct blob_info *subst = NULL;
+        size_t n_subst = 0;
+        if (c->src->ops->layer_infos_for_copy(c->src, src_instance, &subst, &n_subst, err) < 0)
+            goto out;
+        if (subst && n_subst != m.n_layers) {
+            for (size_t i = 0; i < n_subst; i++)
+                blob_info_clear(&subst[i]);
+            free(subst);
+            berth_error_make_status(err, EINVAL, "source offers %zu layers for %zu", n_subst,
+                                    m.n_layers);
+            goto out;
+        }
+        for (size_t i = 0; subst && i < m.n_layers; i++) {
+            /* a destination that has the original blob keeps the original descriptor */
+            bool reused = false;
+            if (dst->ops->try_reuse_blob && !dst->ops->prepare_image) {
+                berth_error_t e = NULL;
+                if (dst->ops->try_reuse_blob(dst, &m.layers[i], &reused, NULL, &e) < 0)
+                    reused = false;
+                berth_error_release(&e);
+            }
+            if (!reused && !digest_equal(m.layers[i].digest, subst[i].digest)) {
+                blob_info_clear(&m.layers[i]);
+                m.layers[i] = subst[i];
+                memset(&subst[i], 0, sizeof(subst[i]));
+                changed = true;
+            }
+            blob_info_clear(&subst[i]);
+        }
+        free(subst);
+    }
+    if (dst->ops->prepare_image &&
+        dst->ops->prepare_image(dst, m.layers, m.n_layers, cfg, cfg_len, err) < 0)
+        goto out;
+
+    jobs = xcalloc(m.n_layers + 1, sizeof(*jobs));
     bool desires_unc = dst->ops->desires_uncompressed_layers;
     for (size_t i = 0; i < m.n_layers; i++) {
         struct blob_job *j = &jobs[i];
