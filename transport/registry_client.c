@@ -928,6 +928,15 @@ static CURLcode perform_once(registry_client_t *c, const struct request *rq, con
 
 static int ensure_pinged(registry_client_t *c, berth_error_t *err);
 
+/* The scheme is known only after the ping (https, or http for insecure registries). */
+static int get_base(registry_client_t *c, char **out, berth_error_t *err)
+{
+    if (ensure_pinged(c, err) < 0)
+        return -1;
+    *out = base_url(c);
+    return 0;
+}
+
 static int do_request(registry_client_t *c, const struct request *rq, struct http_resp *resp,
                       berth_error_t *err)
 {
@@ -1053,23 +1062,23 @@ int registry_ping(registry_client_t *c, berth_error_t *err)
     if (!c->user)
         return 0;
     /* verify the credentials: a Basic GET /v2/, or a token fetch with no scope */
-    cleanup_free char *base = base_url(c);
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return -1;
     cleanup_free char *url = xasprintf("%s/v2/", base);
     cleanup_resp struct http_resp resp = {0};
     if (sch == AUTH_SCHEME_BEARER) {
-        char *tok = NULL;
-        int64_t exp;
-        if (fetch_token(c, NULL, &tok, &exp, err) < 0)
+        /* a token fetched with the credentials proves them; it is cached for the GET below */
+        cleanup_free char *authz = NULL;
+        if (auth_header(c, NULL, false, &authz, err) < 0)
             return -1;
-        explicit_bzero(tok, strlen(tok));
-        free(tok);
+        explicit_bzero(authz, strlen(authz));
     }
     struct request rq = {.method = "GET", .url = url, .idempotent = true, .follow = true};
     if (do_request(c, &rq, &resp, err) < 0)
         return -1;
     if (resp.status == 401)
-        return http_error(&resp, err, "logging in to %s: invalid username or password",
-                          c->registry);
+        return http_error(&resp, err, "invalid username or password for %s", c->registry);
     if (resp.status != 200)
         return http_error(&resp, err, "checking credentials for %s", c->registry);
     return 0;
@@ -1130,7 +1139,9 @@ int registry_get_manifest(registry_client_t *c, const char *repo, const char *re
     char scope[512];
     repo_scope(scope, sizeof(scope), repo, "pull");
     const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = base_url(c);
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return -1;
     cleanup_free char *url = xasprintf("%s/v2/%s/manifests/%s", base, repo, ref);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {.method = "GET",
@@ -1202,7 +1213,9 @@ int registry_head_manifest(registry_client_t *c, const char *repo, const char *r
     char scope[512];
     repo_scope(scope, sizeof(scope), repo, "pull");
     const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = base_url(c);
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return -1;
     cleanup_free char *url = xasprintf("%s/v2/%s/manifests/%s", base, repo, ref);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {.method = "HEAD",
@@ -1246,7 +1259,9 @@ int registry_put_manifest(registry_client_t *c, const char *repo, const char *re
     repo_scope(scope, sizeof(scope), repo, "pull,push");
     const char *scopes[] = {scope, NULL};
     cleanup_free char *computed = digest_buffer(DIGEST_SHA256, body, len);
-    cleanup_free char *base = base_url(c);
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return -1;
     cleanup_free char *url = xasprintf("%s/v2/%s/manifests/%s", base, repo, ref);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {.method = "PUT",
@@ -1279,7 +1294,9 @@ int registry_delete_manifest(registry_client_t *c, const char *repo, const char 
     char scope[512];
     repo_scope(scope, sizeof(scope), repo, "pull,push,delete");
     const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = base_url(c);
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return -1;
     cleanup_free char *url = xasprintf("%s/v2/%s/manifests/%s", base, repo, digest);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {.method = "DELETE", .url = url, .scopes = scopes, .idempotent = true};
@@ -1578,7 +1595,9 @@ int registry_get_blob(registry_client_t *c, const char *repo, const char *digest
     struct blob_reader *b = xzalloc(sizeof(*b));
     b->base.ops = &blob_reader_ops;
     b->c = c;
-    cleanup_free char *base = base_url(c);
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return -1;
     b->url = xasprintf("%s/v2/%s/blobs/%s", base, repo, digest);
     b->scope = xasprintf("repository:%s:pull", repo);
     b->what = xasprintf("reading blob %s from %s/%s", digest, c->registry, repo);
@@ -1603,7 +1622,9 @@ int registry_head_blob(registry_client_t *c, const char *repo, const char *diges
     char scope[512];
     repo_scope(scope, sizeof(scope), repo, "pull");
     const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = base_url(c);
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return -1;
     cleanup_free char *url = xasprintf("%s/v2/%s/blobs/%s", base, repo, digest);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {
@@ -1655,7 +1676,9 @@ static int start_upload(registry_client_t *c, const char *repo, const char *cons
                         const char *query, struct http_resp *resp, char **base_out,
                         berth_error_t *err)
 {
-    cleanup_free char *base = base_url(c);
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return -1;
     cleanup_free char *url =
         xasprintf("%s/v2/%s/blobs/uploads/%s%s", base, repo, query ? "?" : "", query ? query : "");
     struct request rq = {.method = "POST", .url = url, .scopes = scopes, .body = "", .body_len = 0};
@@ -1860,7 +1883,9 @@ static int list_paged(registry_client_t *c, const char *first_path, const char *
                       berth_error_t *err)
 {
     const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = base_url(c);
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return -1;
     char *url = xasprintf("%s%s", base, first_path);
     char **v = xcalloc(1, sizeof(char *));
     size_t n = 0;
