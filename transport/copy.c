@@ -386,6 +386,8 @@ static int copy_single(struct copy_ctx *c, const char *src_instance, const char 
     char **sigs = NULL;
     size_t *sig_lens = NULL, n_sigs = 0;
     cleanup_json json_t *cfgj = NULL;
+    /* declared before the first goto: cleanup variables must not be jumped over */
+    cleanup_free char *newbuf = NULL, *digest = NULL;
     const char *want;
     if (choose_type(dst, o, m.media_type, false, &want, err) < 0)
         goto out;
@@ -511,7 +513,6 @@ static int copy_single(struct copy_ctx *c, const char *src_instance, const char 
     if (cr < 0)
         goto out;
 
-    cleanup_free char *newbuf = NULL;
     const char *wbuf = buf;
     size_t wlen = len;
     if (changed) {
@@ -523,7 +524,7 @@ static int copy_single(struct copy_ctx *c, const char *src_instance, const char 
         newbuf = mf_image_serialize(&m, want, &wlen);
         wbuf = newbuf;
     }
-    cleanup_free char *digest = digest_buffer(DIGEST_SHA256, wbuf, wlen);
+    digest = digest_buffer(DIGEST_SHA256, wbuf, wlen);
     progress_message(c->prog, "Writing manifest to image destination");
     if (dst->ops->put_manifest(dst, wbuf, wlen, write_instance ? digest : NULL, err) < 0) {
         berth_error_wrap(err, "writing manifest");
@@ -567,6 +568,7 @@ static int copy_index_all(struct copy_ctx *c, const char *buf, size_t len, const
     if (mf_index_parse(buf, len, src_mt, &ix, err) < 0)
         return -1;
     int ret = -1;
+    cleanup_free char *nb = NULL;
     const char *want;
     if (choose_type(dst, c->o, ix.media_type, true, &want, err) < 0)
         goto out;
@@ -623,7 +625,6 @@ static int copy_index_all(struct copy_ctx *c, const char *buf, size_t len, const
                                 "--preserve-digests forbids");
         goto out;
     }
-    cleanup_free char *nb = NULL;
     const char *wbuf = buf;
     size_t wlen = len;
     if (changed) {
