@@ -331,17 +331,21 @@ static int process_line(struct parser *p, const char *s, size_t n, bool strip_le
     return 0;
 }
 
-/* trimContinuationCharacter: "<escape>[ \t]*$" ends a line that continues. Modifies line. */
+/* trimContinuationCharacter: the escape character as the last non-blank character continues the
+ * line, unless it is itself preceded by the escape character ("foo \\" does not continue), as
+ * docker's `([^E])E[ \t]*$|^E[ \t]*$`.  Returns true at the end of the instruction; modifies
+ * line. */
 static bool trim_continuation(char *line, char escape)
 {
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t'))
         n--;
-    if (n > 0 && line[n - 1] == escape) {
-        line[n - 1] = '\0';
-        return false;
-    }
-    return true;
+    if (n == 0 || line[n - 1] != escape)
+        return true;
+    if (n >= 2 && line[n - 2] == escape)
+        return true;
+    line[n - 1] = '\0';
+    return false;
 }
 
 /* ---- flags (extractBuilderFlags and BFlags) ---- */
@@ -706,7 +710,8 @@ static bool can_contain_heredoc(const struct cf_instruction *in)
 
 static int read_heredocs(struct parser *p, const char *line, int start, struct cf_instruction *in)
 {
-    struct expand_opts o = {.escape = '\\', .raw_quotes = true, .raw_escapes = true};
+    struct expand_opts o = {
+        .escape = '\\', .raw_quotes = true, .raw_escapes = true, .skip_unset = true};
     char **words = NULL;
     size_t nw = 0;
     berth_error_t lerr = NULL;
@@ -763,8 +768,13 @@ static int read_heredocs(struct parser *p, const char *line, int start, struct c
         }
         h.content = sb_steal(&content);
         inst_add_heredoc(in, &h);
-        if (in->onbuild_inner)
+        if (in->onbuild_inner) {
             inst_add_heredoc(in->onbuild_inner, &h);
+            /* the stored trigger carries its heredocs, as docker's ONBUILD expression */
+            char *t = xasprintf("%s\n%s%s", in->args[0], h.content, h.name);
+            free(in->args[0]);
+            in->args[0] = t;
+        }
         heredoc_clear(&h);
     }
 out:
@@ -1025,10 +1035,10 @@ static int parse_instruction(struct parser *p, const char *line, int start,
         if (maybe_json(p, start, rest, false, in) < 0)
             return -1;
         if (strcmp(kw, "SHELL") == 0) {
-            if (!in->json_form)
-                return perr(p, start, "SHELL requires the arguments to be in JSON form");
             if (in->nargs == 0)
                 return perr(p, start, "SHELL requires at least one argument");
+            if (!in->json_form)
+                return perr(p, start, "SHELL requires the arguments to be in JSON form");
         }
         if (strcmp(kw, "RUN") == 0) {
             const char *net = cf_flag_get(in, "network");
@@ -1051,9 +1061,13 @@ static int parse_instruction(struct parser *p, const char *line, int start,
         if (strcmp(kw, "VOLUME") == 0) {
             if (in->nargs == 0)
                 return perr(p, start, "VOLUME requires at least one argument");
-            for (size_t i = 0; i < in->nargs; i++)
-                if (in->args[i][0] == '\0')
+            for (size_t i = 0; i < in->nargs; i++) {
+                char *t = trim_dup(in->args[i]);
+                free(in->args[i]);
+                in->args[i] = t;
+                if (t[0] == '\0')
                     return perr(p, start, "VOLUME specified can not be an empty string");
+            }
             return 0;
         }
         if (in->nargs < 2)

@@ -4,7 +4,6 @@
 #include "common/cleanup.h"
 
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,14 +335,82 @@ static char *process_name(struct lex *l)
     return sb_steal(&name);
 }
 
-/* Does the shell pattern match s[0..n)? */
-static bool pat_match(const char *pat, const char *s, size_t n)
+/* ${VAR#pattern} patterns as docker's convertShellPatternToRegex: '*' any run of characters
+ * (including '/'), '?' any one character, everything else literal (no bracket expressions);
+ * a backslash escapes '*', '?' and itself, is dropped before '}' and '/', and is an error before
+ * anything else. */
+struct pat {
+    char *kind; /* 'l' literal, '*', '?' */
+    char *ch;
+    size_t n;
+};
+
+static void pat_free(struct pat *p)
 {
-    cleanup_free char *sub = xstrndup(s, n);
-    return fnmatch(pat, sub, 0) == 0;
+    free(p->kind);
+    free(p->ch);
 }
 
-static char *trim_prefix(const char *pat, const char *value, bool greedy)
+static int pat_compile(struct lex *l, const char *src, struct pat *p)
+{
+    size_t len = strlen(src);
+    p->kind = xmalloc(len + 1);
+    p->ch = xmalloc(len + 1);
+    p->n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '*' || c == '?') {
+            p->kind[p->n] = c;
+            p->ch[p->n++] = c;
+            continue;
+        }
+        if (c == '\\') {
+            char nx = src[i + 1];
+            if (nx == '}' || nx == '/')
+                continue;
+            if (nx != '*' && nx != '?' && nx != '\\') {
+                pat_free(p);
+                return berth_error_make_status(l->err, EINVAL,
+                                               "invalid pattern (%s) in substitution: invalid "
+                                               "escape '\\%c'",
+                                               src, nx ? nx : ' ');
+            }
+            c = nx;
+            i++;
+        }
+        p->kind[p->n] = 'l';
+        p->ch[p->n++] = c;
+    }
+    return 0;
+}
+
+/* Does all of s[0..n) match the tokens from ti on? */
+static bool pat_match_at(const struct pat *p, size_t ti, const char *s, size_t n)
+{
+    while (ti < p->n) {
+        if (p->kind[ti] == '*') {
+            for (size_t k = 0; k <= n; k++)
+                if (pat_match_at(p, ti + 1, s + k, n - k))
+                    return true;
+            return false;
+        }
+        if (n == 0)
+            return false;
+        if (p->kind[ti] == 'l' && p->ch[ti] != *s)
+            return false;
+        ti++;
+        s++;
+        n--;
+    }
+    return n == 0;
+}
+
+static bool pat_match(const struct pat *p, const char *s, size_t n)
+{
+    return pat_match_at(p, 0, s, n);
+}
+
+static char *trim_prefix(const struct pat *pat, const char *value, bool greedy)
 {
     size_t len = strlen(value);
     if (greedy) {
@@ -358,22 +425,23 @@ static char *trim_prefix(const char *pat, const char *value, bool greedy)
     return xstrdup(value);
 }
 
-static char *trim_suffix(const char *pat, const char *value, bool greedy)
+static char *trim_suffix(const struct pat *pat, const char *value, bool greedy)
 {
     size_t len = strlen(value);
     if (greedy) {
         for (size_t i = 0; i <= len; i++)
-            if (fnmatch(pat, value + i, 0) == 0)
+            if (pat_match(pat, value + i, len - i))
                 return xstrndup(value, i);
     } else {
         for (size_t i = len + 1; i-- > 0;)
-            if (fnmatch(pat, value + i, 0) == 0)
+            if (pat_match(pat, value + i, len - i))
                 return xstrndup(value, i);
     }
     return xstrdup(value);
 }
 
-static char *replace_pattern(const char *pat, const char *repl, const char *value, bool all)
+/* leftmost match, the longest one at that position (greedy '*'), as Go's regexp */
+static char *replace_pattern(const struct pat *pat, const char *repl, const char *value, bool all)
 {
     struct sbuf out = {0};
     size_t len = strlen(value), i = 0;
@@ -451,14 +519,6 @@ static int process_dollar(struct lex *l, struct sbuf *out)
         null_is_unset = true;
         ch = next(l);
         chs[1] = ch == LEX_EOF ? '\0' : (char)ch;
-        if (ch != '+' && ch != '-' && ch != '?' && ch != '#' && ch != '%') {
-            if (ch == LEX_EOF)
-                return berth_error_make_status(l->err, EINVAL, "syntax error: missing '}'");
-            return berth_error_make_status(l->err, EINVAL,
-                                           "unsupported modifier (%s) in "
-                                           "substitution",
-                                           chs);
-        }
         /* fallthrough */
     case '+':
     case '-':
@@ -504,18 +564,27 @@ static int process_dollar(struct lex *l, struct sbuf *out)
                                                word[0] ? word : "is not allowed to be empty");
             sb_puts(out, v);
             return 0;
-        default: {
-            const char *pat = word;
+        case '#':
+        case '%': {
+            const char *ptext = word;
             bool greedy = false;
-            if (pat[0] == ch) {
+            if (ptext[0] == ch) {
                 greedy = true;
-                pat++;
+                ptext++;
             }
-            cleanup_free char *r = ch == '%' ? trim_suffix(pat, v ? v : "", greedy)
-                                             : trim_prefix(pat, v ? v : "", greedy);
+            struct pat pt;
+            if (pat_compile(l, ptext, &pt) < 0)
+                return -1;
+            char *r = ch == '%' ? trim_suffix(&pt, v ? v : "", greedy)
+                                : trim_prefix(&pt, v ? v : "", greedy);
+            pat_free(&pt);
             sb_puts(out, r);
+            free(r);
             return 0;
         }
+        default:
+            return berth_error_make_status(l->err, EINVAL,
+                                           "unsupported modifier (%s) in substitution", chs);
         }
     }
     case '/': {
@@ -549,8 +618,13 @@ static int process_dollar(struct lex *l, struct sbuf *out)
             sb_putc(out, '}');
             return 0;
         }
-        cleanup_free char *res = replace_pattern(pat, repl, v ? v : "", all);
+        struct pat pt;
+        if (pat_compile(l, pat, &pt) < 0)
+            return -1;
+        char *res = replace_pattern(&pt, repl, v ? v : "", all);
+        pat_free(&pt);
         sb_puts(out, res);
+        free(res);
         return 0;
     }
     case LEX_EOF:

@@ -145,11 +145,11 @@ static void test_comments_and_continuations(void **state)
     assert_int_equal(cf->insts[4].end_line, 14);
     containerfile_free(cf);
 
-    /* a double escape at the end still continues (docker's regexp), CRLF line endings */
-    cf = parse_ok("FROM x\r\nRUN a \\\\\r\n b\r\nRUN c\r\n");
+    /* an escaped escape at the end does not continue (docker's regexp); CRLF line endings */
+    cf = parse_ok("FROM x\r\nRUN a \\\\\r\nRUN b \\  \r\n c\r\n");
     assert_int_equal(cf->n, 3);
-    assert_args(&cf->insts[1], ARGS("a \\ b"));
-    assert_args(&cf->insts[2], ARGS("c"));
+    assert_args(&cf->insts[1], ARGS("a \\\\"));
+    assert_args(&cf->insts[2], ARGS("b  c"));
     containerfile_free(cf);
 
     /* with the backtick escape a backslash is an ordinary character */
@@ -307,6 +307,7 @@ static void test_heredocs(void **state)
     assert_int_equal(cf->insts[1].nheredocs, 1);
     assert_non_null(cf->insts[1].onbuild_inner);
     assert_int_equal(cf->insts[1].onbuild_inner->nheredocs, 1);
+    assert_args(&cf->insts[1], ARGS("RUN <<EOF\nhi\nEOF"));
     assert_string_equal(cf->insts[1].onbuild_inner->heredocs[0].content, "hi\n");
     assert_int_equal(cf->insts[2].start_line, 5);
     containerfile_free(cf);
@@ -496,6 +497,8 @@ static const struct err_case err_cases[] = {
                                     "destination"},
     {"FROM x\nVOLUME\n", "Containerfile:2: VOLUME requires at least one argument"},
     {"FROM x\nVOLUME [\"\"]\n", "Containerfile:2: VOLUME specified can not be an empty string"},
+    {"FROM x\nVOLUME [\"/a\", \"  \"]\n", "Containerfile:2: VOLUME specified can not be an empty "},
+    {"FROM x\nSHELL\n", "Containerfile:2: SHELL requires at least one argument"},
     {"FROM x\nUSER\n", "Containerfile:2: USER requires exactly one argument"},
     {"FROM x\nWORKDIR   \n", "Containerfile:2: WORKDIR requires exactly one argument"},
     {"FROM x\nSTOPSIGNAL\n", "Containerfile:2: STOPSIGNAL requires exactly one argument"},

@@ -129,6 +129,15 @@ static const struct word_case word_cases[] = {
     {"${PATHV/\\//-}", "-usr/local/bin", NULL},
     {"${PATHV//\\//-}", "-usr-local-bin", NULL},
     {"${FILE/.t*/}", "archive", NULL},
+    {"${PATHV#*}", "/usr/local/bin", NULL},
+    {"${PATHV##*}", "", NULL},
+    {"${FILE#?}", "rchive.tar.gz", NULL},
+    {"${FILE#[a]}", "archive.tar.gz", NULL}, /* no bracket expressions: literal */
+    {"${FILE#\\a}", NULL, "invalid escape"},
+    {"${X/?/Y}", "Y", NULL},
+    {"${FILE//a/}", "rchive.tr.gz", NULL},
+    {"${UNSET/a/b}", "", NULL},
+    {"${X:=y", NULL, "missing '}'"},
     {"${X:#x}", NULL, "unsupported modifier (:#)"},
     {"${X:%x}", NULL, "unsupported modifier (:%)"},
     /* syntax errors */
