@@ -533,6 +533,9 @@ int ignore_matches(const struct ignore *ign, const char *relpath, bool *excluded
     while (relpath[0] == '/')
         relpath++;
     cleanup_free char *file = go_clean(relpath[0] ? relpath : ".");
+    /* the context root itself is never excluded */
+    if (strcmp(file, ".") == 0)
+        return 0;
     /* parent directories: filepath.Dir(file) split on '/' */
     cleanup_free char *parent = NULL;
     char *slash = strrchr(file, '/');

@@ -10,7 +10,10 @@
 #include "common/cleanup.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -744,6 +747,83 @@ static void test_fixture_files(void **state)
     free(buf);
 }
 
+/* ---- berth build --print-ast (the real binary, when it has been built) ---- */
+
+static int run_cmd(const char *cmd, char **out)
+{
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    int st = pclose(f);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli_print_ast(void **state)
+{
+    (void)state;
+    if (access(BERTH_BIN, X_OK) != 0)
+        skip();
+    char cmd[8192];
+    cleanup_free char *out = NULL;
+    snprintf(cmd, sizeof(cmd), "%s build --print-ast -f %s/containerfiles/heredoc.Containerfile",
+             BERTH_BIN, FIXTURES_DIR);
+    assert_int_equal(run_cmd(cmd, &out), 0);
+    json_error_t jerr;
+    cleanup_json json_t *j = json_loads(out, 0, &jerr);
+    assert_non_null(j);
+    json_t *insts = json_object_get(j, "instructions");
+    assert_int_equal(json_array_size(insts), 4);
+    json_t *run = json_array_get(insts, 1);
+    assert_string_equal(json_string_value(json_object_get(run, "instruction")), "RUN");
+    assert_int_equal(json_integer_value(json_object_get(run, "start_line")), 3);
+    assert_int_equal(json_integer_value(json_object_get(run, "end_line")), 6);
+
+    /* CONTEXT/Containerfile, then CONTEXT/Dockerfile, by default */
+    free(out);
+    char tmpl[] = "/tmp/berth-ast-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    snprintf(cmd, sizeof(cmd),
+             "printf 'FROM a\\nRUN b\\n' > %s/Dockerfile && %s build --print-ast %s", tmpl,
+             BERTH_BIN, tmpl);
+    assert_int_equal(run_cmd(cmd, &out), 0);
+    assert_non_null(strstr(out, "\"instruction\": \"RUN\""));
+    free(out);
+    snprintf(cmd, sizeof(cmd),
+             "printf 'FROM a\\nCMD c\\n' > %s/Containerfile && %s build --print-ast %s", tmpl,
+             BERTH_BIN, tmpl);
+    assert_int_equal(run_cmd(cmd, &out), 0);
+    assert_non_null(strstr(out, "\"instruction\": \"CMD\""));
+    free(out);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpl);
+    assert_int_equal(run_cmd(cmd, &out), 0);
+
+    /* parse errors name file and line; other uses are refused with 125 */
+    free(out);
+    snprintf(cmd, sizeof(cmd),
+             "%s build --print-ast -f %s/containerfiles/bad-unknown-flag."
+             "Containerfile 2>&1",
+             BERTH_BIN, FIXTURES_DIR);
+    assert_int_equal(run_cmd(cmd, &out), 125);
+    assert_non_null(strstr(out, "bad-unknown-flag.Containerfile:4: unknown flag --owner for COPY"));
+    free(out);
+    snprintf(cmd, sizeof(cmd), "%s build -f %s/containerfiles/heredoc.Containerfile 2>&1",
+             BERTH_BIN, FIXTURES_DIR);
+    assert_int_equal(run_cmd(cmd, &out), 125);
+    assert_non_null(strstr(out, "only --print-ast is implemented"));
+    free(out);
+    snprintf(cmd, sizeof(cmd), "%s build --print-ast --tag x . 2>&1", BERTH_BIN);
+    assert_int_equal(run_cmd(cmd, &out), 125);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -752,7 +832,7 @@ int main(void)
         cmocka_unit_test(test_instructions),  cmocka_unit_test(test_flag_syntax),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_durations),
         cmocka_unit_test(test_stages),        cmocka_unit_test(test_json_ast),
-        cmocka_unit_test(test_fixture_files),
+        cmocka_unit_test(test_fixture_files), cmocka_unit_test(test_cli_print_ast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,6 +155,8 @@ static const struct file_case file_cases[] = {
     {"Dockerfile\n.git\n", ".git/config", true},
     {"Dockerfile\n.git\n", "src/.git", false},
     {"", "anything", false},
+    {"**\n", ".", false}, /* the context root itself is never excluded */
+    {"**\n", "./", false},
 };
 
 static void test_file_table(void **state)
