@@ -633,6 +633,7 @@ int storage_layer_create_from_tar(storage_store_t *s, const struct storage_layer
     struct storage_apply_result res = {0};
     berth_reader_t *plain = NULL;
     cleanup_storage_layer storage_layer_t *pl = NULL;
+    cleanup_free char *split = NULL;
 
     if (staging_begin(s, &st, err) < 0)
         goto out;
@@ -651,7 +652,7 @@ int storage_layer_create_from_tar(storage_store_t *s, const struct storage_layer
 
     if (reader_decompress(tar, false, NULL, &plain, err) < 0)
         goto out;
-    cleanup_free char *split = xasprintf("%s/staging/%s.tar-split.gz", s->root, st.id);
+    split = xasprintf("%s/staging/%s.tar-split.gz", s->root, st.id);
     struct storage_apply_options ao = {.record_path = split};
     if (s->drv->apply_diff(s->dstate, st.id, plain, &ao, &res, err) < 0) {
         berth_error_wrap(err, "apply layer");
@@ -1122,8 +1123,10 @@ int storage_image_create(storage_store_t *s, const struct storage_image_options 
             berth_error_make(err, errno, "commit image \"%s\"", id);
             goto fail_tmp;
         }
-        cleanup_free char *images = xasprintf("%s/images", s->root);
-        fs_fsync_dir(images, NULL);
+        {
+            cleanup_free char *images = xasprintf("%s/images", s->root);
+            fs_fsync_dir(images, NULL);
+        }
         for (size_t i = 0; o->names && o->names[i]; i++)
             if (take_name(s, all, id, o->names[i], err) < 0)
                 goto out;

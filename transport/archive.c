@@ -209,7 +209,7 @@ int tar_index_open(const char *path, const char *tmpdir, struct tar_index **out,
     if (mn < 0)
         return berth_error_make(err, errno, "read \"%s\"", path);
     if (compression_detect(magic, (size_t)mn) != COMPRESSION_NONE) {
-        int tfd;
+        int tfd = -1;
         if (!tmpdir)
             tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
         if (decompress_to_temp(fd, tmpdir, &tfd, err) < 0)
