@@ -1,0 +1,128 @@
+#include "common/strutil.h"
+#include "common/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t strv_len(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+void strv_free(char **v)
+{
+    if (v == NULL)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+void strv_add_take(char ***v, char *s)
+{
+    size_t n = strv_len(*v);
+    *v = xreallocarray(*v, n + 2, sizeof(char *));
+    (*v)[n] = s;
+    (*v)[n + 1] = NULL;
+}
+
+void strv_add(char ***v, const char *s)
+{
+    strv_add_take(v, xstrdup(s));
+}
+
+bool strv_contains(char *const *v, const char *s)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+size_t strv_remove(char **v, const char *s)
+{
+    size_t removed = 0, j = 0;
+    for (size_t i = 0; v && v[i]; i++) {
+        if (strcmp(v[i], s) == 0) {
+            free(v[i]);
+            removed++;
+        } else {
+            v[j++] = v[i];
+        }
+    }
+    if (v)
+        v[j] = NULL;
+    return removed;
+}
+
+char **strv_dup(char *const *v)
+{
+    if (v == NULL)
+        return NULL;
+    size_t n = strv_len(v);
+    char **r = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        r[i] = xstrdup(v[i]);
+    return r;
+}
+
+static void grow(struct strbuf *b, size_t extra)
+{
+    size_t need;
+    if (__builtin_add_overflow(b->len, extra + 1, &need))
+        abort();
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    b->buf = xrealloc(b->buf, cap);
+    b->cap = cap;
+}
+
+void strbuf_append_len(struct strbuf *b, const char *s, size_t n)
+{
+    grow(b, n);
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+}
+
+void strbuf_append(struct strbuf *b, const char *s)
+{
+    strbuf_append_len(b, s, strlen(s));
+}
+
+void strbuf_putc(struct strbuf *b, char c)
+{
+    strbuf_append_len(b, &c, 1);
+}
+
+void strbuf_appendf(struct strbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = xvasprintf(fmt, ap);
+    va_end(ap);
+    strbuf_append(b, s);
+    free(s);
+}
+
+char *strbuf_steal(struct strbuf *b)
+{
+    char *r = b->buf ? b->buf : xstrdup("");
+    b->buf = NULL;
+    b->len = b->cap = 0;
+    return r;
+}
+
+void strbuf_release(struct strbuf *b)
+{
+    free(b->buf);
+    b->buf = NULL;
+    b->len = b->cap = 0;
+}

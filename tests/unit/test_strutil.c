@@ -1,0 +1,60 @@
+/* Unit tests for common/strutil: string vectors and the string buffer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "common/cleanup.h"
+#include "common/strutil.h"
+
+#include <string.h>
+
+static void test_strv(void **state)
+{
+    char **v = NULL;
+    assert_int_equal(strv_len(v), 0);
+    assert_false(strv_contains(v, "a"));
+    strv_add(&v, "a");
+    strv_add(&v, "b");
+    strv_add(&v, "a");
+    assert_int_equal(strv_len(v), 3);
+    assert_true(strv_contains(v, "b"));
+    char **d = strv_dup(v);
+    assert_int_equal(strv_remove(v, "a"), 2);
+    assert_int_equal(strv_len(v), 1);
+    assert_string_equal(v[0], "b");
+    assert_null(v[1]);
+    assert_int_equal(strv_len(d), 3); /* the copy is independent */
+    assert_string_equal(d[2], "a");
+    assert_null(strv_dup(NULL));
+    strv_free(v);
+    strv_free(d);
+    strv_free(NULL);
+}
+
+static void test_strbuf(void **state)
+{
+    cleanup_strbuf struct strbuf b = STRBUF_INIT;
+    cleanup_free char *empty = strbuf_steal(&b);
+    assert_string_equal(empty, "");
+    for (int i = 0; i < 1000; i++)
+        strbuf_appendf(&b, "%d,", i % 10);
+    assert_int_equal(b.len, 2000);
+    assert_int_equal(strlen(b.buf), 2000);
+    strbuf_putc(&b, 'x');
+    strbuf_append_len(&b, "yzw", 2);
+    assert_string_equal(b.buf + 2000, "xyz");
+    cleanup_free char *s = strbuf_steal(&b);
+    assert_null(b.buf);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(strlen(s), 2003);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strv),
+        cmocka_unit_test(test_strbuf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
