@@ -145,9 +145,13 @@ static void test_apply_and_mount(void **state)
     assert_int_equal(lstat(p, &st), 0);
     assert_true(S_ISFIFO(st.st_mode));
     snprintf(p, sizeof(p), "%s/null", dir);
-    assert_int_equal(lstat(p, &st), 0);
-    assert_true(S_ISCHR(st.st_mode));
-    assert_int_equal(st.st_rdev, makedev(1, 3));
+    if (userns_is_rootless()) {
+        assert_int_equal(lstat(p, &st), -1); /* skipped with a warning */
+    } else {
+        assert_int_equal(lstat(p, &st), 0);
+        assert_true(S_ISCHR(st.st_mode));
+        assert_int_equal(st.st_rdev, makedev(1, 3));
+    }
     unmount_layer(f, l->id);
     free(dir);
     storage_layer_free(l);
