@@ -25,18 +25,6 @@ static const char save_usage[] =
     "  -q, --quiet              no progress output\n"
     "      --compress           accepted for compatibility (layers are kept as stored)\n";
 
-/* The tag part of a store name, valid as an OCI ref.name in our reference syntax. */
-static char *tag_of(const char *name)
-{
-    if (!name)
-        return NULL;
-    cleanup_image_ref image_ref_t *ir = NULL;
-    cleanup_error berth_error_t e = NULL;
-    if (image_ref_parse_normalized(name, &ir, &e) < 0 || !ir->tag)
-        return NULL;
-    return xstrdup(ir->tag);
-}
-
 static int save_all(struct system_context *sys_, int argc, char **argv, const char *transport,
                     const char *output, bool quiet, berth_error_t *errp);
 
@@ -121,14 +109,10 @@ static int save_all(struct system_context *sys_, int argc, char **argv, const ch
         if (src->ops->new_source(src, &sys, &probe, errp) < 0)
             return -1;
         image_source_close(probe);
-        cleanup_free char *tag = NULL;
-        if (strcmp(transport, "oci") == 0 || strcmp(transport, "oci-archive") == 0)
-            tag = tag_of(src->docker_name);
+        /* like podman: the full name is the archive's RepoTags / the layout's ref.name */
         cleanup_free char *ds = NULL;
-        if (strcmp(transport, "docker-archive") == 0 && src->docker_name)
+        if (strcmp(transport, "dir") != 0 && src->docker_name)
             ds = xasprintf("%s:%s:%s", transport, output, src->docker_name);
-        else if (tag)
-            ds = xasprintf("%s:%s:%s", transport, output, tag);
         else
             ds = xasprintf("%s:%s", transport, output);
         if (transport_parse_reference(ds, &dst, errp) < 0)

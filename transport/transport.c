@@ -5,6 +5,7 @@
 #include "common/cleanup.h"
 #include "common/digest.h"
 #include "common/fs.h"
+#include "common/reference.h"
 #include "transport/internal.h"
 
 #include <errno.h>
@@ -181,6 +182,27 @@ static bool valid_tag(const char *t)
     return true;
 }
 
+static bool parent_exists(const char *path)
+{
+    cleanup_free char *p = xstrdup(path);
+    char *slash = strrchr(p, '/');
+    if (!slash)
+        return true; /* relative to the current directory */
+    if (slash == p)
+        return true;
+    *slash = 0;
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A full image name with a tag ("example.com/x:1"), as podman writes into ref.name. */
+static bool valid_full_name(const char *s)
+{
+    cleanup_image_ref image_ref_t *ir = NULL;
+    cleanup_error berth_error_t e = NULL;
+    return strchr(s, '/') && image_ref_parse(s, &ir, &e) == 0 && ir->tag && !ir->digest;
+}
+
 int oci_split_within(const char *within, bool allow_index, char **path, char **tag, int *index,
                      berth_error_t *err)
 {
@@ -202,12 +224,32 @@ int oci_split_within(const char *within, bool allow_index, char **path, char **t
             *at = 0;
         }
     }
-    char *colon = strrchr(p, ':');
-    if (colon && *index < 0 && !strchr(colon + 1, '/')) {
-        if (!valid_tag(colon + 1))
-            return berth_error_make_status(err, EINVAL, "invalid tag \"%s\"", colon + 1);
-        *tag = xstrdup(colon + 1);
-        *colon = 0;
+    if (*index < 0) {
+        /* PATH may contain ':' and the name may be a tag ("latest") or a full image name
+         * ("example.com/x:1"): prefer the last ':' followed by a plain tag, then the first ':'
+         * followed by a full name, in both cases only where PATH's directory exists. */
+        char *split = NULL;
+        char *last = strrchr(p, ':');
+        if (last && !strchr(last + 1, '/')) {
+            *last = 0;
+            if (parent_exists(p))
+                split = last;
+            *last = ':';
+        }
+        for (char *c = strchr(p, ':'); c && !split; c = strchr(c + 1, ':')) {
+            *c = 0;
+            if (valid_full_name(c + 1) && parent_exists(p))
+                split = c;
+            *c = ':';
+        }
+        if (!split && last && !strchr(last + 1, '/'))
+            split = last; /* let the path error say what is missing */
+        if (split) {
+            if (!valid_tag(split + 1) && !valid_full_name(split + 1))
+                return berth_error_make_status(err, EINVAL, "invalid tag \"%s\"", split + 1);
+            *tag = xstrdup(split + 1);
+            *split = 0;
+        }
     }
     if (!*p) {
         free(*tag);
