@@ -154,6 +154,35 @@ static void inst_add_heredoc(struct cf_instruction *in, const struct cf_heredoc 
     d->content = xstrdup(h->content ? h->content : "");
 }
 
+struct cf_instruction *cf_instruction_dup(const struct cf_instruction *in)
+{
+    struct cf_instruction *d = xzalloc(sizeof(*d));
+    d->keyword = xstrdup(in->keyword);
+    d->original = xstrdup(in->original);
+    d->start_line = in->start_line;
+    d->end_line = in->end_line;
+    d->json_form = in->json_form;
+    for (size_t i = 0; i < in->nflags; i++)
+        inst_add_flag(d, in->flags[i].name, in->flags[i].value);
+    for (size_t i = 0; i < in->nargs; i++)
+        inst_add_arg(d, xstrdup(in->args[i]));
+    if (!d->args)
+        d->args = xcalloc(1, sizeof(char *));
+    for (size_t i = 0; i < in->nheredocs; i++)
+        inst_add_heredoc(d, &in->heredocs[i]);
+    if (in->onbuild_inner)
+        d->onbuild_inner = cf_instruction_dup(in->onbuild_inner);
+    return d;
+}
+
+void cf_instruction_free(struct cf_instruction *in)
+{
+    if (!in)
+        return;
+    inst_clear(in);
+    free(in);
+}
+
 void containerfile_free(struct containerfile *cf)
 {
     if (!cf)
@@ -1132,6 +1161,8 @@ static int parse_instruction(struct parser *p, const char *line, int start,
         in->onbuild_inner = xzalloc(sizeof(*in->onbuild_inner));
         if (parse_instruction(p, rest, start, in->onbuild_inner, true) < 0)
             return -1;
+        if (!in->onbuild_inner->args)
+            in->onbuild_inner->args = xcalloc(1, sizeof(char *));
         return 0;
     }
     if (strcmp(kw, "HEALTHCHECK") == 0) {
@@ -1235,6 +1266,8 @@ static int parse_all(struct parser *p)
         cf->n++;
         if (parse_instruction(p, text, start, in, false) < 0)
             return -1;
+        if (!in->args)
+            in->args = xcalloc(1, sizeof(char *));
         if (can_contain_heredoc(in) && strstr(text, "<<")) {
             if (read_heredocs(p, text, start, in) < 0)
                 return -1;

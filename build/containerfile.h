@@ -59,7 +59,7 @@ struct cf_instruction {
     int start_line, end_line; /* 1-based, end includes heredoc bodies */
     struct cf_flag *flags;
     size_t nflags;
-    char **args; /* NULL-terminated */
+    char **args; /* NULL-terminated, never NULL */
     size_t nargs;
     bool json_form;
     struct cf_heredoc *heredocs;
@@ -96,6 +96,17 @@ static inline void cleanup_containerfilep(struct containerfile **p)
  * "start_line","end_line","flags":[{"name","value"}],"arguments":[...],"json":bool,
  * "heredocs":[{"name","content","expand","chomp"}],"trigger":{...}}], "warnings":[...]}. */
 json_t *containerfile_to_json(const struct containerfile *cf);
+
+/* Deep copy / free of one instruction (as used by stage_env_expand_instruction). */
+struct cf_instruction *cf_instruction_dup(const struct cf_instruction *in);
+void cf_instruction_free(struct cf_instruction *in);
+static inline void cleanup_cf_instructionp(struct cf_instruction **p)
+{
+    if (*p)
+        cf_instruction_free(*p);
+    *p = NULL;
+}
+#define cleanup_cf_instruction __attribute__((cleanup(cleanup_cf_instructionp)))
 
 /* Flag helpers: the last value of --name (NULL if absent); all values (NULL-terminated array
  * of borrowed strings, caller frees the array only); a boolean flag (false if absent). */

@@ -1,5 +1,6 @@
 /* Docker-compatible variable expansion (the Dockerfile shell lexer) and ARG/ENV scopes. */
 #include "build/expand.h"
+#include "build/containerfile.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
 
@@ -1090,4 +1091,180 @@ char **stage_env_history_args(const struct stage_env *se)
         if (se->args.values[i] && expand_env_find(&se->env, se->args.names[i]) < 0)
             strv_add(&s, xasprintf("%s=%s", se->args.names[i], se->args.values[i]));
     return strv_finish(&s);
+}
+
+/* ---- whole instructions ---- */
+
+/* Splits "name=value" (value NULL without '='); *name is malloc'd. */
+static const char *split_arg_word(const char *word, char **name)
+{
+    const char *eq = strchr(word, '=');
+    *name = eq ? xstrndup(word, (size_t)(eq - word)) : xstrdup(word);
+    return eq ? eq + 1 : NULL;
+}
+
+int build_args_apply_global(struct build_args *ba, const struct cf_instruction *arg,
+                            berth_error_t *err)
+{
+    for (size_t i = 0; i < arg->nargs; i++) {
+        cleanup_free char *name = NULL;
+        const char *def = split_arg_word(arg->args[i], &name);
+        if (name[0] == '\0')
+            return berth_error_make_status(err, EINVAL, "line %d: ARG names can not be blank",
+                                           arg->start_line);
+        if (build_args_declare_global(ba, name, def, err) < 0)
+            return berth_error_wrap(err, "line %d: ARG %s", arg->start_line, name);
+    }
+    return 0;
+}
+
+int stage_env_apply_arg(struct stage_env *se, const struct cf_instruction *arg, berth_error_t *err)
+{
+    for (size_t i = 0; i < arg->nargs; i++) {
+        cleanup_free char *name = NULL;
+        const char *def = split_arg_word(arg->args[i], &name);
+        if (name[0] == '\0')
+            return berth_error_make_status(err, EINVAL, "line %d: ARG names can not be blank",
+                                           arg->start_line);
+        if (stage_env_declare_arg(se, name, def, err) < 0)
+            return berth_error_wrap(err, "line %d: ARG %s", arg->start_line, name);
+    }
+    return 0;
+}
+
+int stage_env_apply_env(struct stage_env *se, const struct cf_instruction *env, berth_error_t *err)
+{
+    cleanup_cf_instruction struct cf_instruction *x = NULL;
+    if (stage_env_expand_instruction(se, env, &x, err) < 0)
+        return -1;
+    for (size_t i = 0; i + 1 < x->nargs; i += 2) {
+        if (x->args[i][0] == '\0')
+            return berth_error_make_status(err, EINVAL, "line %d: ENV names can not be blank",
+                                           env->start_line);
+        stage_env_set_env(se, x->args[i], x->args[i + 1]);
+    }
+    return 0;
+}
+
+static int expand_in_place(struct stage_env *se, char **s, berth_error_t *err)
+{
+    char *v = NULL;
+    if (stage_env_expand_word(se, *s, &v, err) < 0)
+        return -1;
+    free(*s);
+    *s = v;
+    return 0;
+}
+
+static bool is_heredoc_word(const char *w)
+{
+    while (*w >= '0' && *w <= '9')
+        w++;
+    if (w[0] != '<' || w[1] != '<')
+        return false;
+    w += 2;
+    if (*w == '-')
+        w++;
+    return *w && !strchr(w, '<');
+}
+
+int stage_env_expand_instruction(struct stage_env *se, const struct cf_instruction *in,
+                                 struct cf_instruction **out, berth_error_t *err)
+{
+    cleanup_cf_instruction struct cf_instruction *x = cf_instruction_dup(in);
+    const char *kw = x->keyword;
+    int line = in->start_line;
+    if (strcmp(kw, "FROM") == 0) {
+        if (se->ba && x->nargs > 0) {
+            char *v = NULL;
+            if (build_args_expand_global(se->ba, x->args[0], &v, err) < 0)
+                goto fail;
+            free(x->args[0]);
+            x->args[0] = v;
+        }
+        goto done;
+    }
+    if (strcmp(kw, "EXPOSE") == 0) {
+        struct strv all = {0};
+        for (size_t i = 0; i < x->nargs; i++) {
+            char **w = NULL;
+            size_t n = 0;
+            if (stage_env_expand_words(se, x->args[i], &w, &n, err) < 0) {
+                for (size_t k = 0; k < all.n; k++)
+                    free(all.v[k]);
+                free(all.v);
+                goto fail;
+            }
+            for (size_t k = 0; k < n; k++)
+                strv_add(&all, w[k]);
+            free(w);
+        }
+        for (size_t i = 0; i < x->nargs; i++)
+            free(x->args[i]);
+        free(x->args);
+        x->args = strv_finish(&all);
+        x->nargs = all.n;
+        goto done;
+    }
+    if (strcmp(kw, "ENV") == 0 || strcmp(kw, "LABEL") == 0 || strcmp(kw, "USER") == 0 ||
+        strcmp(kw, "WORKDIR") == 0 || strcmp(kw, "STOPSIGNAL") == 0 || strcmp(kw, "VOLUME") == 0) {
+        for (size_t i = 0; i < x->nargs; i++)
+            if (expand_in_place(se, &x->args[i], err) < 0)
+                goto fail;
+        goto done;
+    }
+    if (strcmp(kw, "ADD") == 0 || strcmp(kw, "COPY") == 0) {
+        for (size_t i = 0; i < x->nargs; i++) {
+            if (!x->json_form && i + 1 < x->nargs && is_heredoc_word(x->args[i]))
+                continue;
+            if (expand_in_place(se, &x->args[i], err) < 0)
+                goto fail;
+        }
+        for (size_t i = 0; i < x->nflags; i++) {
+            const char *n = x->flags[i].name;
+            if (strcmp(n, "chown") == 0 || strcmp(n, "chmod") == 0 || strcmp(n, "from") == 0 ||
+                strcmp(n, "checksum") == 0 || strcmp(n, "exclude") == 0)
+                if (expand_in_place(se, &x->flags[i].value, err) < 0)
+                    goto fail;
+        }
+        for (size_t i = 0; i < x->nheredocs; i++) {
+            struct cf_heredoc *h = &x->heredocs[i];
+            char *body = cf_heredoc_body(h);
+            if (h->expand) {
+                char *v = NULL;
+                int r = expand_heredoc(body, stage_env_lookup, se, &v, err);
+                free(body);
+                if (r < 0)
+                    goto fail;
+                body = v;
+            }
+            free(h->content);
+            h->content = body;
+            h->chomp = false;
+            h->expand = false;
+        }
+        goto done;
+    }
+    if (strcmp(kw, "RUN") == 0) {
+        for (size_t i = 0; i < x->nflags; i++)
+            if (strcmp(x->flags[i].name, "mount") == 0 &&
+                expand_in_place(se, &x->flags[i].value, err) < 0)
+                goto fail;
+        goto done;
+    }
+done:
+    if (strcmp(kw, "FROM") == 0 && se->ba) {
+        for (size_t i = 0; i < x->nflags; i++)
+            if (strcmp(x->flags[i].name, "platform") == 0) {
+                char *v = NULL;
+                if (build_args_expand_global(se->ba, x->flags[i].value, &v, err) < 0)
+                    goto fail;
+                free(x->flags[i].value);
+                x->flags[i].value = v;
+            }
+    }
+    *out = steal_pointer(&x);
+    return 0;
+fail:
+    return berth_error_wrap(err, "line %d: %s", line, kw);
 }

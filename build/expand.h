@@ -137,6 +137,13 @@ int build_args_expand_global(struct build_args *ba, const char *word, char **out
  * caller frees.  Docker warns about them. */
 char **build_args_unused(const struct build_args *ba);
 
+struct cf_instruction;
+
+/* A global ARG instruction (before the first FROM): each name[=default] in order, a default
+ * expanded with the global args declared before it ("ARG A=1 B=$A" gives B=1). */
+int build_args_apply_global(struct build_args *ba, const struct cf_instruction *arg,
+                            berth_error_t *err);
+
 /* ---- one stage's scope ---- */
 
 struct stage_env {
@@ -154,6 +161,23 @@ void stage_env_clear(struct stage_env *se);
  * of the same name (or automatic platform arg), else unset. */
 int stage_env_declare_arg(struct stage_env *se, const char *name, const char *raw_default,
                           berth_error_t *err);
+/* An ARG instruction inside a stage: each name[=default] in order with stage_env_declare_arg
+ * (so a later default sees an earlier one, as buildkit). */
+int stage_env_apply_arg(struct stage_env *se, const struct cf_instruction *arg, berth_error_t *err);
+/* An ENV instruction: every name and value is expanded first, in the scope before the
+ * instruction, then set ("ENV a=bye b=$a" gives b the previous $a, as docker documents). */
+int stage_env_apply_env(struct stage_env *se, const struct cf_instruction *env, berth_error_t *err);
+/* A copy of `in` with what docker expands expanded, for the builder to execute:
+ *   ADD/COPY: every argument except heredoc references ("<<EOF"), flags --chown --chmod --from
+ *     --checksum --exclude, and the bodies of heredocs whose delimiter was not quoted (in the copy
+ *     heredoc content is the final body: tabs already stripped for <<-, chomp=false);
+ *   ENV/LABEL: names and values; EXPOSE: split into words; USER WORKDIR STOPSIGNAL VOLUME: each
+ *   argument; RUN: --mount values; FROM: image and --platform in the global scope;
+ *   ARG: names and defaults are returned unexpanded (use stage_env_apply_arg);
+ *   others unchanged.
+ * Quotes and escapes are removed from expanded words. */
+int stage_env_expand_instruction(struct stage_env *se, const struct cf_instruction *in,
+                                 struct cf_instruction **out, berth_error_t *err);
 /* ENV name=value with value already expanded. */
 void stage_env_set_env(struct stage_env *se, const char *name, const char *value);
 /* expand_lookup_fn over a struct stage_env: ENV first, then the stage's ARGs. */

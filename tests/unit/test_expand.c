@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "build/containerfile.h"
 #include "build/expand.h"
 #include "common/cleanup.h"
 
@@ -548,6 +549,107 @@ static void test_build_args_parsing(void **state)
     build_args_free(ba);
 }
 
+/* ---- whole instructions, as the builder uses them ---- */
+
+static void test_expand_instructions(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "ARG BASE=busybox TAG=${BASE}-1\n"
+        "FROM --platform=$TARGETPLATFORM $BASE:$TAG AS b\n"
+        "ARG TAG\n"
+        "ENV A=1\n"
+        "ENV A=2 B=$A C=\"${A} x\" PORTS=\"80 443/udp\"\n"
+        "LABEL \"l $A\"=\"v $B\"\n"
+        "COPY --chown=$A:$B --from=${STAGE:-b} <<EOF <<'RAW' src-$A /dst/$B/\n"
+        "x=$A\n"
+        "EOF\n"
+        "y=$A\n"
+        "RAW\n"
+        "EXPOSE ${PORTS} 8080\n"
+        "USER $A\n"
+        "WORKDIR /w/${B}\n"
+        "RUN --mount=type=cache,id=$A,target=/c echo $A\n"
+        "ARG X=1 Y=$X\n"
+        "ADD --checksum=sha256:${UNSET:-0} <<-EOT /t\n"
+        "\tv=$A\n"
+        "\tEOT\n"
+        "WORKDIR ${NOPE:?must be set}\n";
+    cleanup_error berth_error_t err = NULL;
+    cleanup_containerfile struct containerfile *cf = NULL;
+    assert_int_equal(containerfile_parse(text, strlen(text), "Containerfile", &cf, &err), 0);
+    cleanup_build_args struct build_args *ba = NULL;
+    assert_int_equal(build_args_new(NULL, "linux/arm64", "linux/amd64", &ba, &err), 0);
+    ba->escape = cf->escape;
+    assert_int_equal(build_args_apply_global(ba, &cf->insts[0], &err), 0);
+    assert_string_equal(expand_env_get(&ba->global, "TAG", NULL), "busybox-1");
+
+    struct stage_env se;
+    stage_env_init(&se, ba, NULL, 0);
+    struct cf_instruction *x = NULL;
+    assert_int_equal(stage_env_expand_instruction(&se, &cf->insts[1], &x, &err), 0);
+    assert_string_equal(x->args[0], "busybox:busybox-1");
+    assert_string_equal(cf_flag_get(x, "platform"), "linux/arm64");
+    cf_instruction_free(x);
+
+    assert_int_equal(stage_env_apply_arg(&se, &cf->insts[2], &err), 0);
+    assert_string_equal(stage_env_lookup(&se, "TAG"), "busybox-1");
+    assert_int_equal(stage_env_apply_env(&se, &cf->insts[3], &err), 0);
+    assert_int_equal(stage_env_apply_env(&se, &cf->insts[4], &err), 0);
+    assert_string_equal(stage_env_lookup(&se, "A"), "2");
+    assert_string_equal(stage_env_lookup(&se, "B"), "1"); /* the A before the instruction */
+    assert_string_equal(stage_env_lookup(&se, "C"), "1 x");
+
+    assert_int_equal(stage_env_expand_instruction(&se, &cf->insts[5], &x, &err), 0);
+    assert_string_equal(x->args[0], "l 2");
+    assert_string_equal(x->args[1], "v 1");
+    cf_instruction_free(x);
+
+    assert_int_equal(stage_env_expand_instruction(&se, &cf->insts[6], &x, &err), 0);
+    assert_string_equal(cf_flag_get(x, "chown"), "2:1");
+    assert_string_equal(cf_flag_get(x, "from"), "b");
+    assert_string_equal(x->args[0], "<<EOF");
+    assert_string_equal(x->args[1], "<<'RAW'");
+    assert_string_equal(x->args[2], "src-2");
+    assert_string_equal(x->args[3], "/dst/1/");
+    assert_string_equal(x->heredocs[0].content, "x=2\n");
+    assert_string_equal(x->heredocs[1].content, "y=$A\n");
+    cf_instruction_free(x);
+
+    assert_int_equal(stage_env_expand_instruction(&se, &cf->insts[7], &x, &err), 0);
+    assert_int_equal(x->nargs, 3);
+    assert_string_equal(x->args[0], "80");
+    assert_string_equal(x->args[1], "443/udp");
+    assert_string_equal(x->args[2], "8080");
+    assert_null(x->args[3]);
+    cf_instruction_free(x);
+
+    assert_int_equal(stage_env_expand_instruction(&se, &cf->insts[8], &x, &err), 0);
+    assert_string_equal(x->args[0], "2");
+    cf_instruction_free(x);
+    assert_int_equal(stage_env_expand_instruction(&se, &cf->insts[9], &x, &err), 0);
+    assert_string_equal(x->args[0], "/w/1");
+    cf_instruction_free(x);
+    assert_int_equal(stage_env_expand_instruction(&se, &cf->insts[10], &x, &err), 0);
+    assert_string_equal(cf_flag_get(x, "mount"), "type=cache,id=2,target=/c");
+    assert_string_equal(x->args[0], "echo $A"); /* RUN is left to the shell */
+    cf_instruction_free(x);
+
+    assert_int_equal(stage_env_apply_arg(&se, &cf->insts[11], &err), 0);
+    assert_string_equal(stage_env_lookup(&se, "Y"), "1");
+
+    assert_int_equal(stage_env_expand_instruction(&se, &cf->insts[12], &x, &err), 0);
+    assert_string_equal(cf_flag_get(x, "checksum"), "sha256:0");
+    assert_string_equal(x->heredocs[0].content, "v=2\n");
+    assert_false(x->heredocs[0].chomp);
+    cf_instruction_free(x);
+
+    assert_int_equal(stage_env_expand_instruction(&se, &cf->insts[13], &x, &err), -1);
+    assert_non_null(strstr(berth_error_msg(err), "line 20: WORKDIR"));
+    assert_non_null(strstr(berth_error_msg(err), "NOPE: must be set"));
+    stage_env_clear(&se);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_scope_table),
         cmocka_unit_test(test_env_after_arg_and_defaults),
         cmocka_unit_test(test_build_args_parsing),
+        cmocka_unit_test(test_expand_instructions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
