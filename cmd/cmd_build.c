@@ -16,7 +16,8 @@ static const char usage[] =
     "Parse a Containerfile and print its instructions as JSON (instruction, flags, arguments,\n"
     "heredocs, start and end line).\n\n"
     "Options:\n"
-    "  -f, --file FILE   Containerfile to parse (default: CONTEXT/Containerfile, then\n"
+    "  -f, --file FILE   Containerfile to parse, relative to the current directory or else\n"
+    "                    to CONTEXT (default: CONTEXT/Containerfile, then\n"
     "                    CONTEXT/Dockerfile; \"-\" reads standard input)\n"
     "      --print-ast   print the parsed file as JSON and exit\n"
     "  -h, --help        show this help\n";
@@ -52,7 +53,16 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     const char *context = optind < argc ? argv[optind] : ".";
     cleanup_free char *path = NULL;
     if (file) {
-        path = xstrdup(file);
+        /* as buildah: relative to the current directory, else to the context */
+        if (strcmp(file, "-") != 0 && file[0] != '/' && access(file, F_OK) != 0) {
+            char *p = xasprintf("%s/%s", context, file);
+            if (access(p, F_OK) == 0)
+                path = p;
+            else
+                free(p);
+        }
+        if (!path)
+            path = xstrdup(file);
     } else {
         static const char *const names[] = {"Containerfile", "Dockerfile"};
         for (size_t i = 0; i < 2 && !path; i++) {
