@@ -43,7 +43,7 @@ struct tentry {
 };
 
 /* Builds a tar (format: ARCHIVE_FORMAT_TAR_PAX_RESTRICTED or _GNUTAR ...) of entries. */
-static struct tbuf tar_build(int format, const struct tentry *e, size_t n)
+__attribute__((unused)) static struct tbuf tar_build(int format, const struct tentry *e, size_t n)
 {
     struct tbuf t = {0};
     struct archive *a = archive_write_new();
@@ -102,7 +102,7 @@ static struct tbuf tar_build(int format, const struct tentry *e, size_t n)
     return t;
 }
 
-static char *tmpdir_new(const char *tag)
+__attribute__((unused)) static char *tmpdir_new(const char *tag)
 {
     char *d = xasprintf("/var/tmp/berth-%s-XXXXXX", tag);
     if (!mkdtemp(d))
@@ -110,7 +110,7 @@ static char *tmpdir_new(const char *tag)
     return d;
 }
 
-static void tmpdir_remove(char *d)
+__attribute__((unused)) static void tmpdir_remove(char *d)
 {
     berth_error_t err = NULL;
     fs_rm_rf(d, &err);
@@ -119,7 +119,7 @@ static void tmpdir_remove(char *d)
 }
 
 /* Reads a reader to EOF, returns its sha256 (owned) and size; NULL on read error. */
-static char *reader_sha256(berth_reader_t *r, uint64_t *size)
+__attribute__((unused)) static char *reader_sha256(berth_reader_t *r, uint64_t *size)
 {
     digester_t *d = digester_new(DIGEST_SHA256);
     char buf[65536];
@@ -144,7 +144,7 @@ static char *reader_sha256(berth_reader_t *r, uint64_t *size)
     return s;
 }
 
-static char *file_content(const char *path)
+__attribute__((unused)) static char *file_content(const char *path)
 {
     char *out = NULL;
     berth_error_t err = NULL;

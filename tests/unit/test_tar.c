@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "storage/tar.h"
+#include "storage/userns.h"
 #include "test_storage_util.h"
 
 #include <dirent.h>
@@ -71,7 +72,8 @@ static int apply_buf(struct sandbox *s, const void *buf, size_t len, berth_error
 {
     int fd = open(s->root, O_RDONLY | O_DIRECTORY);
     berth_reader_t *r = reader_from_buffer(buf, len, false);
-    struct tar_apply_options o = {.whiteouts = TAR_WHITEOUT_DELETE};
+    struct tar_apply_options o = {.whiteouts = TAR_WHITEOUT_DELETE,
+                                  .rootless = userns_is_rootless()};
     struct storage_apply_result res = {0};
     int rc = tar_apply(fd, r, &o, &res, err);
     storage_apply_result_clear(&res);
@@ -332,6 +334,11 @@ static void test_generate_deterministic(void **state)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, sb_setup, sb_teardown)
 int main(void)
 {
+    berth_error_t err = NULL;
+    if (userns_ensure(&err) < 0) {
+        fprintf(stderr, "%s\n", berth_error_msg(err));
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         T(test_dotdot),
         T(test_symlink_escape),
