@@ -881,6 +881,29 @@ int cf_parse_duration(const char *s, int64_t *ns, berth_error_t *err)
 
 static int parse_instruction(struct parser *p, const char *line, int start,
                              struct cf_instruction *in, bool nested);
+static int csv_fields(const char *s, struct strv *out);
+
+/* At parse time docker checks only one thing in a --mount: from= cannot use variables. */
+static int check_mount_from(struct parser *p, int line, const char *spec)
+{
+    struct strv f = {0};
+    int ret = 0;
+    if (csv_fields(spec, &f) < 0) {
+        strv_free(&f);
+        return perr(p, line, "invalid --mount \"%s\": bad CSV quoting", spec);
+    }
+    for (size_t i = 0; i < f.n && ret == 0; i++) {
+        if (strncasecmp(f.v[i], "from=", 5) != 0)
+            continue;
+        const char *d = strchr(f.v[i] + 5, '$');
+        if (d && d[1] != '\0')
+            ret = perr(p, line,
+                       "--mount: 'from' doesn't support variable expansion, define alias stage "
+                       "instead");
+    }
+    strv_free(&f);
+    return ret;
+}
 
 static int check_interval(struct parser *p, int line, const struct cf_instruction *in,
                           const char *name)
@@ -1081,6 +1104,10 @@ static int parse_instruction(struct parser *p, const char *line, int start,
                             sec);
             if (in->nargs == 0)
                 return perr(p, start, "RUN requires at least one argument");
+            for (size_t i = 0; i < in->nflags; i++)
+                if (strcmp(in->flags[i].name, "mount") == 0 &&
+                    check_mount_from(p, start, in->flags[i].value) < 0)
+                    return -1;
         }
         return 0;
     }
@@ -1552,4 +1579,313 @@ const struct cf_stage *cf_stages_find(const struct cf_stages *s, const char *nam
         v < s->n)
         return &s->stages[v];
     return NULL;
+}
+
+/* ---- RUN --mount ---- */
+
+const char *cf_mount_type_name(enum cf_mount_type t)
+{
+    static const char *const names[] = {"bind", "cache", "tmpfs", "secret", "ssh"};
+    return (unsigned)t < 5 ? names[t] : "?";
+}
+
+void cf_mount_clear(struct cf_mount *m)
+{
+    free(m->from);
+    free(m->source);
+    free(m->target);
+    free(m->id);
+    free(m->sharing);
+    free(m->env);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Go's strconv.ParseBool */
+static int parse_go_bool(const char *v, bool *out)
+{
+    static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < 6; i++) {
+        if (strcmp(v, t[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcmp(v, f[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_ulong(const char *v, int base, unsigned long max, unsigned long *out)
+{
+    if (!*v || *v == '-' || *v == '+' || isspace((unsigned char)*v))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, base);
+    if (errno || *end || x > max)
+        return -1;
+    *out = (unsigned long)x;
+    return 0;
+}
+
+/* tmpfs size: bytes with an optional unit (k, m, g, t; case-insensitive, optional "b"/"ib") */
+static int parse_size(const char *v, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)*v))
+        return -1;
+    double x = strtod(v, &end);
+    if (errno || x < 0)
+        return -1;
+    unsigned long long mult = 1;
+    char u = (char)tolower((unsigned char)*end);
+    if (u) {
+        static const char units[] = "kmgtp";
+        const char *k = strchr(units, u);
+        if (!k)
+            return -1;
+        for (const char *c = units; c <= k; c++)
+            mult *= 1024;
+        end++;
+        if (strcasecmp(end, "") != 0 && strcasecmp(end, "b") != 0 && strcasecmp(end, "ib") != 0)
+            return -1;
+    }
+    double r = x * (double)mult;
+    if (r > 1.8e19)
+        return -1;
+    *out = (unsigned long long)r;
+    return 0;
+}
+
+/* encoding/csv fields of one record: comma-separated, a field may be "quoted" with "" inside */
+static int csv_fields(const char *s, struct strv *out)
+{
+    for (;;) {
+        struct sbuf f = {0};
+        if (*s == '"') {
+            s++;
+            for (;;) {
+                if (*s == '\0') {
+                    free(f.p);
+                    return -1;
+                }
+                if (*s == '"') {
+                    if (s[1] == '"') {
+                        sb_putn(&f, "\"", 1);
+                        s += 2;
+                        continue;
+                    }
+                    s++;
+                    break;
+                }
+                sb_putn(&f, s++, 1);
+            }
+            if (*s != ',' && *s != '\0') {
+                free(f.p);
+                return -1;
+            }
+        } else {
+            const char *e = strchr(s, ',');
+            size_t n = e ? (size_t)(e - s) : strlen(s);
+            if (memchr(s, '"', n)) {
+                free(f.p);
+                return -1;
+            }
+            sb_putn(&f, s, n);
+            s += n;
+        }
+        strv_add(out, sb_steal(&f));
+        if (*s == '\0')
+            return 0;
+        s++; /* ',' */
+    }
+}
+
+static void set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = xstrdup(v);
+}
+
+int cf_parse_mount(const char *spec, struct cf_mount *out, berth_error_t *err)
+{
+    struct cf_mount m = {.type = CF_MOUNT_BIND};
+    struct strv fields = {0};
+    bool ro_auto = true;
+    int ret = -1;
+    if (csv_fields(spec, &fields) < 0) {
+        berth_error_make_status(err, EINVAL, "invalid --mount \"%s\": bad CSV quoting", spec);
+        goto out;
+    }
+    for (size_t i = 0; i < fields.n; i++) {
+        const char *field = fields.v[i];
+        const char *eq = strchr(field, '=');
+        cleanup_free char *key = eq ? xstrndup(field, (size_t)(eq - field)) : xstrdup(field);
+        for (char *c = key; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        const char *value = eq ? eq + 1 : NULL;
+        bool b;
+        if (!value) {
+            if (strcmp(key, "readonly") == 0 || strcmp(key, "ro") == 0) {
+                m.readonly = true;
+                ro_auto = false;
+            } else if (strcmp(key, "readwrite") == 0 || strcmp(key, "rw") == 0) {
+                m.readonly = false;
+                ro_auto = false;
+            } else if (strcmp(key, "required") == 0) {
+                if (m.type != CF_MOUNT_SECRET && m.type != CF_MOUNT_SSH) {
+                    berth_error_make_status(err, EINVAL, "unexpected key '%s' for mount type '%s'",
+                                            key, cf_mount_type_name(m.type));
+                    goto out;
+                }
+                m.required = true;
+            } else {
+                berth_error_make_status(err, EINVAL, "invalid field '%s' must be a key=value pair",
+                                        field);
+                goto out;
+            }
+            continue;
+        }
+        if (strcmp(key, "type") == 0) {
+            static const char *const types[] = {"bind", "cache", "tmpfs", "secret", "ssh"};
+            bool found = false;
+            for (size_t k = 0; k < 5; k++)
+                if (strcasecmp(value, types[k]) == 0) {
+                    m.type = (enum cf_mount_type)k;
+                    found = true;
+                }
+            if (!found) {
+                berth_error_make_status(err, EINVAL, "unsupported mount type \"%s\"", value);
+                goto out;
+            }
+        } else if (strcmp(key, "from") == 0) {
+            set_str(&m.from, value);
+        } else if (strcmp(key, "source") == 0 || strcmp(key, "src") == 0) {
+            set_str(&m.source, value);
+        } else if (strcmp(key, "target") == 0 || strcmp(key, "dst") == 0 ||
+                   strcmp(key, "destination") == 0) {
+            set_str(&m.target, value);
+        } else if (strcmp(key, "readonly") == 0 || strcmp(key, "ro") == 0 ||
+                   strcmp(key, "readwrite") == 0 || strcmp(key, "rw") == 0) {
+            if (parse_go_bool(value, &b) < 0) {
+                berth_error_make_status(err, EINVAL, "invalid value for %s: %s", key, value);
+                goto out;
+            }
+            m.readonly = (strcmp(key, "readonly") == 0 || strcmp(key, "ro") == 0) ? b : !b;
+            ro_auto = false;
+        } else if (strcmp(key, "required") == 0) {
+            if (m.type != CF_MOUNT_SECRET && m.type != CF_MOUNT_SSH) {
+                berth_error_make_status(err, EINVAL, "unexpected key '%s' for mount type '%s'", key,
+                                        cf_mount_type_name(m.type));
+                goto out;
+            }
+            if (parse_go_bool(value, &b) < 0) {
+                berth_error_make_status(err, EINVAL, "invalid value for %s: %s", key, value);
+                goto out;
+            }
+            m.required = b;
+        } else if (strcmp(key, "sharing") == 0) {
+            if (value[0] && m.type != CF_MOUNT_CACHE) {
+                berth_error_make_status(err, EINVAL, "invalid cache sharing set for %s mount",
+                                        cf_mount_type_name(m.type));
+                goto out;
+            }
+            if (strcasecmp(value, "shared") != 0 && strcasecmp(value, "private") != 0 &&
+                strcasecmp(value, "locked") != 0) {
+                berth_error_make_status(err, EINVAL, "unsupported sharing value \"%s\"", value);
+                goto out;
+            }
+            set_str(&m.sharing, value);
+            for (char *c = m.sharing; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        } else if (strcmp(key, "id") == 0) {
+            set_str(&m.id, value);
+        } else if (strcmp(key, "env") == 0) {
+            set_str(&m.env, value);
+        } else if (strcmp(key, "uid") == 0 || strcmp(key, "gid") == 0) {
+            unsigned long v;
+            if (parse_ulong(value, 10, 0xffffffffUL, &v) < 0) {
+                berth_error_make_status(err, EINVAL, "invalid value for %s: %s", key, value);
+                goto out;
+            }
+            if (key[0] == 'u') {
+                m.uid = v;
+                m.has_uid = true;
+            } else {
+                m.gid = v;
+                m.has_gid = true;
+            }
+        } else if (strcmp(key, "mode") == 0) {
+            unsigned long v;
+            if (parse_ulong(value, 8, 07777, &v) < 0) {
+                berth_error_make_status(err, EINVAL, "invalid value %s for mode", value);
+                goto out;
+            }
+            m.mode = v;
+            m.has_mode = true;
+        } else if (strcmp(key, "size") == 0) {
+            if (m.type != CF_MOUNT_TMPFS) {
+                berth_error_make_status(err, EINVAL, "unexpected key '%s' for mount type '%s'", key,
+                                        cf_mount_type_name(m.type));
+                goto out;
+            }
+            if (parse_size(value, &m.size) < 0) {
+                berth_error_make_status(err, EINVAL, "invalid size value %s", value);
+                goto out;
+            }
+        } else {
+            berth_error_make_status(err, EINVAL, "unexpected key '%s' in '%s'", key, field);
+            goto out;
+        }
+    }
+    bool file_info =
+        m.type == CF_MOUNT_SECRET || m.type == CF_MOUNT_SSH || m.type == CF_MOUNT_CACHE;
+    if (!file_info && (m.has_mode || m.has_uid || m.has_gid)) {
+        berth_error_make_status(err, EINVAL, "%s not allowed for \"%s\" type mounts",
+                                m.has_mode  ? "mode"
+                                : m.has_uid ? "uid"
+                                            : "gid",
+                                cf_mount_type_name(m.type));
+        goto out;
+    }
+    if (ro_auto)
+        m.readonly = !(m.type == CF_MOUNT_CACHE || m.type == CF_MOUNT_TMPFS);
+    if (m.sharing && m.type != CF_MOUNT_CACHE) {
+        berth_error_make_status(err, EINVAL, "invalid cache sharing set for %s mount",
+                                cf_mount_type_name(m.type));
+        goto out;
+    }
+    if (m.type == CF_MOUNT_SECRET) {
+        if (m.from) {
+            berth_error_make_status(err, EINVAL, "secret mount should not have a from");
+            goto out;
+        }
+        if (!m.source && !m.target && !m.id) {
+            berth_error_make_status(err, EINVAL,
+                                    "invalid secret mount. one of source, target required");
+            goto out;
+        }
+        if (m.source && m.id) {
+            berth_error_make_status(err, EINVAL, "both source and id can't be set");
+            goto out;
+        }
+    }
+    if (!m.target && m.type != CF_MOUNT_SECRET && m.type != CF_MOUNT_SSH) {
+        berth_error_make_status(err, EINVAL, "mount target must be set for %s mounts",
+                                cf_mount_type_name(m.type));
+        goto out;
+    }
+    *out = m;
+    memset(&m, 0, sizeof(m));
+    ret = 0;
+out:
+    if (ret < 0)
+        berth_error_wrap(err, "--mount=%s", spec);
+    cf_mount_clear(&m);
+    strv_free(&fields);
+    return ret;
 }

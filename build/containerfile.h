@@ -124,6 +124,39 @@ const struct cf_heredoc *cf_heredoc_for_arg(const struct cf_instruction *in, con
 /* Go-style duration ("30s", "1m30s", "1.5h", "100ms") to nanoseconds. */
 int cf_parse_duration(const char *s, int64_t *ns, berth_error_t *err);
 
+/* ---- RUN --mount ---- */
+
+enum cf_mount_type {
+    CF_MOUNT_BIND,
+    CF_MOUNT_CACHE,
+    CF_MOUNT_TMPFS,
+    CF_MOUNT_SECRET,
+    CF_MOUNT_SSH,
+};
+
+struct cf_mount {
+    enum cf_mount_type type; /* default bind */
+    char *from;              /* stage or image (bind, cache) */
+    char *source;            /* source/src */
+    char *target;            /* target/dst/destination */
+    char *id;                /* cache id, secret id */
+    char *sharing;           /* cache: "shared" (default), "private", "locked" */
+    char *env;               /* secret: environment variable to set */
+    bool readonly;           /* bind/secret/ssh default true; cache/tmpfs default false */
+    bool required;           /* secret/ssh */
+    bool has_uid, has_gid, has_mode;
+    unsigned long uid, gid, mode;
+    unsigned long long size; /* tmpfs size in bytes, 0 = default */
+};
+
+/* Parses one (already expanded) --mount value as buildkit does: comma-separated CSV fields
+ * key=value (type from source/src target/dst/destination readonly/ro readwrite/rw id sharing
+ * required uid gid mode size env) and the bare flags ro/readonly, rw/readwrite, required.
+ * Errors name the bad field. */
+int cf_parse_mount(const char *spec, struct cf_mount *out, berth_error_t *err);
+void cf_mount_clear(struct cf_mount *m);
+const char *cf_mount_type_name(enum cf_mount_type t);
+
 /* ---- stages ---- */
 
 struct cf_stage {

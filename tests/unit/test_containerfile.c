@@ -747,6 +747,101 @@ static void test_fixture_files(void **state)
     free(buf);
 }
 
+/* ---- RUN --mount ---- */
+
+static void test_mounts(void **state)
+{
+    (void)state;
+    struct cf_mount m;
+    cleanup_error berth_error_t err = NULL;
+
+    assert_int_equal(cf_parse_mount("target=/src", &m, &err), 0);
+    assert_int_equal(m.type, CF_MOUNT_BIND);
+    assert_string_equal(m.target, "/src");
+    assert_true(m.readonly); /* bind mounts are read-only by default */
+    cf_mount_clear(&m);
+
+    assert_int_equal(cf_parse_mount("type=bind,from=build,source=/out,dst=/in,rw", &m, &err), 0);
+    assert_string_equal(m.from, "build");
+    assert_string_equal(m.source, "/out");
+    assert_string_equal(m.target, "/in");
+    assert_false(m.readonly);
+    cf_mount_clear(&m);
+
+    assert_int_equal(cf_parse_mount("type=cache,target=/root/.cache,id=pip,sharing=LOCKED,"
+                                    "uid=1000,gid=1000,mode=0700",
+                                    &m, &err),
+                     0);
+    assert_int_equal(m.type, CF_MOUNT_CACHE);
+    assert_string_equal(m.id, "pip");
+    assert_string_equal(m.sharing, "locked");
+    assert_false(m.readonly);
+    assert_true(m.has_uid && m.uid == 1000 && m.has_gid && m.gid == 1000);
+    assert_int_equal(m.mode, 0700);
+    cf_mount_clear(&m);
+
+    assert_int_equal(cf_parse_mount("type=tmpfs,target=/t,size=64m", &m, &err), 0);
+    assert_int_equal(m.size, 64ull << 20);
+    assert_false(m.readonly);
+    cf_mount_clear(&m);
+
+    assert_int_equal(cf_parse_mount("type=secret,id=token,required,env=TOKEN", &m, &err), 0);
+    assert_int_equal(m.type, CF_MOUNT_SECRET);
+    assert_true(m.required);
+    assert_true(m.readonly);
+    assert_null(m.target);
+    assert_string_equal(m.env, "TOKEN");
+    cf_mount_clear(&m);
+
+    assert_int_equal(cf_parse_mount("type=ssh", &m, &err), 0);
+    cf_mount_clear(&m);
+
+    assert_int_equal(cf_parse_mount("\"target=/a,b\",type=bind,ro=false", &m, &err), 0);
+    assert_string_equal(m.target, "/a,b");
+    assert_false(m.readonly);
+    cf_mount_clear(&m);
+
+    static const struct {
+        const char *spec, *want;
+    } bad[] = {
+        {"type=volume,target=/x", "unsupported mount type \"volume\""},
+        {"type=bind", "mount target must be set"},
+        {"target=/x,bogus=1", "unexpected key 'bogus' in 'bogus=1'"},
+        {"target=/x,bogus", "invalid field 'bogus' must be a key=value pair"},
+        {"target=/x,required", "unexpected key 'required' for mount type 'bind'"},
+        {"target=/x,sharing=locked", "invalid cache sharing set for bind mount"},
+        {"type=cache,target=/x,sharing=sometimes", "unsupported sharing value"},
+        {"type=tmpfs,target=/x,mode=0755", "mode not allowed for \"tmpfs\" type mounts"},
+        {"type=bind,target=/x,uid=0", "uid not allowed"},
+        {"type=cache,target=/x,uid=-1", "invalid value for uid"},
+        {"type=cache,target=/x,mode=999", "invalid value 999 for mode"},
+        {"type=tmpfs,target=/x,size=lots", "invalid size value lots"},
+        {"type=secret", "one of source, target required"},
+        {"type=secret,id=a,source=b", "both source and id can't be set"},
+        {"type=secret,id=a,from=x", "secret mount should not have a from"},
+        {"target=/x,ro=maybe", "invalid value for ro: maybe"},
+        {"\"target=/x", "bad CSV quoting"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        berth_error_release(&err);
+        if (cf_parse_mount(bad[i].spec, &m, &err) == 0) {
+            cf_mount_clear(&m);
+            fail_msg("mount %s must be rejected", bad[i].spec);
+        }
+        if (!strstr(berth_error_msg(err), bad[i].want))
+            fail_msg("mount %s: got \"%s\" want \"%s\"", bad[i].spec, berth_error_msg(err),
+                     bad[i].want);
+    }
+
+    /* at parse time only from= is checked */
+    cleanup_free char *msg =
+        parse_fail("FROM x\nRUN --mount=type=bind,from=$STAGE,target=/x true\n");
+    assert_non_null(strstr(msg, "Containerfile:2: --mount: 'from' doesn't support variable "
+                                "expansion"));
+    struct containerfile *cf = parse_ok("FROM x\nRUN --mount=type=$T,target=$D true\n");
+    containerfile_free(cf);
+}
+
 /* ---- berth build --print-ast (the real binary, when it has been built) ---- */
 
 static int run_cmd(const char *cmd, char **out)
@@ -832,7 +927,8 @@ int main(void)
         cmocka_unit_test(test_instructions),  cmocka_unit_test(test_flag_syntax),
         cmocka_unit_test(test_errors),        cmocka_unit_test(test_durations),
         cmocka_unit_test(test_stages),        cmocka_unit_test(test_json_ast),
-        cmocka_unit_test(test_fixture_files), cmocka_unit_test(test_cli_print_ast),
+        cmocka_unit_test(test_fixture_files), cmocka_unit_test(test_mounts),
+        cmocka_unit_test(test_cli_print_ast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
