@@ -1,0 +1,713 @@
+/* Containers from the store: see container.h. */
+#include "run/container.h"
+#include "run/internal.h"
+#include "run/runtime.h"
+
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_IMAGE_CONFIG (4u << 20)
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static int load_meta(storage_store_t *s, const char *id_or_name, storage_container_t **ctr,
+                     json_t **meta, berth_error_t *err)
+{
+    if (storage_container_get(s, id_or_name, ctr, err) < 0)
+        return -1;
+    json_error_t je;
+    const char *m = (*ctr)->metadata;
+    *meta = m ? json_loads(m, 0, &je) : NULL;
+    if (!*meta) {
+        storage_container_free(*ctr);
+        *ctr = NULL;
+        return berth_error_make_status(
+            err, EINVAL, "container \"%s\" was not created by berth run/create", id_or_name);
+    }
+    return 0;
+}
+
+static int save_meta(storage_store_t *s, const char *id, const json_t *meta, berth_error_t *err)
+{
+    cleanup_free char *txt = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+    return storage_container_set_metadata(s, id, txt, err);
+}
+
+static int write_text(const char *path, const char *text, berth_error_t *err)
+{
+    cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return berth_error_make(err, errno, "create \"%s\"", path);
+    size_t l = strlen(text);
+    if (write(fd, text, l) != (ssize_t)l)
+        return berth_error_make(err, errno, "write \"%s\"", path);
+    return 0;
+}
+
+static void add_bind(json_t *spec, const char *dst, const char *src)
+{
+    json_t *m = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", dst, "type", "bind", "source",
+                          src, "options", "rbind", "rw");
+    json_array_append_new(json_object_get(spec, "mounts"), m);
+}
+
+static bool has_mount(const json_t *spec, const char *dst)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(spec, "mounts"), i, m)
+    {
+        const char *d = json_string_value(json_object_get(m, "destination"));
+        if (d && strcmp(d, dst) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* /etc/hosts, /etc/hostname and (host network) /etc/resolv.conf, generated in the runtime dir
+ * and bind-mounted, as podman does, so the image's files are never modified. */
+static int add_etc_files(json_t *spec, const char *rootfs, const char *rundir, const char *network,
+                         berth_error_t *err)
+{
+    cleanup_free char *etc = xasprintf("%s/etc", rootfs);
+    struct stat st;
+    if (lstat(etc, &st) < 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    bool host = network && strcmp(network, "host") == 0;
+    const char *hn = json_string_value(json_object_get(spec, "hostname"));
+    char hostbuf[256] = "";
+    if (host) {
+        gethostname(hostbuf, sizeof(hostbuf) - 1);
+        hn = hostbuf;
+    }
+    if (!hn)
+        hn = "localhost";
+    cleanup_free char *hosts = xasprintf("%s/hosts", rundir);
+    cleanup_free char *htxt = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
+                                        "ip6-loopback\n127.0.1.1\t%s\n",
+                                        hn);
+    if (!has_mount(spec, "/etc/hosts")) {
+        if (write_text(hosts, htxt, err) < 0)
+            return -1;
+        add_bind(spec, "/etc/hosts", hosts);
+    }
+    if (!has_mount(spec, "/etc/hostname")) {
+        cleanup_free char *hname = xasprintf("%s/hostname", rundir);
+        cleanup_free char *t = xasprintf("%s\n", hn);
+        if (write_text(hname, t, err) < 0)
+            return -1;
+        add_bind(spec, "/etc/hostname", hname);
+    }
+    if (host && !has_mount(spec, "/etc/resolv.conf") && access("/etc/resolv.conf", R_OK) == 0) {
+        cleanup_free char *rc = xasprintf("%s/resolv.conf", rundir);
+        cleanup_free char *data = NULL;
+        FILE *f = fopen("/etc/resolv.conf", "re");
+        if (f) {
+            char buf[65536];
+            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+            data = xstrdup(buf);
+        }
+        if (data && write_text(rc, data, err) < 0)
+            return -1;
+        if (data)
+            add_bind(spec, "/etc/resolv.conf", rc);
+    }
+    return 0;
+}
+
+static char *join_args(const json_t *args)
+{
+    size_t i;
+    json_t *a;
+    size_t len = 1;
+    json_array_foreach(args, i, a) len += strlen(json_string_value(a) ?: "") + 1;
+    char *s = xzalloc(len);
+    json_array_foreach(args, i, a)
+    {
+        if (i)
+            strcat(s, " ");
+        strcat(s, json_string_value(a) ?: "");
+    }
+    return s;
+}
+
+int container_create(storage_store_t *s, const struct container_create_opts *o,
+                     storage_container_t **out, berth_error_t *err)
+{
+    cleanup_storage_image storage_image_t *img = NULL;
+    if (storage_image_lookup(s, o->image, &img, err) < 0)
+        return -1;
+    cleanup_free char *cfgtxt = NULL;
+    size_t cfglen = 0;
+    if (storage_image_get_big_data(s, img->id, "config", MAX_IMAGE_CONFIG, &cfgtxt, &cfglen, err) <
+        0)
+        return berth_error_wrap(err, "image \"%s\"", o->image);
+    json_error_t je;
+    cleanup_json json_t *cfg = json_loadb(cfgtxt, cfglen, 0, &je);
+    if (!cfg)
+        return berth_error_make_status(err, EINVAL, "image \"%s\": config: %s", o->image, je.text);
+    const json_t *icfg = json_object_get(cfg, "config");
+
+    struct storage_container_options co = {.name = o->name, .image_id = img->id};
+    cleanup_storage_container storage_container_t *c = NULL;
+    if (storage_container_create(s, &co, &c, err) < 0)
+        return -1;
+    cleanup_free char *rootfs = NULL;
+    cleanup_free char *userdata = NULL, *rundir = NULL;
+    cleanup_json json_t *spec = NULL;
+    if (storage_container_mount(s, c->id, &rootfs, err) < 0)
+        goto fail;
+    if (storage_container_dirs(s, c->id, &userdata, &rundir, err) < 0)
+        goto fail;
+    struct spec_options so = *o->spec;
+    char hostname[13];
+    if (!so.hostname) {
+        snprintf(hostname, sizeof(hostname), "%s", c->id);
+        so.hostname = hostname;
+    }
+    if (spec_generate(icfg, rootfs, &so, &spec, err) < 0)
+        goto fail;
+    if (add_etc_files(spec, rootfs, rundir, so.network, err) < 0)
+        goto fail;
+    /* image's StopSignal for berth stop */
+    const char *stopsig = json_string_value(json_object_get(icfg, "StopSignal"));
+    cleanup_free char *cmd = join_args(json_object_get(json_object_get(spec, "process"), "args"));
+    json_t *meta =
+        json_pack("{s:O,s:s,s:s,s:s,s:s,s:I,s:b,s:b,s:b}", "spec", spec, "image",
+                  img->names && img->names[0] ? img->names[0] : o->image, "image_id", img->id,
+                  "command", cmd, "status", "created", "created", (json_int_t)now_s(), "rm", o->rm,
+                  "interactive", o->interactive, "tty", so.terminal);
+    if (o->runtime)
+        json_object_set_new(meta, "runtime", json_string(o->runtime));
+    if (stopsig)
+        json_object_set_new(meta, "stop_signal", json_string(stopsig));
+    int r = save_meta(s, c->id, meta, err);
+    json_decref(meta);
+    if (r < 0)
+        goto fail;
+    /* reload so the record carries the metadata */
+    cleanup_free char *cid = xstrdup(c->id);
+    storage_container_free(c);
+    c = NULL;
+    if (storage_container_get(s, cid, &c, err) < 0)
+        return -1;
+    *out = steal_pointer(&c);
+    return 0;
+fail:;
+    berth_error_t e2 = NULL;
+    storage_container_unmount(s, c->id, true, &e2);
+    berth_error_release(&e2);
+    storage_container_remove(s, c->id, &e2);
+    berth_error_release(&e2);
+    return -1;
+}
+
+static char *rt_root(const char *rundir)
+{
+    return xasprintf("%s/rt", rundir);
+}
+
+/* Records the end of a run: exit code, times; unmounts; removes the container for --rm. */
+static void finish(storage_store_t *s, const char *id, int status)
+{
+    berth_error_t err = NULL;
+    storage_container_t *c = NULL;
+    json_t *meta = NULL;
+    if (load_meta(s, id, &c, &meta, &err) == 0) {
+        json_object_set_new(meta, "status", json_string("exited"));
+        json_object_set_new(meta, "exit_code", json_integer(status));
+        json_object_set_new(meta, "finished", json_integer(now_s()));
+        bool rm = json_is_true(json_object_get(meta, "rm"));
+        if (save_meta(s, id, meta, &err) < 0) {
+            log_warn("container %.12s: record the exit code: %s", id, berth_error_msg(err));
+            berth_error_release(&err);
+        }
+        if (storage_container_unmount(s, id, false, &err) < 0) {
+            log_debug("unmount container %.12s: %s", id, berth_error_msg(err));
+            berth_error_release(&err);
+        }
+        if (rm && storage_container_remove(s, id, &err) < 0) {
+            log_warn("remove container %.12s: %s", id, berth_error_msg(err));
+            berth_error_release(&err);
+        }
+    }
+    berth_error_release(&err);
+    storage_container_free(c);
+    json_decref(meta);
+}
+
+/* Runs an external OCI runtime (runc) on the bundle in the foreground. */
+static int run_external(const char *runtime, const char *rundir, const char *id, int *status,
+                        berth_error_t *err)
+{
+    cleanup_free char *root = xasprintf("%s/ext", rundir);
+    pid_t p = fork();
+    if (p < 0)
+        return berth_error_make(err, errno, "fork");
+    if (p == 0) {
+        execl(runtime, runtime, "--root", root, "run", "--bundle", rundir, id, (char *)NULL);
+        dprintf(2, "Error: exec runtime \"%s\": %s\n", runtime, strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(p, &st, 0) < 0)
+        if (errno != EINTR)
+            return berth_error_make(err, errno, "wait for \"%s\"", runtime);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return 0;
+}
+
+/* The detached container's monitor: owns the container process, keeps the log, records the
+ * exit code.  Reports readiness (or an error) on ready_fd, then never returns. */
+__attribute__((noreturn)) static void monitor_main(const struct container_start_opts *o,
+                                                   const char *id, const char *rundir,
+                                                   const json_t *spec, int ready_fd)
+{
+    berth_error_t err = NULL;
+    cleanup_free char *log = xasprintf("%s/ctr.log", rundir);
+    int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    int nfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (lfd < 0 || nfd < 0) {
+        dprintf(ready_fd, "open log \"%s\": %s", log, strerror(errno));
+        _exit(1);
+    }
+    dup2(nfd, 0);
+    dup2(lfd, 1);
+    dup2(lfd, 2);
+    cleanup_free char *root = rt_root(rundir);
+    bool terminal = json_is_true(json_object_get(json_object_get(spec, "process"), "terminal"));
+    int master = -1;
+    struct runtime_create_opts ro = {.root = root,
+                                     .id = id,
+                                     .bundle = rundir,
+                                     .spec = spec,
+                                     .pty_master = terminal ? &master : NULL};
+    pid_t pid;
+    if (runtime_create(&ro, &pid, &err) < 0) {
+        dprintf(ready_fd, "%s", berth_error_msg(err));
+        _exit(1);
+    }
+    close(ready_fd);
+    if (master >= 0) {
+        /* -d -t: the terminal's output goes to the log; input stays open but empty */
+        char buf[8192];
+        for (;;) {
+            ssize_t r = read(master, buf, sizeof(buf));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            if (write(1, buf, (size_t)r) < 0)
+                break;
+        }
+        close(master);
+    }
+    int st, status = 255;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR)
+            break;
+    }
+    if (WIFEXITED(st))
+        status = WEXITSTATUS(st);
+    else if (WIFSIGNALED(st))
+        status = 128 + WTERMSIG(st);
+    runtime_delete(root, id, true, &err);
+    berth_error_release(&err);
+    storage_store_t *s = NULL;
+    if (storage_store_open(o->store_opts, &s, &err) == 0) {
+        finish(s, id, status);
+        storage_store_close(s);
+    } else {
+        dprintf(2, "berth monitor: reopen the store: %s\n", berth_error_msg(err));
+    }
+    _exit(0);
+}
+
+int container_start(storage_store_t *s, const char *id_or_name,
+                    const struct container_start_opts *o, int *status, berth_error_t *err)
+{
+    *status = 0;
+    cleanup_storage_container storage_container_t *c = NULL;
+    cleanup_json json_t *meta = NULL;
+    if (load_meta(s, id_or_name, &c, &meta, err) < 0)
+        return -1;
+    cleanup_free char *userdata = NULL, *rundir = NULL;
+    if (storage_container_dirs(s, c->id, &userdata, &rundir, err) < 0)
+        return -1;
+    cleanup_free char *root = rt_root(rundir);
+    struct runtime_state rs;
+    berth_error_t e2 = NULL;
+    if (runtime_state(root, c->id, &rs, &e2) == 0) {
+        runtime_status_t st = rs.status;
+        runtime_state_free(&rs);
+        if (st != RUNTIME_STOPPED)
+            return berth_error_make_status(err, EBUSY, "container \"%s\" is already running",
+                                           id_or_name);
+        runtime_delete(root, c->id, true, &e2);
+    }
+    berth_error_release(&e2);
+
+    cleanup_free char *rootfs = NULL;
+    if (storage_container_mount(s, c->id, &rootfs, err) < 0)
+        return -1;
+    json_t *spec = json_object_get(meta, "spec");
+    json_object_set_new(json_object_get(spec, "root"), "path", json_string(rootfs));
+    cleanup_free char *cfgpath = xasprintf("%s/config.json", rundir);
+    cleanup_free char *spectxt = json_dumps(spec, JSON_INDENT(1));
+    if (write_text(cfgpath, spectxt, err) < 0)
+        goto fail_unmount;
+    json_object_set_new(meta, "status", json_string("running"));
+    json_object_set_new(meta, "started", json_integer(now_s()));
+    json_object_del(meta, "exit_code");
+    if (save_meta(s, c->id, meta, err) < 0)
+        goto fail_unmount;
+    const char *ext = json_string_value(json_object_get(meta, "runtime"));
+    bool interactive = json_is_true(json_object_get(meta, "interactive"));
+
+    if (!o->detach) {
+        if (!interactive) {
+            int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (nfd >= 0) {
+                dup2(nfd, 0);
+                close(nfd);
+            }
+        }
+        int r;
+        if (ext) {
+            r = run_external(ext, rundir, c->id, status, err);
+        } else {
+            struct runtime_create_opts ro = {
+                .root = root, .id = c->id, .bundle = rundir, .spec = spec};
+            r = runtime_run(&ro, status, err);
+        }
+        if (r < 0) {
+            if (*status <= 0)
+                *status = BERTH_RUN_FAILED_STATUS;
+            finish(s, c->id, *status);
+            return -1;
+        }
+        finish(s, c->id, *status);
+        return 0;
+    }
+    if (ext) {
+        berth_error_make_status(err, ENOTSUP, "--runtime with -d is not supported yet");
+        goto fail_unmount;
+    }
+    int pp[2];
+    if (pipe2(pp, O_CLOEXEC) < 0) {
+        berth_error_make(err, errno, "pipe");
+        goto fail_unmount;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t p = fork();
+    if (p < 0) {
+        berth_error_make(err, errno, "fork");
+        close(pp[0]);
+        close(pp[1]);
+        goto fail_unmount;
+    }
+    if (p == 0) {
+        close(pp[0]);
+        setsid();
+        signal(SIGHUP, SIG_IGN);
+        pid_t m = fork();
+        if (m != 0)
+            _exit(m < 0 ? 1 : 0);
+        monitor_main(o, c->id, rundir, spec, pp[1]);
+    }
+    close(pp[1]);
+    int st;
+    while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+        ;
+    char msg[4096];
+    ssize_t n, total = 0;
+    while ((n = read(pp[0], msg + total, sizeof(msg) - 1 - (size_t)total)) > 0)
+        total += n;
+    close(pp[0]);
+    msg[total > 0 ? total : 0] = '\0';
+    if (total > 0) {
+        berth_error_make_status(err, EIO, "%s", msg);
+        /* the monitor has exited without starting anything */
+        finish(s, c->id, BERTH_RUN_FAILED_STATUS);
+        return -1;
+    }
+    return 0;
+fail_unmount:;
+    berth_error_t e3 = NULL;
+    storage_container_unmount(s, c->id, false, &e3);
+    berth_error_release(&e3);
+    return -1;
+}
+
+void container_info_clear(struct container_info *i)
+{
+    free(i->id);
+    free(i->name);
+    free(i->image);
+    free(i->command);
+    free(i->status);
+    memset(i, 0, sizeof(*i));
+}
+
+int container_inspect(storage_store_t *s, const char *id_or_name, struct container_info *out,
+                      berth_error_t *err)
+{
+    memset(out, 0, sizeof(*out));
+    cleanup_storage_container storage_container_t *c = NULL;
+    cleanup_json json_t *meta = NULL;
+    if (load_meta(s, id_or_name, &c, &meta, err) < 0)
+        return -1;
+    cleanup_free char *userdata = NULL, *rundir = NULL;
+    if (storage_container_dirs(s, c->id, &userdata, &rundir, err) < 0)
+        return -1;
+    out->id = xstrdup(c->id);
+    out->name = xstrdup(c->name ? c->name : "");
+    out->image = xstrdup(json_string_value(json_object_get(meta, "image")) ?: "");
+    out->command = xstrdup(json_string_value(json_object_get(meta, "command")) ?: "");
+    out->created = json_integer_value(json_object_get(meta, "created"));
+    out->started = json_integer_value(json_object_get(meta, "started"));
+    out->finished = json_integer_value(json_object_get(meta, "finished"));
+    out->tty = json_is_true(json_object_get(meta, "tty"));
+    const char *st = json_string_value(json_object_get(meta, "status")) ?: "created";
+    json_t *ec = json_object_get(meta, "exit_code");
+    out->exit_code = ec ? (int)json_integer_value(ec) : -1;
+    if (strcmp(st, "running") == 0) {
+        cleanup_free char *root = rt_root(rundir);
+        struct runtime_state rs;
+        berth_error_t e2 = NULL;
+        if (runtime_state(root, c->id, &rs, &e2) == 0) {
+            if (rs.status == RUNTIME_RUNNING || rs.status == RUNTIME_CREATED)
+                out->pid = rs.pid;
+            else
+                st = "stopping"; /* the monitor has yet to record the exit code */
+            runtime_state_free(&rs);
+        } else if (berth_error_status(e2) == EAGAIN) {
+            /* being created */
+        } else if (json_string_value(json_object_get(meta, "runtime")) == NULL) {
+            /* no state and no monitor update: the monitor died with it */
+            st = "exited";
+        }
+        berth_error_release(&e2);
+    }
+    out->status = xstrdup(st);
+    return 0;
+}
+
+static int with_state(storage_store_t *s, const char *id_or_name, char **id, char **root,
+                      berth_error_t *err)
+{
+    cleanup_storage_container storage_container_t *c = NULL;
+    if (storage_container_get(s, id_or_name, &c, err) < 0)
+        return -1;
+    cleanup_free char *userdata = NULL, *rundir = NULL;
+    if (storage_container_dirs(s, c->id, &userdata, &rundir, err) < 0)
+        return -1;
+    *root = rt_root(rundir);
+    *id = xstrdup(c->id);
+    return 0;
+}
+
+int container_kill(storage_store_t *s, const char *id_or_name, int sig, berth_error_t *err)
+{
+    cleanup_free char *id = NULL, *root = NULL;
+    if (with_state(s, id_or_name, &id, &root, err) < 0)
+        return -1;
+    if (runtime_kill(root, id, sig, true, err) < 0) {
+        if (berth_error_status(*err) == ENOENT)
+            return berth_error_make_status(err, ESRCH, "container \"%s\" is not running",
+                                           id_or_name);
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_running(const char *root, const char *id)
+{
+    struct runtime_state rs;
+    berth_error_t e = NULL;
+    if (runtime_state(root, id, &rs, &e) < 0) {
+        bool creating = berth_error_status(e) == EAGAIN;
+        berth_error_release(&e);
+        return creating;
+    }
+    bool r = rs.status != RUNTIME_STOPPED;
+    runtime_state_free(&rs);
+    return r;
+}
+
+/* Waits until the record no longer says running (the monitor or foreground berth recorded
+ * the exit), at most ms milliseconds after the process itself is gone. */
+static int wait_recorded(storage_store_t *s, const char *id, const char *root, int *code,
+                         int grace_ms, berth_error_t *err)
+{
+    int gone_ms = 0;
+    for (;;) {
+        struct container_info ci;
+        if (container_inspect(s, id, &ci, err) < 0)
+            return -1;
+        bool done = strcmp(ci.status, "exited") == 0 || strcmp(ci.status, "created") == 0;
+        int ec = ci.exit_code;
+        container_info_clear(&ci);
+        if (done) {
+            if (code)
+                *code = ec;
+            return 0;
+        }
+        if (!is_running(root, id)) {
+            gone_ms += 50;
+            if (gone_ms > grace_ms) {
+                if (code)
+                    *code = -1;
+                return 0;
+            }
+        }
+        usleep(50000);
+    }
+}
+
+int container_stop(storage_store_t *s, const char *id_or_name, int timeout, berth_error_t *err)
+{
+    cleanup_storage_container storage_container_t *c = NULL;
+    cleanup_json json_t *meta = NULL;
+    if (load_meta(s, id_or_name, &c, &meta, err) < 0)
+        return -1;
+    cleanup_free char *id = NULL, *root = NULL;
+    if (with_state(s, c->id, &id, &root, err) < 0)
+        return -1;
+    if (!is_running(root, id))
+        return 0;
+    int sig = SIGTERM;
+    const char *ss = json_string_value(json_object_get(meta, "stop_signal"));
+    if (ss && runtime_parse_signal(ss) > 0)
+        sig = runtime_parse_signal(ss);
+    berth_error_t e2 = NULL;
+    runtime_kill(root, id, sig, true, &e2);
+    berth_error_release(&e2);
+    for (int ms = 0; ms < timeout * 1000 && is_running(root, id); ms += 50)
+        usleep(50000);
+    if (is_running(root, id)) {
+        runtime_kill(root, id, SIGKILL, true, &e2);
+        berth_error_release(&e2);
+        for (int ms = 0; ms < 10000 && is_running(root, id); ms += 50)
+            usleep(50000);
+    }
+    return wait_recorded(s, id, root, NULL, 5000, err);
+}
+
+int container_wait(storage_store_t *s, const char *id_or_name, int *code, berth_error_t *err)
+{
+    cleanup_free char *id = NULL, *root = NULL;
+    if (with_state(s, id_or_name, &id, &root, err) < 0)
+        return -1;
+    for (;;) {
+        struct container_info ci;
+        if (container_inspect(s, id, &ci, err) < 0)
+            return -1;
+        bool running = strcmp(ci.status, "running") == 0 || strcmp(ci.status, "stopping") == 0;
+        container_info_clear(&ci);
+        if (!running)
+            break;
+        if (!is_running(root, id))
+            return wait_recorded(s, id, root, code, 5000, err);
+        usleep(50000);
+    }
+    return wait_recorded(s, id, root, code, 0, err);
+}
+
+int container_remove(storage_store_t *s, const char *id_or_name, bool force, berth_error_t *err)
+{
+    cleanup_free char *id = NULL, *root = NULL;
+    if (with_state(s, id_or_name, &id, &root, err) < 0)
+        return -1;
+    if (is_running(root, id)) {
+        if (!force)
+            return berth_error_make_status(
+                err, EBUSY, "container \"%s\" is running: stop it first or use --force",
+                id_or_name);
+        berth_error_t e2 = NULL;
+        runtime_kill(root, id, SIGKILL, true, &e2);
+        berth_error_release(&e2);
+        for (int ms = 0; ms < 10000 && is_running(root, id); ms += 20)
+            usleep(20000);
+        if (wait_recorded(s, id, root, NULL, 3000, &e2) < 0) {
+            /* --rm containers remove themselves: gone is fine */
+            if (berth_error_status(e2) == ENOENT) {
+                berth_error_release(&e2);
+                return 0;
+            }
+            berth_error_release(&e2);
+        }
+    }
+    berth_error_t e3 = NULL;
+    if (runtime_state(root, id, &(struct runtime_state){0}, &e3) == 0)
+        runtime_delete(root, id, true, &e3);
+    berth_error_release(&e3);
+    storage_container_unmount(s, id, true, &e3);
+    berth_error_release(&e3);
+    if (storage_container_remove(s, id, err) < 0) {
+        if (berth_error_status(*err) == ENOENT && force) {
+            berth_error_release(err);
+            return 0;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int container_log_path(storage_store_t *s, const char *id_or_name, char **out, berth_error_t *err)
+{
+    cleanup_storage_container storage_container_t *c = NULL;
+    if (storage_container_get(s, id_or_name, &c, err) < 0)
+        return -1;
+    cleanup_free char *userdata = NULL, *rundir = NULL;
+    if (storage_container_dirs(s, c->id, &userdata, &rundir, err) < 0)
+        return -1;
+    *out = xasprintf("%s/ctr.log", rundir);
+    return 0;
+}
+
+int container_exec(storage_store_t *s, const char *id_or_name, char **args, char **env,
+                   const char *cwd, const char *user, bool tty, bool interactive, bool detach,
+                   int *status, berth_error_t *err)
+{
+    cleanup_free char *id = NULL, *root = NULL;
+    if (with_state(s, id_or_name, &id, &root, err) < 0)
+        return -1;
+    if (!is_running(root, id))
+        return berth_error_make_status(err, EINVAL, "container \"%s\" is not running", id_or_name);
+    if (!interactive) {
+        int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (nfd >= 0) {
+            dup2(nfd, 0);
+            close(nfd);
+        }
+    }
+    struct runtime_exec_opts o = {.root = root,
+                                  .id = id,
+                                  .args = args,
+                                  .env = env,
+                                  .cwd = cwd,
+                                  .user = user,
+                                  .terminal = tty,
+                                  .detach = detach};
+    return runtime_exec(&o, status, err);
+}
