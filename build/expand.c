@@ -11,6 +11,8 @@
 #include <sys/utsname.h>
 
 #define LEX_EOF (-1)
+/* pattern operations are quadratic in the value: keep them bounded */
+#define PATTERN_MAX_VALUE (64u << 10)
 
 /* ---- growable string ---- */
 
@@ -385,30 +387,28 @@ static int pat_compile(struct lex *l, const char *src, struct pat *p)
     return 0;
 }
 
-/* Does all of s[0..n) match the tokens from ti on? */
-static bool pat_match_at(const struct pat *p, size_t ti, const char *s, size_t n)
-{
-    while (ti < p->n) {
-        if (p->kind[ti] == '*') {
-            for (size_t k = 0; k <= n; k++)
-                if (pat_match_at(p, ti + 1, s + k, n - k))
-                    return true;
-            return false;
-        }
-        if (n == 0)
-            return false;
-        if (p->kind[ti] == 'l' && p->ch[ti] != *s)
-            return false;
-        ti++;
-        s++;
-        n--;
-    }
-    return n == 0;
-}
-
+/* Does all of s[0..n) match?  One kind of star only, so the classic backtrack-to-last-star
+ * walk is exact and O(n * m). */
 static bool pat_match(const struct pat *p, const char *s, size_t n)
 {
-    return pat_match_at(p, 0, s, n);
+    size_t ti = 0, si = 0, star_ti = (size_t)-1, star_si = 0;
+    while (si < n) {
+        if (ti < p->n && p->kind[ti] == '*') {
+            star_ti = ti++;
+            star_si = si;
+        } else if (ti < p->n && (p->kind[ti] == '?' || p->ch[ti] == s[si])) {
+            ti++;
+            si++;
+        } else if (star_ti != (size_t)-1) {
+            ti = star_ti + 1;
+            si = ++star_si;
+        } else {
+            return false;
+        }
+    }
+    while (ti < p->n && p->kind[ti] == '*')
+        ti++;
+    return ti == p->n;
 }
 
 static char *trim_prefix(const struct pat *pat, const char *value, bool greedy)
@@ -573,6 +573,9 @@ static int process_dollar(struct lex *l, struct sbuf *out)
                 greedy = true;
                 ptext++;
             }
+            if (v && strlen(v) > PATTERN_MAX_VALUE)
+                return berth_error_make_status(l->err, E2BIG,
+                                               "value of %s too long for pattern removal", name);
             struct pat pt;
             if (pat_compile(l, ptext, &pt) < 0)
                 return -1;
@@ -619,6 +622,9 @@ static int process_dollar(struct lex *l, struct sbuf *out)
             sb_putc(out, '}');
             return 0;
         }
+        if (v && strlen(v) > PATTERN_MAX_VALUE)
+            return berth_error_make_status(l->err, E2BIG,
+                                           "value of %s too long for pattern substitution", name);
         struct pat pt;
         if (pat_compile(l, pat, &pt) < 0)
             return -1;

@@ -211,57 +211,91 @@ static void compile(struct pattern *pt)
     }
 }
 
-static bool match_toks(const struct tok *t, size_t nt, const char *s)
+/* Matcher state: failed[] remembers (token, offset) pairs known not to match, so that patterns
+ * with several stars stay polynomial (docker uses RE2, which is linear). */
+struct mstate {
+    const struct tok *t;
+    size_t nt;
+    const char *s;
+    size_t len;
+    unsigned char *failed; /* (nt + 1) * (len + 1) bits, NULL when not needed */
+};
+
+static bool m_at(struct mstate *m, size_t ti, size_t si);
+
+static bool m_branch(struct mstate *m, size_t ti, size_t si, bool ok)
+{
+    if (!ok && m->failed) {
+        size_t key = ti * (m->len + 1) + si;
+        m->failed[key / 8] |= (unsigned char)(1u << (key % 8));
+    }
+    return ok;
+}
+
+static bool m_at(struct mstate *m, size_t ti, size_t si)
 {
     for (;;) {
-        if (nt == 0)
-            return *s == '\0';
+        if (ti == m->nt)
+            return si == m->len;
+        if (m->failed) {
+            size_t key = ti * (m->len + 1) + si;
+            if (m->failed[key / 8] & (1u << (key % 8)))
+                return false;
+        }
+        const struct tok *t = &m->t[ti];
+        char c = si < m->len ? m->s[si] : '\0';
         switch (t->kind) {
         case T_LIT:
-            if (*s != t->c)
+            if (si >= m->len || c != t->c)
                 return false;
-            s++;
+            si++;
             break;
         case T_QMARK:
-            if (*s == '\0' || *s == '/')
+            if (si >= m->len || c == '/')
                 return false;
-            s++;
+            si++;
             break;
-        case T_CLASS: {
-            if (*s == '\0')
+        case T_CLASS:
+            if (si >= m->len || (t->set[(unsigned char)c] != 0) == t->negate)
                 return false;
-            bool in = t->set[(unsigned char)*s] != 0;
-            if (in == t->negate)
-                return false;
-            s++;
+            si++;
             break;
-        }
         case T_STAR:
-            for (const char *q = s;; q++) {
-                if (match_toks(t + 1, nt - 1, q))
+            for (size_t q = si;; q++) {
+                if (m_at(m, ti + 1, q))
                     return true;
-                if (*q == '\0' || *q == '/')
-                    return false;
+                if (q >= m->len || m->s[q] == '/')
+                    return m_branch(m, ti, si, false);
             }
         case T_DSTAR_ALL:
-            for (const char *q = s;; q++) {
-                if (match_toks(t + 1, nt - 1, q))
+            for (size_t q = si; q <= m->len; q++)
+                if (m_at(m, ti + 1, q))
                     return true;
-                if (*q == '\0')
-                    return false;
-            }
+            return m_branch(m, ti, si, false);
         case T_DSTAR_SLASH:
             /* (.*\/)? : nothing, or anything up to and including a '/' */
-            if (match_toks(t + 1, nt - 1, s))
+            if (m_at(m, ti + 1, si))
                 return true;
-            for (const char *q = s; *q; q++)
-                if (*q == '/' && match_toks(t + 1, nt - 1, q + 1))
+            for (size_t q = si; q < m->len; q++)
+                if (m->s[q] == '/' && m_at(m, ti + 1, q + 1))
                     return true;
-            return false;
+            return m_branch(m, ti, si, false);
         }
-        t++;
-        nt--;
+        ti++;
     }
+}
+
+static bool match_toks(const struct tok *t, size_t nt, const char *s)
+{
+    struct mstate m = {.t = t, .nt = nt, .s = s, .len = strlen(s)};
+    size_t stars = 0;
+    for (size_t i = 0; i < nt; i++)
+        stars += t[i].kind == T_STAR || t[i].kind == T_DSTAR_ALL || t[i].kind == T_DSTAR_SLASH;
+    if (stars > 1)
+        m.failed = xcalloc(((nt + 1) * (m.len + 1) + 7) / 8, 1);
+    bool r = m_at(&m, 0, 0);
+    free(m.failed);
+    return r;
 }
 
 static bool pattern_match(const struct pattern *pt, const char *path)

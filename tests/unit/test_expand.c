@@ -650,6 +650,30 @@ static void test_expand_instructions(void **state)
     stage_env_clear(&se);
 }
 
+static const char *long_lookup(void *ctx, const char *name)
+{
+    return strcmp(name, "L") == 0 ? ctx : NULL;
+}
+
+/* ${VAR%%pattern} with many stars stays fast; huge values are refused, not ground through. */
+static void test_pattern_cost(void **state)
+{
+    (void)state;
+    static char val[4001];
+    memset(val, 'a', sizeof(val) - 1);
+    cleanup_error berth_error_t err = NULL;
+    cleanup_free char *out = NULL;
+    assert_int_equal(expand_word("${L%%*a*a*a*a*a*a*a*b}", '\\', long_lookup, val, &out, &err), 0);
+    assert_int_equal(strlen(out), 4000);
+    char *big = malloc((64u << 10) + 2);
+    memset(big, 'a', (64u << 10) + 1);
+    big[(64u << 10) + 1] = '\0';
+    cleanup_free char *o2 = NULL;
+    assert_int_equal(expand_word("${L#a}", '\\', long_lookup, big, &o2, &err), -1);
+    assert_non_null(strstr(berth_error_msg(err), "too long"));
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_env_after_arg_and_defaults),
         cmocka_unit_test(test_build_args_parsing),
         cmocka_unit_test(test_expand_instructions),
+        cmocka_unit_test(test_pattern_cost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

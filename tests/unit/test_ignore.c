@@ -244,6 +244,27 @@ static void test_dir_reinclude(void **state)
     }
 }
 
+/* Patterns with many stars must not backtrack exponentially (docker's matcher is RE2). */
+static void test_pathological_pattern(void **state)
+{
+    (void)state;
+    char path[400];
+    memset(path, 'a', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    const char *pats[] = {"*a*a*a*a*a*a*a*a*a*a*a*a*b", "**/**/**/**/**/**/x"};
+    struct ignore *ign = NULL;
+    cleanup_error berth_error_t err = NULL;
+    assert_int_equal(ignore_new(pats, 2, &ign, &err), 0);
+    bool ex = true;
+    assert_int_equal(ignore_matches(ign, path, &ex, &err), 0);
+    assert_false(ex);
+    for (size_t i = 1; i < 200; i += 2)
+        path[i] = '/';
+    assert_int_equal(ignore_matches(ign, path, &ex, &err), 0);
+    assert_false(ex);
+    ignore_free(ign);
+}
+
 /* ---- loading ---- */
 
 static void write_file(const char *dir, const char *name, const char *content)
@@ -339,9 +360,10 @@ static void test_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pattern_table), cmocka_unit_test(test_file_table),
-        cmocka_unit_test(test_bad_patterns),  cmocka_unit_test(test_normalised_patterns),
-        cmocka_unit_test(test_dir_reinclude), cmocka_unit_test(test_load),
+        cmocka_unit_test(test_pattern_table),        cmocka_unit_test(test_file_table),
+        cmocka_unit_test(test_bad_patterns),         cmocka_unit_test(test_normalised_patterns),
+        cmocka_unit_test(test_dir_reinclude),        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_pathological_pattern),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
