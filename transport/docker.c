@@ -33,6 +33,57 @@ struct blob_loc {
 static struct blob_loc *blob_locs;
 static size_t nblob_locs;
 
+/* Blobs being uploaded right now, so parallel copies of images sharing a blob upload it once:
+ * the second one waits, then finds it with HEAD. */
+struct inflight {
+    char *key;   /* registry/repo@digest */
+    void *owner; /* the destination uploading it */
+};
+static struct inflight *inflight;
+static size_t ninflight;
+static pthread_cond_t inflight_cond = PTHREAD_COND_INITIALIZER;
+
+static char *inflight_key(const char *registry, const char *repo, const char *digest)
+{
+    return xasprintf("%s/%s@%s", registry, repo, digest);
+}
+
+/* Waits while someone else uploads key; then claims it for owner. */
+static void inflight_claim(const char *key, void *owner)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (;;) {
+        bool busy = false;
+        for (size_t i = 0; i < ninflight; i++)
+            if (strcmp(inflight[i].key, key) == 0 && inflight[i].owner != owner)
+                busy = true;
+        if (!busy)
+            break;
+        pthread_cond_wait(&inflight_cond, &cache_lock);
+    }
+    inflight = xreallocarray(inflight, ninflight + 1, sizeof(*inflight));
+    inflight[ninflight].key = xstrdup(key);
+    inflight[ninflight].owner = owner;
+    ninflight++;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+/* Releases key (or every key of owner when key is NULL). */
+static void inflight_release(const char *key, void *owner)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (size_t i = 0; i < ninflight;) {
+        if (inflight[i].owner == owner && (!key || strcmp(inflight[i].key, key) == 0)) {
+            free(inflight[i].key);
+            inflight[i] = inflight[--ninflight];
+        } else {
+            i++;
+        }
+    }
+    pthread_cond_broadcast(&inflight_cond);
+    pthread_mutex_unlock(&cache_lock);
+}
+
 static void free_caches(void)
 {
     pthread_mutex_lock(&cache_lock);
@@ -51,6 +102,11 @@ static void free_caches(void)
     free(blob_locs);
     blob_locs = NULL;
     nblob_locs = 0;
+    for (size_t i = 0; i < ninflight; i++)
+        free(inflight[i].key);
+    free(inflight);
+    inflight = NULL;
+    ninflight = 0;
     pthread_mutex_unlock(&cache_lock);
 }
 
@@ -452,6 +508,9 @@ static int dd_try_reuse(struct image_destination *dst, const struct blob_info *i
     *reused = false;
     if (!info->digest)
         return 0;
+    /* if another copy in this process uploads it now, wait and then find it */
+    cleanup_free char *key = inflight_key(d->ep.registry, d->ep.repo, info->digest);
+    inflight_claim(key, d);
     int64_t size = -1;
     berth_error_t e2 = NULL;
     if (registry_head_blob(d->ep.c, d->ep.repo, info->digest, &size, &e2) == 0) {
@@ -463,6 +522,7 @@ static int dd_try_reuse(struct image_destination *dst, const struct blob_info *i
         }
         *reused = true;
     } else if (berth_error_status(e2) != ENOENT) {
+        inflight_release(key, d);
         *err = e2;
         return -1;
     } else {
@@ -482,6 +542,7 @@ static int dd_try_reuse(struct image_destination *dst, const struct blob_info *i
         }
     }
     if (*reused) {
+        inflight_release(key, d);
         remember_blob(d->ep.registry, d->ep.repo, info->digest);
         if (out) {
             blob_info_copy(out, info);
@@ -499,10 +560,16 @@ static int dd_put_blob(struct image_destination *dst, berth_reader_t *stream,
     struct docker_dst *d = dst->priv;
     char *digest = NULL;
     int64_t size = -1;
-    if (registry_put_blob(d->ep.c, d->ep.repo, stream, info->digest, info->size, false, &digest,
-                          &size, err) < 0)
+    cleanup_free char *key =
+        info->digest ? inflight_key(d->ep.registry, d->ep.repo, info->digest) : NULL;
+    int r = registry_put_blob(d->ep.c, d->ep.repo, stream, info->digest, info->size, false, &digest,
+                              &size, err);
+    if (r == 0)
+        remember_blob(d->ep.registry, d->ep.repo, digest);
+    if (key)
+        inflight_release(key, d);
+    if (r < 0)
         return -1;
-    remember_blob(d->ep.registry, d->ep.repo, digest);
     if (out) {
         blob_info_copy(out, info);
         free(out->digest);
@@ -550,6 +617,7 @@ static void dd_close(struct image_destination *dst)
         return;
     struct docker_dst *d = dst->priv;
     if (d) {
+        inflight_release(NULL, d);
         endpoint_clear(&d->ep);
         free(d->tag);
         free(d->digest);

@@ -43,7 +43,9 @@ struct registry_client {
     int retry_times, retry_delay_ms;
     char *user_agent;
 
-    pthread_mutex_t lock; /* guards everything below */
+    pthread_mutex_t ping_lock; /* one ping at a time; others wait for its result */
+    char *ping_error;          /* a failed ping is not repeated for every request */
+    pthread_mutex_t lock;      /* guards everything below */
     bool pinged;
     struct auth_challenge chal;
     struct token_entry *tokens;
@@ -305,6 +307,7 @@ int registry_client_new(const struct registry_options *o, registry_client_t **ou
     c->retry_delay_ms = o->retry_delay_ms;
     c->user_agent = xstrdup(o->user_agent ? o->user_agent : "berth/" BERTH_VERSION);
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->ping_lock, NULL);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_init(&c->share_locks[i], NULL);
     c->share = curl_share_init();
@@ -342,6 +345,8 @@ void registry_client_free(registry_client_t *c)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
         pthread_mutex_destroy(&c->share_locks[i]);
     pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->ping_lock);
+    free(c->ping_error);
     for (size_t i = 0; i < c->ntokens; i++) {
         free(c->tokens[i].scope);
         if (c->tokens[i].token)
@@ -1008,6 +1013,8 @@ static int try_ping(registry_client_t *c, const char *scheme, struct http_resp *
     return do_request(c, &rq, resp, err);
 }
 
+static int ping_locked(registry_client_t *c, berth_error_t *err);
+
 static int ensure_pinged(registry_client_t *c, berth_error_t *err)
 {
     pthread_mutex_lock(&c->lock);
@@ -1015,10 +1022,29 @@ static int ensure_pinged(registry_client_t *c, berth_error_t *err)
     pthread_mutex_unlock(&c->lock);
     if (done)
         return 0;
+    pthread_mutex_lock(&c->ping_lock);
+    pthread_mutex_lock(&c->lock);
+    done = c->pinged;
+    pthread_mutex_unlock(&c->lock);
+    int r = 0;
+    if (c->ping_error) {
+        r = berth_error_make_status(err, ECONNREFUSED, "%s", c->ping_error);
+    } else if (!done) {
+        r = ping_locked(c, err);
+        if (r < 0 && berth_error_status(*err) != EACCES)
+            c->ping_error = xstrdup(berth_error_msg(*err));
+    }
+    pthread_mutex_unlock(&c->ping_lock);
+    return r;
+}
+
+static int ping_locked(registry_client_t *c, berth_error_t *err)
+{
     cleanup_resp struct http_resp resp = {0};
     const char *scheme = "https";
     if (try_ping(c, "https", &resp, err) < 0) {
-        if (!c->allow_http)
+        /* nothing listens: plain HTTP will not help either */
+        if (!c->allow_http || berth_error_status(*err) == ECONNREFUSED)
             return berth_error_wrap(err, "pinging registry %s", c->registry);
         log_debug("%s: https failed (%s), trying http", c->registry, berth_error_msg(*err));
         berth_error_release(err);
@@ -1331,9 +1357,10 @@ struct blob_reader {
     size_t errlen;
     bool running, eof;
     CURLcode result;
-    int64_t received; /* bytes delivered to our buffer across attempts */
-    int64_t skip;     /* bytes to drop (a server ignored our Range) */
-    bool first_data;  /* no body byte of the current response seen yet */
+    int64_t received;    /* bytes delivered to our buffer across attempts */
+    int64_t skip;        /* bytes to drop (a server ignored our Range) */
+    bool first_data;     /* no body byte of the current response seen yet */
+    int64_t range_start; /* what the current request asked to start at */
     int64_t total;
     int resumes;
 };
@@ -1422,6 +1449,7 @@ static int blob_start(struct blob_reader *b, bool refresh, berth_error_t *err)
     b->errbuf[0] = '\0';
     b->first_data = true;
     b->skip = 0;
+    b->range_start = b->received;
     count_method(b->c, "GET");
     curl_multi_add_handle(b->multi, b->easy);
     b->running = true;
@@ -1467,7 +1495,7 @@ static int blob_check_status(struct blob_reader *b, int *attempt, bool *refreshe
     if (st == 200 || st == 206) {
         if (st == 206 && b->hdr.content_range) {
             long long start = -1;
-            if (sscanf(b->hdr.content_range, "bytes %lld-", &start) != 1 || start != b->received)
+            if (sscanf(b->hdr.content_range, "bytes %lld-", &start) != 1 || start != b->range_start)
                 return berth_error_make_status(err, EPROTO, "%s: unexpected Content-Range \"%s\"",
                                                b->what, b->hdr.content_range);
         }
