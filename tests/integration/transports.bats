@@ -392,3 +392,47 @@ bad_copy() { # SRC EXPECTED-SUBSTRING
     [ "$(diff_ids_of "oci:$dir/out:x")" = "$(cat "$FIX/multi.diffids")" ]
     [ "$(stat -c %u "$dir/out/index.json")" = "$TEST_UID" ]
 }
+
+@test "docker-archive: legacy <id>/layer.tar layout (symlinks), gzip-compressed archive, several images" {
+    run berth copy -q "oci:$FIX/multi:img" "docker-archive:$HARNESS_TMP/da.tar:example.com/x:1"
+    [ "$status" -eq 0 ]
+    local d="$HARNESS_TMP/legacy" i=0 f layers=()
+    mkdir -p "$d"
+    tar -xf "$HARNESS_TMP/da.tar" -C "$d"
+    # docker save before 25: <id>/layer.tar, <id>/VERSION, <id>/json; c/image's variant links
+    # them to each other, so the second layer is a symlink into the first directory's sibling
+    for f in $(jq -r '.[0].Layers[]' "$d/manifest.json"); do
+        i=$((i + 1))
+        mkdir "$d/id$i"
+        echo 1.0 >"$d/id$i/VERSION"
+        echo "{\"id\":\"id$i\"}" >"$d/id$i/json"
+        if [ $i = 2 ]; then
+            mv "$d/$f" "$d/blob2.tar"
+            ln -s ../blob2.tar "$d/id$i/layer.tar"
+        else
+            mv "$d/$f" "$d/id$i/layer.tar"
+        fi
+        layers+=("\"id$i/layer.tar\"")
+    done
+    jq --argjson l "[$(IFS=,; echo "${layers[*]}")]" '.[0].Layers = $l' "$d/manifest.json" >"$d/m" && mv "$d/m" "$d/manifest.json"
+    # a second image in the same archive
+    jq '. + [.[0] | .RepoTags = ["example.com/y:2"]]' "$d/manifest.json" >"$d/m" && mv "$d/m" "$d/manifest.json"
+    tar -C "$d" -cf "$HARNESS_TMP/legacy.tar" .
+    gzip -c "$HARNESS_TMP/legacy.tar" >"$HARNESS_TMP/legacy.tar.gz"
+    for f in legacy.tar legacy.tar.gz; do
+        run berth inspect "docker-archive:$HARNESS_TMP/$f:example.com/y:2"
+        [ "$status" -eq 0 ] || {
+            echo "$output"
+            false
+        }
+        run berth copy -q "docker-archive:$HARNESS_TMP/$f@1" "oci:$HARNESS_TMP/o-$f:x"
+        [ "$status" -eq 0 ]
+        [ "$(diff_ids_of "oci:$HARNESS_TMP/o-$f:x")" = "$(cat "$FIX/multi.diffids")" ]
+        run berth inspect "docker-archive:$HARNESS_TMP/$f"
+        [ "$status" -eq 125 ]
+        [[ "$output" == *"NAME:TAG or @INDEX"* ]]
+    done
+    run berth load -q -i "$HARNESS_TMP/legacy.tar.gz"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"example.com/x:1"* && "$output" == *"example.com/y:2"* ]]
+}
