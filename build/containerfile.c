@@ -681,6 +681,9 @@ static int parse_heredoc_word(struct parser *p, int line, const char *word, stru
         chomp = true;
         i++;
     }
+    /* buildkit's `^(\d*)<<(-?)\s*([^<]*)$`: blanks may follow the operator */
+    while (word[i] && is_space((unsigned char)word[i]))
+        i++;
     const char *rest = word + i;
     if (strchr(rest, '<') || rest[0] == '\0')
         return 0;
@@ -1014,6 +1017,8 @@ static bool is_heredoc_ref(const char *arg)
         return false;
     s += 2;
     if (*s == '-')
+        s++;
+    while (*s && is_space((unsigned char)*s))
         s++;
     return *s && !strchr(s, '<');
 }
@@ -1429,6 +1434,8 @@ const struct cf_heredoc *cf_heredoc_for_arg(const struct cf_instruction *in, con
         s++;
     s += 2;
     if (*s == '-')
+        s++;
+    while (*s && is_space((unsigned char)*s))
         s++;
     struct expand_opts o = {.escape = '\\', .skip_unset = true};
     cleanup_free char *name = NULL;

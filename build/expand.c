@@ -191,7 +191,22 @@ static int process_stop_on(struct lex *l, int stop, bool raw_escapes, struct sbu
             next(l);
             goto out;
         }
-        if (ch == '$' || (!l->skip_quotes && (ch == '\'' || ch == '"'))) {
+        if (ch == '<') {
+            /* processPossibleHeredoc: "<<" keeps the blanks after it, so that "<<  EOF" stays
+             * one word when splitting */
+            next(l);
+            struct sbuf tmp = {0};
+            sb_putc(&tmp, '<');
+            if (peek(l) == '<') {
+                sb_putc(&tmp, (char)next(l));
+                while (peek(l) == ' ' || peek(l) == '\t')
+                    sb_putc(&tmp, (char)next(l));
+            }
+            sb_putn(res, tmp.p, tmp.len);
+            if (words)
+                wl_raw_string(words, tmp.p);
+            sb_free(&tmp);
+        } else if (ch == '$' || (!l->skip_quotes && (ch == '\'' || ch == '"'))) {
             struct sbuf tmp = {0};
             if (ch == '$') {
                 ret = process_dollar(l, &tmp);
@@ -1170,6 +1185,8 @@ static bool is_heredoc_word(const char *w)
         return false;
     w += 2;
     if (*w == '-')
+        w++;
+    while (*w == ' ' || *w == '\t')
         w++;
     return *w && !strchr(w, '<');
 }

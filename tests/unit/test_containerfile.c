@@ -321,6 +321,78 @@ static void test_heredocs(void **state)
     containerfile_free(cf);
 }
 
+/* Heredoc words as buildkit's own parser tests have them. */
+static void test_heredoc_words(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line; /* instruction line, body "x\n", then the terminator */
+        const char *name;
+        bool expand, chomp;
+        int fd;
+    } cases[] = {
+        {"RUN <<EOF", "EOF", true, false, 0},
+        {"RUN <<'EOF'", "EOF", false, false, 0},
+        {"RUN <<\"EOF\"", "EOF", false, false, 0},
+        {"RUN <<-EOF", "EOF", true, true, 0},
+        {"RUN <<-'EOF'", "EOF", false, true, 0},
+        {"RUN <<EO\"F\"", "EOF", false, false, 0},
+        {"RUN << EOF", "EOF", true, false, 0},
+        {"RUN << -EOF", "-EOF", true, false, 0},
+        {"RUN 4<<EOF", "EOF", true, false, 4},
+        {"RUN <<eo'f'", "eof", false, false, 0},
+        {"RUN <<eo\\'f", "eo'f", true, false, 0},
+        {"RUN <<'e'o\\'f", "eo'f", false, false, 0},
+        {"RUN <<'one two'", "one two", false, false, 0},
+        {"RUN <<$EOF", "$EOF", true, false, 0},
+        {"RUN <<  EOF", "EOF", true, false, 0},
+        {"RUN <<  EOF  > foo", "EOF", true, false, 0},
+        {"RUN <<COMPLEX python3", "COMPLEX", true, false, 0},
+        {"COPY <<file.txt /dest", "file.txt", true, false, 0},
+        {"RUN --mount=type=cache,target=/foo <<MOUNT", "MOUNT", true, false, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), "FROM x\n%s\nx\n%s\nRUN after\n", cases[i].line,
+                 cases[i].name);
+        struct containerfile *cf = parse_ok(text);
+        const struct cf_instruction *in = &cf->insts[1];
+        if (in->nheredocs != 1 || strcmp(in->heredocs[0].name, cases[i].name) != 0 ||
+            in->heredocs[0].expand != cases[i].expand || in->heredocs[0].chomp != cases[i].chomp ||
+            in->heredocs[0].fd != cases[i].fd)
+            fail_msg("heredoc case %zu [%s]: %zu heredocs, name [%s] expand %d chomp %d fd %d", i,
+                     cases[i].line, in->nheredocs, in->nheredocs ? in->heredocs[0].name : "",
+                     in->nheredocs ? in->heredocs[0].expand : -1,
+                     in->nheredocs ? in->heredocs[0].chomp : -1,
+                     in->nheredocs ? in->heredocs[0].fd : -1);
+        assert_string_equal(in->heredocs[0].content, "x\n");
+        assert_int_equal(cf->n, 3);
+        containerfile_free(cf);
+    }
+    /* not heredocs: quoted, no word, "<<<" */
+    static const char *const none[] = {"RUN '<<EOF'",      "RUN \"<<EOF\"", "RUN <<",
+                                       "RUN <<-",          "RUN <<<EOF",    "RUN a<<EOF",
+                                       "RUN [\"<<'EOF'\"]"};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "FROM x\n%s\nRUN after\n", none[i]);
+        struct containerfile *cf = parse_ok(text);
+        if (cf->insts[1].nheredocs != 0 || cf->n != 3)
+            fail_msg("[%s] must have no heredoc", none[i]);
+        containerfile_free(cf);
+    }
+    /* the delimiters may read each other's names */
+    struct containerfile *cf = parse_ok("FROM x\nCOPY <<X <<Y /dest\nY\nX\nX\nY\n");
+    assert_string_equal(cf->insts[1].heredocs[0].content, "Y\n");
+    assert_string_equal(cf->insts[1].heredocs[1].content, "X\n");
+    containerfile_free(cf);
+    /* comments and quotes inside a body are content */
+    cf = parse_ok("FROM x\nRUN <<C\n# internal\necho \"a\" 'b' # trailing\nC\n");
+    assert_string_equal(cf->insts[1].heredocs[0].content,
+                        "# internal\necho \"a\" 'b' # trailing\n");
+    containerfile_free(cf);
+}
+
 /* ---- instructions and flags ---- */
 
 static void test_instructions(void **state)
@@ -924,11 +996,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_directives),    cmocka_unit_test(test_comments_and_continuations),
         cmocka_unit_test(test_json_forms),    cmocka_unit_test(test_heredocs),
-        cmocka_unit_test(test_instructions),  cmocka_unit_test(test_flag_syntax),
-        cmocka_unit_test(test_errors),        cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_stages),        cmocka_unit_test(test_json_ast),
-        cmocka_unit_test(test_fixture_files), cmocka_unit_test(test_mounts),
-        cmocka_unit_test(test_cli_print_ast),
+        cmocka_unit_test(test_heredoc_words), cmocka_unit_test(test_instructions),
+        cmocka_unit_test(test_flag_syntax),   cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_durations),     cmocka_unit_test(test_stages),
+        cmocka_unit_test(test_json_ast),      cmocka_unit_test(test_fixture_files),
+        cmocka_unit_test(test_mounts),        cmocka_unit_test(test_cli_print_ast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
