@@ -1,0 +1,173 @@
+#!/bin/bash
+# Registry benchmark, berth side by side with skopeo in one run:
+#   1. registry -> registry copy of a 6-layer image (~350 MB of gzip layers) between two local
+#      docker-registry instances (each tool into its own empty destination registry);
+#   2. registry -> oci layout of the same image;
+#   3. a re-sync of 20 up-to-date tags (berth sync / skopeo sync, docker -> docker), after a
+#      first sync that copied them.
+# Prints wall times and the ratio berth/skopeo. Goal: at most 0.5x skopeo's wall time on each.
+#
+# BERTH_BENCH_QUICK=1: ~18 MB image (what ctest runs). Exit status 1 only when berth fails or
+# produces a wrong result; the goals are reported, not enforced (timings vary between hosts).
+set -euo pipefail
+
+. "$BERTH_SRC/tests/helpers/common.bash"
+
+if [ "${BERTH_BENCH_QUICK:-0}" = 1 ]; then
+    per_layer_mb=3
+    files=200
+else
+    per_layer_mb=58
+    files=2000
+fi
+layers=6
+ntags=20
+W=$HARNESS_TMP/bench
+mkdir -p "$W"
+export REGISTRY_AUTH_FILE=$W/auth.json
+
+have_skopeo=0
+command -v skopeo >/dev/null && have_skopeo=1
+
+# ---- the image: cached between runs (same bytes every time; same cache as bench_copy) ----
+cache=${BERTH_OUT:-$W}/bench-cache/copy-$layers-$per_layer_mb
+if [ ! -f "$cache/index.json" ]; then
+    echo "building the ${layers}-layer image ($((layers * per_layer_mb)) MB uncompressed)..." >&2
+    tmp=$(mktemp -d "$W/img.XXXXXX")
+    mkdir -p "$tmp/lay/blobs/sha256"
+    diff_ids=() descs=()
+    for i in $(seq 1 $layers); do
+        sh "$BERTH_SRC/fixtures/gen-large-tarball.sh" "$per_layer_mb" $((files + i)) "$tmp/l$i.tar"
+        diff_ids+=("\"sha256:$(sha256sum "$tmp/l$i.tar" | cut -d' ' -f1)\"")
+        gzip -n -1 -c "$tmp/l$i.tar" >"$tmp/l$i.gz"
+        rm -f "$tmp/l$i.tar"
+        read -r d s < <(oci_blob_put "$tmp/lay" "$tmp/l$i.gz")
+        descs+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"$d\",\"size\":$s}")
+    done
+    printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin"]},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+        "$(oci_arch)" "$(
+            IFS=,
+            echo "${diff_ids[*]}"
+        )" >"$tmp/cfg"
+    read -r cd cs < <(oci_blob_put "$tmp/lay" "$tmp/cfg")
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[%s]}' \
+        "$cd" "$cs" "$(
+            IFS=,
+            echo "${descs[*]}"
+        )" >"$tmp/man"
+    read -r md ms < <(oci_blob_put "$tmp/lay" "$tmp/man")
+    printf '{"imageLayoutVersion":"1.0.0"}' >"$tmp/lay/oci-layout"
+    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"bench"}}]}' \
+        "$md" "$ms" >"$tmp/lay/index.json"
+    mkdir -p "$(dirname "$cache")"
+    rm -rf "$cache"
+    mv "$tmp/lay" "$cache"
+    rm -rf "$tmp"
+fi
+total_mb=$(du -sm "$cache/blobs" | cut -f1)
+want_digest=sha256:$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"].split(":")[1])' "$cache/index.json")
+echo "image: $layers layers, $total_mb MB compressed ($((layers * per_layer_mb)) MB uncompressed)"
+
+registry_start --name SRC
+registry_start --name DSTB
+registry_start --name DSTS
+"$BERTH" copy -q "oci:$cache:bench" "docker://$SRC_ADDR/bench/big:1" --dest-tls-verify=false
+
+# run NAME CMD...: records wall seconds
+declare -A WALL
+run() {
+    local name=$1 t0 t1
+    shift
+    sync
+    t0=$(date +%s.%N)
+    if ! "$@" >"$W/out.$name" 2>&1; then
+        echo "FAILED: $name: $*" >&2
+        cat "$W/out.$name" >&2
+        return 1
+    fi
+    t1=$(date +%s.%N)
+    WALL[$name]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+manifest_digest() { # URL
+    curl -sS -o /dev/null -I -w '%header{docker-content-digest}' \
+        -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$1"
+}
+
+status=0
+# ---- 1. registry -> registry ----
+if [ $have_skopeo = 1 ]; then
+    run skopeo_r2r skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$SRC_ADDR/bench/big:1" "docker://$DSTS_ADDR/bench/big:1"
+fi
+run berth_r2r "$BERTH" copy -q --src-tls-verify=false --dest-tls-verify=false \
+    "docker://$SRC_ADDR/bench/big:1" "docker://$DSTB_ADDR/bench/big:1" || status=1
+[ "$(manifest_digest "$DSTB_URL/v2/bench/big/manifests/1")" = "$want_digest" ] || {
+    echo "berth's registry copy has the wrong manifest digest" >&2
+    status=1
+}
+
+# ---- 2. registry -> oci ----
+if [ $have_skopeo = 1 ]; then
+    run skopeo_r2o skopeo --insecure-policy copy -q --src-tls-verify=false \
+        "docker://$SRC_ADDR/bench/big:1" "oci:$W/skopeo-oci:x"
+    rm -rf "$W/skopeo-oci"
+fi
+run berth_r2o "$BERTH" copy -q --src-tls-verify=false "docker://$SRC_ADDR/bench/big:1" \
+    "oci:$W/berth-oci:x" || status=1
+for b in "$cache"/blobs/sha256/*; do
+    cmp -s "$b" "$W/berth-oci/blobs/sha256/$(basename "$b")" || {
+        echo "berth's oci copy differs at $(basename "$b")" >&2
+        status=1
+        break
+    }
+done
+rm -rf "$W/berth-oci"
+
+# ---- 3. re-sync of 20 up-to-date tags ----
+make_busybox_oci_layout "$W/bb" latest >/dev/null
+"$BERTH" copy -q "oci:$W/bb:latest" "docker://$SRC_ADDR/bench/tags:t00" --dest-tls-verify=false
+man=$W/bb/blobs/sha256/${BUSYBOX_MANIFEST_DIGEST#sha256:}
+for i in $(seq -w 1 $((ntags - 1))); do
+    curl -sSf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "@$man" "$SRC_URL/v2/bench/tags/manifests/t$i" >/dev/null
+done
+"$BERTH" sync -q --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false \
+    "$SRC_ADDR/bench/tags" "$DSTB_ADDR/mirror" || status=1
+registry_log_settle "$DSTB_LOG"
+before=$(wc -l <"$DSTB_LOG")
+run berth_resync "$BERTH" sync -q --src docker --dest docker --src-tls-verify=false \
+    --dest-tls-verify=false "$SRC_ADDR/bench/tags" "$DSTB_ADDR/mirror" || status=1
+registry_log_settle "$DSTB_LOG"
+writes=$(tail -n +"$((before + 1))" "$DSTB_LOG" | grep -cE '"(PUT|POST|PATCH|DELETE) ' || true)
+heads=$(tail -n +"$((before + 1))" "$DSTB_LOG" | grep -cE '"HEAD ' || true)
+if [ "$writes" -ne 0 ]; then
+    echo "berth's re-sync wrote to the destination ($writes requests)" >&2
+    status=1
+fi
+if [ $have_skopeo = 1 ]; then
+    skopeo --insecure-policy sync --src docker --dest docker --src-tls-verify=false \
+        --dest-tls-verify=false "$SRC_ADDR/bench/tags" "$DSTS_ADDR/mirror" >/dev/null 2>&1 || true
+    run skopeo_resync skopeo --insecure-policy sync --src docker --dest docker \
+        --src-tls-verify=false --dest-tls-verify=false "$SRC_ADDR/bench/tags" "$DSTS_ADDR/mirror"
+fi
+
+echo
+printf '%-40s %9s %10s\n' "operation" "wall (s)" "vs skopeo"
+line() { # label name peer
+    local w=${WALL[$2]:-}
+    [ -n "$w" ] || return 0
+    local vs=""
+    if [ -n "${3:-}" ] && [ -n "${WALL[$3]:-}" ]; then
+        vs="$(ratio "$w" "${WALL[$3]}")x"
+    fi
+    printf '%-40s %9s %10s\n' "$1" "$w" "$vs"
+}
+line "berth  registry -> registry" berth_r2r skopeo_r2r
+line "skopeo registry -> registry" skopeo_r2r
+line "berth  registry -> oci" berth_r2o skopeo_r2o
+line "skopeo registry -> oci" skopeo_r2o
+line "berth  re-sync of $ntags up-to-date tags" berth_resync skopeo_resync
+line "skopeo re-sync of $ntags up-to-date tags" skopeo_resync
+echo "berth re-sync: $heads HEAD requests to the destination, $writes writes"
+exit $status
