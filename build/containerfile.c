@@ -162,6 +162,7 @@ struct cf_instruction *cf_instruction_dup(const struct cf_instruction *in)
     d->start_line = in->start_line;
     d->end_line = in->end_line;
     d->json_form = in->json_form;
+    d->escape = in->escape;
     for (size_t i = 0; i < in->nflags; i++)
         inst_add_flag(d, in->flags[i].name, in->flags[i].value);
     for (size_t i = 0; i < in->nargs; i++)
@@ -1305,7 +1306,9 @@ static int parse_all(struct parser *p)
                 return -1;
         }
         in->end_line = p->line;
+        in->escape = p->escape;
         if (in->onbuild_inner) {
+            in->onbuild_inner->escape = p->escape;
             in->onbuild_inner->start_line = in->start_line;
             in->onbuild_inner->end_line = in->end_line;
         }

@@ -4,12 +4,12 @@
  * Lines: parser directives (`# syntax=`, `# escape=`, `# check=`; case-insensitive names) are
  * recognised only at the very top, before any instruction, comment or blank line; each at most
  * once.  The escape character (`\` or `` ` ``) at the end of a line (trailing spaces/tabs
- * allowed) continues the instruction; comment lines and whitespace-only lines inside a
- * continuation are dropped (the latter with a warning, as docker).  `#` starts a comment only as
- * the first non-blank character of a line.  RUN/COPY/ADD (also under ONBUILD) in shell form take
- * heredocs: `<<EOF`, `<<-EOF` (leading tabs stripped from the body and the terminator),
- * `<<"EOF"`/`<<'EOF'` (body not expanded), several per instruction, read in order after the
- * instruction line.
+ * allowed) continues the instruction unless it is itself escaped (`a \\` ends the line);
+ * comment lines and whitespace-only lines inside a continuation are dropped (the latter with a
+ * warning, as docker).  `#` starts a comment only as the first non-blank character of a line.
+ * RUN/COPY/ADD (also under ONBUILD) in shell form take heredocs: `<<EOF`, `<<-EOF` (leading
+ * tabs stripped from the body and the terminator), `<<"EOF"`/`<<'EOF'` (body not expanded),
+ * several per instruction, read in order after the instruction line.
  *
  * Arguments (args[]) are stored unexpanded, as docker's parser gives them:
  *   FROM, EXPOSE:                     whitespace-separated words
@@ -21,10 +21,17 @@
  *   USER, WORKDIR, STOPSIGNAL, MAINTAINER: the rest of the line as one arg
  *   HEALTHCHECK:                      args[0] = "NONE" or "CMD" (upper-cased), then the command
  *                                     as for CMD (json_form tells which form)
- *   ONBUILD:                          args[0] = the trigger's text; onbuild_inner = the trigger
- *                                     parsed as an instruction
+ *   ONBUILD:                          args[0] = the trigger's text (with its heredoc bodies
+ *                                     and terminators appended, as docker stores it);
+ *                                     onbuild_inner = the trigger parsed as an instruction
  * Flags are validated per instruction (names, duplicates, boolean values, RUN --network and
- * --security values, HEALTHCHECK durations and retries).
+ * --security values, HEALTHCHECK durations and retries, RUN --mount from= without variables).
+ * Accepted flags: FROM --platform; RUN --mount (repeatable) --network --security; ADD --chown
+ * --chmod --link --keep-git-dir --checksum --exclude (repeatable) --unpack; COPY --from --chown
+ * --chmod --link --parents --exclude (repeatable); HEALTHCHECK --interval --timeout
+ * --start-period --start-interval --retries.  Other instructions take none.
+ *
+ * Expansion of variables is not done here: see build/expand.h (stage_env_expand_instruction).
  *
  * Errors: "FILE:LINE: message", LINE being the first line of the instruction at fault.
  */
@@ -62,6 +69,7 @@ struct cf_instruction {
     char **args; /* NULL-terminated, never NULL */
     size_t nargs;
     bool json_form;
+    char escape; /* the file's escape character ('\\' or '`'), for expanding this instruction */
     struct cf_heredoc *heredocs;
     size_t nheredocs;
     struct cf_instruction *onbuild_inner; /* ONBUILD only */

@@ -1127,6 +1127,8 @@ static const char *split_arg_word(const char *word, char **name)
 int build_args_apply_global(struct build_args *ba, const struct cf_instruction *arg,
                             berth_error_t *err)
 {
+    if (arg->escape)
+        ba->escape = arg->escape;
     for (size_t i = 0; i < arg->nargs; i++) {
         cleanup_free char *name = NULL;
         const char *def = split_arg_word(arg->args[i], &name);
@@ -1141,6 +1143,8 @@ int build_args_apply_global(struct build_args *ba, const struct cf_instruction *
 
 int stage_env_apply_arg(struct stage_env *se, const struct cf_instruction *arg, berth_error_t *err)
 {
+    if (se->ba && arg->escape)
+        se->ba->escape = arg->escape;
     for (size_t i = 0; i < arg->nargs; i++) {
         cleanup_free char *name = NULL;
         const char *def = split_arg_word(arg->args[i], &name);
@@ -1194,6 +1198,8 @@ static bool is_heredoc_word(const char *w)
 int stage_env_expand_instruction(struct stage_env *se, const struct cf_instruction *in,
                                  struct cf_instruction **out, berth_error_t *err)
 {
+    if (se->ba && in->escape)
+        se->ba->escape = in->escape;
     cleanup_cf_instruction struct cf_instruction *x = cf_instruction_dup(in);
     const char *kw = x->keyword;
     int line = in->start_line;

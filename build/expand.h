@@ -106,7 +106,8 @@ struct build_args {
     bool *cli_used;              /* parallel to cli.names: consumed by an ARG */
     struct expand_env automatic; /* platform args */
     struct expand_env global;    /* global scope: automatic args + ARGs before the first FROM */
-    char escape;                 /* escape character of the Containerfile (default '\\') */
+    char escape; /* the Containerfile's escape character (default '\\'); the instruction-level
+                    functions below set it from the instruction they are given */
 };
 
 /* cli_args: NULL-terminated "K=V" or "K" (value taken from the process environment if set, as

@@ -674,6 +674,32 @@ static void test_pattern_cost(void **state)
     free(big);
 }
 
+/* The file's escape directive governs expansion, without the caller having to pass it on. */
+static void test_backtick_file(void **state)
+{
+    (void)state;
+    static const char text[] = "# escape=`\n"
+                               "ARG A=x`$y\n"
+                               "FROM b\n"
+                               "ARG A\n"
+                               "ENV E=`$A F=\\$A\n";
+    cleanup_error berth_error_t err = NULL;
+    cleanup_containerfile struct containerfile *cf = NULL;
+    assert_int_equal(containerfile_parse(text, strlen(text), "Containerfile", &cf, &err), 0);
+    assert_int_equal(cf->insts[0].escape, '`');
+    cleanup_build_args struct build_args *ba = NULL;
+    assert_int_equal(build_args_new(NULL, NULL, NULL, &ba, &err), 0);
+    assert_int_equal(build_args_apply_global(ba, &cf->insts[0], &err), 0);
+    assert_string_equal(expand_env_get(&ba->global, "A", NULL), "x$y");
+    struct stage_env se;
+    stage_env_init(&se, ba, NULL, 0);
+    assert_int_equal(stage_env_apply_arg(&se, &cf->insts[2], &err), 0);
+    assert_int_equal(stage_env_apply_env(&se, &cf->insts[3], &err), 0);
+    assert_string_equal(stage_env_lookup(&se, "E"), "$A");
+    assert_string_equal(stage_env_lookup(&se, "F"), "\\x$y");
+    stage_env_clear(&se);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -692,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_build_args_parsing),
         cmocka_unit_test(test_expand_instructions),
         cmocka_unit_test(test_pattern_cost),
+        cmocka_unit_test(test_backtick_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
