@@ -458,6 +458,9 @@ static int choose_driver(storage_store_t *s, const char *wanted, berth_error_t *
         recorded = json_get_string(j, "driver");
     }
     const char *name = wanted;
+    const struct storage_driver_ops *check = NULL;
+    if (wanted && storage_driver_lookup(wanted, &check, err) < 0)
+        return -1;
     if (recorded && wanted && strcmp(recorded, wanted) != 0) {
         cleanup_free char *ldir = xasprintf("%s/layers", s->root);
         char **names = NULL;
