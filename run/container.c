@@ -173,6 +173,8 @@ int container_create(storage_store_t *s, const struct container_create_opts *o,
     cleanup_free char *rootfs = NULL;
     cleanup_free char *userdata = NULL, *rundir = NULL;
     cleanup_json json_t *spec = NULL;
+    cleanup_free char *cmd = NULL;
+    cleanup_free char *cid = NULL;
     if (storage_container_mount(s, c->id, &rootfs, err) < 0)
         goto fail;
     if (storage_container_dirs(s, c->id, &userdata, &rundir, err) < 0)
@@ -189,7 +191,7 @@ int container_create(storage_store_t *s, const struct container_create_opts *o,
         goto fail;
     /* image's StopSignal for berth stop */
     const char *stopsig = json_string_value(json_object_get(icfg, "StopSignal"));
-    cleanup_free char *cmd = join_args(json_object_get(json_object_get(spec, "process"), "args"));
+    cmd = join_args(json_object_get(json_object_get(spec, "process"), "args"));
     json_t *meta =
         json_pack("{s:O,s:s,s:s,s:s,s:s,s:I,s:b,s:b,s:b}", "spec", spec, "image",
                   img->names && img->names[0] ? img->names[0] : o->image, "image_id", img->id,
@@ -204,7 +206,7 @@ int container_create(storage_store_t *s, const struct container_create_opts *o,
     if (r < 0)
         goto fail;
     /* reload so the record carries the metadata */
-    cleanup_free char *cid = xstrdup(c->id);
+    cid = xstrdup(c->id);
     storage_container_free(c);
     c = NULL;
     if (storage_container_get(s, cid, &c, err) < 0)

@@ -195,8 +195,11 @@ void tty_pump(int master)
         tio_saved = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
         atexit(restore_tty);
     }
+    /* the window size comes from whichever of stdin/stdout is the user's terminal (-t
+     * without -i has stdin elsewhere) */
+    int wfd = in_tty ? STDIN_FILENO : (isatty(STDOUT_FILENO) ? STDOUT_FILENO : -1);
     struct winsize ws;
-    if (in_tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+    if (wfd >= 0 && ioctl(wfd, TIOCGWINSZ, &ws) == 0)
         ioctl(master, TIOCSWINSZ, &ws);
     sigset_t mask;
     sigemptyset(&mask);
@@ -243,7 +246,7 @@ void tty_pump(int master)
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof(si)) == sizeof(si))
                 ;
-            if (in_tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+            if (wfd >= 0 && ioctl(wfd, TIOCGWINSZ, &ws) == 0)
                 ioctl(master, TIOCSWINSZ, &ws);
         }
     }

@@ -1,0 +1,338 @@
+#!/usr/bin/env bats
+# berth run and the container commands, on the store, as root and as the unprivileged user:
+# exit codes, stdin, tty, env/workdir/user, volumes, pid namespace, hostname, capabilities,
+# --rm, detached logs/stop/wait, exec, parallel runs, and escape attempts from hostile images.
+
+load ../helpers/common
+
+setup_file() {
+    require_root
+    FILE_TMP=$(mktemp -d /tmp/berth-runbats.XXXXXX)
+    chmod 0711 "$FILE_TMP"
+    export FILE_TMP
+    export BERTH_TEST_ROOT="$FILE_TMP/root" BERTH_TEST_RUNROOT="$FILE_TMP/run"
+    make_busybox_oci_layout "$FILE_TMP/oci"
+    id=$(berth pull -q "oci:$FILE_TMP/oci:latest")
+    berth tag "$id" localhost/busybox
+
+    # a hostile image: /etc/passwd is an absolute symlink to a host path (a decoy with another
+    # uid for alice), the same path inside the image holds the container's alice; /evil points
+    # at a host directory.
+    mkdir -p "$FILE_TMP/decoy" "$FILE_TMP/hostdir"
+    chmod 0755 "$FILE_TMP/decoy" "$FILE_TMP/hostdir"
+    echo 'alice:x:6666:6666::/decoy:/bin/sh' >"$FILE_TMP/decoy/passwd"
+    make_busybox_rootfs "$FILE_TMP/evil"
+    mkdir -p "$FILE_TMP/evil$FILE_TMP/decoy"
+    echo 'alice:x:1234:1234::/inside:/bin/sh' >"$FILE_TMP/evil$FILE_TMP/decoy/passwd"
+    rm "$FILE_TMP/evil/etc/passwd"
+    ln -s "$FILE_TMP/decoy/passwd" "$FILE_TMP/evil/etc/passwd"
+    ln -s "$FILE_TMP/hostdir" "$FILE_TMP/evil/evil"
+    tar -C "$FILE_TMP/evil" -cf "$FILE_TMP/evil.tar" .
+    berth import -q "$FILE_TMP/evil.tar" localhost/evil >/dev/null
+    # an image whose /dev is a symlink to a host directory
+    make_busybox_rootfs "$FILE_TMP/devlink"
+    rmdir "$FILE_TMP/devlink/dev"
+    ln -s "$FILE_TMP/hostdir" "$FILE_TMP/devlink/dev"
+    tar -C "$FILE_TMP/devlink" -cf "$FILE_TMP/devlink.tar" .
+    berth import -q "$FILE_TMP/devlink.tar" localhost/devlink >/dev/null
+
+    # the unprivileged user's store with the same image
+    ensure_test_user
+    mkdir -p "$FILE_TMP/user"
+    chown "$TEST_UID:$TEST_GID" "$FILE_TMP/user"
+    chmod -R a+rX "$FILE_TMP/oci"
+    uid=$(as_user "$BERTH" --root "$FILE_TMP/user/root" --runroot "$FILE_TMP/user/run" pull -q "oci:$FILE_TMP/oci:latest")
+    as_user "$BERTH" --root "$FILE_TMP/user/root" --runroot "$FILE_TMP/user/run" tag "$uid" localhost/busybox
+}
+
+teardown_file() {
+    if [ -n "${FILE_TMP:-}" ]; then
+        "$BERTH" --root "$FILE_TMP/root" --runroot "$FILE_TMP/run" rm -a -f >/dev/null 2>&1 || true
+        if [ -n "${TEST_UID:-}" ]; then
+            as_user "$BERTH" --root "$FILE_TMP/user/root" --runroot "$FILE_TMP/user/run" rm -a -f >/dev/null 2>&1 || true
+        fi
+        harness_unmount_under "$FILE_TMP"
+        rm -rf "$FILE_TMP"
+    fi
+    harness_cleanup
+}
+
+setup() {
+    ensure_test_user
+}
+
+teardown() {
+    berth rm -a -f >/dev/null 2>&1 || true
+    ub rm -a -f >/dev/null 2>&1 || true
+    harness_cleanup
+}
+
+ub() {
+    as_user "$BERTH" --root "$FILE_TMP/user/root" --runroot "$FILE_TMP/user/run" "$@"
+}
+
+# both ROOT|USER ARGS...: run berth as root or as the test user
+both() {
+    local who=$1
+    shift
+    if [ "$who" = root ]; then berth "$@"; else ub "$@"; fi
+}
+
+@test "run: exit codes 0 and 1, output, as root and as the unprivileged user" {
+    for who in root user; do
+        run both $who run --rm localhost/busybox echo "hello from $who"
+        [ "$status" -eq 0 ]
+        [ "$output" = "hello from $who" ]
+        run both $who run --rm localhost/busybox sh -c 'exit 1'
+        [ "$status" -eq 1 ]
+        run -127 both $who run --rm localhost/busybox /no/such/command
+        [ "$status" -eq 127 ]
+    done
+    run berth run --rm --pull never localhost/nonexistent true
+    [ "$status" -eq 125 ]
+}
+
+@test "run: a killed container exits 137 (foreground and detached)" {
+    for who in root user; do
+        both $who run --name k1 localhost/busybox sleep 30 &
+        pid=$!
+        for ((n = 0; n < 100; n++)); do
+            both $who ps | grep -q k1 && break
+            sleep 0.05
+        done
+        both $who kill k1
+        st=0
+        wait $pid || st=$?
+        [ "$st" -eq 137 ]
+        both $who rm k1
+
+        both $who run -d --name k2 localhost/busybox sleep 30
+        both $who kill k2
+        run both $who wait k2
+        [ "$output" = 137 ]
+        run both $who ps -a
+        [[ "$output" == *"Exited (137)"* ]]
+    done
+}
+
+@test "run: stdin with -i, empty without; -t gives a pty" {
+    for who in root user; do
+        out=$(echo piped | both $who run --rm -i localhost/busybox sh -c 'read l; echo "got=$l"')
+        [ "$out" = "got=piped" ]
+        out=$(echo piped | both $who run --rm localhost/busybox sh -c 'read l; echo "got=$l"')
+        [ "$out" = "got=" ]
+    done
+    skip_unless_cmd script
+    run script -qec "stty rows 21 cols 77; '$BERTH' --root '$BERTH_TEST_ROOT' --runroot '$BERTH_TEST_RUNROOT' run --rm -t localhost/busybox sh -c 'tty; stty size'" /dev/null
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"/dev/pts/0"* ]]
+    [[ "$output" == *"21 77"* ]]
+    # as the user, through as_user inside script's pty
+    cat >"$FILE_TMP/tty.sh" <<EOF
+stty rows 22 cols 78
+exec setpriv --reuid=$TEST_UID --regid=$TEST_GID --init-groups env HOME=/tmp XDG_RUNTIME_DIR= '$BERTH' --root '$FILE_TMP/user/root' --runroot '$FILE_TMP/user/run' run --rm -t localhost/busybox sh -c 'tty; stty size; id -u'
+EOF
+    run script -qec "sh '$FILE_TMP/tty.sh'" /dev/null
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"/dev/pts/0"* ]]
+    [[ "$output" == *"22 78"* ]]
+}
+
+@test "run: env, env-file, workdir, user, hostname" {
+    echo 'FROMFILE=yes' >"$FILE_TMP/envfile"
+    chmod 0644 "$FILE_TMP/envfile"
+    for who in root user; do
+        run both $who run --rm -e FOO=bar --env-file "$FILE_TMP/envfile" -w /tmp -u app \
+            --hostname boxy localhost/busybox sh -c 'echo $FOO $FROMFILE; pwd; id; hostname; echo $HOME; echo $PATH'
+        [ "$status" -eq 0 ]
+        [ "${lines[0]}" = "bar yes" ]
+        [ "${lines[1]}" = /tmp ]
+        [[ "${lines[2]}" == "uid=1000(app) gid=1000(app)"* ]]
+        [ "${lines[3]}" = boxy ]
+        [ "${lines[4]}" = /home/app ]
+        [[ "${lines[5]}" == */bin* ]]
+        run both $who run --rm -u 4242:4343 localhost/busybox id
+        [[ "$output" == "uid=4242 gid=4343"* ]]
+        run both $who run --rm -u nosuchuser localhost/busybox id
+        [ "$status" -eq 125 ]
+        [[ "$output" == *nosuchuser* ]]
+        # default hostname: the container id's first 12 characters
+        run both $who run --name hn localhost/busybox hostname
+        cid=$(both $who ps -a -q | head -1)
+        [ "$output" = "$cid" ]
+        both $who rm hn
+    done
+}
+
+@test "run: volumes read-write and read-only, tmpfs, read-only rootfs" {
+    for who in root user; do
+        d="$FILE_TMP/vol-$who"
+        mkdir -p "$d"
+        [ $who = user ] && chown "$TEST_UID:$TEST_GID" "$d"
+        echo host-data >"$d/in.txt"
+        chmod 0644 "$d/in.txt"
+        run both $who run --rm -v "$d:/data" localhost/busybox sh -c 'cat /data/in.txt; echo from-ctr > /data/out.txt'
+        [ "$status" -eq 0 ]
+        [ "$output" = host-data ]
+        [ "$(cat "$d/out.txt")" = from-ctr ]
+        run both $who run --rm -v "$d:/data:ro" localhost/busybox sh -c 'cat /data/in.txt; echo x > /data/ro.txt'
+        [ "$status" -ne 0 ]
+        [[ "$output" == *"Read-only file system"* ]]
+        [ ! -e "$d/ro.txt" ]
+        run both $who run --rm --tmpfs /scratch localhost/busybox sh -c 'echo t > /scratch/f && grep " /scratch " /proc/mounts'
+        [ "$status" -eq 0 ]
+        [[ "$output" == *tmpfs* ]]
+        run both $who run --rm --read-only localhost/busybox touch /newfile
+        [ "$status" -ne 0 ]
+        [[ "$output" == *"Read-only"* ]]
+    done
+}
+
+@test "run: /proc shows only the container's processes; capabilities as expected" {
+    for who in root user; do
+        run both $who run --rm localhost/busybox sh -c 'ps -o pid,comm'
+        [ "$status" -eq 0 ]
+        [ "${#lines[@]}" -le 3 ]
+        [[ "${lines[1]}" =~ ^\ *1\  ]]
+        run both $who run --rm localhost/busybox grep CapEff /proc/self/status
+        [[ "$output" == *00000000800405fb ]]
+        run both $who run --rm --cap-drop ALL localhost/busybox grep CapEff /proc/self/status
+        [[ "$output" == *0000000000000000 ]]
+        # NET_RAW is bit 13
+        run both $who run --rm --cap-add net_raw localhost/busybox grep CapEff /proc/self/status
+        [[ "$output" == *00000000800425fb ]]
+        run both $who run --rm -u app localhost/busybox grep -E 'CapEff|CapBnd' /proc/self/status
+        [[ "${lines[0]}" == *0000000000000000 ]]
+        [[ "${lines[1]}" == *00000000800405fb ]]
+        run both $who run --rm localhost/busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status
+        [[ "$output" == *"NoNewPrivs:"*1* ]]
+        [[ "$output" == *"Seccomp:"*2* ]]
+    done
+    # network: none has only lo (up); host sees the host's interfaces
+    run berth run --rm localhost/busybox ls /sys/class/net
+    [ "$output" = lo ]
+    run berth run --rm --network host localhost/busybox ls /sys/class/net
+    [ "$(echo "$output" | wc -l)" -eq "$(ls /sys/class/net | wc -l)" ]
+}
+
+@test "run: --rm leaves no container, mount or state behind" {
+    for who in root user; do
+        both $who run --rm localhost/busybox true
+        run both $who ps -a -q
+        [ -z "$output" ]
+    done
+    ! grep -q "$FILE_TMP/root/overlay" /proc/self/mountinfo
+    [ -z "$(ls -A "$FILE_TMP/run/containers" 2>/dev/null)" ]
+    [ -z "$(ls -A "$FILE_TMP/root/containers" 2>/dev/null)" ]
+    [ -z "$(ls -A "$FILE_TMP/user/run/containers" 2>/dev/null)" ]
+}
+
+@test "run -d: logs, exec, stop, wait, rm" {
+    for who in root user; do
+        cid=$(both $who run -d --name web localhost/busybox sh -c 'echo started; trap "echo stopping; exit 3" TERM; while :; do sleep 0.1; done')
+        [ ${#cid} -eq 64 ]
+        for ((n = 0; n < 100; n++)); do
+            both $who logs web | grep -q started && break
+            sleep 0.05
+        done
+        run both $who logs web
+        [ "$output" = started ]
+        run both $who ps
+        [[ "$output" == *"Up "* ]]
+        [[ "$output" == *web* ]]
+        run both $who exec web sh -c 'echo in-exec; id -u; hostname; ps -o comm | grep -c sleep'
+        [ "$status" -eq 0 ]
+        [ "${lines[0]}" = in-exec ]
+        [ "${lines[1]}" = 0 ]
+        [ "${lines[2]}" = "${cid:0:12}" ]
+        run both $who exec -u app web id -u
+        [ "$output" = 1000 ]
+        run both $who exec web sh -c 'exit 5'
+        [ "$status" -eq 5 ]
+        echo exec-stdin | both $who exec -i web sh -c 'read l; echo "$l" > /tmp/x'
+        run both $who exec web cat /tmp/x
+        [ "$output" = exec-stdin ]
+        run both $who rm web
+        [ "$status" -ne 0 ]
+        both $who stop -t 5 web
+        run both $who wait web
+        [ "$output" = 3 ]
+        run both $who logs web
+        [ "${lines[1]}" = stopping ]
+        run both $who ps -a
+        [[ "$output" == *"Exited (3)"* ]]
+        run both $who exec web true
+        [ "$status" -ne 0 ]
+        # a stopped container starts again
+        both $who start web
+        run both $who ps
+        [[ "$output" == *web* ]]
+        both $who rm -f web
+        run both $who ps -a -q
+        [ -z "$output" ]
+    done
+}
+
+@test "run: 20 containers in parallel from one image" {
+    for who in root user; do
+        pids=()
+        for i in $(seq 20); do
+            both $who run --rm localhost/busybox sh -c "echo par-$i" >"$FILE_TMP/par-$who-$i.out" 2>&1 &
+            pids+=($!)
+        done
+        fails=0
+        for p in "${pids[@]}"; do
+            wait "$p" || fails=$((fails + 1))
+        done
+        for i in $(seq 20); do
+            [ "$(cat "$FILE_TMP/par-$who-$i.out")" = "par-$i" ] || {
+                cat "$FILE_TMP/par-$who-$i.out"
+                false
+            }
+        done
+        [ "$fails" -eq 0 ]
+        run both $who ps -a -q
+        [ -z "$output" ]
+    done
+}
+
+@test "escapes: symlinked /etc/passwd, volume target symlink, /dev symlink stay inside" {
+    # -u alice resolves from the image's file, not the host file the symlink names
+    run berth run --rm -u alice localhost/evil id -u
+    [ "$status" -eq 0 ]
+    [ "$output" = 1234 ]
+    # a volume mounted on /evil/x (where /evil -> a host dir) lands inside the rootfs
+    echo vol-src >"$FILE_TMP/volsrc"
+    run berth run --rm -v "$FILE_TMP/volsrc:/evil/x" localhost/evil sh -c "cat /evil/x; cat $FILE_TMP/hostdir/x"
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = vol-src ]
+    [ "${lines[1]}" = vol-src ]
+    [ ! -e "$FILE_TMP/hostdir/x" ]
+    # an image whose /dev is a symlink: refused, nothing mounted on the host directory
+    run berth run --rm localhost/devlink true
+    [ "$status" -ne 0 ]
+    [[ "$output" == *symlink* ]]
+    ! grep -q " $FILE_TMP/hostdir " /proc/self/mountinfo
+    [ -z "$(ls -A "$FILE_TMP/hostdir")" ]
+    run berth ps -a -q
+    [ -z "$output" ]
+}
+
+@test "run --runtime runc: the generated bundle runs under runc" {
+    skip_unless_cmd runc
+    run berth run --rm --runtime "$(command -v runc)" localhost/busybox sh -c 'echo via-runc; hostname; exit 6'
+    [ "$status" -eq 6 ]
+    [ "${lines[0]}" = via-runc ]
+}
+
+@test "run: resource limits as root (cgroups); rootless without a writable cgroup warns" {
+    run berth run --rm --pids-limit 5 localhost/busybox sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; echo all'
+    [ "$status" -ne 0 ]
+    [[ "$output" != *all* ]]
+    run berth run --rm -m 64m --cpus 0.5 localhost/busybox echo limited
+    [ "$status" -eq 0 ]
+    [[ "$output" == *limited* ]]
+    run ub run --rm -m 64m localhost/busybox echo rootless-limited
+    [ "$status" -eq 0 ]
+    [[ "$output" == *rootless-limited* ]]
+}
