@@ -1,0 +1,1189 @@
+/* berth build: executes a Containerfile stage by stage (see builder.h for the model). */
+#include "build/builder.h"
+
+#include "build/build_internal.h"
+#include "build/containerfile.h"
+#include "build/expand.h"
+#include "build/ignore.h"
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/fs.h"
+#include "common/imagespec.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/path.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct stage_result {
+    bool built;
+    char *top;   /* top layer or NULL */
+    json_t *doc; /* image config document */
+    char *key;   /* cache key after the last step */
+};
+
+struct bctx {
+    storage_store_t *s;
+    const struct builder_options *o;
+    struct containerfile *cf;
+    struct cf_stages *st;
+    struct build_args *ba;
+    int ctx_fd;
+    struct ignore *ign;
+    char *cache_dir;
+    struct bld_memo *memo;
+    FILE *out;
+    size_t step, nsteps;
+    struct stage_result *res;
+    char **keys; /* every key of this build (for --cache-to) */
+    size_t nkeys;
+};
+
+/* The state of the stage being built. */
+struct sstate {
+    json_t *doc;
+    char *top;
+    char *key;
+    struct stage_env se;
+    bool cmd_set;
+    bool entrypoint_set;
+};
+
+static void say(struct bctx *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct bctx *b, const char *fmt, ...)
+{
+    if (b->o->quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(b->out, fmt, ap);
+    va_end(ap);
+    fflush(b->out);
+}
+
+static void remember_key(struct bctx *b, const char *key)
+{
+    b->keys = xreallocarray(b->keys, b->nkeys + 2, sizeof(char *));
+    b->keys[b->nkeys++] = xstrdup(key);
+    b->keys[b->nkeys] = NULL;
+}
+
+static const char *cfg_str(json_t *doc, const char *k)
+{
+    return json_string_value(json_object_get(json_object_get(doc, "config"), k));
+}
+
+static char **shell_of(json_t *doc)
+{
+    json_t *sh = json_object_get(json_object_get(doc, "config"), "Shell");
+    char **v = NULL;
+    berth_error_t e = NULL;
+    if (json_is_array(sh) && json_array_size(sh) > 0 && json_to_strv(sh, "Shell", &v, &e) == 0)
+        return v;
+    berth_error_release(&e);
+    v = xcalloc(3, sizeof(char *));
+    v[0] = xstrdup("/bin/sh");
+    v[1] = xstrdup("-c");
+    return v;
+}
+
+static json_t *shell_form(json_t *doc, const char *cmd)
+{
+    cleanup_strv char **sh = shell_of(doc);
+    json_t *a = json_from_strv(sh);
+    json_array_append_new(a, json_string(cmd));
+    return a;
+}
+
+static char *strv_join(char *const *v, const char *sep)
+{
+    size_t len = 1;
+    for (char *const *p = v; p && *p; p++)
+        len += strlen(*p) + strlen(sep);
+    char *r = xmalloc(len);
+    r[0] = 0;
+    for (char *const *p = v; p && *p; p++) {
+        if (p != v)
+            strcat(r, sep);
+        strcat(r, *p);
+    }
+    return r;
+}
+
+/* The text of an expanded instruction as recorded in history and hashed into the key. */
+static char *inst_text(const struct cf_instruction *x)
+{
+    char *flags = xstrdup("");
+    for (size_t i = 0; i < x->nflags; i++) {
+        char *n = xasprintf("%s--%s=%s ", flags, x->flags[i].name, x->flags[i].value);
+        free(flags);
+        flags = n;
+    }
+    char *args;
+    if (x->json_form) {
+        json_t *a = json_from_strv(x->args);
+        args = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+    } else {
+        args = strv_join(x->args, " ");
+    }
+    char *hd = xstrdup("");
+    for (size_t i = 0; i < x->nheredocs; i++) {
+        char *n = xasprintf("%s\n%s%s", hd, x->heredocs[i].content, x->heredocs[i].name);
+        free(hd);
+        hd = n;
+    }
+    char *r = xasprintf("%s %s%s%s", x->keyword, flags, args, hd);
+    free(flags);
+    free(args);
+    free(hd);
+    return r;
+}
+
+static int ensure_obj(json_t *cfg, const char *k, json_t **out)
+{
+    json_t *o = json_object_get(cfg, k);
+    if (!json_is_object(o)) {
+        o = json_object();
+        json_object_set_new(cfg, k, o);
+    }
+    *out = o;
+    return 0;
+}
+
+static void env_set(json_t *cfg, const char *name, const char *value)
+{
+    json_t *env = json_object_get(cfg, "Env");
+    if (!json_is_array(env)) {
+        env = json_array();
+        json_object_set_new(cfg, "Env", env);
+    }
+    size_t nl = strlen(name);
+    size_t i;
+    json_t *e;
+    cleanup_free char *kv = xasprintf("%s=%s", name, value);
+    json_array_foreach(env, i, e)
+    {
+        const char *s = json_string_value(e);
+        if (s && strncmp(s, name, nl) == 0 && s[nl] == '=') {
+            json_array_set_new(env, i, json_string(kv));
+            return;
+        }
+    }
+    json_array_append_new(env, json_string(kv));
+}
+
+static int stage_key_base(const char *what, char **out)
+{
+    *out = bld_cache_key(NULL, what, NULL);
+    return 0;
+}
+
+/* Mount helpers for COPY --from / RUN --mount from=: a stage result or a store image. */
+struct from_root {
+    char *layer; /* mounted layer (NULL for an empty root) */
+    char *dir;
+    int fd;
+    char *empty_dir;
+};
+
+static void from_root_release(struct bctx *b, struct from_root *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    if (r->layer) {
+        berth_error_t e = NULL;
+        if (storage_layer_unmount(b->s, r->layer, false, &e) < 0)
+            berth_error_release(&e);
+    }
+    if (r->empty_dir)
+        rmdir(r->empty_dir);
+    free(r->layer);
+    free(r->dir);
+    free(r->empty_dir);
+    memset(r, 0, sizeof(*r));
+    r->fd = -1;
+}
+
+static int from_root_open(struct bctx *b, size_t cur_stage, const char *from, struct from_root *r,
+                          char **key_part, berth_error_t *err)
+{
+    memset(r, 0, sizeof(*r));
+    r->fd = -1;
+    const struct cf_stage *st = cf_stages_find(b->st, from);
+    const char *layer = NULL;
+    if (st) {
+        if (st->index >= cur_stage)
+            return berth_error_make_status(err, EINVAL,
+                                           "stage \"%s\" is not defined before this one", from);
+        struct stage_result *res = &b->res[st->index];
+        if (!res->built)
+            return berth_error_make_status(err, EINVAL, "stage \"%s\" was not built", from);
+        layer = res->top;
+        *key_part = xasprintf("stage:%s", res->top ? res->top : "scratch");
+    } else {
+        cleanup_storage_image storage_image_t *img = NULL;
+        if (storage_image_lookup(b->s, from, &img, err) < 0)
+            return berth_error_wrap(err, "--from=%s: not a stage of this build nor a local image",
+                                    from);
+        r->layer = img->top_layer ? xstrdup(img->top_layer) : NULL;
+        *key_part = xasprintf("image:%s", img->id);
+        layer = r->layer;
+    }
+    if (layer) {
+        free(r->layer);
+        r->layer = xstrdup(layer);
+        if (storage_layer_mount(b->s, r->layer, &r->dir, err) < 0) {
+            free(r->layer);
+            r->layer = NULL;
+            return -1;
+        }
+    } else {
+        r->empty_dir = xasprintf("%s/tmp/empty-%d", b->cache_dir, (int)getpid());
+        if (fs_mkdir_p(r->empty_dir, 0700, err) < 0)
+            return -1;
+        r->dir = xstrdup(r->empty_dir);
+    }
+    r->fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (r->fd < 0) {
+        int e = errno;
+        from_root_release(b, r);
+        return berth_error_make(err, e, "open \"%s\"", r->dir ? r->dir : "");
+    }
+    return 0;
+}
+
+/* Cache lookup for a layer step: true when the step can be skipped (state updated). */
+static int try_cache(struct bctx *b, struct sstate *ss, const char *key, const char *history,
+                     bool *hit, berth_error_t *err)
+{
+    *hit = false;
+    if (!b->o->layers || b->o->no_cache)
+        return 0;
+    bool found = false;
+    cleanup_free char *layer = NULL;
+    if (bld_cache_lookup(b->cache_dir, key, &found, &layer, err) < 0)
+        return -1;
+    if (!found || !layer)
+        return 0;
+    cleanup_storage_layer storage_layer_t *l = NULL;
+    berth_error_t e2 = NULL;
+    if (storage_layer_get(b->s, layer, &l, &e2) < 0 || !l->diff_digest ||
+        !(ss->top ? (l->parent && strcmp(l->parent, ss->top) == 0) : !l->parent)) {
+        berth_error_release(&e2);
+        return 0;
+    }
+    say(b, "--> Using cache %s\n", l->id);
+    free(ss->top);
+    ss->top = xstrdup(l->id);
+    bld_diff_id_add(ss->doc, l->diff_digest);
+    bld_history_add(ss->doc, history, false, b->o->timestamp);
+    *hit = true;
+    return 0;
+}
+
+static int finish_layer(struct bctx *b, struct sstate *ss, struct bld_rw *rw, const char *key,
+                        const char *history, berth_error_t *err)
+{
+    cleanup_storage_layer storage_layer_t *l = NULL;
+    if (bld_rw_commit(b->s, rw, ss->top, b->o->timestamp, &l, err) < 0)
+        return -1;
+    free(ss->top);
+    ss->top = xstrdup(l->id);
+    bld_diff_id_add(ss->doc, l->diff_digest);
+    bld_history_add(ss->doc, history, false, b->o->timestamp);
+    if (b->o->layers && bld_cache_store(b->cache_dir, key, l->id, err) < 0)
+        return -1;
+    say(b, "--> %.12s\n", l->id);
+    return 0;
+}
+
+static const char *workdir_of(struct sstate *ss)
+{
+    const char *w = cfg_str(ss->doc, "WorkingDir");
+    return w && *w ? w : "/";
+}
+
+/* ---- COPY / ADD ---- */
+
+static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct cf_instruction *x,
+                   const char *text, berth_error_t *err)
+{
+    bool add = strcmp(x->keyword, "ADD") == 0;
+    if (x->nargs < 2)
+        return berth_error_make_status(err, EINVAL, "%s requires at least two arguments",
+                                       x->keyword);
+    const char *from = cf_flag_get(x, "from");
+    const char *chown = cf_flag_get(x, "chown");
+    const char *chmod_s = cf_flag_get(x, "chmod");
+    const char *checksum = add ? cf_flag_get(x, "checksum") : NULL;
+    int chmod_v = -1;
+    if (chmod_s && *chmod_s) {
+        char *end;
+        long v = strtol(chmod_s, &end, 8);
+        if (*end || v < 0 || v > 07777)
+            return berth_error_make_status(err, EINVAL, "invalid --chmod=%s: need octal bits",
+                                           chmod_s);
+        chmod_v = (int)v;
+    }
+    const char *dest_raw = x->args[x->nargs - 1];
+    cleanup_free char *dest = NULL;
+    if (dest_raw[0] == '/') {
+        dest = xstrdup(dest_raw);
+    } else {
+        const char *wd = workdir_of(ss);
+        dest = xasprintf("%s%s%s", wd, wd[strlen(wd) - 1] == '/' ? "" : "/", dest_raw);
+        if (strcmp(dest_raw, ".") == 0 || strcmp(dest_raw, "./") == 0) {
+            free(dest);
+            dest = xasprintf("%s/", wd);
+        }
+    }
+    /* heredoc sources become files in a temporary directory */
+    cleanup_free char *hd_dir = NULL;
+    size_t nsrc = x->nargs - 1;
+    char **srcs = xcalloc(nsrc + 1, sizeof(char *));
+    bool any_hd = false, any_plain = false;
+    for (size_t i = 0; i < nsrc; i++) {
+        const struct cf_heredoc *h = cf_heredoc_for_arg(x, x->args[i]);
+        if (h) {
+            any_hd = true;
+            if (!hd_dir) {
+                hd_dir = xasprintf("%s/tmp/heredoc-%d-%zu", b->cache_dir, (int)getpid(), b->step);
+                if (fs_mkdir_p(hd_dir, 0700, err) < 0)
+                    goto fail_srcs;
+            }
+            cleanup_free char *p = fs_join(hd_dir, h->name);
+            if (fs_write_file_atomic(p, h->content, strlen(h->content), 0644, err) < 0)
+                goto fail_srcs;
+            srcs[i] = xstrdup(h->name);
+        } else {
+            any_plain = true;
+            srcs[i] = xstrdup(x->args[i]);
+        }
+    }
+    if (any_hd && (any_plain || from)) {
+        berth_error_make_status(err, EINVAL, "%s: heredoc sources can't be mixed with others",
+                                x->keyword);
+        goto fail_srcs;
+    }
+    struct from_root fr = {.fd = -1};
+    cleanup_free char *from_key = NULL;
+    struct copy_source src = {.fd = b->ctx_fd, .ign = b->ign, .is_context = true};
+    cleanup_close int hd_fd = -1;
+    if (from) {
+        if (from_root_open(b, stage, from, &fr, &from_key, err) < 0)
+            goto fail_srcs;
+        src = (struct copy_source){.fd = fr.fd, .ign = NULL, .is_context = false};
+    } else if (any_hd) {
+        hd_fd = open(hd_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hd_fd < 0) {
+            berth_error_make(err, errno, "open \"%s\"", hd_dir);
+            goto fail_srcs;
+        }
+        src = (struct copy_source){.fd = hd_fd, .ign = NULL, .is_context = true};
+    }
+    struct copy_plan plan = {.tmp_dir_fd = -1};
+    cleanup_free char *tmpdir = fs_join(b->cache_dir, "tmp");
+    int rc = copy_plan_make(&src, srcs, nsrc, dest, add, checksum, tmpdir, &plan, err);
+    cleanup_free char *key = NULL;
+    if (rc == 0) {
+        cleanup_digester digester_t *d = digester_new(DIGEST_SHA256);
+        if (from_key)
+            digester_update(d, from_key, strlen(from_key));
+        rc = copy_plan_digest(&plan, b->memo, d, err);
+        cleanup_free char *inputs = digester_finish(d);
+        key = bld_cache_key(ss->key, text, inputs);
+    }
+    bool hit = false;
+    cleanup_free char *history = NULL;
+    if (rc == 0) {
+        history = xasprintf("/bin/sh -c #(nop) %s", text);
+        rc = try_cache(b, ss, key, history, &hit, err);
+    }
+    if (rc == 0 && !hit) {
+        struct bld_rw rw;
+        rc = bld_rw_open(b->s, ss->top, &rw, err);
+        if (rc == 0) {
+            struct copy_owner own = {.chmod = chmod_v, .reset_owner = !from};
+            if (chown && *chown) {
+                own.set = true;
+                rc = copy_parse_chown(rw.root_fd, chown, &own.uid, &own.gid, err);
+            }
+            if (rc == 0)
+                rc = copy_plan_apply(&plan, rw.root_fd, &own, err);
+            if (rc == 0)
+                rc = finish_layer(b, ss, &rw, key, history, err);
+            else
+                bld_rw_abort(b->s, &rw);
+        }
+    }
+    if (rc == 0) {
+        free(ss->key);
+        ss->key = steal_pointer(&key);
+        remember_key(b, ss->key);
+    }
+    copy_plan_clear(&plan);
+    from_root_release(b, &fr);
+    if (hd_dir) {
+        berth_error_t e2 = NULL;
+        fs_rm_rf(hd_dir, &e2);
+        berth_error_release(&e2);
+    }
+    for (size_t i = 0; i < nsrc; i++)
+        free(srcs[i]);
+    free(srcs);
+    return rc;
+fail_srcs:
+    for (size_t i = 0; i < nsrc; i++)
+        free(srcs[i]);
+    free(srcs);
+    if (hd_dir) {
+        berth_error_t e2 = NULL;
+        fs_rm_rf(hd_dir, &e2);
+        berth_error_release(&e2);
+    }
+    return -1;
+}
+
+/* ---- RUN ---- */
+
+struct run_mounts {
+    json_t *mounts;
+    struct from_root roots[8];
+    size_t nroots;
+};
+
+static int valid_cache_id(const char *id)
+{
+    if (!*id || strlen(id) > 255 || id[0] == '/')
+        return 0;
+    cleanup_free char *c = xstrdup(id);
+    char *save = NULL;
+    for (char *p = strtok_r(c, "/", &save); p; p = strtok_r(NULL, "/", &save))
+        if (strcmp(p, "..") == 0 || strcmp(p, ".") == 0)
+            return 0;
+    for (const char *p = id; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+static int parse_mount(struct bctx *b, size_t stage, struct sstate *ss, const char *spec,
+                       struct run_mounts *rm, digester_t *d, berth_error_t *err)
+{
+    cleanup_free char *type = NULL, *target = NULL, *source = NULL, *from = NULL, *id = NULL,
+                      *mode = NULL, *size = NULL, *uid = NULL, *gid = NULL;
+    bool rw = false, ro_set = false, required = false;
+    cleanup_free char *copy = xstrdup(spec);
+    char *save = NULL;
+    for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        const char *v = eq ? eq + 1 : "true";
+        if (eq)
+            *eq = 0;
+        char **slot = NULL;
+        if (strcmp(kv, "type") == 0)
+            slot = &type;
+        else if (strcmp(kv, "target") == 0 || strcmp(kv, "dst") == 0 ||
+                 strcmp(kv, "destination") == 0)
+            slot = &target;
+        else if (strcmp(kv, "source") == 0 || strcmp(kv, "src") == 0)
+            slot = &source;
+        else if (strcmp(kv, "from") == 0)
+            slot = &from;
+        else if (strcmp(kv, "id") == 0)
+            slot = &id;
+        else if (strcmp(kv, "mode") == 0)
+            slot = &mode;
+        else if (strcmp(kv, "size") == 0)
+            slot = &size;
+        else if (strcmp(kv, "uid") == 0)
+            slot = &uid;
+        else if (strcmp(kv, "gid") == 0)
+            slot = &gid;
+        else if (strcmp(kv, "rw") == 0 || strcmp(kv, "readwrite") == 0)
+            rw = strcmp(v, "false") != 0;
+        else if (strcmp(kv, "ro") == 0 || strcmp(kv, "readonly") == 0) {
+            ro_set = true;
+            rw = strcmp(v, "false") == 0;
+        } else if (strcmp(kv, "required") == 0)
+            required = strcmp(v, "false") != 0;
+        else if (strcmp(kv, "sharing") == 0 || strcmp(kv, "relabel") == 0 || strcmp(kv, "z") == 0 ||
+                 strcmp(kv, "Z") == 0 || strcmp(kv, "env") == 0)
+            continue;
+        else
+            return berth_error_make_status(err, EINVAL, "RUN --mount: unknown option \"%s\"", kv);
+        if (slot) {
+            free(*slot);
+            *slot = xstrdup(v);
+        }
+    }
+    if (!type)
+        type = xstrdup("bind");
+    json_t *m = NULL;
+    if (strcmp(type, "secret") == 0) {
+        if (!id && target) {
+            const char *bn = strrchr(target, '/');
+            id = xstrdup(bn ? bn + 1 : target);
+        }
+        if (!id)
+            return berth_error_make_status(err, EINVAL, "RUN --mount=type=secret needs an id");
+        const char *path = NULL;
+        for (char **s = b->o->secrets; s && *s; s++) {
+            cleanup_free char *c2 = xstrdup(*s);
+            char *sv = NULL, *sid = NULL, *ssrc = NULL;
+            for (char *kv = strtok_r(c2, ",", &sv); kv; kv = strtok_r(NULL, ",", &sv)) {
+                if (strncmp(kv, "id=", 3) == 0)
+                    sid = kv + 3;
+                else if (strncmp(kv, "src=", 4) == 0 || strncmp(kv, "source=", 7) == 0)
+                    ssrc = strchr(kv, '=') + 1;
+            }
+            if (sid && ssrc && strcmp(sid, id) == 0) {
+                static __thread char keep[4096];
+                snprintf(keep, sizeof(keep), "%s", ssrc);
+                path = keep;
+            }
+        }
+        if (!path) {
+            if (required)
+                return berth_error_make_status(err, ENOENT,
+                                               "secret \"%s\" was not given "
+                                               "(--secret id=%s,src=PATH)",
+                                               id, id);
+            return 0;
+        }
+        char real[4096];
+        if (!realpath(path, real))
+            return berth_error_make(err, errno, "secret \"%s\": \"%s\"", id, path);
+        cleanup_free char *dst = target ? xstrdup(target) : xasprintf("/run/secrets/%s", id);
+        m = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", dst, "type", "bind", "source", real,
+                      "options", "rbind", "ro");
+    } else if (strcmp(type, "tmpfs") == 0) {
+        if (!target)
+            return berth_error_make_status(err, EINVAL, "RUN --mount=type=tmpfs needs a target");
+        m = json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", target, "type", "tmpfs", "source",
+                      "tmpfs", "options", "nosuid", "nodev", "mode=1777");
+        if (size) {
+            cleanup_free char *o = xasprintf("size=%s", size);
+            json_array_append_new(json_object_get(m, "options"), json_string(o));
+        }
+        digester_update(d, spec, strlen(spec));
+    } else if (strcmp(type, "cache") == 0) {
+        if (!target)
+            return berth_error_make_status(err, EINVAL, "RUN --mount=type=cache needs a target");
+        const char *cid = id ? id : target;
+        if (!valid_cache_id(cid))
+            return berth_error_make_status(err, EINVAL,
+                                           "RUN --mount=type=cache: invalid cache id \"%s\" "
+                                           "(no \"..\" components, not absolute)",
+                                           cid);
+        /* the directory is named by a digest of the id: it can never leave mounts/ */
+        cleanup_free char *h = bld_cache_key(NULL, "cache-mount", cid);
+        cleanup_free char *dir = xasprintf("%s/mounts/%s", b->cache_dir, h);
+        if (fs_mkdir_p(dir, 0755, err) < 0)
+            return -1;
+        if (uid || gid || mode) {
+            if (chown(dir, uid ? (uid_t)strtoul(uid, NULL, 10) : 0,
+                      gid ? (gid_t)strtoul(gid, NULL, 10) : 0) < 0)
+                return berth_error_make(err, errno, "chown cache mount");
+            if (mode && chmod(dir, (mode_t)strtoul(mode, NULL, 8)) < 0)
+                return berth_error_make(err, errno, "chmod cache mount");
+        }
+        m = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", target, "type", "bind", "source", dir,
+                      "options", "rbind", "rw");
+        digester_update(d, spec, strlen(spec));
+    } else if (strcmp(type, "bind") == 0) {
+        if (!target)
+            return berth_error_make_status(err, EINVAL, "RUN --mount=type=bind needs a target");
+        if (rm->nroots >= 8)
+            return berth_error_make_status(err, E2BIG, "too many RUN --mount=type=bind");
+        (void)ro_set;
+        struct from_root *fr = &rm->roots[rm->nroots];
+        fr->fd = -1;
+        cleanup_free char *srcpath = NULL;
+        int root_fd;
+        const char *root_dir;
+        cleanup_free char *kp = NULL;
+        if (from) {
+            if (from_root_open(b, stage, from, fr, &kp, err) < 0)
+                return -1;
+            rm->nroots++;
+            root_fd = fr->fd;
+            root_dir = fr->dir;
+            srcpath = path_clean_relative(source ? source : "/");
+        } else {
+            if (copy_clean_inside(source ? source : ".", &srcpath, err) < 0)
+                return -1;
+            root_fd = b->ctx_fd;
+            root_dir = b->o->context;
+        }
+        cleanup_free char *resolved = NULL;
+        if (path_resolve_in_root(root_fd, *srcpath ? srcpath : ".", true, &resolved, err) < 0)
+            return -1;
+        char real[4096];
+        cleanup_free char *joined = fs_join(root_dir, resolved);
+        if (!realpath(joined, real))
+            return berth_error_make(err, errno, "RUN --mount source \"%s\"", source ? source : ".");
+        /* inputs: the bound files' content when from the context, the layer otherwise */
+        if (from) {
+            digester_update(d, kp, strlen(kp));
+        } else {
+            struct copy_source cs = {.fd = b->ctx_fd, .ign = b->ign, .is_context = true};
+            struct copy_plan plan = {.tmp_dir_fd = -1};
+            char *one[2] = {*resolved ? resolved : (char *)".", NULL};
+            if (copy_plan_make(&cs, one, 1, "/", false, NULL, NULL, &plan, err) < 0)
+                return -1;
+            int r = copy_plan_digest(&plan, b->memo, d, err);
+            copy_plan_clear(&plan);
+            if (r < 0)
+                return -1;
+        }
+        digester_update(d, spec, strlen(spec));
+        /* bind mounts are read-only unless rw: writes are discarded by docker, refused here */
+        m = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", target, "type", "bind", "source",
+                      real, "options", "rbind", rw ? "rw" : "ro");
+    } else {
+        return berth_error_make_status(err, EINVAL, "RUN --mount: unknown type \"%s\"", type);
+    }
+    (void)ss;
+    json_array_append_new(rm->mounts, m);
+    return 0;
+}
+
+static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct cf_instruction *x,
+                  berth_error_t *err)
+{
+    cleanup_strv char **argv = NULL;
+    cleanup_free char *cmdtext = NULL;
+    if (x->json_form) {
+        argv = xcalloc(x->nargs + 1, sizeof(char *));
+        for (size_t i = 0; i < x->nargs; i++)
+            argv[i] = xstrdup(x->args[i]);
+        json_t *a = json_from_strv(argv);
+        cmdtext = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+    } else {
+        const char *line = x->nargs ? x->args[0] : "";
+        char *script;
+        const char *trimmed = line;
+        while (isspace((unsigned char)*trimmed))
+            trimmed++;
+        if (x->nheredocs == 1 && cf_heredoc_for_arg(x, trimmed)) {
+            script = cf_heredoc_body(&x->heredocs[0]);
+        } else {
+            script = xstrdup(line);
+            for (size_t i = 0; i < x->nheredocs; i++) {
+                char *n =
+                    xasprintf("%s\n%s%s", script, x->heredocs[i].content, x->heredocs[i].name);
+                free(script);
+                script = n;
+            }
+        }
+        cleanup_strv char **sh = shell_of(ss->doc);
+        size_t n = 0;
+        while (sh[n])
+            n++;
+        argv = xcalloc(n + 2, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+            argv[i] = xstrdup(sh[i]);
+        argv[n] = script;
+        cmdtext = strv_join(argv, " ");
+    }
+    cleanup_strv char **hargs = stage_env_history_args(&ss->se);
+    size_t nh = 0;
+    while (hargs && hargs[nh])
+        nh++;
+    cleanup_free char *hj = strv_join(hargs, " ");
+    cleanup_free char *history = nh ? xasprintf("|%zu %s %s", nh, hj, cmdtext) : xstrdup(cmdtext);
+    const char *network = cf_flag_get(x, "network");
+    if (!network || strcmp(network, "default") == 0)
+        network = b->o->network ? b->o->network : "none";
+    if (strcmp(network, "none") != 0 && strcmp(network, "host") != 0)
+        return berth_error_make_status(err, EINVAL, "RUN --network=%s: use none or host", network);
+    struct run_mounts rm = {.mounts = json_array()};
+    cleanup_digester digester_t *d = digester_new(DIGEST_SHA256);
+    size_t nm = 0;
+    const char **mounts = cf_flag_get_all(x, "mount", &nm);
+    int rc = 0;
+    for (size_t i = 0; i < nm && rc == 0; i++)
+        rc = parse_mount(b, stage, ss, mounts[i], &rm, d, err);
+    free(mounts);
+    cleanup_free char *inputs = digester_finish(d);
+    cleanup_free char *keytext = xasprintf("RUN %s network=%s user=%s workdir=%s", history, network,
+                                           cfg_str(ss->doc, "User") ?: "", workdir_of(ss));
+    cleanup_free char *key = rc == 0 ? bld_cache_key(ss->key, keytext, inputs) : NULL;
+    bool hit = false;
+    if (rc == 0)
+        rc = try_cache(b, ss, key, history, &hit, err);
+    if (rc == 0 && !hit) {
+        struct bld_rw rw;
+        rc = bld_rw_open(b->s, ss->top, &rw, err);
+        if (rc == 0) {
+            cleanup_strv char **env = stage_env_run_env(&ss->se);
+            struct bld_run r = {
+                .argv = argv,
+                .env = env,
+                .workdir = workdir_of(ss),
+                .user = cfg_str(ss->doc, "User"),
+                .network = network,
+                .mounts = rm.mounts,
+            };
+            int status = 0;
+            rc = bld_run(rw.dir, &r, &status, err);
+            if (rc == 0 && status != 0)
+                rc = berth_error_make_status(
+                    err, ECHILD, "RUN %s: the command exited with status %d", cmdtext, status);
+            if (rc == 0)
+                rc = finish_layer(b, ss, &rw, key, history, err);
+            else
+                bld_rw_abort(b->s, &rw);
+        }
+    }
+    if (rc == 0) {
+        free(ss->key);
+        ss->key = steal_pointer(&key);
+        remember_key(b, ss->key);
+    }
+    for (size_t i = 0; i < rm.nroots; i++)
+        from_root_release(b, &rm.roots[i]);
+    json_decref(rm.mounts);
+    return rc;
+}
+
+/* ---- metadata instructions ---- */
+
+static json_t *args_array(const struct cf_instruction *x, json_t *doc)
+{
+    if (x->json_form)
+        return json_from_strv(x->args);
+    return shell_form(doc, x->nargs ? x->args[0] : "");
+}
+
+static int do_meta(struct bctx *b, struct sstate *ss, const struct cf_instruction *in,
+                   const struct cf_instruction *x, const char *text, berth_error_t *err)
+{
+    json_t *cfg = bld_exec_config(ss->doc);
+    const char *kw = x->keyword;
+    cleanup_free char *history = xasprintf("/bin/sh -c #(nop) %s", text);
+    if (strcmp(kw, "ENV") == 0) {
+        if (stage_env_apply_env(&ss->se, in, err) < 0)
+            return -1;
+        for (size_t i = 0; i + 1 < x->nargs; i += 2)
+            env_set(cfg, x->args[i], x->args[i + 1]);
+    } else if (strcmp(kw, "ARG") == 0) {
+        if (stage_env_apply_arg(&ss->se, in, err) < 0)
+            return -1;
+    } else if (strcmp(kw, "LABEL") == 0) {
+        json_t *l;
+        ensure_obj(cfg, "Labels", &l);
+        for (size_t i = 0; i + 1 < x->nargs; i += 2)
+            json_object_set_new(l, x->args[i], json_string(x->args[i + 1]));
+    } else if (strcmp(kw, "WORKDIR") == 0) {
+        const char *w = x->nargs ? x->args[0] : "";
+        cleanup_free char *joined =
+            w[0] == '/' ? xstrdup(w) : xasprintf("%s/%s", workdir_of(ss), w);
+        cleanup_free char *clean = path_clean_relative(joined);
+        cleanup_free char *abs = xasprintf("/%s", clean);
+        json_object_set_new(cfg, "WorkingDir", json_string(abs));
+    } else if (strcmp(kw, "USER") == 0) {
+        json_object_set_new(cfg, "User", json_string(x->nargs ? x->args[0] : ""));
+    } else if (strcmp(kw, "CMD") == 0) {
+        json_object_set_new(cfg, "Cmd", args_array(x, ss->doc));
+        ss->cmd_set = true;
+    } else if (strcmp(kw, "ENTRYPOINT") == 0) {
+        json_object_set_new(cfg, "Entrypoint", args_array(x, ss->doc));
+        /* docker: an ENTRYPOINT resets a CMD inherited from the base image */
+        if (!ss->cmd_set)
+            json_object_del(cfg, "Cmd");
+    } else if (strcmp(kw, "SHELL") == 0) {
+        if (!x->json_form || x->nargs == 0)
+            return berth_error_make_status(err, EINVAL, "SHELL requires the JSON form");
+        json_object_set_new(cfg, "Shell", json_from_strv(x->args));
+    } else if (strcmp(kw, "EXPOSE") == 0) {
+        json_t *p;
+        ensure_obj(cfg, "ExposedPorts", &p);
+        for (size_t i = 0; i < x->nargs; i++) {
+            cleanup_free char *port =
+                strchr(x->args[i], '/') ? xstrdup(x->args[i]) : xasprintf("%s/tcp", x->args[i]);
+            for (char *c = port; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+            json_object_set_new(p, port, json_object());
+        }
+    } else if (strcmp(kw, "VOLUME") == 0) {
+        json_t *v;
+        ensure_obj(cfg, "Volumes", &v);
+        for (size_t i = 0; i < x->nargs; i++) {
+            if (!*x->args[i])
+                return berth_error_make_status(err, EINVAL, "VOLUME specified can not be empty");
+            json_object_set_new(v, x->args[i], json_object());
+        }
+    } else if (strcmp(kw, "STOPSIGNAL") == 0) {
+        json_object_set_new(cfg, "StopSignal", json_string(x->nargs ? x->args[0] : ""));
+    } else if (strcmp(kw, "MAINTAINER") == 0) {
+        json_object_set_new(ss->doc, "author", json_string(x->nargs ? x->args[0] : ""));
+    } else if (strcmp(kw, "ONBUILD") == 0) {
+        json_t *ob = json_object_get(cfg, "OnBuild");
+        if (!json_is_array(ob)) {
+            ob = json_array();
+            json_object_set_new(cfg, "OnBuild", ob);
+        }
+        json_array_append_new(ob, json_string(x->nargs ? x->args[0] : ""));
+    } else if (strcmp(kw, "HEALTHCHECK") == 0) {
+        json_t *hc = json_object();
+        if (x->nargs && strcmp(x->args[0], "NONE") == 0) {
+            json_object_set_new(hc, "Test", json_pack("[s]", "NONE"));
+        } else {
+            json_t *t = json_array();
+            if (x->json_form) {
+                json_array_append_new(t, json_string("CMD"));
+                for (size_t i = 1; i < x->nargs; i++)
+                    json_array_append_new(t, json_string(x->args[i]));
+            } else {
+                json_array_append_new(t, json_string("CMD-SHELL"));
+                json_array_append_new(t, json_string(x->nargs > 1 ? x->args[1] : ""));
+            }
+            json_object_set_new(hc, "Test", t);
+            static const struct {
+                const char *flag, *key;
+            } durs[] = {{"interval", "Interval"},
+                        {"timeout", "Timeout"},
+                        {"start-period", "StartPeriod"},
+                        {"start-interval", "StartInterval"}};
+            for (size_t i = 0; i < 4; i++) {
+                const char *v = cf_flag_get(x, durs[i].flag);
+                int64_t ns = 0;
+                if (v && cf_parse_duration(v, &ns, err) < 0) {
+                    json_decref(hc);
+                    return -1;
+                }
+                if (v)
+                    json_object_set_new(hc, durs[i].key, json_integer(ns));
+            }
+            const char *r = cf_flag_get(x, "retries");
+            if (r)
+                json_object_set_new(hc, "Retries", json_integer(strtoll(r, NULL, 10)));
+        }
+        json_object_set_new(cfg, "Healthcheck", hc);
+    } else {
+        return berth_error_make_status(err, EINVAL, "unknown instruction %s", kw);
+    }
+    bld_history_add(ss->doc, history, true, b->o->timestamp);
+    cleanup_free char *key = bld_cache_key(ss->key, history, NULL);
+    free(ss->key);
+    ss->key = steal_pointer(&key);
+    remember_key(b, ss->key);
+    return 0;
+}
+
+static int exec_instruction(struct bctx *b, size_t stage, struct sstate *ss,
+                            const struct cf_instruction *in, berth_error_t *err)
+{
+    cleanup_cf_instruction struct cf_instruction *x = NULL;
+    if (stage_env_expand_instruction(&ss->se, in, &x, err) < 0)
+        return -1;
+    cleanup_free char *text = inst_text(x);
+    int rc;
+    if (strcmp(x->keyword, "COPY") == 0 || strcmp(x->keyword, "ADD") == 0)
+        rc = do_copy(b, stage, ss, x, text, err);
+    else if (strcmp(x->keyword, "RUN") == 0)
+        rc = do_run(b, stage, ss, x, err);
+    else
+        rc = do_meta(b, ss, in, x, text, err);
+    if (rc < 0)
+        return berth_error_wrap(err, "%s:%d: %s", b->cf->filename, in->start_line, in->keyword);
+    return 0;
+}
+
+/* ---- stages ---- */
+
+static bool refs_stage(const struct cf_instruction *in, const struct cf_stage *st)
+{
+    size_t n = 0;
+    const char **v = cf_flag_get_all(in, "from", &n);
+    bool r = false;
+    char idx[32];
+    snprintf(idx, sizeof(idx), "%zu", st->index);
+    for (size_t i = 0; i < n; i++)
+        if ((st->name && strcasecmp(v[i], st->name) == 0) || strcmp(v[i], idx) == 0 ||
+            strchr(v[i], '$'))
+            r = true;
+    free(v);
+    const char **m = cf_flag_get_all(in, "mount", &n);
+    for (size_t i = 0; i < n; i++) {
+        const char *f = strstr(m[i], "from=");
+        if (f &&
+            (strchr(f, '$') || (st->name && strncasecmp(f + 5, st->name, strlen(st->name)) == 0) ||
+             strncmp(f + 5, idx, strlen(idx)) == 0))
+            r = true;
+    }
+    free(m);
+    return r;
+}
+
+/* Marks the stages the target needs (its base chain and every --from it uses). */
+static void mark_needed(const struct bctx *b, size_t t, bool *need)
+{
+    if (need[t])
+        return;
+    need[t] = true;
+    const struct cf_stage *st = &b->st->stages[t];
+    for (size_t j = 0; j < t; j++) {
+        const struct cf_stage *o = &b->st->stages[j];
+        bool r = (o->name && strcasecmp(st->base, o->name) == 0) || strchr(st->base, '$');
+        for (size_t i = st->first; i < st->end && !r; i++) {
+            const struct cf_instruction *in = &b->cf->insts[i];
+            r = refs_stage(in, o) || (in->onbuild_inner && refs_stage(in->onbuild_inner, o));
+        }
+        if (r)
+            mark_needed(b, j, need);
+    }
+}
+
+static int run_onbuild(struct bctx *b, size_t stage, struct sstate *ss, berth_error_t *err)
+{
+    json_t *cfg = bld_exec_config(ss->doc);
+    json_t *ob = json_object_get(cfg, "OnBuild");
+    if (!json_is_array(ob) || json_array_size(ob) == 0) {
+        json_object_del(cfg, "OnBuild");
+        return 0;
+    }
+    json_incref(ob);
+    json_object_del(cfg, "OnBuild");
+    size_t i;
+    json_t *t;
+    int rc = 0;
+    json_array_foreach(ob, i, t)
+    {
+        const char *s = json_string_value(t);
+        if (!s)
+            continue;
+        say(b, "ONBUILD %s\n", s);
+        cleanup_containerfile struct containerfile *cf = NULL;
+        if (containerfile_parse(s, strlen(s), "ONBUILD trigger", &cf, err) < 0) {
+            rc = -1;
+            break;
+        }
+        for (size_t k = 0; k < cf->n && rc == 0; k++) {
+            const char *kw = cf->insts[k].keyword;
+            if (!strcmp(kw, "FROM") || !strcmp(kw, "ONBUILD") || !strcmp(kw, "MAINTAINER")) {
+                rc = berth_error_make_status(err, EINVAL,
+                                             "%s isn't allowed as an ONBUILD "
+                                             "trigger",
+                                             kw);
+                break;
+            }
+            rc = exec_instruction(b, stage, ss, &cf->insts[k], err);
+        }
+        if (rc < 0)
+            break;
+    }
+    json_decref(ob);
+    return rc;
+}
+
+static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
+{
+    const struct cf_stage *st = &b->st->stages[si];
+    const struct cf_instruction *from = &b->cf->insts[st->from];
+    struct sstate ss = {0};
+    int rc = 0;
+    cleanup_free char *base = NULL;
+    if (build_args_expand_global(b->ba, st->base, &base, err) < 0)
+        return berth_error_wrap(err, "%s:%d: FROM", b->cf->filename, from->start_line);
+    b->step++;
+    say(b, "[%zu/%zu] STEP %zu/%zu: %s\n", si + 1, b->st->n, b->step, b->nsteps, from->original);
+    const struct cf_stage *prev = cf_stages_find(b->st, base);
+    if (prev && prev->index < si && prev->name && strcasecmp(prev->name, base) == 0) {
+        struct stage_result *r = &b->res[prev->index];
+        ss.doc = json_deep_copy(r->doc);
+        ss.top = r->top ? xstrdup(r->top) : NULL;
+        ss.key = xstrdup(r->key);
+    } else if (strcasecmp(base, "scratch") == 0) {
+        ss.doc = bld_config_scratch();
+        stage_key_base("scratch", &ss.key);
+    } else {
+        cleanup_storage_image storage_image_t *img = NULL;
+        if (storage_image_lookup(b->s, base, &img, err) < 0)
+            return berth_error_wrap(err, "%s:%d: FROM %s (pull it first, e.g. berth pull)",
+                                    b->cf->filename, from->start_line, base);
+        if (bld_config_from_image(b->s, img->id, &ss.doc, err) < 0)
+            return -1;
+        ss.top = img->top_layer ? xstrdup(img->top_layer) : NULL;
+        cleanup_free char *what = xasprintf("image:%s", img->id);
+        stage_key_base(what, &ss.key);
+    }
+    /* a new image: no inherited onbuild shown until triggers ran */
+    json_t *cfg = bld_exec_config(ss.doc);
+    cleanup_strv char **env = NULL;
+    json_t *je = json_object_get(cfg, "Env");
+    berth_error_t e2 = NULL;
+    if (json_is_array(je) && json_to_strv(je, "Env", &env, &e2) < 0)
+        berth_error_release(&e2);
+    size_t ne = 0;
+    while (env && env[ne])
+        ne++;
+    stage_env_init(&ss.se, b->ba, (const char *const *)env, ne);
+    rc = run_onbuild(b, si, &ss, err);
+    for (size_t i = st->first; i < st->end && rc == 0; i++) {
+        const struct cf_instruction *in = &b->cf->insts[i];
+        b->step++;
+        say(b, "STEP %zu/%zu: %s\n", b->step, b->nsteps, in->original);
+        rc = exec_instruction(b, si, &ss, in, err);
+    }
+    stage_env_clear(&ss.se);
+    if (rc < 0) {
+        json_decref(ss.doc);
+        free(ss.top);
+        free(ss.key);
+        return -1;
+    }
+    struct stage_result *r = &b->res[si];
+    r->built = true;
+    r->doc = ss.doc;
+    r->top = ss.top;
+    r->key = ss.key;
+    return 0;
+}
+
+int builder_build(storage_store_t *s, const struct builder_options *o, char **image_id,
+                  berth_error_t *err)
+{
+    struct bctx b = {.s = s, .o = o, .ctx_fd = -1, .out = o->progress ? o->progress : stderr};
+    int rc = -1;
+    bool *need = NULL;
+    if (containerfile_parse_file(o->containerfile, &b.cf, err) < 0)
+        return -1;
+    for (size_t i = 0; i < b.cf->nwarnings; i++)
+        log_warn("%s", b.cf->warnings[i]);
+    if (containerfile_stages(b.cf, &b.st, err) < 0)
+        goto out;
+    if (build_args_new((const char *const *)o->build_args, o->platform, NULL, &b.ba, err) < 0)
+        goto out;
+    for (size_t i = 0; i < b.st->nglobal_args; i++)
+        if (build_args_apply_global(b.ba, &b.cf->insts[b.st->global_args[i]], err) < 0)
+            goto out;
+    b.ctx_fd = open(o->context, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (b.ctx_fd < 0) {
+        berth_error_make(err, errno, "build context \"%s\"", o->context);
+        goto out;
+    }
+    if (ignore_load(b.ctx_fd, strcmp(o->containerfile, "-") ? o->containerfile : NULL, &b.ign, NULL,
+                    err) < 0)
+        goto out;
+    b.cache_dir = fs_join(storage_store_root(s), "build-cache");
+    if (fs_mkdir_p(b.cache_dir, 0700, err) < 0)
+        goto out;
+    b.memo = bld_memo_open(b.cache_dir);
+    for (char **cf = o->cache_from; cf && *cf; cf++)
+        if (bld_cache_import(s, b.cache_dir, *cf, err) < 0)
+            goto out;
+    size_t target = b.st->n - 1;
+    if (o->target) {
+        const struct cf_stage *t = cf_stages_find(b.st, o->target);
+        if (!t) {
+            berth_error_make_status(err, ENOENT, "--target %s: no such stage in %s", o->target,
+                                    b.cf->filename);
+            goto out;
+        }
+        target = t->index;
+    }
+    need = xcalloc(b.st->n, sizeof(bool));
+    mark_needed(&b, target, need);
+    for (size_t i = 0; i <= target; i++)
+        if (need[i])
+            b.nsteps += 1 + b.st->stages[i].end - b.st->stages[i].first;
+    b.res = xcalloc(b.st->n, sizeof(*b.res));
+    for (size_t i = 0; i <= target; i++) {
+        if (!need[i])
+            continue;
+        if (build_stage(&b, i, err) < 0)
+            goto out;
+    }
+    struct stage_result *fin = &b.res[target];
+    cleanup_free char *top = fin->top ? xstrdup(fin->top) : NULL;
+    if (o->squash && top) {
+        cleanup_storage_layer storage_layer_t *l = NULL;
+        if (bld_squash(s, top, o->timestamp, &l, err) < 0)
+            goto out;
+        free(top);
+        top = xstrdup(l->id);
+        json_t *h = json_object_get(fin->doc, "history");
+        /* one layer now: mark every earlier entry empty except the last */
+        size_t i;
+        json_t *e;
+        json_array_foreach(h, i, e)
+        {
+            if (i + 1 < json_array_size(h))
+                json_object_set_new(e, "empty_layer", json_true());
+            else
+                json_object_del(e, "empty_layer");
+        }
+    }
+    char **names = NULL;
+    size_t nn = 0;
+    for (char **t = o->tags; t && *t; t++) {
+        char *n = NULL;
+        if (bld_local_name(*t, &n, err) < 0) {
+            for (size_t k = 0; k < nn; k++)
+                free(names[k]);
+            free(names);
+            goto out;
+        }
+        names = xreallocarray(names, nn + 2, sizeof(char *));
+        names[nn++] = n;
+        names[nn] = NULL;
+    }
+    say(&b, "COMMIT%s%s\n", nn ? " " : "", nn ? names[0] : "");
+    int wr =
+        bld_image_write(s, fin->doc, top, o->docker_format, o->timestamp, names, image_id, err);
+    for (size_t k = 0; k < nn; k++)
+        free(names[k]);
+    free(names);
+    if (wr < 0)
+        goto out;
+    say(&b, "--> %.12s\n", *image_id);
+    for (char **t = o->tags; t && *t; t++) {
+        cleanup_free char *n = NULL;
+        if (bld_local_name(*t, &n, err) == 0)
+            say(&b, "Successfully tagged %s\n", n);
+        else
+            berth_error_release(err);
+    }
+    if (o->cache_to && bld_cache_export(s, b.cache_dir, o->cache_to, b.keys, err) < 0)
+        goto out;
+    cleanup_strv char **unused = build_args_unused(b.ba);
+    for (char **u = unused; u && *u; u++)
+        log_warn("one or more build args were not consumed: %s", *u);
+    rc = 0;
+out:
+    if (b.res) {
+        for (size_t i = 0; i < b.st->n; i++) {
+            json_decref(b.res[i].doc);
+            free(b.res[i].top);
+            free(b.res[i].key);
+        }
+        free(b.res);
+    }
+    free(need);
+    for (size_t i = 0; i < b.nkeys; i++)
+        free(b.keys[i]);
+    free(b.keys);
+    bld_memo_close(b.memo);
+    if (b.ctx_fd >= 0)
+        close(b.ctx_fd);
+    ignore_free(b.ign);
+    free(b.cache_dir);
+    build_args_free(b.ba);
+    cf_stages_free(b.st);
+    containerfile_free(b.cf);
+    return rc;
+}

@@ -1,0 +1,976 @@
+/* COPY and ADD: sources resolved inside their root (the context directory or another stage's
+ * rootfs), wildcards, docker's directory rules, .containerignore filtering, ADD of local archives
+ * (extracted, any compression libarchive knows) and of URLs (libcurl, optional checksum).
+ *
+ * Work is split in two: copy_plan_make() lists every input without writing anything, so the
+ * cache key can be computed from the inputs (copy_plan_digest); copy_plan_apply() then writes
+ * into the working rootfs, every destination resolved inside it. */
+#include "build/build_internal.h"
+
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "run/spec.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct copy_top {
+    int fd;     /* source root (borrowed) */
+    char *src;  /* path relative to the source root, "" = the root itself */
+    char *name; /* base name used when copying a file into a directory */
+    bool is_dir;
+    bool extract; /* ADD of a local archive */
+    bool url;
+    int64_t mtime; /* URL: Last-Modified (-1 unknown) */
+};
+
+struct copy_item {
+    size_t top;
+    char *rel; /* below the top's src; "" for a file top */
+    struct stat st;
+    char *link;
+};
+
+void copy_plan_clear(struct copy_plan *p)
+{
+    for (size_t i = 0; i < p->ntops; i++) {
+        free(p->tops[i].src);
+        free(p->tops[i].name);
+    }
+    free(p->tops);
+    for (size_t i = 0; i < p->nitems; i++) {
+        free(p->items[i].rel);
+        free(p->items[i].link);
+    }
+    free(p->items);
+    if (p->tmp_files) {
+        for (char **f = p->tmp_files; *f; f++) {
+            if (p->tmp_dir_fd >= 0)
+                unlinkat(p->tmp_dir_fd, *f, 0);
+            free(*f);
+        }
+        free(p->tmp_files);
+    }
+    if (p->tmp_dir_fd >= 0)
+        close(p->tmp_dir_fd);
+    free(p->dest);
+    memset(p, 0, sizeof(*p));
+    p->tmp_dir_fd = -1;
+}
+
+int copy_clean_inside(const char *path, char **out, berth_error_t *err)
+{
+    /* a stack of components; ".." that would pop past the root is an escape */
+    cleanup_free char *copy = xstrdup(path);
+    size_t cap = strlen(path) + 2;
+    char *res = xmalloc(cap);
+    size_t len = 0;
+    res[0] = 0;
+    char *save = NULL;
+    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, ".") == 0)
+            continue;
+        if (strcmp(c, "..") == 0) {
+            if (len == 0) {
+                free(res);
+                return berth_error_make_status(
+                    err, EPERM, "forbidden path outside the build context: %s", path);
+            }
+            char *sl = strrchr(res, '/');
+            len = sl ? (size_t)(sl - res) : 0;
+            res[len] = 0;
+            continue;
+        }
+        if (len)
+            res[len++] = '/';
+        memcpy(res + len, c, strlen(c) + 1);
+        len += strlen(c);
+    }
+    *out = res;
+    return 0;
+}
+
+static bool has_wildcard(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+static char *join_rel(const char *a, const char *b)
+{
+    if (!*a)
+        return xstrdup(b);
+    if (!*b)
+        return xstrdup(a);
+    return xasprintf("%s/%s", a, b);
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of a directory (without . and ..). */
+static int list_dir(int dfd, char ***out, size_t *n, berth_error_t *err)
+{
+    int fd2 = dup(dfd);
+    if (fd2 < 0)
+        return berth_error_make(err, errno, "dup");
+    DIR *d = fdopendir(fd2);
+    if (!d) {
+        close(fd2);
+        return berth_error_make(err, errno, "opendir");
+    }
+    rewinddir(d);
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (cnt + 1 >= cap) {
+            cap = cap ? cap * 2 : 32;
+            v = xreallocarray(v, cap, sizeof(*v));
+        }
+        v[cnt++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (v)
+        qsort(v, cnt, sizeof(*v), cmp_strp);
+    else
+        v = xcalloc(1, sizeof(*v));
+    v[cnt] = NULL;
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static bool excluded(const struct copy_source *src, const char *rel)
+{
+    if (!src->ign || !*rel)
+        return false;
+    bool ex = false;
+    berth_error_t e = NULL;
+    if (ignore_matches(src->ign, rel, &ex, &e) < 0) {
+        berth_error_release(&e);
+        return false;
+    }
+    return ex;
+}
+
+/* Expands a wildcard path component by component (docker: filepath.Match per component). */
+static int glob_expand(const struct copy_source *src, const char *pattern, char ***out,
+                       size_t *nout, berth_error_t *err)
+{
+    cleanup_free char *pc = xstrdup(pattern);
+    char **cur = xcalloc(2, sizeof(char *));
+    size_t ncur = 1;
+    cur[0] = xstrdup("");
+    char *save = NULL;
+    for (char *comp = strtok_r(pc, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+        char **next = NULL;
+        size_t nn = 0, cap = 0;
+        for (size_t i = 0; i < ncur; i++) {
+            if (!has_wildcard(comp)) {
+                if (nn + 1 >= cap) {
+                    cap = cap ? cap * 2 : 16;
+                    next = xreallocarray(next, cap, sizeof(*next));
+                }
+                next[nn++] = join_rel(cur[i], comp);
+                continue;
+            }
+            berth_error_t e2 = NULL;
+            int dfd = path_openat_in_root(src->fd, *cur[i] ? cur[i] : ".",
+                                          O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, &e2);
+            berth_error_release(&e2);
+            if (dfd < 0)
+                continue;
+            char **names = NULL;
+            size_t cnt = 0;
+            int r = list_dir(dfd, &names, &cnt, err);
+            close(dfd);
+            if (r < 0) {
+                for (size_t k = 0; k < nn; k++)
+                    free(next[k]);
+                free(next);
+                for (size_t k = 0; k < ncur; k++)
+                    free(cur[k]);
+                free(cur);
+                return -1;
+            }
+            for (size_t k = 0; k < cnt; k++) {
+                if (fnmatch(comp, names[k], 0) == 0) {
+                    if (nn + 1 >= cap) {
+                        cap = cap ? cap * 2 : 16;
+                        next = xreallocarray(next, cap, sizeof(*next));
+                    }
+                    next[nn++] = join_rel(cur[i], names[k]);
+                }
+                free(names[k]);
+            }
+            free(names);
+        }
+        for (size_t k = 0; k < ncur; k++)
+            free(cur[k]);
+        free(cur);
+        cur = next ? next : xcalloc(1, sizeof(char *));
+        ncur = nn;
+    }
+    cur = xreallocarray(cur, ncur + 1, sizeof(char *));
+    cur[ncur] = NULL;
+    *out = cur;
+    *nout = ncur;
+    return 0;
+}
+
+static void add_item(struct copy_plan *p, size_t *cap, size_t top, const char *rel,
+                     const struct stat *st, const char *link)
+{
+    if (p->nitems == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        p->items = xreallocarray(p->items, *cap, sizeof(*p->items));
+    }
+    struct copy_item *it = &p->items[p->nitems++];
+    it->top = top;
+    it->rel = xstrdup(rel);
+    it->st = *st;
+    it->link = link ? xstrdup(link) : NULL;
+}
+
+/* Walks dir `path` (relative to the source root), adding its descendants below `rel`. */
+static int walk(const struct copy_source *src, struct copy_plan *p, size_t *cap, size_t top,
+                const char *path, const char *rel, int depth, berth_error_t *err)
+{
+    if (depth > 256)
+        return berth_error_make_status(err, ELOOP, "\"%s\": directories nested too deeply", path);
+    cleanup_close int dfd = path_openat_in_root(
+        src->fd, *path ? path : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, err);
+    if (dfd < 0)
+        return -1;
+    char **names = NULL;
+    size_t n = 0;
+    if (list_dir(dfd, &names, &n, err) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        cleanup_free char *cp = join_rel(path, names[i]);
+        cleanup_free char *cr = join_rel(rel, names[i]);
+        struct stat st;
+        if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            rc = berth_error_make(err, errno, "stat \"%s\"", cp);
+            break;
+        }
+        bool ex = src->is_context && excluded(src, cp);
+        if (ex && !(S_ISDIR(st.st_mode) && ignore_dir_may_reinclude(src->ign, cp)))
+            continue;
+        if (S_ISLNK(st.st_mode)) {
+            char buf[PATH_MAX];
+            ssize_t l = readlinkat(dfd, names[i], buf, sizeof(buf) - 1);
+            if (l < 0) {
+                rc = berth_error_make(err, errno, "readlink \"%s\"", cp);
+                break;
+            }
+            buf[l] = 0;
+            add_item(p, cap, top, cr, &st, buf);
+        } else if (S_ISDIR(st.st_mode)) {
+            add_item(p, cap, top, cr, &st, NULL);
+            rc = walk(src, p, cap, top, cp, cr, depth + 1, err);
+        } else if (S_ISREG(st.st_mode)) {
+            if (!ex)
+                add_item(p, cap, top, cr, &st, NULL);
+        } else {
+            log_debug("COPY: skipping special file \"%s\"", cp);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+static bool is_url(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+/* Whether the file is an archive libarchive can read (tar, any compression). */
+static bool is_archive(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+        return false;
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_tar(a);
+    int dfd = dup(fd);
+    bool ok = false;
+    if (dfd >= 0 && lseek(dfd, 0, SEEK_SET) == 0 &&
+        archive_read_open_fd(a, dfd, 65536) == ARCHIVE_OK) {
+        struct archive_entry *e;
+        int r = archive_read_next_header(a, &e);
+        ok = r == ARCHIVE_OK || r == ARCHIVE_WARN;
+    }
+    archive_read_free(a);
+    if (dfd >= 0)
+        close(dfd);
+    return ok;
+}
+
+struct dl {
+    int fd;
+    digester_t *d;
+    berth_error_t *err;
+    int failed;
+};
+
+static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct dl *dl = ud;
+    size_t len = size * nmemb, off = 0;
+    while (off < len) {
+        ssize_t w = write(dl->fd, ptr + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            dl->failed = errno;
+            return 0;
+        }
+        off += (size_t)w;
+    }
+    digester_update(dl->d, ptr, len);
+    return len;
+}
+
+static int download(const char *url, int dir_fd, const char *name, const char *checksum,
+                    int64_t *mtime, berth_error_t *err)
+{
+    cleanup_close int fd =
+        openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return berth_error_make(err, errno, "create download file");
+    CURL *c = curl_easy_init();
+    if (!c)
+        return berth_error_make_status(err, ENOMEM, "curl init");
+    cleanup_digester digester_t *d = digester_new(DIGEST_SHA256);
+    struct dl dl = {.fd = fd, .d = d, .err = err};
+    char ebuf[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(c, CURLOPT_FILETIME, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dl_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &dl);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(c);
+    long ft = -1;
+    curl_easy_getinfo(c, CURLINFO_FILETIME, &ft);
+    curl_easy_cleanup(c);
+    if (dl.failed)
+        return berth_error_make(err, dl.failed, "ADD %s: write", url);
+    if (rc != CURLE_OK)
+        return berth_error_make_status(err, EIO, "ADD %s: %s", url,
+                                       *ebuf ? ebuf : curl_easy_strerror(rc));
+    *mtime = ft >= 0 ? ft : -1;
+    cleanup_free char *got = digester_finish(d);
+    if (checksum && strcmp(checksum, got) != 0)
+        return berth_error_make_status(
+            err, EINVAL, "ADD %s: checksum mismatch: expected %s, got %s", url, checksum, got);
+    return 0;
+}
+
+int copy_plan_make(const struct copy_source *src, char *const *srcs, size_t nsrcs,
+                   const char *dest_abs, bool add, const char *checksum, const char *tmpdir,
+                   struct copy_plan *p, berth_error_t *err)
+{
+    memset(p, 0, sizeof(*p));
+    p->tmp_dir_fd = -1;
+    size_t dl = strlen(dest_abs);
+    p->dest_dir = dl > 0 && (dest_abs[dl - 1] == '/' ||
+                             (dl > 1 && dest_abs[dl - 1] == '.' && dest_abs[dl - 2] == '/'));
+    p->dest = xstrdup(dest_abs);
+    size_t topcap = 0, itemcap = 0, ntmp = 0;
+    bool wildcards = false;
+    if (checksum && (nsrcs != 1 || !is_url(srcs[0])))
+        return berth_error_make_status(err, EINVAL, "ADD --checksum needs a single URL source");
+    for (size_t s = 0; s < nsrcs; s++) {
+        const char *arg = srcs[s];
+        if (add && is_url(arg)) {
+            if (p->tmp_dir_fd < 0) {
+                if (fs_mkdir_p(tmpdir, 0700, err) < 0)
+                    return -1;
+                p->tmp_dir_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (p->tmp_dir_fd < 0)
+                    return berth_error_make(err, errno, "open \"%s\"", tmpdir);
+            }
+            cleanup_free char *tmpname = xasprintf("dl-%d-%zu", (int)getpid(), s);
+            int64_t mtime = -1;
+            if (download(arg, p->tmp_dir_fd, tmpname, checksum, &mtime, err) < 0) {
+                unlinkat(p->tmp_dir_fd, tmpname, 0);
+                return -1;
+            }
+            p->tmp_files = xreallocarray(p->tmp_files, ntmp + 2, sizeof(char *));
+            p->tmp_files[ntmp++] = xstrdup(tmpname);
+            p->tmp_files[ntmp] = NULL;
+            /* name: last path component of the URL (without query) */
+            const char *u = strstr(arg, "://") + 3;
+            cleanup_free char *path = xstrdup(strchr(u, '/') ? strchr(u, '/') : "/");
+            char *q = strpbrk(path, "?#");
+            if (q)
+                *q = 0;
+            char *b = strrchr(path, '/');
+            const char *name = b && b[1] ? b + 1 : "index.html";
+            if (p->ntops == topcap) {
+                topcap = topcap ? topcap * 2 : 8;
+                p->tops = xreallocarray(p->tops, topcap, sizeof(*p->tops));
+            }
+            struct copy_top *t = &p->tops[p->ntops];
+            *t = (struct copy_top){.fd = p->tmp_dir_fd,
+                                   .src = xstrdup(tmpname),
+                                   .name = xstrdup(name),
+                                   .url = true,
+                                   .mtime = mtime};
+            struct stat st;
+            if (fstatat(p->tmp_dir_fd, tmpname, &st, 0) < 0)
+                return berth_error_make(err, errno, "stat download");
+            st.st_mode = S_IFREG | 0600;
+            add_item(p, &itemcap, p->ntops, "", &st, NULL);
+            p->ntops++;
+            continue;
+        }
+        cleanup_free char *clean = NULL;
+        if (src->is_context) {
+            if (copy_clean_inside(arg, &clean, err) < 0)
+                return -1;
+        } else {
+            clean = path_clean_relative(arg);
+        }
+        char **matches = NULL;
+        size_t nm = 0;
+        if (has_wildcard(clean)) {
+            wildcards = true;
+            if (glob_expand(src, clean, &matches, &nm, err) < 0)
+                return -1;
+        } else {
+            matches = xcalloc(2, sizeof(char *));
+            matches[0] = xstrdup(clean);
+            nm = 1;
+        }
+        size_t found = 0;
+        int rc = 0;
+        for (size_t m = 0; m < nm && rc == 0; m++) {
+            cleanup_free char *resolved = NULL;
+            if (path_resolve_in_root(src->fd, *matches[m] ? matches[m] : ".", true, &resolved,
+                                     err) < 0) {
+                rc = -1;
+                break;
+            }
+            struct stat st;
+            if (fstatat(src->fd, *resolved ? resolved : ".", &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT && has_wildcard(clean))
+                    continue;
+                rc = berth_error_make(
+                    err, errno, "%s: stat \"%s\"",
+                    src->is_context ? "file not found in build context" : "source not found", arg);
+                break;
+            }
+            bool ex = src->is_context && excluded(src, resolved);
+            if (ex && !S_ISDIR(st.st_mode))
+                continue;
+            if (p->ntops == topcap) {
+                topcap = topcap ? topcap * 2 : 8;
+                p->tops = xreallocarray(p->tops, topcap, sizeof(*p->tops));
+            }
+            size_t ti = p->ntops++;
+            struct copy_top *t = &p->tops[ti];
+            const char *bn = strrchr(matches[m], '/');
+            *t = (struct copy_top){.fd = src->fd,
+                                   .src = xstrdup(resolved),
+                                   .name = xstrdup(bn ? bn + 1 : matches[m]),
+                                   .is_dir = S_ISDIR(st.st_mode),
+                                   .mtime = -1};
+            found++;
+            if (t->is_dir) {
+                rc = walk(src, p, &itemcap, ti, resolved, "", 0, err);
+            } else if (S_ISREG(st.st_mode)) {
+                if (add) {
+                    berth_error_t e2 = NULL;
+                    int fd = path_openat_in_root(src->fd, resolved, O_RDONLY | O_CLOEXEC, 0, &e2);
+                    berth_error_release(&e2);
+                    if (fd >= 0) {
+                        t->extract = is_archive(fd);
+                        close(fd);
+                    }
+                }
+                add_item(p, &itemcap, ti, "", &st, NULL);
+            } else if (S_ISLNK(st.st_mode)) {
+                char buf[PATH_MAX];
+                ssize_t l = readlinkat(src->fd, resolved, buf, sizeof(buf) - 1);
+                if (l < 0) {
+                    rc = berth_error_make(err, errno, "readlink \"%s\"", resolved);
+                    break;
+                }
+                buf[l] = 0;
+                add_item(p, &itemcap, ti, "", &st, buf);
+            } else {
+                rc = berth_error_make_status(err, EINVAL, "\"%s\" is not a file or directory", arg);
+            }
+        }
+        for (size_t m = 0; m < nm; m++)
+            free(matches[m]);
+        free(matches);
+        if (rc < 0)
+            return -1;
+        if (!found)
+            return berth_error_make_status(
+                err, ENOENT, "no source files were specified: \"%s\" matches nothing in the %s%s",
+                arg, src->is_context ? "build context" : "source",
+                src->ign && src->is_context ? " (or is excluded by an ignore file)" : "");
+    }
+    if (p->ntops > 1 || wildcards) {
+        /* several sources: the destination must be a directory */
+        if (p->ntops > 1 && !p->dest_dir)
+            return berth_error_make_status(
+                err, EINVAL,
+                "when using several sources, the destination must be a directory "
+                "and end with a \"/\"");
+    }
+    return 0;
+}
+
+static const char *item_path(const struct copy_plan *p, const struct copy_item *it, char **buf)
+{
+    *buf = join_rel(p->tops[it->top].src, it->rel);
+    return *buf;
+}
+
+int copy_plan_digest(const struct copy_plan *p, struct bld_memo *m, digester_t *d,
+                     berth_error_t *err)
+{
+    for (size_t i = 0; i < p->ntops; i++) {
+        cleanup_free char *line =
+            xasprintf("top %s %d %d\n", p->tops[i].name, p->tops[i].is_dir, p->tops[i].extract);
+        digester_update(d, line, strlen(line));
+    }
+    for (size_t i = 0; i < p->nitems; i++) {
+        const struct copy_item *it = &p->items[i];
+        const struct copy_top *t = &p->tops[it->top];
+        cleanup_free char *content = NULL;
+        if (S_ISREG(it->st.st_mode)) {
+            cleanup_free char *path = NULL;
+            item_path(p, it, &path);
+            cleanup_close int fd =
+                path_openat_in_root(t->fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, err);
+            if (fd < 0)
+                return -1;
+            struct stat st;
+            if (fstat(fd, &st) < 0)
+                return berth_error_make(err, errno, "stat \"%s\"", path);
+            if (bld_memo_file_digest(t->url ? NULL : m, fd, &st, &content, err) < 0)
+                return berth_error_wrap(err, "\"%s\"", path);
+        }
+        cleanup_free char *line =
+            xasprintf("%zu %s %o %u %u %s %s\n", it->top, it->rel, (unsigned)it->st.st_mode,
+                      (unsigned)it->st.st_uid, (unsigned)it->st.st_gid, content ? content : "-",
+                      it->link ? it->link : "-");
+        digester_update(d, line, strlen(line));
+    }
+    return 0;
+}
+
+int copy_parse_chown(int root_fd, const char *spec, uid_t *uid, gid_t *gid, berth_error_t *err)
+{
+    struct spec_user u = {0};
+    if (spec_resolve_user(root_fd, spec, &u, err) < 0)
+        return berth_error_wrap(err, "--chown=%s", spec);
+    *uid = u.uid;
+    *gid = u.gid;
+    spec_user_free(&u);
+    return 0;
+}
+
+/* ---- writing ---- */
+
+struct dir_time {
+    char *path;
+    struct timespec t;
+};
+
+struct apply_ctx {
+    int root_fd;
+    const struct copy_owner *own;
+    struct dir_time *dirs;
+    size_t ndirs, capdirs;
+};
+
+static void owner_of(const struct apply_ctx *c, const struct stat *st, bool is_context, uid_t *u,
+                     gid_t *g)
+{
+    if (c->own->set) {
+        *u = c->own->uid;
+        *g = c->own->gid;
+    } else if (is_context || c->own->reset_owner) {
+        *u = 0;
+        *g = 0;
+    } else {
+        *u = st->st_uid;
+        *g = st->st_gid;
+    }
+}
+
+/* Makes sure directory `path` (relative to root) exists. */
+static int mkdir_p_in(int root_fd, const char *path, const struct apply_ctx *c, bool apply_owner,
+                      berth_error_t *err)
+{
+    if (!*path)
+        return 0;
+    cleanup_free char *base = NULL;
+    cleanup_close int pfd = path_open_parent_in_root(root_fd, path, true, &base, err);
+    if (pfd < 0)
+        return -1;
+    if (mkdirat(pfd, base, 0755) < 0) {
+        if (errno != EEXIST)
+            return berth_error_make(err, errno, "mkdir \"/%s\"", path);
+        return 0;
+    }
+    if (apply_owner && c->own->set && fchownat(pfd, base, c->own->uid, c->own->gid, 0) < 0)
+        return berth_error_make(err, errno, "chown \"/%s\"", path);
+    return 0;
+}
+
+static int replace_prepare(int pfd, const char *base, bool new_is_dir, berth_error_t *err)
+{
+    struct stat st;
+    if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0;
+    if (S_ISDIR(st.st_mode)) {
+        if (new_is_dir)
+            return 0;
+        return berth_error_make_status(err, EISDIR,
+                                       "cannot overwrite directory \"%s\" with a "
+                                       "non-directory",
+                                       base);
+    }
+    if (unlinkat(pfd, base, 0) < 0 && errno != ENOENT)
+        return berth_error_make(err, errno, "remove \"%s\"", base);
+    return 0;
+}
+
+static int copy_data(int in, int out, off_t size, berth_error_t *err)
+{
+    off_t done = 0;
+    while (done < size) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)(size - done), 0);
+        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+            n = sendfile(out, in, NULL, (size_t)(size - done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return berth_error_make(err, errno, "copy");
+        }
+        if (n == 0)
+            break;
+        done += n;
+    }
+    return 0;
+}
+
+static int write_entry(struct apply_ctx *c, const char *dst, int src_fd, const char *src_path,
+                       const struct stat *st, const char *link, bool is_context, int64_t mtime,
+                       berth_error_t *err)
+{
+    cleanup_free char *base = NULL;
+    cleanup_close int pfd = path_open_parent_in_root(c->root_fd, dst, true, &base, err);
+    if (pfd < 0)
+        return -1;
+    uid_t u;
+    gid_t g;
+    owner_of(c, st, is_context, &u, &g);
+    mode_t mode = st->st_mode & 07777;
+    if (c->own->chmod >= 0)
+        mode = (mode_t)c->own->chmod;
+    struct timespec times[2] = {st->st_mtim, st->st_mtim};
+    if (mtime >= 0)
+        times[0] = times[1] = (struct timespec){.tv_sec = mtime};
+    if (replace_prepare(pfd, base, S_ISDIR(st->st_mode), err) < 0)
+        return -1;
+    if (S_ISDIR(st->st_mode)) {
+        if (mkdirat(pfd, base, 0700) < 0 && errno != EEXIST)
+            return berth_error_make(err, errno, "mkdir \"/%s\"", dst);
+        if (fchownat(pfd, base, u, g, AT_SYMLINK_NOFOLLOW) < 0)
+            return berth_error_make(err, errno, "chown \"/%s\"", dst);
+        if (fchmodat(pfd, base, mode, 0) < 0)
+            return berth_error_make(err, errno, "chmod \"/%s\"", dst);
+        if (c->ndirs == c->capdirs) {
+            c->capdirs = c->capdirs ? c->capdirs * 2 : 64;
+            c->dirs = xreallocarray(c->dirs, c->capdirs, sizeof(*c->dirs));
+        }
+        c->dirs[c->ndirs++] = (struct dir_time){xstrdup(dst), times[1]};
+        return 0;
+    }
+    if (S_ISLNK(st->st_mode)) {
+        if (symlinkat(link, pfd, base) < 0)
+            return berth_error_make(err, errno, "symlink \"/%s\"", dst);
+        if (fchownat(pfd, base, u, g, AT_SYMLINK_NOFOLLOW) < 0)
+            return berth_error_make(err, errno, "chown \"/%s\"", dst);
+        utimensat(pfd, base, times, AT_SYMLINK_NOFOLLOW);
+        return 0;
+    }
+    cleanup_close int in =
+        path_openat_in_root(src_fd, src_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, err);
+    if (in < 0)
+        return -1;
+    struct stat ist;
+    if (fstat(in, &ist) < 0)
+        return berth_error_make(err, errno, "stat \"%s\"", src_path);
+    cleanup_close int out =
+        openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0)
+        return berth_error_make(err, errno, "create \"/%s\"", dst);
+    if (copy_data(in, out, ist.st_size, err) < 0)
+        return berth_error_wrap(err, "\"%s\" to \"/%s\"", src_path, dst);
+    if (fchown(out, u, g) < 0)
+        return berth_error_make(err, errno, "chown \"/%s\"", dst);
+    if (fchmod(out, mode) < 0)
+        return berth_error_make(err, errno, "chmod \"/%s\"", dst);
+    if (futimens(out, times) < 0)
+        return berth_error_make(err, errno, "set times of \"/%s\"", dst);
+    return 0;
+}
+
+/* Extracts an archive into dir (relative to root). */
+static int extract(struct apply_ctx *c, int src_fd, const char *src_path, const char *dir,
+                   berth_error_t *err)
+{
+    cleanup_close int fd = path_openat_in_root(src_fd, src_path, O_RDONLY | O_CLOEXEC, 0, err);
+    if (fd < 0)
+        return -1;
+    if (mkdir_p_in(c->root_fd, dir, c, true, err) < 0)
+        return -1;
+    struct archive *a = archive_read_new();
+    archive_read_support_filter_all(a);
+    archive_read_support_format_tar(a);
+    int rc = 0;
+    if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK) {
+        rc = berth_error_make_status(err, EIO, "open archive \"%s\": %s", src_path,
+                                     archive_error_string(a));
+        goto out;
+    }
+    struct archive_entry *e;
+    for (;;) {
+        int r = archive_read_next_header(a, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            rc = berth_error_make_status(err, EIO, "read archive \"%s\": %s", src_path,
+                                         archive_error_string(a));
+            goto out;
+        }
+        cleanup_free char *rel = path_clean_relative(archive_entry_pathname(e));
+        if (!*rel)
+            continue;
+        /* whiteouts and tar metadata entries have no meaning here */
+        const char *bn = strrchr(rel, '/');
+        bn = bn ? bn + 1 : rel;
+        if (strncmp(bn, ".wh.", 4) == 0)
+            continue;
+        cleanup_free char *dst = join_rel(dir, rel);
+        struct stat st = {0};
+        st.st_mode = archive_entry_mode(e);
+        st.st_uid = (uid_t)archive_entry_uid(e);
+        st.st_gid = (gid_t)archive_entry_gid(e);
+        st.st_mtim.tv_sec = archive_entry_mtime(e);
+        st.st_mtim.tv_nsec = archive_entry_mtime_nsec(e);
+        const char *hl = archive_entry_hardlink(e);
+        cleanup_free char *base = NULL;
+        cleanup_close int pfd = path_open_parent_in_root(c->root_fd, dst, true, &base, err);
+        if (pfd < 0) {
+            rc = -1;
+            goto out;
+        }
+        uid_t u;
+        gid_t g;
+        owner_of(c, &st, false, &u, &g);
+        struct timespec times[2] = {st.st_mtim, st.st_mtim};
+        if (hl) {
+            cleanup_free char *trel = path_clean_relative(hl);
+            cleanup_free char *tdst = join_rel(dir, trel);
+            cleanup_free char *tbase = NULL;
+            cleanup_close int tpfd = path_open_parent_in_root(c->root_fd, tdst, false, &tbase, err);
+            if (tpfd < 0 || replace_prepare(pfd, base, false, err) < 0 ||
+                linkat(tpfd, tbase, pfd, base, 0) < 0) {
+                if (tpfd >= 0 && !*err)
+                    berth_error_make(err, errno, "link \"/%s\"", dst);
+                rc = -1;
+                goto out;
+            }
+            continue;
+        }
+        if (replace_prepare(pfd, base, S_ISDIR(st.st_mode), err) < 0) {
+            rc = -1;
+            goto out;
+        }
+        mode_t mode = st.st_mode & 07777;
+        if (c->own->chmod >= 0)
+            mode = (mode_t)c->own->chmod;
+        if (S_ISDIR(st.st_mode)) {
+            if (mkdirat(pfd, base, 0700) < 0 && errno != EEXIST) {
+                rc = berth_error_make(err, errno, "mkdir \"/%s\"", dst);
+                goto out;
+            }
+            if (fchownat(pfd, base, u, g, 0) < 0 || fchmodat(pfd, base, mode, 0) < 0) {
+                rc = berth_error_make(err, errno, "set owner/mode of \"/%s\"", dst);
+                goto out;
+            }
+            if (c->ndirs == c->capdirs) {
+                c->capdirs = c->capdirs ? c->capdirs * 2 : 64;
+                c->dirs = xreallocarray(c->dirs, c->capdirs, sizeof(*c->dirs));
+            }
+            c->dirs[c->ndirs++] = (struct dir_time){xstrdup(dst), times[1]};
+        } else if (S_ISLNK(st.st_mode)) {
+            const char *target = archive_entry_symlink(e);
+            if (!target || symlinkat(target, pfd, base) < 0) {
+                rc = berth_error_make(err, errno, "symlink \"/%s\"", dst);
+                goto out;
+            }
+            if (fchownat(pfd, base, u, g, AT_SYMLINK_NOFOLLOW) < 0) {
+                rc = berth_error_make(err, errno, "chown \"/%s\"", dst);
+                goto out;
+            }
+            utimensat(pfd, base, times, AT_SYMLINK_NOFOLLOW);
+        } else if (S_ISREG(st.st_mode)) {
+            cleanup_close int out =
+                openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (out < 0) {
+                rc = berth_error_make(err, errno, "create \"/%s\"", dst);
+                goto out;
+            }
+            const void *buf;
+            size_t size;
+            la_int64_t offset;
+            int rr;
+            while ((rr = archive_read_data_block(a, &buf, &size, &offset)) == ARCHIVE_OK) {
+                size_t off = 0;
+                while (off < size) {
+                    ssize_t w = pwrite(out, (const char *)buf + off, size - off,
+                                       (off_t)offset + (off_t)off);
+                    if (w < 0) {
+                        if (errno == EINTR)
+                            continue;
+                        rc = berth_error_make(err, errno, "write \"/%s\"", dst);
+                        goto out;
+                    }
+                    off += (size_t)w;
+                }
+            }
+            if (rr != ARCHIVE_EOF) {
+                rc = berth_error_make_status(err, EIO, "read archive \"%s\": %s", src_path,
+                                             archive_error_string(a));
+                goto out;
+            }
+            if (ftruncate(out, archive_entry_size(e)) < 0 || fchown(out, u, g) < 0 ||
+                fchmod(out, mode) < 0 || futimens(out, times) < 0) {
+                rc = berth_error_make(err, errno, "set attributes of \"/%s\"", dst);
+                goto out;
+            }
+        } else {
+            log_debug("ADD: skipping special entry \"%s\"", rel);
+        }
+    }
+out:
+    archive_read_free(a);
+    return rc;
+}
+
+static int dir_exists(int root_fd, const char *path)
+{
+    berth_error_t e = NULL;
+    int fd =
+        path_openat_in_root(root_fd, *path ? path : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, &e);
+    berth_error_release(&e);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+int copy_plan_apply(const struct copy_plan *p, int root_fd, const struct copy_owner *own,
+                    berth_error_t *err)
+{
+    struct apply_ctx c = {.root_fd = root_fd, .own = own};
+    cleanup_free char *dest = path_clean_relative(p->dest);
+    int rc = 0;
+    bool dest_is_dir = p->dest_dir || dir_exists(root_fd, dest);
+    size_t it = 0;
+    for (size_t ti = 0; ti < p->ntops && rc == 0; ti++) {
+        const struct copy_top *t = &p->tops[ti];
+        bool is_context = !t->url && own->reset_owner;
+        if (t->extract) {
+            rc = extract(&c, t->fd, t->src, dest, err);
+            while (it < p->nitems && p->items[it].top == ti)
+                it++;
+            continue;
+        }
+        if (t->is_dir) {
+            rc = mkdir_p_in(root_fd, dest, &c, true, err);
+            for (; rc == 0 && it < p->nitems && p->items[it].top == ti; it++) {
+                const struct copy_item *i = &p->items[it];
+                cleanup_free char *sp = join_rel(t->src, i->rel);
+                cleanup_free char *dp = join_rel(dest, i->rel);
+                rc = write_entry(&c, dp, t->fd, sp, &i->st, i->link, is_context, -1, err);
+            }
+            continue;
+        }
+        cleanup_free char *dp = dest_is_dir ? join_rel(dest, t->name) : xstrdup(dest);
+        if (!*dp) {
+            rc = berth_error_make_status(err, EINVAL, "cannot copy a file onto \"/\"");
+            break;
+        }
+        if (dest_is_dir)
+            rc = mkdir_p_in(root_fd, dest, &c, true, err);
+        for (; rc == 0 && it < p->nitems && p->items[it].top == ti; it++) {
+            const struct copy_item *i = &p->items[it];
+            struct stat st = i->st;
+            if (t->url)
+                st.st_mode = S_IFREG | 0600;
+            rc = write_entry(&c, dp, t->fd, t->src, &st, i->link, is_context,
+                             t->url ? (t->mtime >= 0 ? t->mtime : 0) : -1, err);
+        }
+    }
+    /* directory times last, deepest first, so adding their contents does not change them */
+    for (size_t i = c.ndirs; i-- > 0;) {
+        if (rc == 0) {
+            berth_error_t e2 = NULL;
+            cleanup_free char *base = NULL;
+            int pfd = path_open_parent_in_root(root_fd, c.dirs[i].path, false, &base, &e2);
+            berth_error_release(&e2);
+            if (pfd >= 0) {
+                struct timespec t2[2] = {c.dirs[i].t, c.dirs[i].t};
+                utimensat(pfd, base, t2, AT_SYMLINK_NOFOLLOW);
+                close(pfd);
+            }
+        }
+        free(c.dirs[i].path);
+    }
+    free(c.dirs);
+    return rc;
+}

@@ -1,0 +1,145 @@
+/* RUN: executes a command in a mounted working layer through the run core (run/).
+ *
+ * Rootless: berth already runs inside its user namespace (uid 0 there, the user's subordinate ids
+ * mapped); the RUN container gets a nested user namespace with the identity mapping of ours, so
+ * the process sees the same ids and files it creates keep the ownership it gives them. */
+#include "build/build_internal.h"
+
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/path.h"
+#include "run/runtime.h"
+#include "run/spec.h"
+#include "storage/userns.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int mkdir_in_root(int root_fd, const char *path, berth_error_t *err)
+{
+    cleanup_free char *rel = path_clean_relative(path);
+    if (!*rel)
+        return 0;
+    cleanup_free char *base = NULL;
+    cleanup_close int pfd = path_open_parent_in_root(root_fd, rel, true, &base, err);
+    if (pfd < 0)
+        return -1;
+    if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST)
+        return berth_error_make(err, errno, "mkdir \"%s\"", path);
+    return 0;
+}
+
+int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_error_t *err)
+{
+    cleanup_close int root_fd = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        return berth_error_make(err, errno, "open \"%s\"", rootfs);
+    if (r->workdir && mkdir_in_root(root_fd, r->workdir, err) < 0)
+        return berth_error_wrap(err, "create the working directory");
+
+    bool rootless = userns_is_rootless();
+    struct spec_idmap um[USERNS_MAX_RANGES], gm[USERNS_MAX_RANGES];
+    size_t nu = 0, ng = 0;
+    if (rootless && geteuid() == 0) {
+        struct userns_mapping m;
+        if (userns_current_mapping(&m, err) < 0)
+            return -1;
+        for (size_t i = 0; i < m.n_uids; i++)
+            um[nu++] =
+                (struct spec_idmap){m.uids[i].container, m.uids[i].container, m.uids[i].size};
+        for (size_t i = 0; i < m.n_gids; i++)
+            gm[ng++] =
+                (struct spec_idmap){m.gids[i].container, m.gids[i].container, m.gids[i].size};
+    }
+    struct spec_options so = {
+        .args = r->argv,
+        .env = r->env,
+        .workdir = r->workdir,
+        .user = r->user,
+        .hostname = r->hostname ? r->hostname : "berth-build",
+        .rootless = rootless,
+        .network = r->network,
+        .terminal = r->terminal,
+        .uid_maps = nu ? um : NULL,
+        .gid_maps = ng ? gm : NULL,
+        .n_uid_maps = nu,
+        .n_gid_maps = ng,
+    };
+    cleanup_json json_t *spec = NULL;
+    if (spec_generate(NULL, rootfs, &so, &spec, err) < 0)
+        return berth_error_wrap(err, "generate the RUN spec");
+    json_t *mounts = json_object_get(spec, "mounts");
+    if (json_is_array(mounts) && r->network && strcmp(r->network, "host") == 0) {
+        /* name resolution as on the host, without writing into the layer */
+        static const char *const files[] = {"/etc/resolv.conf", "/etc/hosts"};
+        for (size_t i = 0; i < 2; i++) {
+            struct stat st;
+            if (stat(files[i], &st) < 0)
+                continue;
+            berth_error_t e2 = NULL;
+            int fd =
+                path_openat_in_root(root_fd, files[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, &e2);
+            berth_error_release(&e2);
+            if (fd < 0)
+                continue;
+            close(fd);
+            json_array_append_new(mounts, json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination",
+                                                    files[i], "type", "bind", "source", files[i],
+                                                    "options", "rbind", "ro"));
+        }
+    }
+    if (json_is_array(mounts) && r->mounts) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(r->mounts, i, m)
+        {
+            /* targets must exist: create directories (files for file binds) in the rootfs */
+            const char *dst = json_string_value(json_object_get(m, "destination"));
+            const char *src = json_string_value(json_object_get(m, "source"));
+            struct stat st;
+            bool file = src && stat(src, &st) == 0 && !S_ISDIR(st.st_mode) &&
+                        strcmp(json_string_value(json_object_get(m, "type")), "bind") == 0;
+            if (dst && !file && mkdir_in_root(root_fd, dst, err) < 0)
+                return berth_error_wrap(err, "RUN --mount target \"%s\"", dst);
+            if (dst && file) {
+                cleanup_free char *rel = path_clean_relative(dst);
+                cleanup_free char *dir = xstrdup(rel);
+                char *sl = strrchr(dir, '/');
+                if (sl) {
+                    *sl = 0;
+                    if (mkdir_in_root(root_fd, dir, err) < 0)
+                        return -1;
+                }
+                cleanup_free char *base = NULL;
+                cleanup_close int pfd = path_open_parent_in_root(root_fd, rel, true, &base, err);
+                if (pfd < 0)
+                    return -1;
+                int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd >= 0)
+                    close(fd);
+            }
+            json_array_append(mounts, m);
+        }
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    cleanup_free char *id = xasprintf("berth-build-%d-%ld", (int)getpid(), (long)ts.tv_nsec);
+    cleanup_free char *rtroot = runtime_default_root();
+    struct runtime_create_opts ro = {
+        .root = rtroot,
+        .id = id,
+        .bundle = rootfs,
+        .spec = spec,
+        .no_state = true,
+    };
+    fflush(stdout);
+    fflush(stderr);
+    if (runtime_run(&ro, status, err) < 0)
+        return berth_error_wrap(err, "run");
+    return 0;
+}
