@@ -7,6 +7,7 @@
 #include "common/fs.h"
 #include "common/json.h"
 #include "transport/copy.h"
+#include "transport/docker.h"
 #include "transport/manifest.h"
 #include "transport/transport.h"
 
@@ -282,7 +283,7 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
     };
     struct system_context sys;
     cli_system_context_init(g, &sys);
-    bool raw = false, config = false;
+    bool raw = false, config = false, no_tags = false;
     int c;
     bool b;
     while ((c = cli_getopt(argc, argv, "nh", opts, false)) != -1) {
@@ -294,6 +295,7 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
             config = true;
             break;
         case 'n':
+            no_tags = true;
             break;
         case OPT_OS:
             sys.os_override = optarg;
@@ -408,7 +410,20 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
     if (name)
         json_object_set_new(out, "Name", json_string(name));
     json_object_set_new(out, "Digest", json_string(digest));
-    json_object_set_new(out, "RepoTags", json_array());
+    json_t *tags = json_array();
+    if (!no_tags && strcmp(ref->transport->name, "docker") == 0) {
+        /* skopeo lists the repository's tags for registry images */
+        registry_client_t *rc = NULL; /* cached and owned by the docker transport */
+        cleanup_free char *repo = NULL;
+        cleanup_strv char **tv = NULL;
+        size_t nt = 0;
+        if (docker_open_client(ref, &sys, &rc, &repo, &err) < 0 ||
+            registry_list_tags(rc, repo, 0, &tv, &nt, &err) < 0)
+            goto fail;
+        for (size_t i = 0; i < nt; i++)
+            json_array_append_new(tags, json_string(tv[i]));
+    }
+    json_object_set_new(out, "RepoTags", tags);
     const char *created = json_get_string(cj, "created");
     if (created)
         json_object_set_new(out, "Created", json_string(created));

@@ -436,3 +436,34 @@ bad_copy() { # SRC EXPECTED-SUBSTRING
     [ "$status" -eq 0 ]
     [[ "$output" == *"example.com/x:1"* && "$output" == *"example.com/y:2"* ]]
 }
+
+@test "pull with a short name (registries.conf), push, inspect RepoTags against a registry" {
+    registry_start --name REG
+    run berth copy -q --dest-tls-verify=false "oci:$FIX/multi:img" "docker://$REG_ADDR/team/multi:1"
+    [ "$status" -eq 0 ]
+    cat >"$HARNESS_TMP/registries.conf" <<EOC
+unqualified-search-registries = ["$REG_ADDR"]
+[[registry]]
+location = "$REG_ADDR"
+insecure = true
+EOC
+    run berth --registries-conf "$HARNESS_TMP/registries.conf" pull team/multi:1
+    [ "$status" -eq 0 ] || {
+        echo "$output"
+        false
+    }
+    [[ "$output" == *"Trying to pull docker://$REG_ADDR/team/multi:1"* ]]
+    [ "sha256:${lines[-1]}" = "$(cat "$FIX/multi.config")" ]
+    run berth inspect --raw "containers-storage:$REG_ADDR/team/multi:1"
+    [ "$status" -eq 0 ]
+    [ "$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" = "$(cat "$FIX/multi.manifest" | cut -d: -f2)" ]
+    run berth push -q --tls-verify=false "$REG_ADDR/team/multi:1" "docker://$REG_ADDR/team/copy:2"
+    [ "$status" -eq 0 ]
+    run berth inspect --tls-verify=false "docker://$REG_ADDR/team/copy:2"
+    [ "$status" -eq 0 ]
+    echo "$output" | jq -e '.RepoTags == ["2"] and .Labels.test == "multi"'
+    [ "$(skopeo inspect --tls-verify=false --config "docker://$REG_ADDR/team/copy:2" | jq -r '.rootfs.diff_ids | join(" ")')" = "$(cat "$FIX/multi.diffids")" ]
+    # a short name that nothing resolves
+    run berth --registries-conf "$HARNESS_TMP/registries.conf" pull team/nosuch:1
+    [ "$status" -eq 125 ]
+}
