@@ -362,6 +362,51 @@ int storage_layer_list(storage_store_t *s, storage_layer_t ***out, berth_error_t
     return 0;
 }
 
+int storage_layer_find_by_digest(storage_store_t *s, const char *digest, storage_layer_t **out,
+                                 berth_error_t *err)
+{
+    if (digest_validate(digest, err) < 0)
+        return -1;
+    storage_layer_t **all = NULL;
+    if (storage_layer_list(s, &all, err) < 0)
+        return -1;
+    storage_layer_t *found = NULL;
+    for (size_t i = 0; all[i]; i++) {
+        if ((all[i]->diff_digest && strcmp(all[i]->diff_digest, digest) == 0) ||
+            (all[i]->compressed_digest && strcmp(all[i]->compressed_digest, digest) == 0)) {
+            if (!found || strcmp(all[i]->id, found->id) < 0)
+                found = all[i];
+        }
+    }
+    int ret = 0;
+    if (found) {
+        *out = found;
+        for (size_t i = 0; all[i]; i++)
+            if (all[i] != found)
+                storage_layer_free(all[i]);
+        free(all);
+        return 0;
+    }
+    ret = berth_error_make_status(err, ENOENT, "no layer with digest %s", digest);
+    storage_layer_list_free(all);
+    return ret;
+}
+
+int storage_layer_set_compressed(storage_store_t *s, const char *id, const char *digest,
+                                 int64_t size, berth_error_t *err)
+{
+    if (digest_validate(digest, err) < 0)
+        return -1;
+    LOCK_OR_FAIL(s, true, err);
+    cleanup_storage_layer storage_layer_t *l = NULL;
+    if (layer_read(s, id, &l, err) < 0)
+        return -1;
+    free(l->compressed_digest);
+    l->compressed_digest = xstrdup(digest);
+    l->compressed_size = size;
+    return layer_write(s, l, err);
+}
+
 char *storage_chain_id(const char *parent_chain_id, const char *diff_digest)
 {
     if (!parent_chain_id)
@@ -684,6 +729,14 @@ int storage_layer_create_from_tar(storage_store_t *s, const struct storage_layer
             goto out;
         }
         berth_error_release(&e2);
+        storage_layer_free(pl);
+        pl = NULL;
+        if (parent && layer_read(s, parent, &pl, err) < 0) {
+            /* removed while we were applying */
+            storage_store_unlock(s);
+            berth_error_wrap(err, "parent of the new layer");
+            goto out;
+        }
         if (s->drv->exists(s->dstate, id)) /* orphan from a crash while we held no lock */
             s->drv->remove(s->dstate, id, &e2);
         berth_error_release(&e2);

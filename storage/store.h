@@ -131,6 +131,13 @@ int storage_layer_create_rw(storage_store_t *s, const char *id, const char *pare
 int storage_layer_get(storage_store_t *s, const char *id, storage_layer_t **out,
                       berth_error_t *err);
 int storage_layer_list(storage_store_t *s, storage_layer_t ***out, berth_error_t *err);
+/* Finds a layer whose diff digest or compressed digest is `digest` (any parent), e.g. to skip a
+ * blob a pull already has.  ENOENT if none; the first match (lowest id) when several. */
+int storage_layer_find_by_digest(storage_store_t *s, const char *digest, storage_layer_t **out,
+                                 berth_error_t *err);
+/* Records the compressed digest/size of a layer (e.g. after a push compressed it). */
+int storage_layer_set_compressed(storage_store_t *s, const char *id, const char *digest,
+                                 int64_t size, berth_error_t *err);
 /* Fails with EBUSY if another layer, an image or a container uses it. */
 int storage_layer_remove(storage_store_t *s, const char *id, berth_error_t *err);
 /* Tar stream of the layer's changes.  For an unmodified layer applied from a tar (has_tar_split,
@@ -186,8 +193,10 @@ struct storage_image_options {
     size_t n_extra;
 };
 
-/* Creates an image record.  If the image exists already, its names are merged (and moved from
- * other images) and it is returned: concurrent pulls of one image both succeed. */
+/* Creates an image record.  The top layer must exist (ENOENT otherwise: a concurrent rmi may have
+ * collected a fresh layer nobody referenced yet; callers retry).  If the image exists already, its
+ * names are merged (and moved from other images) and it is returned: concurrent pulls of one image
+ * both succeed. */
 int storage_image_create(storage_store_t *s, const struct storage_image_options *opts,
                          storage_image_t **out, berth_error_t *err);
 /* Finds an image by: full id, "sha256:<id>", manifest digest, a unique id prefix (>= 3 hex

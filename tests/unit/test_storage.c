@@ -152,6 +152,18 @@ static void test_images_and_names(void **state)
     berth_error_release(&err);
     assert_int_equal(storage_image_get_big_data(f->s, i1->id, "config", 3, &data, NULL, &err), -1);
     berth_error_release(&err);
+    /* find by digest, record the compressed digest */
+    storage_layer_t *fl = NULL;
+    assert_int_equal(storage_layer_find_by_digest(f->s, l->diff_digest, &fl, &err), 0);
+    assert_string_equal(fl->id, l->id);
+    storage_layer_free(fl);
+    const char *cz = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    assert_int_equal(storage_layer_set_compressed(f->s, l->id, cz, 42, &err), 0);
+    assert_int_equal(storage_layer_find_by_digest(f->s, cz, &fl, &err), 0);
+    assert_int_equal(fl->compressed_size, 42);
+    storage_layer_free(fl);
+    assert_int_equal(storage_layer_find_by_digest(f->s, "sha256:22", &fl, &err), -1);
+    berth_error_release(&err);
     /* same config again: both "pulls" succeed, names merged */
     cleanup_storage_image storage_image_t *again =
         image_with(f, l->id, "{\"c\":1}", "localhost/two:1");
