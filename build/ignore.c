@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,8 +20,9 @@ enum tok_kind { T_LIT, T_STAR, T_QMARK, T_DSTAR_SLASH, T_DSTAR_ALL, T_CLASS };
 struct tok {
     enum tok_kind kind;
     char c;
-    bool negate;        /* T_CLASS */
-    unsigned char *set; /* T_CLASS: 256 flags */
+    bool negate;      /* T_CLASS */
+    uint32_t *ranges; /* T_CLASS: nranges pairs of code points lo..hi */
+    size_t nranges;
 };
 
 struct pattern {
@@ -132,6 +134,32 @@ static bool valid_pattern(const char *p)
     return true;
 }
 
+/* One UTF-8 character at s (n bytes available): its code point and length (an invalid byte
+ * counts as one character, as Go's decoder does with RuneError). */
+static size_t utf8_next(const char *s, size_t n, uint32_t *cp)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = u[0] < 0x80         ? 1
+                 : (u[0] >> 5) == 6  ? 2
+                 : (u[0] >> 4) == 14 ? 3
+                 : (u[0] >> 3) == 30 ? 4
+                                     : 0;
+    if (len == 0 || len > n) {
+        *cp = 0xfffd;
+        return 1;
+    }
+    uint32_t c = len == 1 ? u[0] : len == 2 ? u[0] & 0x1f : len == 3 ? u[0] & 0x0f : u[0] & 0x07;
+    for (size_t i = 1; i < len; i++) {
+        if ((u[i] & 0xc0) != 0x80) {
+            *cp = 0xfffd;
+            return 1;
+        }
+        c = (c << 6) | (u[i] & 0x3f);
+    }
+    *cp = c;
+    return len;
+}
+
 /* ---- compile (Pattern.compile) ---- */
 
 static void add_tok(struct pattern *pt, struct tok t)
@@ -180,7 +208,7 @@ static void compile(struct pattern *pt)
                 add_tok(pt, (struct tok){.kind = T_LIT, .c = '\\'});
             }
         } else if (ch == '[') {
-            struct tok t = {.kind = T_CLASS, .set = xcalloc(256, 1)};
+            struct tok t = {.kind = T_CLASS};
             if (i < n && s[i] == '^') {
                 t.negate = true;
                 i++;
@@ -188,18 +216,21 @@ static void compile(struct pattern *pt)
             bool first = true;
             while (i < n && (s[i] != ']' || first)) {
                 first = false;
-                unsigned char lo = (unsigned char)s[i++];
-                if (lo == '\\' && i < n)
-                    lo = (unsigned char)s[i++];
-                unsigned char hi = lo;
+                uint32_t lo, hi;
+                if (s[i] == '\\' && i + 1 < n)
+                    i++;
+                i += utf8_next(s + i, n - i, &lo);
+                hi = lo;
                 if (i + 1 < n && s[i] == '-' && s[i + 1] != ']') {
                     i++;
-                    hi = (unsigned char)s[i++];
-                    if (hi == '\\' && i < n)
-                        hi = (unsigned char)s[i++];
+                    if (s[i] == '\\' && i + 1 < n)
+                        i++;
+                    i += utf8_next(s + i, n - i, &hi);
                 }
-                for (unsigned c = lo; c <= hi; c++)
-                    t.set[c] = 1;
+                t.ranges = xreallocarray(t.ranges, 2 * (t.nranges + 1), sizeof(uint32_t));
+                t.ranges[2 * t.nranges] = lo;
+                t.ranges[2 * t.nranges + 1] = hi;
+                t.nranges++;
             }
             if (i < n)
                 i++; /* ']' */
@@ -250,16 +281,26 @@ static bool m_at(struct mstate *m, size_t ti, size_t si)
                 return false;
             si++;
             break;
-        case T_QMARK:
+        case T_QMARK: {
             if (si >= m->len || c == '/')
                 return false;
-            si++;
+            uint32_t cp;
+            si += utf8_next(m->s + si, m->len - si, &cp);
             break;
-        case T_CLASS:
-            if (si >= m->len || (t->set[(unsigned char)c] != 0) == t->negate)
+        }
+        case T_CLASS: {
+            if (si >= m->len)
                 return false;
-            si++;
+            uint32_t cp;
+            size_t l = utf8_next(m->s + si, m->len - si, &cp);
+            bool in = false;
+            for (size_t r = 0; r < t->nranges && !in; r++)
+                in = cp >= t->ranges[2 * r] && cp <= t->ranges[2 * r + 1];
+            if (in == t->negate)
+                return false;
+            si += l;
             break;
+        }
         case T_STAR:
             for (size_t q = si;; q++) {
                 if (m_at(m, ti + 1, q))
@@ -328,7 +369,7 @@ void ignore_free(struct ignore *ign)
     for (size_t i = 0; i < ign->n; i++) {
         struct pattern *p = &ign->pats[i];
         for (size_t k = 0; k < p->ntoks; k++)
-            free(p->toks[k].set);
+            free(p->toks[k].ranges);
         free(p->toks);
         free(p->text);
         free(p->display);

@@ -95,6 +95,23 @@ static const struct pat_case pat_cases[] = {
     {"**/*.log", "sub/x.log", true},
     {"?", "ab", false},
     {"[a-c]*", "bz", true},
+    /* '?' and classes take whole UTF-8 characters */
+    {"a?b",
+     "a\xc3\xa9"
+     "b",
+     true},
+    {"a??b",
+     "a\xc3\xa9"
+     "b",
+     false},
+    {"a[^x]b",
+     "a\xe2\x82\xac"
+     "b",
+     true},
+    {"[\xc3\xa0-\xc3\xbc]x", "\xc3\xa9x", true},
+    {"*[\xc3\xa0-\xc3\xbc]", "e", false},
+    {"[x\\-]", "-", true},
+    {"[\\-x]", "a", false},
 };
 
 static void test_pattern_table(void **state)
@@ -184,7 +201,8 @@ static void test_file_table(void **state)
 static void test_bad_patterns(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"!\n", "[a\n", "a\\\n", "[]\n", "x/[a-]\n", "[^\n"};
+    static const char *const bad[] = {"!\n",  "[a\n",   "a\\\n",  "[]\n",      "x/[a-]\n",
+                                      "[^\n", "[]a]\n", "[-x]\n", "[a-b-c]\n", "[^bc\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cleanup_error berth_error_t err = NULL;
         struct ignore *ign = NULL;
