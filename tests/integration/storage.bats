@@ -130,15 +130,19 @@ layer_count() {
     "$BERTH" --root "$BERTH_TEST_ROOT" --runroot "$BERTH_TEST_RUNROOT" import "$big" big \
         >/dev/null 2>&1 &
     pid=$!
-    # wait until the import is writing its staging layer, then kill it
-    for _ in $(seq 100); do
-        ls "$BERTH_TEST_ROOT/staging/"*.lock >/dev/null 2>&1 && break
-        sleep 0.05
+    # wait until the import is well into writing its staging layer (20 MB), then kill it
+    for _ in $(seq 400); do
+        if ls "$BERTH_TEST_ROOT/staging/"*.lock >/dev/null 2>&1 &&
+            [ "$(du -sm "$BERTH_TEST_ROOT/overlay" 2>/dev/null | cut -f1)" -ge 20 ]; then
+            break
+        fi
+        sleep 0.02
     done
-    sleep 0.3
+    ls "$BERTH_TEST_ROOT/staging/"*.lock
     kill -9 "$pid"
     wait "$pid" || true
     # the interrupted layer is there until the next command opens the store
+    ls "$BERTH_TEST_ROOT/overlay" | grep -q '^stg-'
     run berth system check
     [ "$status" -eq 0 ]
     [[ "$output" == *"store is clean"* ]]
