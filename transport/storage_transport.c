@@ -495,7 +495,7 @@ static int st_new_destination(struct image_reference *ref, const struct system_c
     dst->priv = d;
     if (r->name)
         d->name = xstrdup(r->name);
-    else if (ref->docker_name)
+    else if (ref->docker_name && !strchr(ref->docker_name, '@'))
         d->name = xstrdup(ref->docker_name);
     if (open_store(r, sys, &d->store, &d->owned, err) < 0) {
         sd_close(dst);
