@@ -41,6 +41,14 @@ if command -v podman >/dev/null 2>&1; then
     chown -R "$TEST_UID:$TEST_GID" "$PD"
     chown "$TEST_UID:$TEST_GID" "$PD"
     harness_defer rm -rf "$PD"
+    # rootless podman leaves a pause process (holding its user namespace) behind: end it
+    kill_podman_pause() {
+        local f="$TEST_USER_RUNTIME_DIR/libpod/tmp/pause.pid" p
+        [ -r "$f" ] || return 0
+        p=$(cat "$f")
+        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
+    }
+    harness_defer kill_podman_pause
     harness_defer harness_unmount_under "$PD"
     P=(podman --root "$PD/root" --runroot "$PD/run" --storage-driver overlay
         --runtime "$(command -v runc || echo runc)" --cgroup-manager cgroupfs --events-backend file)
