@@ -348,7 +348,11 @@ static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct
         }
     }
     /* heredoc sources become files in a temporary directory */
-    cleanup_free char *hd_dir = NULL;
+    cleanup_free char *hd_dir = NULL, *from_key = NULL, *tmpdir = NULL, *key = NULL,
+                      *history = NULL;
+    cleanup_close int hd_fd = -1;
+    struct from_root fr = {.fd = -1};
+    struct copy_plan plan = {.tmp_dir_fd = -1};
     size_t nsrc = x->nargs - 1;
     char **srcs = xcalloc(nsrc + 1, sizeof(char *));
     bool any_hd = false, any_plain = false;
@@ -375,10 +379,7 @@ static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct
                                 x->keyword);
         goto fail_srcs;
     }
-    struct from_root fr = {.fd = -1};
-    cleanup_free char *from_key = NULL;
     struct copy_source src = {.fd = b->ctx_fd, .ign = b->ign, .is_context = true};
-    cleanup_close int hd_fd = -1;
     if (from) {
         if (from_root_open(b, stage, from, &fr, &from_key, err) < 0)
             goto fail_srcs;
@@ -391,10 +392,8 @@ static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct
         }
         src = (struct copy_source){.fd = hd_fd, .ign = NULL, .is_context = true};
     }
-    struct copy_plan plan = {.tmp_dir_fd = -1};
-    cleanup_free char *tmpdir = fs_join(b->cache_dir, "tmp");
+    tmpdir = fs_join(b->cache_dir, "tmp");
     int rc = copy_plan_make(&src, srcs, nsrc, dest, add, checksum, tmpdir, &plan, err);
-    cleanup_free char *key = NULL;
     if (rc == 0) {
         cleanup_digester digester_t *d = digester_new(DIGEST_SHA256);
         if (from_key)
@@ -404,7 +403,6 @@ static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct
         key = bld_cache_key(ss->key, text, inputs);
     }
     bool hit = false;
-    cleanup_free char *history = NULL;
     if (rc == 0) {
         history = xasprintf("/bin/sh -c #(nop) %s", text);
         rc = try_cache(b, ss, key, history, &hit, err);
@@ -878,6 +876,17 @@ static int do_meta(struct bctx *b, struct sstate *ss, const struct cf_instructio
     }
     bld_history_add(ss->doc, history, true, b->o->timestamp);
     cleanup_free char *key = bld_cache_key(ss->key, history, NULL);
+    if (b->o->layers) {
+        /* metadata steps have nothing to reuse, but say so as buildah does */
+        bool found = false;
+        cleanup_free char *unused = NULL;
+        if (!b->o->no_cache && bld_cache_lookup(b->cache_dir, key, &found, &unused, err) < 0)
+            return -1;
+        if (found)
+            say(b, "--> Using cache %s\n", key);
+        else if (bld_cache_store(b->cache_dir, key, NULL, err) < 0)
+            return -1;
+    }
     free(ss->key);
     ss->key = steal_pointer(&key);
     remember_key(b, ss->key);
@@ -1060,6 +1069,9 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
     struct bctx b = {.s = s, .o = o, .ctx_fd = -1, .out = o->progress ? o->progress : stderr};
     int rc = -1;
     bool *need = NULL;
+    /* cleanup variables live here: the gotos below jump over later declarations */
+    cleanup_free char *top = NULL, *ktext = NULL, *fkey = NULL;
+    cleanup_strv char **unused = NULL;
     if (containerfile_parse_file(o->containerfile, &b.cf, err) < 0)
         return -1;
     for (size_t i = 0; i < b.cf->nwarnings; i++)
@@ -1109,7 +1121,7 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
             goto out;
     }
     struct stage_result *fin = &b.res[target];
-    cleanup_free char *top = fin->top ? xstrdup(fin->top) : NULL;
+    top = fin->top ? xstrdup(fin->top) : NULL;
     if (o->squash && top) {
         cleanup_storage_layer storage_layer_t *l = NULL;
         if (bld_squash(s, top, o->timestamp, &l, err) < 0)
@@ -1143,8 +1155,35 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
         names[nn] = NULL;
     }
     say(&b, "COMMIT%s%s\n", nn ? " " : "", nn ? names[0] : "");
-    int wr =
-        bld_image_write(s, fin->doc, top, o->docker_format, o->timestamp, names, image_id, err);
+    /* a fully cached build gives the image it gave before (as buildah --layers) */
+    ktext = xasprintf("COMMIT format=%s squash=%d timestamp=%lld",
+                      o->docker_format ? "docker" : "oci", o->squash, (long long)o->timestamp);
+    fkey = bld_cache_key(fin->key, ktext, NULL);
+    int wr = 1;
+    if (o->layers && !o->no_cache) {
+        bool found = false;
+        cleanup_free char *prev = NULL;
+        cleanup_storage_image storage_image_t *img = NULL;
+        berth_error_t e2 = NULL;
+        if (bld_cache_lookup(b.cache_dir, fkey, &found, &prev, &e2) == 0 && found && prev &&
+            storage_image_lookup(s, prev, &img, &e2) == 0 && strcmp(img->id, prev) == 0 &&
+            (img->top_layer ? (top && strcmp(img->top_layer, top) == 0) : !top)) {
+            wr = 0;
+            for (size_t k = 0; k < nn && wr == 0; k++)
+                wr = storage_image_add_name(s, img->id, names[k], err);
+            if (wr == 0)
+                *image_id = xstrdup(img->id);
+        }
+        berth_error_release(&e2);
+    }
+    if (wr > 0)
+        wr =
+            bld_image_write(s, fin->doc, top, o->docker_format, o->timestamp, names, image_id, err);
+    if (wr == 0 && o->layers) {
+        berth_error_t e2 = NULL;
+        if (bld_cache_store(b.cache_dir, fkey, *image_id, &e2) < 0)
+            berth_error_release(&e2);
+    }
     for (size_t k = 0; k < nn; k++)
         free(names[k]);
     free(names);
@@ -1160,7 +1199,7 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
     }
     if (o->cache_to && bld_cache_export(s, b.cache_dir, o->cache_to, b.keys, err) < 0)
         goto out;
-    cleanup_strv char **unused = build_args_unused(b.ba);
+    unused = build_args_unused(b.ba);
     for (char **u = unused; u && *u; u++)
         log_warn("one or more build args were not consumed: %s", *u);
     rc = 0;

@@ -49,7 +49,8 @@ static int ent_cmp(const void *a, const void *b)
     if (x->f != y->f)                                                                              \
         return x->f < y->f ? -1 : 1;
     C(dev)
-    C(ino) C(size) C(mtime) C(ctime)
+    C(ino)
+    C(size) C(mtime) C(ctime)
 #undef C
         return 0;
 }
@@ -100,7 +101,7 @@ void bld_memo_close(struct bld_memo *m)
         /* cap the memo's growth: drop the oldest entries beyond 1M */
         if (tot > (1u << 20))
             tot = 1u << 20;
-        size_t cap = tot * 120 + 1;
+        size_t cap = tot * 200 + 1; /* 5 numbers of at most 20 digits, a digest, separators */
         char *out = xmalloc(cap);
         size_t off = 0;
         for (size_t i = 0; i < tot; i++)

@@ -20,6 +20,60 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Paths (relative to the rootfs) created only to serve as mount targets, removed after the
+ * RUN so they don't end up in the layer. */
+struct created {
+    char *v[64];
+    size_t n;
+};
+
+/* Records the components of path that don't exist yet (shallowest first). */
+static void note_missing(int root_fd, const char *path, struct created *c)
+{
+    cleanup_free char *rel = path_clean_relative(path);
+    char *p = rel;
+    while (*p && c->n < 64) {
+        char *sl = strchr(p, '/');
+        size_t len = sl ? (size_t)(sl - rel) : strlen(rel);
+        cleanup_free char *prefix = xstrndup(rel, len);
+        berth_error_t e = NULL;
+        int fd = path_openat_in_root(root_fd, prefix, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, &e);
+        berth_error_release(&e);
+        if (fd < 0) {
+            c->v[c->n++] = xstrdup(prefix);
+            if (!sl)
+                break;
+        } else {
+            close(fd);
+        }
+        if (!sl)
+            break;
+        p = sl + 1;
+    }
+}
+
+static void remove_created(int root_fd, struct created *c)
+{
+    for (size_t i = c->n; i-- > 0;) {
+        berth_error_t e = NULL;
+        cleanup_free char *base = NULL;
+        int pfd = path_open_parent_in_root(root_fd, c->v[i], false, &base, &e);
+        berth_error_release(&e);
+        if (pfd >= 0) {
+            struct stat st;
+            if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (S_ISDIR(st.st_mode))
+                    unlinkat(pfd, base, AT_REMOVEDIR);
+                else if (S_ISREG(st.st_mode) && st.st_size == 0)
+                    unlinkat(pfd, base, 0);
+            }
+            close(pfd);
+        }
+        free(c->v[i]);
+    }
+    c->n = 0;
+}
+
 static int mkdir_in_root(int root_fd, const char *path, berth_error_t *err)
 {
     cleanup_free char *rel = path_clean_relative(path);
@@ -93,6 +147,7 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
                                                     "options", "rbind", "ro"));
         }
     }
+    struct created made = {.n = 0};
     if (json_is_array(mounts) && r->mounts) {
         size_t i;
         json_t *m;
@@ -104,21 +159,29 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
             struct stat st;
             bool file = src && stat(src, &st) == 0 && !S_ISDIR(st.st_mode) &&
                         strcmp(json_string_value(json_object_get(m, "type")), "bind") == 0;
-            if (dst && !file && mkdir_in_root(root_fd, dst, err) < 0)
+            if (dst)
+                note_missing(root_fd, dst, &made);
+            if (dst && !file && mkdir_in_root(root_fd, dst, err) < 0) {
+                remove_created(root_fd, &made);
                 return berth_error_wrap(err, "RUN --mount target \"%s\"", dst);
+            }
             if (dst && file) {
                 cleanup_free char *rel = path_clean_relative(dst);
                 cleanup_free char *dir = xstrdup(rel);
                 char *sl = strrchr(dir, '/');
                 if (sl) {
                     *sl = 0;
-                    if (mkdir_in_root(root_fd, dir, err) < 0)
+                    if (mkdir_in_root(root_fd, dir, err) < 0) {
+                        remove_created(root_fd, &made);
                         return -1;
+                    }
                 }
                 cleanup_free char *base = NULL;
                 cleanup_close int pfd = path_open_parent_in_root(root_fd, rel, true, &base, err);
-                if (pfd < 0)
+                if (pfd < 0) {
+                    remove_created(root_fd, &made);
                     return -1;
+                }
                 int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
                 if (fd >= 0)
                     close(fd);
@@ -139,7 +202,9 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
     };
     fflush(stdout);
     fflush(stderr);
-    if (runtime_run(&ro, status, err) < 0)
+    int rc = runtime_run(&ro, status, err);
+    remove_created(root_fd, &made);
+    if (rc < 0)
         return berth_error_wrap(err, "run");
     return 0;
 }
