@@ -404,6 +404,21 @@ static int pat_compile(struct lex *l, const char *src, struct pat *p)
 
 /* Does all of s[0..n) match?  One kind of star only, so the classic backtrack-to-last-star
  * walk is exact and O(n * m). */
+/* Go's regexp works on runes: '?' takes one UTF-8 character and matches start and end on
+ * character boundaries. */
+static bool boundary(const char *s, size_t i, size_t n)
+{
+    return i >= n || ((unsigned char)s[i] & 0xc0) != 0x80;
+}
+
+static size_t char_len(const char *s, size_t n)
+{
+    size_t l = 1;
+    while (l < n && !boundary(s, l, n))
+        l++;
+    return l;
+}
+
 static bool pat_match(const struct pat *p, const char *s, size_t n)
 {
     size_t ti = 0, si = 0, star_ti = (size_t)-1, star_si = 0;
@@ -411,12 +426,16 @@ static bool pat_match(const struct pat *p, const char *s, size_t n)
         if (ti < p->n && p->kind[ti] == '*') {
             star_ti = ti++;
             star_si = si;
-        } else if (ti < p->n && (p->kind[ti] == '?' || p->ch[ti] == s[si])) {
+        } else if (ti < p->n && p->kind[ti] == '?') {
+            ti++;
+            si += char_len(s + si, n - si);
+        } else if (ti < p->n && p->ch[ti] == s[si]) {
             ti++;
             si++;
         } else if (star_ti != (size_t)-1) {
             ti = star_ti + 1;
-            si = ++star_si;
+            star_si += char_len(s + star_si, n - star_si);
+            si = star_si;
         } else {
             return false;
         }
@@ -431,11 +450,11 @@ static char *trim_prefix(const struct pat *pat, const char *value, bool greedy)
     size_t len = strlen(value);
     if (greedy) {
         for (size_t i = len + 1; i-- > 0;)
-            if (pat_match(pat, value, i))
+            if (boundary(value, i, len) && pat_match(pat, value, i))
                 return xstrdup(value + i);
     } else {
         for (size_t i = 0; i <= len; i++)
-            if (pat_match(pat, value, i))
+            if (boundary(value, i, len) && pat_match(pat, value, i))
                 return xstrdup(value + i);
     }
     return xstrdup(value);
@@ -446,11 +465,11 @@ static char *trim_suffix(const struct pat *pat, const char *value, bool greedy)
     size_t len = strlen(value);
     if (greedy) {
         for (size_t i = 0; i <= len; i++)
-            if (pat_match(pat, value + i, len - i))
+            if (boundary(value, i, len) && pat_match(pat, value + i, len - i))
                 return xstrndup(value, i);
     } else {
         for (size_t i = len + 1; i-- > 0;)
-            if (pat_match(pat, value + i, len - i))
+            if (boundary(value, i, len) && pat_match(pat, value + i, len - i))
                 return xstrndup(value, i);
     }
     return xstrdup(value);
@@ -467,7 +486,7 @@ static char *replace_pattern(const struct pat *pat, const char *repl, const char
         bool found = false;
         if (!done) {
             for (size_t e = len + 1; e-- > i;) {
-                if (pat_match(pat, value + i, e - i)) {
+                if (boundary(value, e, len) && pat_match(pat, value + i, e - i)) {
                     end = e;
                     found = true;
                     break;
@@ -483,9 +502,13 @@ static char *replace_pattern(const struct pat *pat, const char *repl, const char
                 continue;
             }
         }
-        if (i < len)
-            sb_putc(&out, value[i]);
-        i++;
+        if (i < len) {
+            size_t cl = char_len(value + i, len - i);
+            sb_putn(&out, value + i, cl);
+            i += cl;
+        } else {
+            i++;
+        }
     }
     return sb_steal(&out);
 }

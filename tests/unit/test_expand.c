@@ -24,6 +24,8 @@ static const char *test_lookup(void *ctx, const char *name)
         {"FILE", "archive.tar.gz"},
         {"Q", "it's"},
         {"_u1", "under"},
+        {"U", "\xc3\xa9"
+              "a\xc3\xa9"},
         {"1", "one"},
     };
     (void)ctx;
@@ -136,6 +138,12 @@ static const struct word_case word_cases[] = {
     {"${FILE#[a]}", "archive.tar.gz", NULL}, /* no bracket expressions: literal */
     {"${FILE#\\a}", NULL, "invalid escape"},
     {"${X/?/Y}", "Y", NULL},
+    {"${U#?}", "a\xc3\xa9", NULL}, /* '?' is one character, not one byte */
+    {"${U%?}",
+     "\xc3\xa9"
+     "a",
+     NULL},
+    {"${U//?/.}", "...", NULL},
     {"${FILE//a/}", "rchive.tr.gz", NULL},
     {"${UNSET/a/b}", "", NULL},
     {"${X:=y", NULL, "missing '}'"},
