@@ -1064,7 +1064,7 @@ static int parse_instruction(struct parser *p, const char *line, int start,
             cleanup_free char *name = xstrdup(w.v[2]);
             for (char *c = name; *c; c++)
                 *c = (char)tolower((unsigned char)*c);
-            if (!strchr(name, '$') && !valid_stage_name(name)) {
+            if (!valid_stage_name(name)) {
                 r = perr(p, start,
                          "invalid name for build stage: \"%s\", name can't start with a number "
                          "or contain symbols",

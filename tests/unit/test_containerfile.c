@@ -551,6 +551,7 @@ static const struct err_case err_cases[] = {
     {"FROM a AS b c\n", "Containerfile:1: FROM requires either one or three arguments"},
     {"FROM a AS 1st\n", "Containerfile:1: invalid name for build stage: \"1st\""},
     {"FROM a AS b/c\n", "Containerfile:1: invalid name for build stage"},
+    {"FROM a AS $NAME\n", "Containerfile:1: invalid name for build stage: \"$NAME\""},
     {"FROM x\nRUN\n", "Containerfile:2: RUN requires at least one argument"},
     {"FROM x\nCMD [\"a\", 1]\n", "Containerfile:2: when using JSON array syntax, arrays must be "
                                  "comprised of strings only"},
