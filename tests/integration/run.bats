@@ -4,6 +4,7 @@
 # --rm, detached logs/stop/wait, exec, parallel runs, and escape attempts from hostile images.
 
 load ../helpers/common
+bats_require_minimum_version 1.5.0
 
 setup_file() {
     require_root
