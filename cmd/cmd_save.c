@@ -6,6 +6,7 @@
 #include "common/json.h"
 #include "common/reference.h"
 #include "transport/archive.h"
+#include "transport/archive_multi.h"
 #include "transport/copy.h"
 #include "transport/transport.h"
 
@@ -79,8 +80,8 @@ static int cmd_save(struct berth_globals *g, int argc, char **argv)
         return cli_failf("unknown --format \"%s\": use docker-archive, oci-archive, oci-dir or "
                          "docker-dir",
                          format);
-    if (argc - optind > 1 && strcmp(transport, "oci") != 0)
-        return cli_failf("saving several images is supported with --format oci-dir only");
+    if (argc - optind > 1 && strcmp(transport, "dir") == 0)
+        return cli_failf("--format docker-dir holds one image");
     struct system_context sys;
     cli_system_context_init(g, &sys);
     cleanup_error berth_error_t err = NULL;
@@ -98,36 +99,59 @@ static int save_all(struct system_context *sys_, int argc, char **argv, const ch
                     const char *output, bool quiet, berth_error_t *errp)
 {
     struct system_context sys = *sys_;
+    /* archives take every image through one writer, committed once at the end */
+    struct da_writer *dw = NULL;
+    struct oa_writer *ow = NULL;
+    if (strcmp(transport, "docker-archive") == 0 &&
+        docker_archive_writer_open(output, &dw, errp) < 0)
+        return -1;
+    if (strcmp(transport, "oci-archive") == 0 && oci_archive_writer_open(output, &ow, errp) < 0)
+        return -1;
+    int ret = -1;
     for (int i = optind; i < argc; i++) {
         cleanup_free char *ss = xasprintf("containers-storage:%s", argv[i]);
         cleanup_image_reference struct image_reference *src = NULL;
         cleanup_image_reference struct image_reference *dst = NULL;
         if (transport_parse_reference(ss, &src, errp) < 0)
-            return -1;
-        /* the stored name travels with the image: RepoTags, ref.name */
+            goto out;
+        /* the stored name travels with the image: RepoTags, ref.name (like podman) */
         struct image_source *probe = NULL;
         if (src->ops->new_source(src, &sys, &probe, errp) < 0)
-            return -1;
+            goto out;
         image_source_close(probe);
-        /* like podman: the full name is the archive's RepoTags / the layout's ref.name */
-        cleanup_free char *ds = NULL;
-        if (strcmp(transport, "dir") != 0 && src->docker_name)
-            ds = xasprintf("%s:%s:%s", transport, output, src->docker_name);
-        else
-            ds = xasprintf("%s:%s", transport, output);
-        if (transport_parse_reference(ds, &dst, errp) < 0)
-            return -1;
+        const char *name = src->docker_name;
+        if (dw) {
+            dst = docker_archive_writer_reference(dw, name);
+        } else if (ow) {
+            dst = oci_archive_writer_reference(ow, name);
+        } else {
+            cleanup_free char *ds = strcmp(transport, "dir") != 0 && name
+                                        ? xasprintf("%s:%s:%s", transport, output, name)
+                                        : xasprintf("%s:%s", transport, output);
+            if (transport_parse_reference(ds, &dst, errp) < 0)
+                goto out;
+        }
         struct copy_options o = {.src_sys = &sys,
                                  .dst_sys = &sys,
                                  .quiet = quiet,
                                  .progress_out = stderr,
                                  .compression_level = -1};
         struct copy_result res = {0};
-        if (copy_image(src, dst, &o, &res, errp) < 0)
-            return -1;
+        if (copy_image(src, dst, &o, &res, errp) < 0) {
+            berth_error_wrap(errp, "saving \"%s\"", argv[i]);
+            goto out;
+        }
         copy_result_clear(&res);
     }
-    return 0;
+    if (dw && docker_archive_writer_commit(dw, errp) < 0)
+        goto out;
+    if (ow && oci_archive_writer_commit(ow, errp) < 0)
+        goto out;
+    ret = 0;
+out:
+    docker_archive_writer_free(dw);
+    oci_archive_writer_free(ow);
+    return ret;
 }
 
 BERTH_COMMAND(save, "save", "Save images to an archive", cmd_save);

@@ -13,6 +13,7 @@
 #include "common/path.h"
 #include "common/reference.h"
 #include "transport/archive.h"
+#include "transport/archive_multi.h"
 #include "transport/internal.h"
 #include "transport/manifest.h"
 
@@ -300,14 +301,70 @@ fail:
 
 /* ---- destination ---- */
 
-struct da_dst {
+/* The archive being written; shared by several destinations when saving several images. */
+struct da_writer {
+    char *path;
     struct tar_writer *tw;
-    char *name;
-    char **names;
+    char **names; /* members written */
     size_t n_names;
+    json_t *entries; /* manifest.json */
+    json_t *repos;   /* repositories */
+    pthread_mutex_t lock;
+};
+
+static void da_writer_free_impl(struct da_writer *w)
+{
+    if (!w)
+        return;
+    tar_writer_free(w->tw);
+    for (size_t i = 0; i < w->n_names; i++)
+        free(w->names[i]);
+    free(w->names);
+    if (w->entries)
+        json_decref(w->entries);
+    if (w->repos)
+        json_decref(w->repos);
+    pthread_mutex_destroy(&w->lock);
+    free(w->path);
+    free(w);
+}
+
+static int da_writer_open_impl(const char *path, struct da_writer **out, berth_error_t *err)
+{
+    struct da_writer *w = xzalloc(sizeof(*w));
+    pthread_mutex_init(&w->lock, NULL);
+    w->path = xstrdup(path);
+    w->entries = json_array();
+    w->repos = json_object();
+    if (tar_writer_open(path, &w->tw, err) < 0) {
+        da_writer_free_impl(w);
+        return berth_error_wrap(err, "docker-archive \"%s\"", path);
+    }
+    *out = w;
+    return 0;
+}
+
+static int da_writer_finish(struct da_writer *w, berth_error_t *err)
+{
+    char *ms = json_dumps(w->entries, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int ret = tar_writer_add_buffer(w->tw, "manifest.json", ms, strlen(ms), err);
+    free(ms);
+    if (ret == 0 && json_object_size(w->repos)) {
+        char *rs = json_dumps(w->repos, JSON_COMPACT);
+        ret = tar_writer_add_buffer(w->tw, "repositories", rs, strlen(rs), err);
+        free(rs);
+    }
+    if (ret == 0)
+        ret = tar_writer_commit(w->tw, err);
+    return ret;
+}
+
+struct da_dst {
+    struct da_writer *w;
+    bool own_writer; /* a plain docker-archive: destination: commit finishes the archive */
+    char *name;
     char *manifest;
     size_t manifest_len;
-    pthread_mutex_t lock;
 };
 
 static const char *const da_types[] = {MT_DOCKER_V2S2, NULL};
@@ -316,10 +373,10 @@ static const char *const *dad_types(struct image_destination *d)
     return da_types;
 }
 
-static bool dad_has(struct da_dst *o, const char *n)
+static bool dad_has(struct da_writer *w, const char *n)
 {
-    for (size_t i = 0; i < o->n_names; i++)
-        if (strcmp(o->names[i], n) == 0)
+    for (size_t i = 0; i < w->n_names; i++)
+        if (strcmp(w->names[i], n) == 0)
             return true;
     return false;
 }
@@ -336,9 +393,9 @@ static int dad_try_reuse(struct image_destination *dst, const struct blob_info *
         return 0;
     cleanup_free char *a = xasprintf("%s.tar", hex);
     cleanup_free char *b = xasprintf("%s.json", hex);
-    pthread_mutex_lock(&o->lock);
-    *reused = dad_has(o, a) || dad_has(o, b);
-    pthread_mutex_unlock(&o->lock);
+    pthread_mutex_lock(&o->w->lock);
+    *reused = dad_has(o->w, a) || dad_has(o->w, b);
+    pthread_mutex_unlock(&o->w->lock);
     if (*reused && out)
         blob_info_copy(out, info);
     return 0;
@@ -349,30 +406,31 @@ static int dad_put_blob(struct image_destination *dst, berth_reader_t *stream,
                         berth_error_t *err)
 {
     struct da_dst *o = dst->priv;
+    struct da_writer *w = o->w;
     cleanup_free char *digest = NULL;
     int64_t size;
     int ret = -1;
-    pthread_mutex_lock(&o->lock);
-    if (tar_writer_stream(o->tw, stream, &digest, &size, err) < 0)
+    pthread_mutex_lock(&w->lock);
+    if (tar_writer_stream(w->tw, stream, &digest, &size, err) < 0)
         goto out;
     if ((info->size >= 0 && size != info->size) ||
         (info->digest && !digest_equal(info->digest, digest))) {
         berth_error_make_status(err, EIO, "blob %s: content is %s (%lld bytes)",
                                 info->digest ? info->digest : "?", digest, (long long)size);
-        tar_writer_drop_pending(o->tw);
+        tar_writer_drop_pending(w->tw);
         goto out;
     }
     char *name = xasprintf("%s.%s", digest_hex(digest), is_config ? "json" : "tar");
-    if (dad_has(o, name)) {
-        tar_writer_drop_pending(o->tw);
+    if (dad_has(w, name)) {
+        tar_writer_drop_pending(w->tw);
         free(name);
-    } else if (tar_writer_name_pending(o->tw, name, err) < 0) {
-        tar_writer_drop_pending(o->tw);
+    } else if (tar_writer_name_pending(w->tw, name, err) < 0) {
+        tar_writer_drop_pending(w->tw);
         free(name);
         goto out;
     } else {
-        o->names = xreallocarray(o->names, o->n_names + 1, sizeof(char *));
-        o->names[o->n_names++] = name;
+        w->names = xreallocarray(w->names, w->n_names + 1, sizeof(char *));
+        w->names[w->n_names++] = name;
     }
     if (out) {
         memset(out, 0, sizeof(*out));
@@ -382,7 +440,7 @@ static int dad_put_blob(struct image_destination *dst, berth_reader_t *stream,
     }
     ret = 0;
 out:
-    pthread_mutex_unlock(&o->lock);
+    pthread_mutex_unlock(&w->lock);
     return ret;
 }
 
@@ -392,8 +450,8 @@ static int dad_put_manifest(struct image_destination *dst, const char *manifest,
     struct da_dst *o = dst->priv;
     if (instance)
         return berth_error_make_status(err, ENOTSUP, "a docker-archive cannot hold an index");
-    if (!mf_is_image(mf_detect(manifest, len, NULL)) ||
-        strcmp(mf_detect(manifest, len, NULL), MT_DOCKER_V2S2) != 0)
+    const char *mt = mf_detect(manifest, len, NULL);
+    if (!mt || strcmp(mt, MT_DOCKER_V2S2) != 0)
         return berth_error_make_status(err, ENOTSUP,
                                        "a docker-archive can only hold Docker schema 2 images");
     free(o->manifest);
@@ -405,25 +463,32 @@ static int dad_put_manifest(struct image_destination *dst, const char *manifest,
 static int dad_commit(struct image_destination *dst, berth_error_t *err)
 {
     struct da_dst *o = dst->priv;
+    struct da_writer *w = o->w;
     if (!o->manifest)
         return berth_error_make_status(err, EINVAL, "commit without a manifest");
     struct mf_image m;
     if (mf_image_parse(o->manifest, o->manifest_len, MT_DOCKER_V2S2, &m, err) < 0)
         return -1;
-    cleanup_json json_t *arr = json_array();
     json_t *e = json_object();
     json_object_set_new(e, "Config", json_sprintf("%s.json", digest_hex(m.config.digest)));
     json_t *tags = json_array();
     const char *name = o->name ? o->name : dst->ref->docker_name;
-    cleanup_free char *familiar = NULL, *repo = NULL, *tag = NULL;
     if (name) {
         cleanup_image_ref image_ref_t *ir = NULL;
         cleanup_error berth_error_t e2 = NULL;
-        if (image_ref_parse_normalized(name, &ir, &e2) == 0 && ir->tag) {
-            familiar = image_ref_familiar(ir);
-            repo = image_ref_familiar_name(ir);
-            tag = xstrdup(ir->tag);
+        if (image_ref_parse_normalized(name, &ir, &e2) == 0 && ir->tag && !ir->digest) {
+            cleanup_free char *familiar = image_ref_familiar(ir);
+            cleanup_free char *repo = image_ref_familiar_name(ir);
             json_array_append_new(tags, json_string(familiar));
+            if (m.n_layers > 0) {
+                json_t *t = json_object_get(w->repos, repo);
+                if (!t) {
+                    t = json_object();
+                    json_object_set_new(w->repos, repo, t);
+                }
+                json_object_set_new(t, ir->tag,
+                                    json_string(digest_hex(m.layers[m.n_layers - 1].digest)));
+            }
         }
     }
     json_object_set_new(e, "RepoTags", tags);
@@ -431,35 +496,18 @@ static int dad_commit(struct image_destination *dst, berth_error_t *err)
     for (size_t i = 0; i < m.n_layers; i++)
         json_array_append_new(ls, json_sprintf("%s.tar", digest_hex(m.layers[i].digest)));
     json_object_set_new(e, "Layers", ls);
-    json_array_append_new(arr, e);
-    char *ms = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    int ret = tar_writer_add_buffer(o->tw, "manifest.json", ms, strlen(ms), err);
-    free(ms);
-    if (ret == 0 && repo && m.n_layers > 0) {
-        cleanup_json json_t *rj = json_object();
-        json_t *t = json_object();
-        json_object_set_new(t, tag, json_string(digest_hex(m.layers[m.n_layers - 1].digest)));
-        json_object_set_new(rj, repo, t);
-        char *rs = json_dumps(rj, JSON_COMPACT);
-        ret = tar_writer_add_buffer(o->tw, "repositories", rs, strlen(rs), err);
-        free(rs);
-    }
+    json_array_append_new(w->entries, e);
     mf_image_clear(&m);
-    if (ret == 0)
-        ret = tar_writer_commit(o->tw, err);
-    return ret;
+    return o->own_writer ? da_writer_finish(w, err) : 0;
 }
 
 static void dad_close(struct image_destination *dst)
 {
     struct da_dst *o = dst->priv;
-    tar_writer_free(o->tw);
-    for (size_t i = 0; i < o->n_names; i++)
-        free(o->names[i]);
-    free(o->names);
+    if (o->own_writer)
+        da_writer_free_impl(o->w);
     free(o->name);
     free(o->manifest);
-    pthread_mutex_destroy(&o->lock);
     free(o);
     free(dst);
 }
@@ -476,25 +524,103 @@ static const struct image_destination_ops da_dst_ops = {
     .close = dad_close,
 };
 
+static struct image_destination *dad_new(struct image_reference *ref, struct da_writer *w, bool own,
+                                         const char *name)
+{
+    struct da_dst *o = xzalloc(sizeof(*o));
+    o->w = w;
+    o->own_writer = own;
+    o->name = name ? xstrdup(name) : NULL;
+    struct image_destination *dst = xzalloc(sizeof(*dst));
+    dst->ops = &da_dst_ops;
+    dst->ref = ref;
+    dst->priv = o;
+    return dst;
+}
+
 static int da_new_destination(struct image_reference *ref, const struct system_context *sys,
                               struct image_destination **out, berth_error_t *err)
 {
     struct da_ref *r = ref->priv;
     if (r->index >= 0)
         return berth_error_make_status(err, EINVAL, "@INDEX cannot be used as a destination");
-    struct da_dst *o = xzalloc(sizeof(*o));
-    pthread_mutex_init(&o->lock, NULL);
-    o->name = r->name ? xstrdup(r->name) : NULL;
-    struct image_destination *dst = xzalloc(sizeof(*dst));
-    dst->ops = &da_dst_ops;
-    dst->ref = ref;
-    dst->priv = o;
-    if (tar_writer_open(r->path, &o->tw, err) < 0) {
-        dad_close(dst);
-        return berth_error_wrap(err, "docker-archive \"%s\"", r->path);
-    }
-    *out = dst;
+    struct da_writer *w;
+    if (da_writer_open_impl(r->path, &w, err) < 0)
+        return -1;
+    *out = dad_new(ref, w, true, r->name);
     return 0;
+}
+
+/* ---- several images in one archive ---- */
+
+int docker_archive_writer_open(const char *path, struct da_writer **out, berth_error_t *err)
+{
+    return da_writer_open_impl(path, out, err);
+}
+
+int docker_archive_writer_commit(struct da_writer *w, berth_error_t *err)
+{
+    if (json_array_size(w->entries) == 0)
+        return berth_error_make_status(err, EINVAL, "docker-archive: no image was added");
+    return da_writer_finish(w, err);
+}
+
+void docker_archive_writer_free(struct da_writer *w)
+{
+    da_writer_free_impl(w);
+}
+
+struct daw_ref {
+    struct da_writer *w;
+    char *name;
+};
+
+static char *daw_string(const struct image_reference *ref)
+{
+    const struct daw_ref *r = ref->priv;
+    return xasprintf("docker-archive:%s", r->w->path);
+}
+
+static int daw_new_source(struct image_reference *ref, const struct system_context *sys,
+                          struct image_source **out, berth_error_t *err)
+{
+    return berth_error_make_status(err, ENOTSUP, "an archive being written cannot be read");
+}
+
+static int daw_new_destination(struct image_reference *ref, const struct system_context *sys,
+                               struct image_destination **out, berth_error_t *err)
+{
+    struct daw_ref *r = ref->priv;
+    *out = dad_new(ref, r->w, false, r->name);
+    return 0;
+}
+
+static void daw_free(struct image_reference *ref)
+{
+    struct daw_ref *r = ref->priv;
+    free(r->name);
+    free(r);
+    free(ref->docker_name);
+    free(ref);
+}
+
+static const struct reference_ops daw_ops = {
+    .string = daw_string,
+    .new_source = daw_new_source,
+    .new_destination = daw_new_destination,
+    .free = daw_free,
+};
+
+struct image_reference *docker_archive_writer_reference(struct da_writer *w, const char *name)
+{
+    struct daw_ref *r = xzalloc(sizeof(*r));
+    r->w = w;
+    r->name = name ? xstrdup(name) : NULL;
+    struct image_reference *ref = xzalloc(sizeof(*ref));
+    ref->transport = &docker_archive_transport;
+    ref->ops = &daw_ops;
+    ref->priv = r;
+    return ref;
 }
 
 static const struct reference_ops da_ref_ops = {

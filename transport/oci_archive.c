@@ -8,6 +8,7 @@
 #include "common/cleanup.h"
 #include "common/digest.h"
 #include "transport/archive.h"
+#include "transport/archive_multi.h"
 #include "transport/internal.h"
 #include "transport/manifest.h"
 
@@ -52,20 +53,72 @@ static int oa_new_source(struct image_reference *ref, const struct system_contex
 
 /* ---- destination ---- */
 
-struct oa_dst {
+/* The archive being written; shared by several destinations when saving several images. */
+struct oa_writer {
+    char *path;
     struct tar_writer *tw;
-    char *tag;
     char **names; /* members written */
     size_t n_names;
-    char *manifest_digest, *manifest_mt;
-    int64_t manifest_size;
+    json_t *index; /* index.json being built */
     pthread_mutex_t lock;
 };
 
-static bool has_name(struct oa_dst *o, const char *name)
+static void oa_writer_free_impl(struct oa_writer *w)
 {
-    for (size_t i = 0; i < o->n_names; i++)
-        if (strcmp(o->names[i], name) == 0)
+    if (!w)
+        return;
+    tar_writer_free(w->tw);
+    for (size_t i = 0; i < w->n_names; i++)
+        free(w->names[i]);
+    free(w->names);
+    if (w->index)
+        json_decref(w->index);
+    pthread_mutex_destroy(&w->lock);
+    free(w->path);
+    free(w);
+}
+
+static int oa_writer_open_impl(const char *path, struct oa_writer **out, berth_error_t *err)
+{
+    struct oa_writer *w = xzalloc(sizeof(*w));
+    pthread_mutex_init(&w->lock, NULL);
+    w->path = xstrdup(path);
+    if (tar_writer_open(path, &w->tw, err) < 0 || tar_writer_add_dir(w->tw, "blobs/", err) < 0 ||
+        tar_writer_add_dir(w->tw, "blobs/sha256/", err) < 0) {
+        oa_writer_free_impl(w);
+        return berth_error_wrap(err, "oci-archive \"%s\"", path);
+    }
+    *out = w;
+    return 0;
+}
+
+static int oa_writer_finish(struct oa_writer *w, berth_error_t *err)
+{
+    if (!w->index)
+        return berth_error_make_status(err, EINVAL, "oci-archive: no image was added");
+    char *s = json_dumps(w->index, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int ret = -1;
+    if (tar_writer_add_buffer(w->tw, "oci-layout", OCI_LAYOUT_CONTENT, strlen(OCI_LAYOUT_CONTENT),
+                              err) == 0 &&
+        tar_writer_add_buffer(w->tw, "index.json", s, strlen(s), err) == 0 &&
+        tar_writer_commit(w->tw, err) == 0)
+        ret = 0;
+    free(s);
+    return ret;
+}
+
+struct oa_dst {
+    struct oa_writer *w;
+    bool own_writer;
+    char *tag;
+    char *manifest_digest, *manifest_mt;
+    int64_t manifest_size;
+};
+
+static bool has_name(struct oa_writer *w, const char *name)
+{
+    for (size_t i = 0; i < w->n_names; i++)
+        if (strcmp(w->names[i], name) == 0)
             return true;
     return false;
 }
@@ -86,15 +139,15 @@ static int oa_try_reuse(struct image_destination *dst, const struct blob_info *i
     cleanup_free char *name = oci_blob_path(info->digest, err);
     if (!name)
         return -1;
-    pthread_mutex_lock(&o->lock);
-    *reused = has_name(o, name);
-    pthread_mutex_unlock(&o->lock);
+    pthread_mutex_lock(&o->w->lock);
+    *reused = has_name(o->w, name);
+    pthread_mutex_unlock(&o->w->lock);
     if (*reused && out)
         blob_info_copy(out, info);
     return 0;
 }
 
-static int put_stream(struct oa_dst *o, berth_reader_t *stream, const char *want_digest,
+static int put_stream(struct oa_writer *w, berth_reader_t *stream, const char *want_digest,
                       int64_t want_size, char **digest_out, int64_t *size_out, berth_error_t *err)
 {
     cleanup_free char *digest = NULL;
@@ -107,40 +160,40 @@ static int put_stream(struct oa_dst *o, berth_reader_t *stream, const char *want
         if (a != DIGEST_SHA256)
             return berth_error_make_status(err, ENOTSUP, "only sha256 blobs are supported");
     }
-    pthread_mutex_lock(&o->lock);
+    pthread_mutex_lock(&w->lock);
     int ret = -1;
-    if (tar_writer_stream(o->tw, stream, &digest, &size, err) < 0)
+    if (tar_writer_stream(w->tw, stream, &digest, &size, err) < 0)
         goto out;
     if (want_size >= 0 && size != want_size) {
         berth_error_make_status(err, EIO, "blob %s: size %lld, expected %lld",
                                 want_digest ? want_digest : digest, (long long)size,
                                 (long long)want_size);
-        tar_writer_drop_pending(o->tw);
+        tar_writer_drop_pending(w->tw);
         goto out;
     }
     if (want_digest && !digest_equal(want_digest, digest)) {
         berth_error_make_status(err, EIO, "blob digest mismatch: expected %s, got %s", want_digest,
                                 digest);
-        tar_writer_drop_pending(o->tw);
+        tar_writer_drop_pending(w->tw);
         goto out;
     }
     char *name = oci_blob_path(digest, err);
-    if (has_name(o, name)) {
-        tar_writer_drop_pending(o->tw);
+    if (has_name(w, name)) {
+        tar_writer_drop_pending(w->tw);
         free(name);
-    } else if (tar_writer_name_pending(o->tw, name, err) < 0) {
-        tar_writer_drop_pending(o->tw);
+    } else if (tar_writer_name_pending(w->tw, name, err) < 0) {
+        tar_writer_drop_pending(w->tw);
         free(name);
         goto out;
     } else {
-        o->names = xreallocarray(o->names, o->n_names + 1, sizeof(char *));
-        o->names[o->n_names++] = name;
+        w->names = xreallocarray(w->names, w->n_names + 1, sizeof(char *));
+        w->names[w->n_names++] = name;
     }
     *digest_out = steal_pointer(&digest);
     *size_out = size;
     ret = 0;
 out:
-    pthread_mutex_unlock(&o->lock);
+    pthread_mutex_unlock(&w->lock);
     return ret;
 }
 
@@ -151,7 +204,7 @@ static int oa_put_blob(struct image_destination *dst, berth_reader_t *stream,
     struct oa_dst *o = dst->priv;
     char *digest;
     int64_t size;
-    if (put_stream(o, stream, info->digest, info->size, &digest, &size, err) < 0)
+    if (put_stream(o->w, stream, info->digest, info->size, &digest, &size, err) < 0)
         return -1;
     if (out) {
         memset(out, 0, sizeof(*out));
@@ -175,7 +228,7 @@ static int oa_put_manifest(struct image_destination *dst, const char *manifest, 
     berth_reader_t *r = reader_from_buffer(manifest, len, false);
     char *digest = NULL;
     int64_t size;
-    int ret = put_stream(o, r, NULL, -1, &digest, &size, err);
+    int ret = put_stream(o->w, r, NULL, -1, &digest, &size, err);
     reader_close(r);
     if (ret < 0)
         return -1;
@@ -196,30 +249,21 @@ static int oa_commit(struct image_destination *dst, berth_error_t *err)
     struct oa_dst *o = dst->priv;
     if (!o->manifest_digest)
         return berth_error_make_status(err, EINVAL, "commit without a manifest");
-    json_t *ix = oci_index_add(NULL, o->manifest_mt, o->manifest_digest, o->manifest_size, o->tag);
-    char *s = json_dumps(ix, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(ix);
-    int ret = -1;
-    if (tar_writer_add_buffer(o->tw, "oci-layout", OCI_LAYOUT_CONTENT, strlen(OCI_LAYOUT_CONTENT),
-                              err) == 0 &&
-        tar_writer_add_buffer(o->tw, "index.json", s, strlen(s), err) == 0 &&
-        tar_writer_commit(o->tw, err) == 0)
-        ret = 0;
-    free(s);
-    return ret;
+    pthread_mutex_lock(&o->w->lock);
+    o->w->index =
+        oci_index_add(o->w->index, o->manifest_mt, o->manifest_digest, o->manifest_size, o->tag);
+    pthread_mutex_unlock(&o->w->lock);
+    return o->own_writer ? oa_writer_finish(o->w, err) : 0;
 }
 
 static void oa_close(struct image_destination *dst)
 {
     struct oa_dst *o = dst->priv;
-    tar_writer_free(o->tw);
-    for (size_t i = 0; i < o->n_names; i++)
-        free(o->names[i]);
-    free(o->names);
+    if (o->own_writer)
+        oa_writer_free_impl(o->w);
     free(o->tag);
     free(o->manifest_digest);
     free(o->manifest_mt);
-    pthread_mutex_destroy(&o->lock);
     free(o);
     free(dst);
 }
@@ -236,6 +280,20 @@ static const struct image_destination_ops oa_dst_ops = {
     .close = oa_close,
 };
 
+static struct image_destination *oa_dst_new(struct image_reference *ref, struct oa_writer *w,
+                                            bool own, const char *tag)
+{
+    struct oa_dst *o = xzalloc(sizeof(*o));
+    o->w = w;
+    o->own_writer = own;
+    o->tag = tag ? xstrdup(tag) : NULL;
+    struct image_destination *dst = xzalloc(sizeof(*dst));
+    dst->ops = &oa_dst_ops;
+    dst->ref = ref;
+    dst->priv = o;
+    return dst;
+}
+
 static int oa_new_destination(struct image_reference *ref, const struct system_context *sys,
                               struct image_destination **out, berth_error_t *err)
 {
@@ -244,20 +302,81 @@ static int oa_new_destination(struct image_reference *ref, const struct system_c
     oci_ref_parts(ref, &path, &tag, &index);
     if (index >= 0)
         return berth_error_make_status(err, EINVAL, "@INDEX cannot be used as a destination");
-    struct oa_dst *o = xzalloc(sizeof(*o));
-    pthread_mutex_init(&o->lock, NULL);
-    o->tag = tag ? xstrdup(tag) : NULL;
-    struct image_destination *dst = xzalloc(sizeof(*dst));
-    dst->ops = &oa_dst_ops;
-    dst->ref = ref;
-    dst->priv = o;
-    if (tar_writer_open(path, &o->tw, err) < 0 || tar_writer_add_dir(o->tw, "blobs/", err) < 0 ||
-        tar_writer_add_dir(o->tw, "blobs/sha256/", err) < 0) {
-        oa_close(dst);
-        return berth_error_wrap(err, "oci-archive \"%s\"", path);
-    }
-    *out = dst;
+    struct oa_writer *w;
+    if (oa_writer_open_impl(path, &w, err) < 0)
+        return -1;
+    *out = oa_dst_new(ref, w, true, tag);
     return 0;
+}
+
+/* ---- several images in one archive ---- */
+
+int oci_archive_writer_open(const char *path, struct oa_writer **out, berth_error_t *err)
+{
+    return oa_writer_open_impl(path, out, err);
+}
+
+int oci_archive_writer_commit(struct oa_writer *w, berth_error_t *err)
+{
+    return oa_writer_finish(w, err);
+}
+
+void oci_archive_writer_free(struct oa_writer *w)
+{
+    oa_writer_free_impl(w);
+}
+
+struct oaw_ref {
+    struct oa_writer *w;
+    char *name;
+};
+
+static char *oaw_string(const struct image_reference *ref)
+{
+    const struct oaw_ref *r = ref->priv;
+    return xasprintf("oci-archive:%s", r->w->path);
+}
+
+static int oaw_new_source(struct image_reference *ref, const struct system_context *sys,
+                          struct image_source **out, berth_error_t *err)
+{
+    return berth_error_make_status(err, ENOTSUP, "an archive being written cannot be read");
+}
+
+static int oaw_new_destination(struct image_reference *ref, const struct system_context *sys,
+                               struct image_destination **out, berth_error_t *err)
+{
+    struct oaw_ref *r = ref->priv;
+    *out = oa_dst_new(ref, r->w, false, r->name);
+    return 0;
+}
+
+static void oaw_free(struct image_reference *ref)
+{
+    struct oaw_ref *r = ref->priv;
+    free(r->name);
+    free(r);
+    free(ref->docker_name);
+    free(ref);
+}
+
+static const struct reference_ops oaw_ops = {
+    .string = oaw_string,
+    .new_source = oaw_new_source,
+    .new_destination = oaw_new_destination,
+    .free = oaw_free,
+};
+
+struct image_reference *oci_archive_writer_reference(struct oa_writer *w, const char *name)
+{
+    struct oaw_ref *r = xzalloc(sizeof(*r));
+    r->w = w;
+    r->name = name ? xstrdup(name) : NULL;
+    struct image_reference *ref = xzalloc(sizeof(*ref));
+    ref->transport = &oci_archive_transport;
+    ref->ops = &oaw_ops;
+    ref->priv = r;
+    return ref;
 }
 
 static const struct reference_ops oa_ref_ops = {

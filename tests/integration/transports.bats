@@ -373,6 +373,44 @@ bad_copy() { # SRC EXPECTED-SUBSTRING
     echo "$output" | jq -e '.Labels.test == "multi"'
 }
 
+@test "save several images into one archive, load them all" {
+    run berth copy -q "oci:$FIX/multi:img" containers-storage:example.com/multi:1
+    [ "$status" -eq 0 ]
+    run berth copy -q "oci:$FIX/base:latest" containers-storage:localhost/busybox:2
+    [ "$status" -eq 0 ]
+    local f fmt r0=$BERTH_TEST_ROOT rr0=$BERTH_TEST_RUNROOT
+    for fmt in docker-archive oci-archive; do
+        f="$HARNESS_TMP/two.$fmt"
+        run berth save -q --format $fmt -o "$f" example.com/multi:1 localhost/busybox:2
+        [ "$status" -eq 0 ] || {
+            echo "$output"
+            false
+        }
+        # skopeo reads each image by name
+        if [ $fmt = docker-archive ]; then
+            skopeo inspect "docker-archive:$f:localhost/busybox:2" | jq -e '.Layers | length == 1'
+            tar -xOf "$f" manifest.json | jq -e 'length == 2'
+        else
+            skopeo inspect "oci-archive:$f:localhost/busybox:2" | jq -e '.Layers | length == 1'
+            tar -xOf "$f" index.json | jq -e '.manifests | length == 2'
+        fi
+        export BERTH_TEST_ROOT="$HARNESS_TMP/store-$fmt" BERTH_TEST_RUNROOT="$HARNESS_TMP/store-$fmt.run"
+        run berth load -q -i "$f"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *"example.com/multi:1"* && "$output" == *"localhost/busybox:2"* ]]
+        run berth inspect containers-storage:localhost/busybox:2
+        [ "$status" -eq 0 ]
+        run berth inspect containers-storage:example.com/multi:1
+        [ "$status" -eq 0 ]
+        export BERTH_TEST_ROOT=$r0 BERTH_TEST_RUNROOT=$rr0
+    done
+    # a missing image fails the whole save and leaves no archive
+    run berth save -q -o "$HARNESS_TMP/none.tar" example.com/multi:1 nosuch:image
+    [ "$status" -eq 125 ]
+    [ ! -e "$HARNESS_TMP/none.tar" ]
+    ls "$HARNESS_TMP" | grep -v -q 'none.tar.tmp'
+}
+
 @test "rootless: the test user copies into and out of their own store" {
     ensure_test_user || skip "no test user"
     local dir
