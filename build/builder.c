@@ -133,6 +133,19 @@ static char *inst_text(const struct cf_instruction *x)
         json_t *a = json_from_strv(x->args);
         args = json_dumps(a, JSON_COMPACT);
         json_decref(a);
+    } else if (!strcmp(x->keyword, "ENV") || !strcmp(x->keyword, "LABEL")) {
+        args = xstrdup("");
+        for (size_t i = 0; i + 1 < x->nargs; i += 2) {
+            bool q = strpbrk(x->args[i + 1], " \t\"") || !*x->args[i + 1];
+            json_t *js = json_string(x->args[i + 1]);
+            char *quoted = q && js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+            json_decref(js);
+            char *n = xasprintf("%s%s%s=%s", args, i ? " " : "", x->args[i],
+                                quoted ? quoted : x->args[i + 1]);
+            free(quoted);
+            free(args);
+            args = n;
+        }
     } else {
         args = strv_join(x->args, " ");
     }
