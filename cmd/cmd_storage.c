@@ -588,8 +588,9 @@ BERTH_COMMAND(system_check, "system check", "Check (and repair) the store", cmd_
 
 static const char mount_usage[] =
     "Usage: berth mount IMAGE|CONTAINER\n\n"
-    "Mount a container's root filesystem (read-write) or an image's (read-only) and print the\n"
-    "directory.  Rootless overlay mounts only exist inside `berth unshare`.\n";
+    "Mount a container's root filesystem (read-write) or an image's (read-only with overlay)\n"
+    "and print the directory.\n"
+    "Rootless overlay mounts only exist inside `berth unshare`.\n";
 
 static int cmd_mount(struct berth_globals *g, int argc, char **argv)
 {
@@ -627,10 +628,6 @@ static int cmd_mount(struct berth_globals *g, int argc, char **argv)
         return cli_failf("image %.12s has no layers", img->id);
     if (storage_layer_mount(s, img->top_layer, &dir, &err) < 0)
         return cli_fail(&err);
-    if (strcmp(storage_store_driver_name(s), "overlay") == 0 &&
-        mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0 &&
-        mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
-        fprintf(stderr, "Warning: cannot make %s read-only: %s\n", dir, strerror(errno));
     printf("%s\n", dir);
     return 0;
 }

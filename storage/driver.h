@@ -67,8 +67,11 @@ struct storage_driver_ops {
     /* Makes the layer's full filesystem (its chain of parents + its own changes) available as a
      * directory and returns its path (owned by the caller).  For overlay this mounts; the mount
      * is refcounted in `count_dir` (a runroot directory) so nested mount/unmount pairs from
-     * several processes balance.  vfs returns the layer dir. */
-    int (*mount)(void *state, const char *id, const char *count_dir, char **dir,
+     * several processes balance.  readonly: a committed layer is mounted read-only from its
+     * lower dirs only (its files can't change, so its exact tar stays reproducible); a
+     * container's rw layer is mounted with its diff dir as the writable upper dir.  vfs returns
+     * the layer dir (readonly is not enforced there). */
+    int (*mount)(void *state, const char *id, const char *count_dir, bool readonly, char **dir,
                  berth_error_t *err);
     /* Drops one reference (all of them when force) and unmounts at zero. */
     int (*unmount)(void *state, const char *id, const char *count_dir, bool force,

@@ -199,7 +199,7 @@ static bool ovl_exists(void *state, const char *id)
     return fs_exists(d);
 }
 
-static int do_mount(struct overlay *o, const char *id, berth_error_t *err)
+static int do_mount(struct overlay *o, const char *id, bool readonly, berth_error_t *err)
 {
     cleanup_free char *lower = NULL;
     berth_error_t e2 = NULL;
@@ -207,15 +207,24 @@ static int do_mount(struct overlay *o, const char *id, berth_error_t *err)
         berth_error_release(&e2);
         lower = xstrdup("empty");
     }
-    cleanup_free char *opts = xasprintf("lowerdir=%s,upperdir=%s/diff,workdir=%s/work%s", lower, id,
-                                        id, o->rootless ? ",userxattr" : "");
+    cleanup_free char *opts = NULL;
+    if (readonly) {
+        /* without an upper dir overlay wants two lower dirs: "empty" pads a base layer */
+        cleanup_free char *link = NULL;
+        if (read_small(o, id, "link", &link, err) < 0)
+            return -1;
+        opts = xasprintf("lowerdir=l/%s:%s%s", link, lower, o->rootless ? ",userxattr" : "");
+    } else {
+        opts = xasprintf("lowerdir=%s,upperdir=%s/diff,workdir=%s/work%s", lower, id, id,
+                         o->rootless ? ",userxattr" : "");
+    }
     if (strlen(opts) >= 4096)
         return berth_error_make_status(err, E2BIG, "overlay mount options for \"%s\" too long", id);
     cleanup_free char *merged = driver_path(o->home, id, "merged");
     cleanup_close int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (chdir(o->home) < 0)
         return berth_error_make(err, errno, "chdir \"%s\"", o->home);
-    int r = mount("overlay", merged, "overlay", 0, opts);
+    int r = mount("overlay", merged, "overlay", readonly ? MS_RDONLY : 0, opts);
     int saved = errno;
     if (cwd >= 0 && fchdir(cwd) < 0)
         log_debug("fchdir back: %s", strerror(errno));
@@ -224,7 +233,7 @@ static int do_mount(struct overlay *o, const char *id, berth_error_t *err)
     return 0;
 }
 
-static int ovl_mount(void *state, const char *id, const char *count_dir, char **dir,
+static int ovl_mount(void *state, const char *id, const char *count_dir, bool readonly, char **dir,
                      berth_error_t *err)
 {
     struct overlay *o = state;
@@ -235,7 +244,7 @@ static int ovl_mount(void *state, const char *id, const char *count_dir, char **
         if (driver_count_update(count_dir, id, 1, false, &now, err) < 0)
             return -1;
     } else {
-        if (do_mount(o, id, err) < 0)
+        if (do_mount(o, id, readonly, err) < 0)
             return -1;
         /* a stale count (reboot, other mount namespace) restarts at 1 */
         if (driver_count_update(count_dir, id, 1, true, &now, err) < 0)

@@ -937,7 +937,7 @@ int storage_layer_mount(storage_store_t *s, const char *id, char **dir, berth_er
     int lfd = layer_lock(s, id, err);
     if (lfd < 0)
         return -1;
-    int r = s->drv->mount(s->dstate, id, s->mounts_dir, dir, err);
+    int r = s->drv->mount(s->dstate, id, s->mounts_dir, !l->rw, dir, err);
     close(lfd);
     return r;
 }

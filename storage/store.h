@@ -145,7 +145,9 @@ int storage_layer_remove(storage_store_t *s, const char *id, berth_error_t *err)
  * against diff_digest while it is read.  Reader owned by caller; opts may be NULL. */
 int storage_layer_diff(storage_store_t *s, const char *id, const struct storage_diff_options *opts,
                        berth_reader_t **out, berth_error_t *err);
-/* Mounts the layer (with its parents) and returns the directory (owned).  Refcounted across
+/* Mounts the layer (with its parents) and returns the directory (owned): read-only for a layer
+ * from a tar (its files must not change: the exact tar is rebuilt from them), writable for a
+ * container's rw layer (storage_layer_create_rw).  Refcounted across
  * processes via the runroot.  Rootless overlay mounts live in berth's mount namespace, so they
  * vanish when the process exits unless it runs inside `berth unshare`. */
 int storage_layer_mount(storage_store_t *s, const char *id, char **dir, berth_error_t *err);

@@ -95,7 +95,7 @@ static bool vfs_exists(void *state, const char *id)
     return fs_exists(dir);
 }
 
-static int vfs_mount(void *state, const char *id, const char *count_dir, char **dir,
+static int vfs_mount(void *state, const char *id, const char *count_dir, bool readonly, char **dir,
                      berth_error_t *err)
 {
     struct vfs *v = state;
