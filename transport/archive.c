@@ -223,6 +223,8 @@ int tar_index_open(const char *path, const char *tmpdir, struct tar_index **out,
     uint64_t off = 0;
     cleanup_free char *longname = NULL, *longlink = NULL;
     int zero_blocks = 0;
+    uint64_t pax_size = 0;
+    bool have_pax_size = false;
     for (;;) {
         int r = read_exact_at(fd, h, TAR_BLOCK, off, err);
         if (r < 0)
@@ -253,6 +255,10 @@ int tar_index_open(const char *path, const char *tmpdir, struct tar_index **out,
             goto fail;
         }
         char type = (char)h[156];
+        if (have_pax_size && type != 'x' && type != 'L' && type != 'K' && type != 'g') {
+            size = pax_size;
+            have_pax_size = false;
+        }
         uint64_t data = off + TAR_BLOCK;
         uint64_t next = data + ((size + TAR_BLOCK - 1) / TAR_BLOCK) * TAR_BLOCK;
         if (type == 'x' || type == 'L' || type == 'K') {
@@ -281,7 +287,13 @@ int tar_index_open(const char *path, const char *tmpdir, struct tar_index **out,
                 }
                 char *s = pax_get(buf, size, "size");
                 if (s) {
-                    /* applies to the next header: handled by re-reading below */
+                    /* sizes beyond the ustar field (> 8 GiB) */
+                    char *end;
+                    unsigned long long v = strtoull(s, &end, 10);
+                    if (*s && !*end) {
+                        pax_size = v;
+                        have_pax_size = true;
+                    }
                     free(s);
                 }
             } else if (type == 'L') {

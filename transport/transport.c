@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -277,10 +278,11 @@ int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_diges
     const char *hex;
     if (expected_digest && digest_parse(expected_digest, &algo, &hex, err) < 0)
         return -1;
-    char tmp[32];
+    static atomic_uint counter;
+    char tmp[64];
     int fd = -1;
     for (int i = 0; i < 100 && fd < 0; i++) {
-        snprintf(tmp, sizeof(tmp), ".tmp-blob-%08x", (unsigned)random());
+        snprintf(tmp, sizeof(tmp), ".tmp-blob-%d-%u", (int)getpid(), atomic_fetch_add(&counter, 1));
         fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0 && errno != EEXIST)
             return berth_error_make(err, errno, "create temporary blob file");
