@@ -226,7 +226,10 @@ static int st_new_source(struct image_reference *ref, const struct system_contex
     for (size_t i = 0; i < s->n; i++)
         if (storage_layer_get(s->store, ids[i], &s->layers[i], err) < 0)
             goto fail;
-    if (s->img->names && s->img->names[0]) {
+    bool named_as_given = false;
+    for (size_t i = 0; ref->docker_name && s->img->names && s->img->names[i]; i++)
+        named_as_given = named_as_given || strcmp(s->img->names[i], ref->docker_name) == 0;
+    if (!named_as_given && s->img->names && s->img->names[0]) {
         free(ref->docker_name);
         ref->docker_name = xstrdup(s->img->names[0]);
     }
