@@ -479,6 +479,35 @@ static void cleanup_incomplete(storage_store_t *s)
     }
     strv_free(dirs);
     berth_error_release(&e);
+    /* temp files of atomic record writes (records are written under the exclusive lock, which
+     * we hold: none of these is live) */
+    const char *rec_dirs[] = {"layers", "images", "containers"};
+    for (size_t k = 0; k < 3; k++) {
+        cleanup_free char *dir = xasprintf("%s/%s", s->root, rec_dirs[k]);
+        cleanup_dir DIR *rd = opendir(dir);
+        struct dirent *re;
+        while (rd && (re = readdir(rd))) {
+            if (re->d_name[0] == '.')
+                continue;
+            if (strstr(re->d_name, ".tmp-")) {
+                unlinkat(dirfd(rd), re->d_name, 0);
+                continue;
+            }
+            if (k == 0 || re->d_type != DT_DIR)
+                continue;
+            /* one level down: images/<id>/x.tmp-NNN, containers/<id>/x.tmp-NNN */
+            int sub = openat(dirfd(rd), re->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            DIR *sd = sub >= 0 ? fdopendir(sub) : NULL;
+            struct dirent *se;
+            while (sd && (se = readdir(sd)))
+                if (strstr(se->d_name, ".tmp-"))
+                    unlinkat(dirfd(sd), se->d_name, 0);
+            if (sd)
+                closedir(sd);
+            else if (sub >= 0)
+                close(sub);
+        }
+    }
     /* half-written image dirs */
     cleanup_free char *images = xasprintf("%s/images", s->root);
     cleanup_dir DIR *d = opendir(images);

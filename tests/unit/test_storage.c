@@ -251,7 +251,11 @@ static void test_crash_cleanup(void **state)
     /* an orphan committed dir without record */
     cleanup_free char *odir = xasprintf("%s/vfs/%064d/dir", f->root, 0);
     assert_int_equal(fs_mkdir_p(odir, 0700, &err), 0);
+    /* a temp file of an interrupted atomic record write */
+    cleanup_free char *tmprec = xasprintf("%s/layers/%064d.json.tmp-AbCdEf", f->root, 3);
+    assert_int_equal(fs_write_file_atomic(tmprec, "{", 1, 0600, &err), 0);
     reopen(f);
+    assert_false(fs_exists(tmprec));
     assert_false(fs_exists(sdir));
     assert_false(fs_exists(slock));
     assert_true(fs_exists(ldir));
