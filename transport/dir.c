@@ -177,6 +177,8 @@ struct dir_dst {
     bool created_root, committed;
     char **created;
     size_t n_created;
+    char **kept; /* files of an earlier image reused by this one */
+    size_t n_kept;
     pthread_mutex_t lock;
     char *manifest;
     size_t manifest_len;
@@ -212,6 +214,10 @@ static int dd_try_reuse(struct image_destination *dst, const struct blob_info *i
     if (fstatat(d->fd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
         (info->size < 0 || st.st_size == info->size)) {
         *reused = true;
+        pthread_mutex_lock(&d->lock);
+        d->kept = xreallocarray(d->kept, d->n_kept + 1, sizeof(char *));
+        d->kept[d->n_kept++] = xstrdup(hex);
+        pthread_mutex_unlock(&d->lock);
         if (out) {
             blob_info_copy(out, info);
             out->size = st.st_size;
@@ -231,8 +237,14 @@ static int dd_put_blob(struct image_destination *dst, berth_reader_t *stream,
     if (blob_write_into_dir(d->fd, stream, info->digest, info->size, &digest, &size, &created,
                             err) < 0)
         return -1;
-    if (created)
+    if (created) {
         remember(d, digest_hex(digest));
+    } else {
+        pthread_mutex_lock(&d->lock);
+        d->kept = xreallocarray(d->kept, d->n_kept + 1, sizeof(char *));
+        d->kept[d->n_kept++] = xstrdup(digest_hex(digest));
+        pthread_mutex_unlock(&d->lock);
+    }
     if (out) {
         memset(out, 0, sizeof(*out));
         out->digest = digest;
@@ -285,6 +297,31 @@ static int dd_put_signatures(struct image_destination *dst, const char *instance
     return 0;
 }
 
+static bool listed(char *const *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void remove_stale(struct dir_dst *d)
+{
+    DIR *dp = fdopendir(openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dp)
+        return;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        const char *n = de->d_name;
+        if (de->d_type != DT_REG || strcmp(n, "manifest.json") == 0 || strcmp(n, "version") == 0)
+            continue;
+        if (listed(d->created, d->n_created, n) || listed(d->kept, d->n_kept, n))
+            continue;
+        unlinkat(d->fd, n, 0);
+    }
+    closedir(dp);
+}
+
 static int dd_commit(struct image_destination *dst, berth_error_t *err)
 {
     struct dir_dst *d = dst->priv;
@@ -296,6 +333,10 @@ static int dd_commit(struct image_destination *dst, berth_error_t *err)
         0)
         return -1;
     d->committed = true;
+    /* like skopeo, the directory holds one image: files of the image it replaced go, once the
+     * new one is complete */
+    if (!d->created_root)
+        remove_stale(d);
     return 0;
 }
 
@@ -313,6 +354,9 @@ static void dd_close(struct image_destination *dst)
     for (size_t i = 0; i < d->n_created; i++)
         free(d->created[i]);
     free(d->created);
+    for (size_t i = 0; i < d->n_kept; i++)
+        free(d->kept[i]);
+    free(d->kept);
     if (d->fd >= 0)
         close(d->fd);
     pthread_mutex_destroy(&d->lock);
@@ -366,7 +410,7 @@ static int dir_new_destination(struct image_reference *ref, const struct system_
     }
     if (!d->created_root) {
         /* like skopeo: refuse to write into a non-empty directory that is not a dir: image */
-        cleanup_dir DIR *dp = fdopendir(dup(d->fd));
+        cleanup_dir DIR *dp = fdopendir(openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         bool empty = true;
         struct dirent *de;
         while (dp && (de = readdir(dp)))

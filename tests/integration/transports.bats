@@ -505,3 +505,24 @@ EOC
     run berth --registries-conf "$HARNESS_TMP/registries.conf" pull team/nosuch:1
     [ "$status" -eq 125 ]
 }
+
+@test "dir: writing a new image replaces the old one's files; a failed copy keeps the old image" {
+    run berth copy -q "oci:$FIX/multi:img" "dir:$HARNESS_TMP/d"
+    [ "$status" -eq 0 ]
+    [ "$(ls "$HARNESS_TMP/d" | wc -l)" -eq 6 ] # 3 layers, config, manifest.json, version
+    cp -a "$FIX/base" "$HARNESS_TMP/broken"
+    rm "$HARNESS_TMP/broken/blobs/sha256/${BUSYBOX_CONFIG_DIGEST#sha256:}"
+    run berth copy -q "oci:$HARNESS_TMP/broken:latest" "dir:$HARNESS_TMP/d"
+    [ "$status" -eq 125 ]
+    [ "$(skopeo_digest "dir:$HARNESS_TMP/d")" = "$(cat "$FIX/multi.manifest")" ]
+    [ "$(ls "$HARNESS_TMP/d" | wc -l)" -eq 6 ]
+    run berth copy -q "oci:$FIX/base:latest" "dir:$HARNESS_TMP/d"
+    [ "$status" -eq 0 ]
+    [ "$(ls "$HARNESS_TMP/d" | wc -l)" -eq 4 ] # 1 layer, config, manifest.json, version
+    [ "$(skopeo_digest "dir:$HARNESS_TMP/d")" = "$BUSYBOX_MANIFEST_DIGEST" ]
+    # a non-empty directory that is not a dir: image is not written into
+    mkdir "$HARNESS_TMP/other" && echo keep >"$HARNESS_TMP/other/file"
+    run berth copy -q "oci:$FIX/base:latest" "dir:$HARNESS_TMP/other"
+    [ "$status" -eq 125 ]
+    [ "$(cat "$HARNESS_TMP/other/file")" = keep ]
+}
