@@ -1043,8 +1043,27 @@ static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
         cleanup_free char *what = xasprintf("image:%s", img->id);
         stage_key_base(what, &ss.key);
     }
-    /* a new image: no inherited onbuild shown until triggers ran */
     json_t *cfg = bld_exec_config(ss.doc);
+    /* as docker and buildah: an image without PATH gets the default one */
+    bool has_path = false;
+    json_t *pe = json_object_get(cfg, "Env");
+    size_t pi;
+    json_t *pv;
+    json_array_foreach(pe, pi, pv)
+    {
+        const char *str = json_string_value(pv);
+        if (str && strncmp(str, "PATH=", 5) == 0)
+            has_path = true;
+    }
+    if (!has_path) {
+        if (!json_is_array(pe)) {
+            pe = json_array();
+            json_object_set_new(cfg, "Env", pe);
+        }
+        json_array_insert_new(
+            pe, 0,
+            json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    }
     cleanup_strv char **env = NULL;
     json_t *je = json_object_get(cfg, "Env");
     berth_error_t e2 = NULL;
