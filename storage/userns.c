@@ -56,6 +56,9 @@ int userns_get_mapping(const char *name, uid_t uid, gid_t gid, struct userns_map
                        berth_error_t *err)
 {
     memset(out, 0, sizeof(*out));
+    struct passwd *pw = name ? NULL : getpwuid(uid);
+    if (pw)
+        name = pw->pw_name;
     out->uids[0] = (struct userns_range){0, uid, 1};
     out->gids[0] = (struct userns_range){0, gid, 1};
     out->n_uids = out->n_gids = 1;

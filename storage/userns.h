@@ -36,9 +36,9 @@ struct userns_mapping {
     bool single_id; /* no subordinate ranges: only 0 -> the user's id */
 };
 
-/* The mapping berth would use for the user `name` with ids uid/gid, built from /etc/subuid and
- * /etc/subgid (entries by name or numeric id).  Never fails for a missing file or entry: the
- * result is then single_id. */
+/* The mapping berth would use for the user `name` (NULL: looked up from uid) with ids uid/gid,
+ * built from /etc/subuid and /etc/subgid (entries by name or numeric id).  Never fails for a
+ * missing file or entry: the result is then single_id. */
 int userns_get_mapping(const char *name, uid_t uid, gid_t gid, struct userns_mapping *out,
                        berth_error_t *err);
 
