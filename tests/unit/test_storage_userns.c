@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -90,13 +91,43 @@ static void test_enter_as_user(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* A uid without subordinate ranges gets the single-id mapping (with a warning). */
+static void test_enter_single_id(void **state)
+{
+    if (geteuid() != 0 || userns_in_namespace())
+        skip();
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgroups(0, NULL) < 0 || setresgid(54321, 54321, 54321) < 0 ||
+            setresuid(54321, 54321, 54321) < 0)
+            _exit(10);
+        /* changing uids made us non-dumpable (unlike an exec'd berth): /proc/self/uid_map would
+         * belong to root */
+        prctl(PR_SET_DUMPABLE, 1);
+        berth_error_t err = NULL;
+        if (userns_ensure(&err) < 0) {
+            fprintf(stderr, "%s\n", berth_error_msg(err));
+            _exit(11);
+        }
+        struct userns_mapping m;
+        if (geteuid() != 0 || userns_current_mapping(&m, &err) < 0)
+            _exit(12);
+        if (!m.single_id || m.uids[0].host != 54321 || userns_host_uid() != 54321)
+            _exit(13);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mapping_without_ranges),
-        cmocka_unit_test(test_mapping_from_subuid),
-        cmocka_unit_test(test_current_mapping),
-        cmocka_unit_test(test_enter_as_user),
+        cmocka_unit_test(test_mapping_without_ranges), cmocka_unit_test(test_mapping_from_subuid),
+        cmocka_unit_test(test_current_mapping),        cmocka_unit_test(test_enter_as_user),
+        cmocka_unit_test(test_enter_single_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
