@@ -1,17 +1,318 @@
-/* --cache-from / --cache-to: exchanging build cache entries through an OCI layout. */
+/* --cache-from / --cache-to: exchanging build cache entries through an OCI image layout.
+ *
+ * Layer ids in the store are chain ids, so they mean the same thing in every store: a cache entry
+ * (step key -> layer id) can move between machines with the layers it names.  The layout holds,
+ * for every distinct layer an entry names, one image manifest whose layers are the whole chain
+ * from the base (uncompressed tar blobs, reproduced byte for byte from the store) and whose config
+ * is a minimal image config with those diff_ids.  The entries themselves (including those of
+ * metadata-only steps, which name no layer) are the JSON object in the index annotation
+ * "org.berth.build-cache": {"<key>": "<layer id>" | null}.  Writing merges with what the layout
+ * already holds; reading imports every layer that is missing, parent first, then the entries. */
 #include "build/build_internal.h"
 
-#include <errno.h>
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/digest.h"
+#include "common/fs.h"
+#include "common/imagespec.h"
+#include "common/json.h"
+#include "common/log.h"
 
-int bld_cache_export(storage_store_t *s, const char *dir, const char *layout, char *const *keys,
-                     berth_error_t *err)
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CACHE_ANNOTATION "org.berth.build-cache"
+#define INDEX_MAX        (16u << 20)
+
+static const char *layout_dir(const char *ref)
 {
-    (void)s, (void)dir, (void)keys;
-    return berth_error_make_status(err, ENOTSUP, "--cache-to %s: not implemented yet", layout);
+    if (strncmp(ref, "oci:", 4) == 0)
+        ref += 4;
+    return ref;
 }
 
-int bld_cache_import(storage_store_t *s, const char *dir, const char *layout, berth_error_t *err)
+/* "DIR" of "oci:DIR[:tag]": the tag is ignored (the cache is the whole layout). */
+static char *layout_path(const char *ref)
 {
-    (void)s, (void)dir;
-    return berth_error_make_status(err, ENOTSUP, "--cache-from %s: not implemented yet", layout);
+    char *p = xstrdup(layout_dir(ref));
+    char *c = strrchr(p, ':');
+    if (c && !strchr(c, '/'))
+        *c = 0;
+    return p;
+}
+
+static bool hex64(const char *s)
+{
+    if (!s || strlen(s) != 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+static char *blob_path(const char *dir, const char *digest)
+{
+    const char *hex = digest_hex(digest);
+    return xasprintf("%s/blobs/sha256/%s", dir, hex ? hex : "invalid");
+}
+
+static int put_bytes(const char *dir, const void *data, size_t len, char **digest,
+                     berth_error_t *err)
+{
+    *digest = digest_buffer(DIGEST_SHA256, data, len);
+    cleanup_free char *p = blob_path(dir, *digest);
+    if (fs_exists(p))
+        return 0;
+    return fs_write_file_atomic(p, data, len, 0644, err);
+}
+
+static int put_layer(storage_store_t *s, const char *dir, const storage_layer_t *l,
+                     berth_error_t *err)
+{
+    if (digest_validate(l->diff_digest, err) < 0)
+        return -1;
+    cleanup_free char *p = blob_path(dir, l->diff_digest);
+    if (fs_exists(p))
+        return 0;
+    cleanup_reader berth_reader_t *tar = NULL;
+    if (storage_layer_diff(s, l->id, NULL, &tar, err) < 0)
+        return -1;
+    struct fs_atomic_file f cleanup_atomic_file = {.fd = -1};
+    if (fs_atomic_open(p, 0644, &f, err) < 0)
+        return -1;
+    cleanup_reader berth_reader_t *v = reader_verify(tar, false, l->diff_digest, l->diff_size);
+    if (reader_copy_to_fd(v, f.fd, err) < 0)
+        return berth_error_wrap(err, "export layer %s", l->id);
+    return fs_atomic_commit(&f, err);
+}
+
+/* Layers from the base to id (owned list). */
+static int chain_of(storage_store_t *s, const char *id, storage_layer_t ***out, size_t *n,
+                    berth_error_t *err)
+{
+    storage_layer_t **v = NULL;
+    size_t cnt = 0;
+    cleanup_free char *cur = xstrdup(id);
+    while (cur && cnt < 4096) {
+        storage_layer_t *l = NULL;
+        if (storage_layer_get(s, cur, &l, err) < 0) {
+            for (size_t i = 0; i < cnt; i++)
+                storage_layer_free(v[i]);
+            free(v);
+            return -1;
+        }
+        v = xreallocarray(v, cnt + 1, sizeof(*v));
+        v[cnt++] = l;
+        free(cur);
+        cur = l->parent ? xstrdup(l->parent) : NULL;
+    }
+    for (size_t i = 0; i < cnt / 2; i++) {
+        storage_layer_t *t = v[i];
+        v[i] = v[cnt - 1 - i];
+        v[cnt - 1 - i] = t;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static int load_index(const char *dir, json_t **out, berth_error_t *err)
+{
+    cleanup_free char *p = fs_join(dir, "index.json");
+    if (!fs_exists(p)) {
+        *out = json_pack("{s:i,s:s,s:[]}", "schemaVersion", 2, "mediaType", MEDIA_TYPE_OCI_INDEX,
+                         "manifests");
+        return 0;
+    }
+    if (json_load_file_bounded(p, INDEX_MAX, out, err) < 0)
+        return -1;
+    if (!json_is_array(json_object_get(*out, "manifests")))
+        return berth_error_make_status(err, EINVAL, "%s: not an OCI index", p);
+    return 0;
+}
+
+static json_t *entries_of(json_t *index)
+{
+    const char *s =
+        json_string_value(json_object_get(json_object_get(index, "annotations"), CACHE_ANNOTATION));
+    json_t *j = NULL;
+    berth_error_t e = NULL;
+    if (s && json_parse_bounded(s, strlen(s), INDEX_MAX, "cache entries", &j, &e) == 0 &&
+        json_is_object(j))
+        return j;
+    berth_error_release(&e);
+    json_decref(j);
+    return json_object();
+}
+
+int bld_cache_export(storage_store_t *s, const char *cache_dir, const char *ref, char *const *keys,
+                     berth_error_t *err)
+{
+    cleanup_free char *dir = layout_path(ref);
+    cleanup_free char *blobs = xasprintf("%s/blobs/sha256", dir);
+    if (fs_mkdir_p(blobs, 0755, err) < 0)
+        return berth_error_wrap(err, "--cache-to");
+    cleanup_json json_t *index = NULL;
+    if (load_index(dir, &index, err) < 0)
+        return berth_error_wrap(err, "--cache-to");
+    cleanup_json json_t *entries = entries_of(index);
+    json_t *mans = json_object_get(index, "manifests");
+    for (char *const *k = keys; k && *k; k++) {
+        bool found = false;
+        cleanup_free char *layer = NULL;
+        if (bld_cache_lookup(cache_dir, *k, &found, &layer, err) < 0)
+            return -1;
+        if (!found)
+            continue;
+        json_object_set_new(entries, *k, layer ? json_string(layer) : json_null());
+        if (!layer)
+            continue;
+        /* one manifest per layer named (skip when present) */
+        bool have = false;
+        size_t i;
+        json_t *m;
+        json_array_foreach(mans, i, m)
+        {
+            const char *l = json_string_value(
+                json_object_get(json_object_get(m, "annotations"), "org.berth.cache.layer"));
+            if (l && strcmp(l, layer) == 0)
+                have = true;
+        }
+        if (have)
+            continue;
+        storage_layer_t **chain = NULL;
+        size_t n = 0;
+        if (chain_of(s, layer, &chain, &n, err) < 0)
+            return berth_error_wrap(err, "--cache-to: layer %s", layer);
+        int rc = 0;
+        json_t *ids = json_array(), *layers = json_array();
+        for (size_t c = 0; c < n && rc == 0; c++) {
+            rc = put_layer(s, dir, chain[c], err);
+            json_array_append_new(ids, json_string(chain[c]->diff_digest));
+            json_array_append_new(
+                layers, json_pack("{s:s,s:s,s:I}", "mediaType", MEDIA_TYPE_OCI_LAYER_TAR, "digest",
+                                  chain[c]->diff_digest, "size", (json_int_t)chain[c]->diff_size));
+        }
+        for (size_t c = 0; c < n; c++)
+            storage_layer_free(chain[c]);
+        free(chain);
+        if (rc < 0) {
+            json_decref(ids);
+            json_decref(layers);
+            return berth_error_wrap(err, "--cache-to");
+        }
+        json_t *cfg = bld_config_scratch();
+        json_object_set_new(json_object_get(cfg, "rootfs"), "diff_ids", ids);
+        size_t cl = 0;
+        cleanup_free char *cs = json_dump_canonical(cfg, &cl);
+        json_decref(cfg);
+        cleanup_free char *cd = NULL;
+        if (put_bytes(dir, cs, cl, &cd, err) < 0) {
+            json_decref(layers);
+            return -1;
+        }
+        json_t *man =
+            json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:o}", "schemaVersion", 2, "mediaType",
+                      MEDIA_TYPE_OCI_MANIFEST, "config", "mediaType", MEDIA_TYPE_OCI_CONFIG,
+                      "digest", cd, "size", (json_int_t)cl, "layers", layers);
+        size_t ml = 0;
+        cleanup_free char *ms = json_dump_canonical(man, &ml);
+        json_decref(man);
+        cleanup_free char *md = NULL;
+        if (put_bytes(dir, ms, ml, &md, err) < 0)
+            return -1;
+        json_array_append_new(mans, json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType",
+                                              MEDIA_TYPE_OCI_MANIFEST, "digest", md, "size",
+                                              (json_int_t)ml, "annotations",
+                                              "org.berth.cache.layer", layer));
+    }
+    cleanup_free char *es = json_dump_canonical(entries, NULL);
+    json_t *ann = json_object_get(index, "annotations");
+    if (!json_is_object(ann)) {
+        ann = json_object();
+        json_object_set_new(index, "annotations", ann);
+    }
+    json_object_set_new(ann, CACHE_ANNOTATION, json_string(es));
+    cleanup_free char *lp = fs_join(dir, "oci-layout");
+    static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+    if (fs_write_file_atomic(lp, layout, strlen(layout), 0644, err) < 0)
+        return -1;
+    cleanup_free char *ip = fs_join(dir, "index.json");
+    return json_write_file_atomic(ip, index, 0644, err);
+}
+
+int bld_cache_import(storage_store_t *s, const char *cache_dir, const char *ref, berth_error_t *err)
+{
+    cleanup_free char *dir = layout_path(ref);
+    cleanup_free char *ip = fs_join(dir, "index.json");
+    if (!fs_exists(ip)) {
+        log_warn("--cache-from %s: no layout there yet", ref);
+        return 0;
+    }
+    cleanup_json json_t *index = NULL;
+    if (load_index(dir, &index, err) < 0)
+        return berth_error_wrap(err, "--cache-from");
+    cleanup_json json_t *entries = entries_of(index);
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(index, "manifests"), i, d)
+    {
+        const char *md = json_string_value(json_object_get(d, "digest"));
+        if (!json_object_get(json_object_get(d, "annotations"), "org.berth.cache.layer"))
+            continue;
+        if (digest_validate(md, err) < 0)
+            return berth_error_wrap(err, "--cache-from");
+        cleanup_free char *mp = blob_path(dir, md);
+        cleanup_free char *buf = NULL;
+        size_t len = 0;
+        if (fs_read_file(mp, IMAGE_MANIFEST_MAX_SIZE, &buf, &len, err) < 0)
+            return berth_error_wrap(err, "--cache-from");
+        cleanup_free char *got = digest_buffer(DIGEST_SHA256, buf, len);
+        if (strcmp(got, md) != 0)
+            return berth_error_make_status(err, EINVAL, "--cache-from: manifest %s is corrupt", md);
+        cleanup_image_manifest image_manifest_t *m = NULL;
+        if (image_manifest_parse(buf, len, &m, err) < 0)
+            return berth_error_wrap(err, "--cache-from");
+        cleanup_free char *parent = NULL;
+        for (size_t k = 0; k < m->n_layers; k++) {
+            const char *diff = m->layers[k].digest;
+            cleanup_free char *pchain = parent ? xasprintf("sha256:%s", parent) : NULL;
+            cleanup_free char *chain = storage_chain_id(pchain, diff);
+            const char *id = digest_hex(chain);
+            storage_layer_t *have = NULL;
+            berth_error_t e2 = NULL;
+            if (id && storage_layer_get(s, id, &have, &e2) == 0) {
+                storage_layer_free(have);
+                free(parent);
+                parent = xstrdup(id);
+                continue;
+            }
+            berth_error_release(&e2);
+            cleanup_free char *bp = blob_path(dir, diff);
+            cleanup_reader berth_reader_t *r = NULL;
+            if (reader_open_file(bp, &r, err) < 0)
+                return berth_error_wrap(err, "--cache-from");
+            struct storage_layer_options lo = {
+                .parent = parent, .compressed_size = -1, .expected_diff_digest = diff};
+            cleanup_storage_layer storage_layer_t *l = NULL;
+            if (storage_layer_create_from_tar(s, &lo, r, &l, err) < 0)
+                return berth_error_wrap(err, "--cache-from: layer %s", diff);
+            free(parent);
+            parent = xstrdup(l->id);
+        }
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(entries, key, v)
+    {
+        const char *layer = json_string_value(v);
+        if (!hex64(key) || (layer && !hex64(layer)))
+            continue;
+        if (bld_cache_store(cache_dir, key, layer, err) < 0)
+            return -1;
+    }
+    return 0;
 }
