@@ -56,6 +56,10 @@ struct sstate {
     struct stage_env se;
     bool cmd_set;
     bool entrypoint_set;
+    /* --layers=false: one working layer for the whole stage, committed at its end */
+    struct bld_rw stage_rw;
+    bool stage_rw_open;
+    long last_layer_hist; /* history index of the last step that changed files, -1 none */
 };
 
 static void say(struct bctx *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -320,6 +324,64 @@ static int finish_layer(struct bctx *b, struct sstate *ss, struct bld_rw *rw, co
     return 0;
 }
 
+/* The working layer a file-changing step writes to: a new one per step with --layers, else
+ * the stage's single one. */
+static int step_rw_open(struct bctx *b, struct sstate *ss, struct bld_rw *local,
+                        struct bld_rw **out, berth_error_t *err)
+{
+    if (b->o->layers) {
+        if (bld_rw_open(b->s, ss->top, local, err) < 0)
+            return -1;
+        *out = local;
+        return 0;
+    }
+    if (!ss->stage_rw_open) {
+        if (bld_rw_open(b->s, ss->top, &ss->stage_rw, err) < 0)
+            return -1;
+        ss->stage_rw_open = true;
+    }
+    *out = &ss->stage_rw;
+    return 0;
+}
+
+static int step_rw_done(struct bctx *b, struct sstate *ss, struct bld_rw *rw, bool ok,
+                        const char *key, const char *history, berth_error_t *err)
+{
+    if (b->o->layers) {
+        if (!ok) {
+            bld_rw_abort(b->s, rw);
+            return -1;
+        }
+        return finish_layer(b, ss, rw, key, history, err);
+    }
+    if (!ok)
+        return -1; /* the stage's layer is dropped by build_stage */
+    bld_history_add(ss->doc, history, true, b->o->timestamp);
+    ss->last_layer_hist = (long)json_array_size(json_object_get(ss->doc, "history")) - 1;
+    return 0;
+}
+
+/* --layers=false: commits the stage's working layer (one layer for all its steps). */
+static int stage_rw_commit(struct bctx *b, struct sstate *ss, berth_error_t *err)
+{
+    if (!ss->stage_rw_open)
+        return 0;
+    ss->stage_rw_open = false;
+    cleanup_storage_layer storage_layer_t *l = NULL;
+    if (bld_rw_commit(b->s, &ss->stage_rw, ss->top, b->o->timestamp, &l, err) < 0) {
+        bld_rw_abort(b->s, &ss->stage_rw);
+        return -1;
+    }
+    free(ss->top);
+    ss->top = xstrdup(l->id);
+    bld_diff_id_add(ss->doc, l->diff_digest);
+    json_t *h = json_array_get(json_object_get(ss->doc, "history"), (size_t)ss->last_layer_hist);
+    if (h)
+        json_object_del(h, "empty_layer");
+    say(b, "--> %.12s\n", l->id);
+    return 0;
+}
+
 static const char *workdir_of(struct sstate *ss)
 {
     const char *w = cfg_str(ss->doc, "WorkingDir");
@@ -421,20 +483,17 @@ static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct
         rc = try_cache(b, ss, key, history, &hit, err);
     }
     if (rc == 0 && !hit) {
-        struct bld_rw rw;
-        rc = bld_rw_open(b->s, ss->top, &rw, err);
+        struct bld_rw local, *rw = NULL;
+        rc = step_rw_open(b, ss, &local, &rw, err);
         if (rc == 0) {
             struct copy_owner own = {.chmod = chmod_v, .reset_owner = !from};
             if (chown && *chown) {
                 own.set = true;
-                rc = copy_parse_chown(rw.root_fd, chown, &own.uid, &own.gid, err);
+                rc = copy_parse_chown(rw->root_fd, chown, &own.uid, &own.gid, err);
             }
             if (rc == 0)
-                rc = copy_plan_apply(&plan, rw.root_fd, &own, err);
-            if (rc == 0)
-                rc = finish_layer(b, ss, &rw, key, history, err);
-            else
-                bld_rw_abort(b->s, &rw);
+                rc = copy_plan_apply(&plan, rw->root_fd, &own, err);
+            rc = step_rw_done(b, ss, rw, rc == 0, key, history, err);
         }
     }
     if (rc == 0) {
@@ -736,8 +795,8 @@ static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct 
     if (rc == 0)
         rc = try_cache(b, ss, key, history, &hit, err);
     if (rc == 0 && !hit) {
-        struct bld_rw rw;
-        rc = bld_rw_open(b->s, ss->top, &rw, err);
+        struct bld_rw local, *rw = NULL;
+        rc = step_rw_open(b, ss, &local, &rw, err);
         if (rc == 0) {
             cleanup_strv char **env = stage_env_run_env(&ss->se);
             struct bld_run r = {
@@ -749,14 +808,11 @@ static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct 
                 .mounts = rm.mounts,
             };
             int status = 0;
-            rc = bld_run(rw.dir, &r, &status, err);
+            rc = bld_run(rw->dir, &r, &status, err);
             if (rc == 0 && status != 0)
                 rc = berth_error_make_status(
                     err, ECHILD, "RUN %s: the command exited with status %d", cmdtext, status);
-            if (rc == 0)
-                rc = finish_layer(b, ss, &rw, key, history, err);
-            else
-                bld_rw_abort(b->s, &rw);
+            rc = step_rw_done(b, ss, rw, rc == 0, key, history, err);
         }
     }
     if (rc == 0) {
@@ -1016,7 +1072,7 @@ static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
 {
     const struct cf_stage *st = &b->st->stages[si];
     const struct cf_instruction *from = &b->cf->insts[st->from];
-    struct sstate ss = {0};
+    struct sstate ss = {.last_layer_hist = -1, .stage_rw = {.root_fd = -1}};
     int rc = 0;
     cleanup_free char *base = NULL;
     if (build_args_expand_global(b->ba, st->base, &base, err) < 0)
@@ -1080,6 +1136,10 @@ static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
         say(b, "STEP %zu/%zu: %s\n", b->step, b->nsteps, in->original);
         rc = exec_instruction(b, si, &ss, in, err);
     }
+    if (rc == 0)
+        rc = stage_rw_commit(b, &ss, err);
+    if (ss.stage_rw_open)
+        bld_rw_abort(b->s, &ss.stage_rw);
     stage_env_clear(&ss.se);
     if (rc < 0) {
         json_decref(ss.doc);
