@@ -408,6 +408,7 @@ static int dir_new_destination(struct image_reference *ref, const struct system_
         berth_error_make(err, errno, "open \"%s\"", r->path);
         goto fail;
     }
+    blob_dir_remove_stale_temps(d->fd);
     if (!d->created_root) {
         /* like skopeo: refuse to write into a non-empty directory that is not a dir: image */
         cleanup_dir DIR *dp = fdopendir(openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -56,4 +56,7 @@ int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_diges
                         int64_t expected_size, char **digest, int64_t *size, bool *created,
                         berth_error_t *err);
 
+/* Removes temp blob files left by writers that died (their pid no longer exists). */
+void blob_dir_remove_stale_temps(int dirfd);
+
 #endif

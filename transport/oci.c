@@ -581,6 +581,7 @@ static int oci_new_destination(struct image_reference *ref, const struct system_
         berth_error_make(err, errno, "open \"%s/blobs/sha256\"", r->path);
         goto fail;
     }
+    blob_dir_remove_stale_temps(o->blobfd);
     *out = dst;
     return 0;
 fail:

@@ -9,11 +9,15 @@
 #include "transport/internal.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 extern const struct transport_ops oci_transport;
@@ -269,6 +273,28 @@ int read_all_close(berth_reader_t *r, size_t max, char **out, size_t *len, berth
 }
 
 #define COPY_BUF (1024 * 1024)
+
+void blob_dir_remove_stale_temps(int dirfd)
+{
+    DIR *d = fdopendir(openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int pid;
+        unsigned n;
+        if (sscanf(de->d_name, ".tmp-blob-%d-%u", &pid, &n) != 2 || pid <= 0)
+            continue;
+        /* a writer killed before it could clean up (kill -9, power loss); the age check keeps
+         * files of live writers in another pid namespace */
+        struct stat st;
+        if (kill(pid, 0) < 0 && errno == ESRCH &&
+            fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            st.st_mtime < time(NULL) - 600)
+            unlinkat(dirfd, de->d_name, 0);
+    }
+    closedir(d);
+}
 
 int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_digest,
                         int64_t expected_size, char **digest, int64_t *size, bool *created,
