@@ -1,0 +1,226 @@
+/* Unit tests for the builder's helpers: context path cleaning, cache keys and entries, the file
+ * digest memo, and COPY plans over a small context (wildcards, ignore files, escapes). */
+#include "build/build_internal.h"
+#include "build/ignore.h"
+#include "common/alloc.h"
+#include "common/cleanup.h"
+#include "common/fs.h"
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static char *tmpdir_new(void)
+{
+    char *t = xstrdup("/tmp/berth-test-builder-XXXXXX");
+    assert_non_null(mkdtemp(t));
+    return t;
+}
+
+static void rm_tree(const char *p)
+{
+    berth_error_t e = NULL;
+    fs_rm_rf(p, &e);
+    berth_error_release(&e);
+}
+
+static void write_file(const char *dir, const char *name, const char *content)
+{
+    cleanup_free char *p = fs_join(dir, name);
+    cleanup_free char *d = xstrdup(p);
+    *strrchr(d, '/') = 0;
+    berth_error_t e = NULL;
+    assert_int_equal(fs_mkdir_p(d, 0755, &e), 0);
+    assert_int_equal(fs_write_file_atomic(p, content, strlen(content), 0644, &e), 0);
+}
+
+static void test_clean_inside(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out; /* out NULL: escape error */
+    } cases[] = {
+        {"a/b", "a/b"},       {"./a/./b/", "a/b"}, {"a/../b", "b"},
+        {"/abs/x", "abs/x"},  {".", ""},           {"", ""},
+        {"a/b/../../c", "c"}, {"..", NULL},        {"../x", NULL},
+        {"a/../../x", NULL},  {"/../x", NULL},     {"a//b", "a/b"},
+        {"a/b/c/../..", "a"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = NULL;
+        berth_error_t err = NULL;
+        int r = copy_clean_inside(cases[i].in, &out, &err);
+        if (cases[i].out) {
+            assert_int_equal(r, 0);
+            assert_string_equal(out, cases[i].out);
+            free(out);
+        } else {
+            assert_true(r < 0);
+            assert_non_null(strstr(berth_error_msg(err), "outside the build context"));
+            berth_error_release(&err);
+        }
+    }
+}
+
+static void test_cache_keys(void **state)
+{
+    (void)state;
+    cleanup_free char *a = bld_cache_key(NULL, "FROM x", NULL);
+    cleanup_free char *b = bld_cache_key(NULL, "FROM x", NULL);
+    cleanup_free char *c = bld_cache_key(a, "RUN true", "in");
+    cleanup_free char *d = bld_cache_key(a, "RUN true", "in2");
+    cleanup_free char *e = bld_cache_key(b, "RUN true", "in");
+    assert_string_equal(a, b);
+    assert_string_equal(c, e);
+    assert_string_not_equal(c, d);
+    assert_int_equal(strlen(a), 64);
+    /* the text and the inputs can't be confused by moving bytes between them */
+    cleanup_free char *f = bld_cache_key(a, "RUN true\nin", "");
+    assert_string_not_equal(c, f);
+
+    cleanup_free char *dir = tmpdir_new();
+    berth_error_t err = NULL;
+    bool found = true;
+    char *layer = NULL;
+    assert_int_equal(bld_cache_lookup(dir, c, &found, &layer, &err), 0);
+    assert_false(found);
+    assert_int_equal(bld_cache_store(dir, c, "abc", &err), 0);
+    assert_int_equal(bld_cache_store(dir, d, NULL, &err), 0);
+    assert_int_equal(bld_cache_lookup(dir, c, &found, &layer, &err), 0);
+    assert_true(found);
+    assert_string_equal(layer, "abc");
+    free(layer);
+    assert_int_equal(bld_cache_lookup(dir, d, &found, &layer, &err), 0);
+    assert_true(found);
+    assert_null(layer);
+    /* keys are never paths */
+    assert_true(bld_cache_store(dir, "../../etc/x", NULL, &err) < 0);
+    berth_error_release(&err);
+    assert_true(bld_cache_lookup(dir, "../x", &found, &layer, &err) < 0);
+    berth_error_release(&err);
+    rm_tree(dir);
+}
+
+static void test_memo(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = tmpdir_new();
+    write_file(dir, "f", "hello\n");
+    cleanup_free char *p = fs_join(dir, "f");
+    berth_error_t err = NULL;
+    struct bld_memo *m = bld_memo_open(dir);
+    cleanup_close int fd = open(p, O_RDONLY);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    char *d1 = NULL;
+    assert_int_equal(bld_memo_file_digest(m, fd, &st, &d1, &err), 0);
+    assert_string_equal(d1,
+                        "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+    bld_memo_close(m);
+    /* a second memo answers from the file without reading: prove it with a lying stat of the
+     * same identity and a closed-then-reused descriptor pointing at other content */
+    m = bld_memo_open(dir);
+    write_file(dir, "g", "other\n");
+    cleanup_free char *g = fs_join(dir, "g");
+    cleanup_close int gfd = open(g, O_RDONLY);
+    char *d2 = NULL;
+    assert_int_equal(bld_memo_file_digest(m, gfd, &st, &d2, &err), 0);
+    assert_string_equal(d1, d2);
+    /* a changed identity (ctime) is hashed again */
+    struct stat st2 = st;
+    st2.st_ctim.tv_nsec ^= 1;
+    char *d3 = NULL;
+    assert_int_equal(bld_memo_file_digest(m, gfd, &st2, &d3, &err), 0);
+    assert_string_not_equal(d1, d3);
+    bld_memo_close(m);
+    free(d1);
+    free(d2);
+    free(d3);
+    rm_tree(dir);
+}
+
+static void test_copy_plan(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = tmpdir_new();
+    write_file(dir, "a.txt", "a");
+    write_file(dir, "b.txt", "b");
+    write_file(dir, "c.log", "c");
+    write_file(dir, "sub/x", "x");
+    write_file(dir, "sub/y.log", "y");
+    cleanup_free char *link = fs_join(dir, "shadow");
+    assert_int_equal(symlink("/etc/shadow", link), 0);
+    cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    berth_error_t err = NULL;
+    struct ignore *ign = NULL;
+    const char *pats[] = {"*.log", "!sub/y.log"};
+    assert_int_equal(ignore_new(pats, 2, &ign, &err), 0);
+    struct copy_source src = {.fd = fd, .ign = ign, .is_context = true};
+
+    /* wildcards expand in order; ignored files drop out */
+    struct copy_plan p = {.tmp_dir_fd = -1};
+    char *w[] = {(char *)"*.txt", (char *)"*.log", NULL};
+    assert_int_equal(copy_plan_make(&src, w, 1, "/dst/", false, NULL, NULL, &p, &err), 0);
+    assert_int_equal(p.nitems, 2);
+    copy_plan_clear(&p);
+    assert_true(copy_plan_make(&src, w + 1, 1, "/dst/", false, NULL, NULL, &p, &err) < 0);
+    assert_non_null(strstr(berth_error_msg(err), "no source files"));
+    berth_error_release(&err);
+    copy_plan_clear(&p);
+
+    /* a directory: its contents, with the exception re-included */
+    char *s[] = {(char *)"sub", NULL};
+    assert_int_equal(copy_plan_make(&src, s, 1, "/d", false, NULL, NULL, &p, &err), 0);
+    assert_int_equal(p.nitems, 2);
+    cleanup_digester digester_t *d1 = digester_new(DIGEST_SHA256);
+    assert_int_equal(copy_plan_digest(&p, NULL, d1, &err), 0);
+    cleanup_free char *k1 = digester_finish(d1);
+    copy_plan_clear(&p);
+    /* the same inputs digest the same; changed content differs */
+    write_file(dir, "sub/x", "changed");
+    assert_int_equal(copy_plan_make(&src, s, 1, "/d", false, NULL, NULL, &p, &err), 0);
+    cleanup_digester digester_t *d2 = digester_new(DIGEST_SHA256);
+    assert_int_equal(copy_plan_digest(&p, NULL, d2, &err), 0);
+    cleanup_free char *k2 = digester_finish(d2);
+    assert_string_not_equal(k1, k2);
+    copy_plan_clear(&p);
+
+    /* escapes */
+    char *esc[] = {(char *)"../x", NULL};
+    assert_true(copy_plan_make(&src, esc, 1, "/d", false, NULL, NULL, &p, &err) < 0);
+    assert_non_null(strstr(berth_error_msg(err), "outside the build context"));
+    berth_error_release(&err);
+    copy_plan_clear(&p);
+    char *sh[] = {(char *)"shadow", NULL};
+    assert_true(copy_plan_make(&src, sh, 1, "/d", false, NULL, NULL, &p, &err) < 0);
+    assert_non_null(strstr(berth_error_msg(err), "not found in build context"));
+    berth_error_release(&err);
+    copy_plan_clear(&p);
+    /* several sources need a directory destination */
+    char *two[] = {(char *)"a.txt", (char *)"b.txt", NULL};
+    assert_true(copy_plan_make(&src, two, 2, "/file", false, NULL, NULL, &p, &err) < 0);
+    berth_error_release(&err);
+    copy_plan_clear(&p);
+    ignore_free(ign);
+    rm_tree(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clean_inside),
+        cmocka_unit_test(test_cache_keys),
+        cmocka_unit_test(test_memo),
+        cmocka_unit_test(test_copy_plan),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
