@@ -227,6 +227,23 @@ static char *rt_root(const char *rundir)
     return xasprintf("%s/rt", rundir);
 }
 
+/* Writes the exit code into the record (not for --rm containers, which go away). */
+static void record_exit(storage_store_t *s, const char *id, int status)
+{
+    berth_error_t err = NULL;
+    storage_container_t *c = NULL;
+    json_t *meta = NULL;
+    if (load_meta(s, id, &c, &meta, &err) == 0 && !json_is_true(json_object_get(meta, "rm"))) {
+        json_object_set_new(meta, "status", json_string("exited"));
+        json_object_set_new(meta, "exit_code", json_integer(status));
+        json_object_set_new(meta, "finished", json_integer(now_s()));
+        save_meta(s, id, meta, &err);
+    }
+    berth_error_release(&err);
+    storage_container_free(c);
+    json_decref(meta);
+}
+
 /* Records the end of a run: exit code, times; unmounts; removes the container for --rm. */
 static void finish(storage_store_t *s, const char *id, int status)
 {
@@ -332,14 +349,20 @@ __attribute__((noreturn)) static void monitor_main(const struct container_start_
         status = WEXITSTATUS(st);
     else if (WIFSIGNALED(st))
         status = 128 + WTERMSIG(st);
+    storage_store_t *s = NULL;
+    if (storage_store_open(o->store_opts, &s, &err) < 0) {
+        dprintf(2, "berth monitor: reopen the store: %s\n", berth_error_msg(err));
+        berth_error_release(&err);
+    }
+    /* the exit code is recorded before the runtime state goes, so `wait` never sees a stopped
+     * container without its code */
+    if (s)
+        record_exit(s, id, status);
     runtime_delete(root, id, true, &err);
     berth_error_release(&err);
-    storage_store_t *s = NULL;
-    if (storage_store_open(o->store_opts, &s, &err) == 0) {
+    if (s) {
         finish(s, id, status);
         storage_store_close(s);
-    } else {
-        dprintf(2, "berth monitor: reopen the store: %s\n", berth_error_msg(err));
     }
     _exit(0);
 }
@@ -514,8 +537,9 @@ int container_inspect(storage_store_t *s, const char *id_or_name, struct contain
         } else if (berth_error_status(e2) == EAGAIN || was_created) {
             /* being created, or never started */
         } else if (json_string_value(json_object_get(meta, "runtime")) == NULL) {
-            /* no state and no monitor update: the monitor died with it */
-            st = "exited";
+            /* the process is gone and its exit code is being recorded (or whoever ran it
+             * died: `wait` gives up after a grace period) */
+            st = "stopping";
         }
         berth_error_release(&e2);
     }
@@ -542,6 +566,20 @@ int container_kill(storage_store_t *s, const char *id_or_name, int sig, berth_er
     cleanup_free char *id = NULL, *root = NULL;
     if (with_state(s, id_or_name, &id, &root, err) < 0)
         return -1;
+    /* a container being started has no state yet: give it a moment */
+    for (int ms = 0; ms < 5000; ms += 20) {
+        berth_error_t e2 = NULL;
+        struct runtime_state rs;
+        if (runtime_state(root, id, &rs, &e2) == 0) {
+            runtime_state_free(&rs);
+            break;
+        }
+        bool creating = berth_error_status(e2) == EAGAIN;
+        berth_error_release(&e2);
+        if (!creating)
+            break;
+        usleep(20000);
+    }
     if (runtime_kill(root, id, sig, true, err) < 0) {
         if (berth_error_status(*err) == ENOENT)
             return berth_error_make_status(err, ESRCH, "container \"%s\" is not running",

@@ -9,11 +9,13 @@
 #include <sys/types.h>
 
 /* Messages on the parent<->child sync socket (SOCK_SEQPACKET): one byte tag + payload. */
-#define SYNC_GO       'G' /* parent -> child: maps and cgroup done */
-#define SYNC_ERROR    'E' /* child -> parent: message follows; child exits */
-#define SYNC_READY    'R' /* child -> parent: blocked on exec.fifo (create) */
-#define SYNC_TERMINAL 'T' /* child -> parent: pty master attached (SCM_RIGHTS) */
-#define SYNC_MAX_MSG  4096
+#define SYNC_GO    'G' /* parent -> child: maps and cgroup done */
+#define SYNC_ERROR 'E' /* child -> parent: message follows; child exits */
+#define SYNC_READY 'R' /* child -> parent: blocked on exec.fifo (create) */
+#define SYNC_TERMINAL                                                                              \
+    'T' /* child -> parent: pty master attached (SCM_RIGHTS); the child                            \
+           then waits for SYNC_GO (terminal sized) before exec */
+#define SYNC_MAX_MSG 4096
 
 struct init_ctx {
     const json_t *spec;
@@ -52,6 +54,8 @@ int console_socket_send(const char *path, int fd, berth_error_t *err);
 /* Creates a pty from the current mount namespace's /dev/ptmx, makes its slave the controlling
  * terminal and stdio of the calling process (after setsid) and returns the master. */
 int tty_setup_slave(char *errbuf, size_t errlen);
+/* Gives the pty the size of berth's terminal (stdin's, else stdout's), if any. */
+void tty_copy_winsize(int master);
 /* Pumps between berth's stdio and the pty master until the master hangs up; raw mode and
  * SIGWINCH forwarding when stdin is a terminal. */
 void tty_pump(int master);

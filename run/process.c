@@ -234,6 +234,10 @@ void process_exec(const json_t *process, const json_t *seccomp, int sync_fd, int
         if (sync_send(sync_fd, SYNC_TERMINAL, NULL, 0, master) < 0)
             child_fail(sync_fd, 1, "send the terminal: %s", strerror(errno));
         close(master);
+        /* wait until the terminal has its size, so the first thing the process sees is right */
+        char tag = 0, b[8];
+        if (sync_recv(sync_fd, &tag, b, sizeof(b), NULL) < 0 || tag != SYNC_GO)
+            child_fail(sync_fd, 1, "terminal setup was not acknowledged");
     }
     const char *cwd = json_string_value(json_object_get(process, "cwd"));
     if (cwd && chdir(cwd) < 0)

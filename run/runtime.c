@@ -371,8 +371,10 @@ static int create_impl(const struct runtime_create_opts *o, pid_t *pidp, int *ex
                 if (r2 < 0)
                     goto fail_child;
             } else {
+                tty_copy_winsize(fd);
                 *o->pty_master = fd;
             }
+            sync_send(sync, SYNC_GO, NULL, 0, -1);
             continue;
         }
         if (tag == SYNC_READY)
@@ -887,10 +889,12 @@ int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *
                 if (r2 < 0)
                     goto fail;
             } else if (terminal) {
+                tty_copy_winsize(fd);
                 master = fd;
             } else {
                 close(fd);
             }
+            sync_send(sync, SYNC_GO, NULL, 0, -1);
         }
     }
     close(sync);

@@ -157,6 +157,14 @@ int tty_setup_slave(char *errbuf, size_t errlen)
     return master;
 }
 
+void tty_copy_winsize(int master)
+{
+    int wfd = isatty(STDIN_FILENO) ? STDIN_FILENO : (isatty(STDOUT_FILENO) ? STDOUT_FILENO : -1);
+    struct winsize ws;
+    if (wfd >= 0 && ioctl(wfd, TIOCGWINSZ, &ws) == 0)
+        ioctl(master, TIOCSWINSZ, &ws);
+}
+
 static struct termios saved_tio;
 static bool tio_saved;
 
