@@ -16,6 +16,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -154,8 +155,89 @@ struct dir_time {
     struct timespec ts[2];
 };
 
+/* Inodes of the files whose content the tar-split record points at: if one of them is removed
+ * or replaced later in the same stream (duplicate entries, a whiteout in vfs), the files no
+ * longer hold what the record expects and the record is dropped. */
+struct ino_set {
+    uint64_t *v;
+    size_t n, cap; /* cap is a power of two; 0 = unused slot marker is ino 0 */
+};
+
+static void ino_add(struct ino_set *s, uint64_t ino)
+{
+    if (ino == 0)
+        return;
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 1024;
+        uint64_t *nv = xcalloc(ncap, sizeof(uint64_t));
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->v[i])
+                continue;
+            size_t h = (size_t)(s->v[i] * 0x9E3779B97F4A7C15ull) & (ncap - 1);
+            while (nv[h])
+                h = (h + 1) & (ncap - 1);
+            nv[h] = s->v[i];
+        }
+        free(s->v);
+        s->v = nv;
+        s->cap = ncap;
+    }
+    size_t h = (size_t)(ino * 0x9E3779B97F4A7C15ull) & (s->cap - 1);
+    while (s->v[h]) {
+        if (s->v[h] == ino)
+            return;
+        h = (h + 1) & (s->cap - 1);
+    }
+    s->v[h] = ino;
+    s->n++;
+}
+
+static bool ino_has(const struct ino_set *s, uint64_t ino)
+{
+    if (!s->cap || ino == 0)
+        return false;
+    size_t h = (size_t)(ino * 0x9E3779B97F4A7C15ull) & (s->cap - 1);
+    while (s->v[h]) {
+        if (s->v[h] == ino)
+            return true;
+        h = (h + 1) & (s->cap - 1);
+    }
+    return false;
+}
+
+/* Does the tree at dfd/name contain a recorded file? */
+static bool tree_has_recorded(const struct ino_set *s, int dfd, const char *name, int depth)
+{
+    struct stat st;
+    if (s->n == 0 || depth > 256 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return false;
+    if (S_ISREG(st.st_mode))
+        return ino_has(s, st.st_ino);
+    if (!S_ISDIR(st.st_mode))
+        return false;
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return true; /* can't tell: be safe */
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return true;
+    }
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        found = tree_has_recorded(s, dirfd(d), de->d_name, depth + 1);
+    }
+    closedir(d);
+    return found;
+}
+
 struct apply {
     int root_fd;
+    struct ino_set recorded;
+    bool record_broken;
     const struct tar_apply_options *opts;
     /* cached parent directory fd for consecutive entries in one directory */
     char *cached_rel;
@@ -207,6 +289,8 @@ static void split_path(char *path, const char **dir, const char **base)
 static int remove_existing(struct apply *ap, int dfd, const char *name, const char *path,
                            berth_error_t *err)
 {
+    if (!ap->record_broken && tree_has_recorded(&ap->recorded, dfd, name, 0))
+        ap->record_broken = true;
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT)
@@ -365,8 +449,11 @@ static int apply_whiteout(struct apply *ap, const char *dir, const char *base, b
     cleanup_close int dfd = tar_openat_in_root(ap->root_fd, dir, O_RDONLY | O_DIRECTORY, 0);
     if (dfd < 0)
         return 0;
-    if (!opaque)
+    if (!opaque) {
+        if (!ap->record_broken && tree_has_recorded(&ap->recorded, dfd, target, 0))
+            ap->record_broken = true;
         return fs_rm_rf_at(dfd, target, err) < 0 ? berth_error_wrap(err, "apply whiteout") : 0;
+    }
     cleanup_dir DIR *d = fdopendir(dup(dfd));
     if (!d)
         return berth_error_make(err, errno, "opendir \"%s\"", dir);
@@ -374,6 +461,8 @@ static int apply_whiteout(struct apply *ap, const char *dir, const char *base, b
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
+        if (!ap->record_broken && tree_has_recorded(&ap->recorded, dfd, de->d_name, 0))
+            ap->record_broken = true;
         if (fs_rm_rf_at(dfd, de->d_name, err) < 0)
             return berth_error_wrap(err, "apply opaque whiteout in \"%s\"", dir);
     }
@@ -439,6 +528,11 @@ static int apply_entry(struct apply *ap, struct archive *a, struct archive_entry
             return -1;
         if (archive_entry_size_is_set(e) && ftruncate(fd, archive_entry_size(e)) < 0)
             return berth_error_make(err, errno, "truncate \"%s\"", rel);
+        if (ap->opts->record_path && archive_entry_size(e) > 0) {
+            struct stat fst;
+            if (fstat(fd, &fst) == 0)
+                ino_add(&ap->recorded, fst.st_ino);
+        }
         return set_metadata(ap, dfd, base, fd, e, rel, err);
     }
     case AE_IFDIR:
@@ -489,6 +583,7 @@ static int finish_dirs(struct apply *ap, berth_error_t *err)
 static void apply_free(struct apply *ap)
 {
     cache_drop(ap);
+    free(ap->recorded.v);
     for (size_t i = 0; i < ap->n_dirs; i++)
         free(ap->dirs[i].path);
     free(ap->dirs);
@@ -557,8 +652,16 @@ int tar_apply(int root_fd, berth_reader_t *tar, const struct tar_apply_options *
     if (ap.failed_xattrs > 1)
         log_warn("%zu extended attribute(s) could not be set", ap.failed_xattrs);
     if (in->rec) {
-        if (tar_split_recorder_finish(in->rec, err) < 0)
-            goto out;
+        /* without a usable record the layer still applies: diffs are then generated */
+        if (ap.record_broken) {
+            log_debug("layer rewrites its own files: no exact tar record kept");
+            tar_split_recorder_abort(in->rec);
+        } else {
+            berth_error_t e2 = NULL;
+            if (tar_split_recorder_finish(in->rec, &e2) < 0)
+                log_debug("no exact tar record kept: %s", berth_error_msg(e2));
+            berth_error_release(&e2);
+        }
         in->rec = NULL;
     }
     res->diff_digest = digester_finish(in->dig);
