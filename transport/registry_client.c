@@ -589,7 +589,8 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
     if (n < 0)
         return CURL_READFUNC_ABORT;
     if (n > 0) {
-        digester_update(u->dg, buf, (size_t)n);
+        if (u->dg)
+            digester_update(u->dg, buf, (size_t)n);
         u->sent += n;
         if (u->limit >= 0 && u->sent > u->limit) {
             u->overflow = true;
@@ -903,6 +904,8 @@ static CURLcode perform_once(registry_client_t *c, const struct request *rq, con
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else if (rq->upload) {
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        /* larger chunks: fewer read callbacks and syscalls for big layers */
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
         curl_easy_setopt(e, CURLOPT_READDATA, rq->upload);
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->upload_size);
@@ -1426,6 +1429,7 @@ static int blob_start(struct blob_reader *b, bool refresh, berth_error_t *err)
     setup_common(b->c, b->easy, b->errbuf);
     curl_easy_setopt(b->easy, CURLOPT_URL, b->url);
     curl_easy_setopt(b->easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(b->easy, CURLOPT_BUFFERSIZE, 512L * 1024L);
     curl_easy_setopt(b->easy, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(b->easy, CURLOPT_HEADERDATA, &b->hdr);
     curl_easy_setopt(b->easy, CURLOPT_WRITEFUNCTION, blob_write_cb);
@@ -1780,7 +1784,9 @@ int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r,
     if (resolve_location(post_url, resp.location, NULL, NULL, &loc, err) < 0)
         return -1;
 
-    struct upload_src up = {.r = r, .dg = digester_new(algo), .limit = size};
+    /* With a known digest the registry verifies it at PUT ?digest= (DIGEST_INVALID on a
+     * mismatch, and nothing is kept), so the data is not hashed a second time here. */
+    struct upload_src up = {.r = r, .dg = digest ? NULL : digester_new(algo), .limit = size};
     int ret = -1;
     cleanup_free char *computed = NULL;
     cleanup_free char *put_url = NULL;
@@ -1795,7 +1801,7 @@ int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r,
                              .upload_size = size};
         if (do_request(c, &rq, &resp, err) < 0)
             goto stream_err;
-        computed = digester_finish(up.dg);
+        computed = up.dg ? digester_finish(up.dg) : xstrdup(digest);
         if (resp.status != 201) {
             if (digest && !digest_equal(computed, digest))
                 goto mismatch;
@@ -1811,7 +1817,7 @@ int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r,
                              .upload_size = size};
         if (do_request(c, &rq, &resp, err) < 0)
             goto stream_err;
-        computed = digester_finish(up.dg);
+        computed = up.dg ? digester_finish(up.dg) : xstrdup(digest);
         if (resp.status != 202 && resp.status != 204) {
             http_error(&resp, err, "uploading blob to %s/%s", c->registry, repo);
             goto cancel;
@@ -1875,10 +1881,7 @@ mismatch:
 cancel:
     cancel_upload(c, loc, scopes);
 out:
-    if (!computed)
-        digester_free(up.dg);
-    else
-        digester_free(up.dg); /* finish does not free */
+    digester_free(up.dg); /* finish does not free */
     berth_error_release(&up.err);
     return ret;
 }

@@ -494,3 +494,54 @@ EOF
     [ "$status" -eq 125 ]
     [[ $output == *"https"* ]]
 }
+
+@test "registry: registries.conf mirrors are tried first, the location after" {
+    registry_start --name SRC
+    registry_start --name MIR
+    make_busybox_oci_layout "$T/oci" latest
+    berth copy -q "oci:$T/oci:latest" "docker://$SRC_ADDR/lib/bb:1" --dest-tls-verify=false
+    berth copy -q "oci:$T/oci:latest" "docker://$SRC_ADDR/lib/bb:2" --dest-tls-verify=false
+    berth copy -q "oci:$T/oci:latest" "docker://$MIR_ADDR/lib/bb:1" --dest-tls-verify=false
+    cat >"$T/reg.conf" <<EOF2
+[[registry]]
+prefix = "registry.example.test"
+location = "$SRC_ADDR"
+insecure = true
+
+[[registry.mirror]]
+location = "$MIR_ADDR"
+insecure = true
+EOF2
+    mir_before=$(registry_requests MIR GET /v2/lib/bb/manifests/)
+    src_before=$(registry_requests SRC GET /v2/lib/bb/manifests/)
+    # tag 1 is on the mirror: the real location is not asked for the manifest
+    run "$BERTH" --registries-conf "$T/reg.conf" copy -q \
+        "docker://registry.example.test/lib/bb:1" "oci:$T/m1:x"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ "$(registry_requests MIR GET /v2/lib/bb/manifests/1)" -gt "$mir_before" ]
+    [ "$(registry_requests SRC GET /v2/lib/bb/manifests/)" -eq "$src_before" ]
+    # tag 2 is not: the mirror answers 404, the location serves it
+    run "$BERTH" --registries-conf "$T/reg.conf" copy -q \
+        "docker://registry.example.test/lib/bb:2" "oci:$T/m2:x"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ "$(registry_requests SRC GET /v2/lib/bb/manifests/2 200)" -ge 1 ]
+}
+
+@test "registry: rootless login writes \$XDG_RUNTIME_DIR/containers/auth.json 0600" {
+    ensure_test_user || skip "no test user"
+    registry_start --htpasswd
+    run as_user env -u REGISTRY_AUTH_FILE "$BERTH" login -u "$REGISTRY_USER" -p "$REGISTRY_PASS" \
+        --tls-verify=false "$REGISTRY_ADDR"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    f=$TEST_USER_RUNTIME_DIR/containers/auth.json
+    [ -f "$f" ]
+    [ "$(stat -c '%a %U' "$f")" = "600 $TEST_USER" ]
+    [ "$(stat -c '%a' "$(dirname "$f")")" = 700 ]
+    run as_user env -u REGISTRY_AUTH_FILE "$BERTH" list-tags --tls-verify=false \
+        "docker://$REGISTRY_ADDR/none"
+    [ "$status" -eq 125 ]
+    # authenticated now: the registry says the repository is unknown instead of 401
+    [[ $output == *NAME_UNKNOWN* ]]
+    run as_user env -u REGISTRY_AUTH_FILE "$BERTH" logout --all
+    [ "$status" -eq 0 ]
+}
