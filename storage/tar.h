@@ -44,11 +44,12 @@ struct tar_generate_options {
     const char *overlay_xattr_ns; /* for TAR_GEN_OVERLAY */
     const char *parent_dir;       /* for TAR_GEN_COMPARE; NULL = compare against nothing */
     int64_t clamp_mtime;          /* -1 = none */
-    const char *tmp_dir;          /* where the temporary tar is spooled */
+    const char *tmp_dir;          /* unused (the tar is streamed) */
 };
 
-/* Produces a deterministic tar (pax format, sorted names) of dir.  The tar is spooled to an
- * unlinked temp file in tmp_dir and returned as a reader (owned by caller). */
+/* Produces a deterministic tar (pax format, sorted names) of dir as a reader (owned by caller).
+ * A producer thread writes it into a pipe: constant memory, no temp file; the directories must
+ * stay in place until the reader is closed. */
 int tar_generate(const char *dir, const struct tar_generate_options *opts, berth_reader_t **out,
                  berth_error_t *err);
 

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -59,35 +61,6 @@ static int list_dir(int dfd, char ***out, berth_error_t *err)
     *out = v;
     return 0;
 }
-
-/* ------------------------------------------------------------------ fd reader */
-
-struct fd_reader {
-    berth_reader_t base;
-    int fd;
-};
-
-static ssize_t fdr_read(berth_reader_t *r, void *buf, size_t len, berth_error_t *err)
-{
-    struct fd_reader *f = (struct fd_reader *)r;
-    for (;;) {
-        ssize_t n = read(f->fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return berth_error_make(err, errno, "read spooled tar");
-        return n;
-    }
-}
-
-static void fdr_close(berth_reader_t *r)
-{
-    struct fd_reader *f = (struct fd_reader *)r;
-    close(f->fd);
-    free(f);
-}
-
-static const struct berth_reader_ops fdr_ops = {.read = fdr_read, .close = fdr_close};
 
 /* ------------------------------------------------------------------ generation */
 
@@ -439,23 +412,11 @@ static la_ssize_t gen_write_cb(struct archive *a, void *data, const void *buf, s
     return (la_ssize_t)len;
 }
 
-int tar_generate(const char *dir, const struct tar_generate_options *opts, berth_reader_t **out,
-                 berth_error_t *err)
+/* Writes the whole tar of dfd (against pfd) to out_fd. */
+static int gen_run(const struct tar_generate_options *opts, int dfd, int pfd, int out_fd,
+                   berth_error_t *err)
 {
     int ret = -1;
-    cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return berth_error_make(err, errno, "open \"%s\"", dir);
-    cleanup_close int pfd = -1;
-    if (opts->mode == TAR_GEN_COMPARE && opts->parent_dir) {
-        pfd = open(opts->parent_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (pfd < 0)
-            return berth_error_make(err, errno, "open \"%s\"", opts->parent_dir);
-    }
-    const char *tmpd = opts->tmp_dir ? opts->tmp_dir : "/var/tmp";
-    cleanup_close int tfd = open(tmpd, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (tfd < 0)
-        return berth_error_make(err, errno, "create temporary file in \"%s\"", tmpd);
     struct gen g = {.opts = opts};
     g.buf = xmalloc(COPY_CHUNK);
     g.opaque_xattr =
@@ -463,7 +424,7 @@ int tar_generate(const char *dir, const struct tar_generate_options *opts, berth
     g.a = archive_write_new();
     archive_write_set_format_pax_restricted(g.a);
     archive_write_set_bytes_per_block(g.a, 10240);
-    if (archive_write_open(g.a, &tfd, NULL, gen_write_cb, NULL) != ARCHIVE_OK) {
+    if (archive_write_open(g.a, &out_fd, NULL, gen_write_cb, NULL) != ARCHIVE_OK) {
         berth_error_make(err, 0, "open tar writer: %s", archive_error_string(g.a));
         goto out;
     }
@@ -473,26 +434,132 @@ int tar_generate(const char *dir, const struct tar_generate_options *opts, berth
         berth_error_make(err, 0, "finish tar: %s", archive_error_string(g.a));
         goto out;
     }
-    if (lseek(tfd, 0, SEEK_SET) < 0) {
-        berth_error_make(err, errno, "rewind spooled tar");
-        goto out;
-    }
-    struct fd_reader *r = xzalloc(sizeof(*r));
-    r->base.ops = &fdr_ops;
-    r->fd = steal_fd(&tfd);
-    *out = &r->base;
     ret = 0;
 out:
     archive_write_free(g.a);
     for (size_t i = 0; i < g.n_links; i++)
         free(g.links[i].path);
     free(g.links);
-    for (size_t i = 0; i < g.depth; i++)
+    for (size_t i = 0; i < g.depth; i++) {
         free(g.stack[i].rel);
+        close(g.stack[i].fd);
+    }
     free(g.stack);
     free(g.buf);
     free(g.opaque_xattr);
     return ret;
+}
+
+/* The tar is produced by a thread writing into a pipe, so the reader streams it with constant
+ * memory and no temporary file.  An error of the producer is returned by the read that sees the
+ * end of the pipe; closing the reader early breaks the pipe and the producer stops. */
+struct gen_stream {
+    berth_reader_t base;
+    int rfd, wfd, dfd, pfd;
+    struct tar_generate_options opts;
+    char *xattr_ns, *parent_dir;
+    pthread_t thread;
+    bool joined;
+    int rc;
+    berth_error_t terr;
+};
+
+static void *gen_thread(void *p)
+{
+    struct gen_stream *gs = p;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    gs->rc = gen_run(&gs->opts, gs->dfd, gs->pfd, gs->wfd, &gs->terr);
+    close(gs->wfd);
+    gs->wfd = -1;
+    return NULL;
+}
+
+static void gen_join(struct gen_stream *gs)
+{
+    if (!gs->joined) {
+        pthread_join(gs->thread, NULL);
+        gs->joined = true;
+    }
+}
+
+static ssize_t gen_read(berth_reader_t *r, void *buf, size_t len, berth_error_t *err)
+{
+    struct gen_stream *gs = (struct gen_stream *)r;
+    for (;;) {
+        ssize_t n = read(gs->rfd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return berth_error_make(err, errno, "read generated tar");
+        if (n > 0)
+            return n;
+        gen_join(gs);
+        if (gs->rc < 0) {
+            berth_error_make_status(err, berth_error_status(gs->terr), "%s",
+                                    berth_error_msg(gs->terr));
+            return -1;
+        }
+        return 0;
+    }
+}
+
+static void gen_close(berth_reader_t *r)
+{
+    struct gen_stream *gs = (struct gen_stream *)r;
+    close(gs->rfd); /* a producer still writing gets EPIPE */
+    gen_join(gs);
+    berth_error_release(&gs->terr);
+    if (gs->dfd >= 0)
+        close(gs->dfd);
+    if (gs->pfd >= 0)
+        close(gs->pfd);
+    free(gs->xattr_ns);
+    free(gs->parent_dir);
+    free(gs);
+}
+
+static const struct berth_reader_ops gen_ops = {.read = gen_read, .close = gen_close};
+
+int tar_generate(const char *dir, const struct tar_generate_options *opts, berth_reader_t **out,
+                 berth_error_t *err)
+{
+    cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return berth_error_make(err, errno, "open \"%s\"", dir);
+    cleanup_close int pfd = -1;
+    if (opts->mode == TAR_GEN_COMPARE && opts->parent_dir) {
+        pfd = open(opts->parent_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0)
+            return berth_error_make(err, errno, "open \"%s\"", opts->parent_dir);
+    }
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return berth_error_make(err, errno, "pipe");
+    fcntl(p[0], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups; best effort */
+    struct gen_stream *gs = xzalloc(sizeof(*gs));
+    gs->base.ops = &gen_ops;
+    gs->rfd = p[0];
+    gs->wfd = p[1];
+    gs->dfd = steal_fd(&dfd);
+    gs->pfd = steal_fd(&pfd);
+    gs->opts = *opts;
+    gs->xattr_ns = opts->overlay_xattr_ns ? xstrdup(opts->overlay_xattr_ns) : NULL;
+    gs->parent_dir = opts->parent_dir ? xstrdup(opts->parent_dir) : NULL;
+    gs->opts.overlay_xattr_ns = gs->xattr_ns;
+    gs->opts.parent_dir = gs->parent_dir;
+    gs->opts.tmp_dir = NULL;
+    int e = pthread_create(&gs->thread, NULL, gen_thread, gs);
+    if (e != 0) {
+        close(gs->wfd);
+        gs->joined = true;
+        gen_close(&gs->base);
+        return berth_error_make(err, e, "start tar producer");
+    }
+    *out = &gs->base;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ tree copy (vfs) */

@@ -331,6 +331,27 @@ static void test_generate_deterministic(void **state)
     free(all);
 }
 
+/* Closing the reader before the end stops the producer (no hang, no leak). */
+static void test_generate_close_early(void **state)
+{
+    struct sandbox *s = *state;
+    cleanup_free char *big = at(s, "big");
+    FILE *fp = fopen(big, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 8 * 1024; i++)
+        fprintf(fp, "%01023d\n", i);
+    fclose(fp);
+    struct tar_generate_options o = {.mode = TAR_GEN_PLAIN, .clamp_mtime = -1};
+    berth_error_t err = NULL;
+    for (int i = 0; i < 20; i++) {
+        berth_reader_t *r = NULL;
+        assert_int_equal(tar_generate(s->root, &o, &r, &err), 0);
+        char buf[100];
+        assert_true(reader_read(r, buf, sizeof(buf), &err) > 0);
+        reader_close(r);
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, sb_setup, sb_teardown)
 int main(void)
 {
@@ -349,6 +370,7 @@ int main(void)
         T(test_bad_whiteouts),
         T(test_overlay_xattrs_filtered),
         T(test_generate_deterministic),
+        T(test_generate_close_early),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
