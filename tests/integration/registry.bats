@@ -103,6 +103,10 @@ stop_proxy() {
     run berth inspect "docker://$REGISTRY_ADDR/tls/bb:1"
     [ "$status" -ne 0 ]
     [[ $output == *certificate* ]]
+    run berth copy -q "oci:$T/oci:latest" "docker://$REGISTRY_ADDR/tls/bb:2"
+    [ "$status" -eq 125 ]
+    [[ $output == *"certificate verification failed"* ]]
+    [ "$(curl -sS --cacert "$REGISTRY_CA" -o /dev/null -w '%{http_code}' -I "$REGISTRY_URL/v2/tls/bb/manifests/2")" = 404 ]
     # the CA in /etc/containers/certs.d/HOST:PORT/ is trusted (in addition to the system CAs)
     certsd=/etc/containers/certs.d/$REGISTRY_ADDR
     if [ -w /etc ] && [ ! -e "$certsd" ]; then
