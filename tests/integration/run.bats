@@ -337,3 +337,14 @@ EOF
     [ "$status" -eq 0 ]
     [[ "$output" == *rootless-limited* ]]
 }
+
+@test "run --init: an init (catatonit/tini) is PID 1 and the exit code passes through" {
+    if ! [ -x /usr/bin/catatonit ] && ! [ -x /usr/libexec/podman/catatonit ] && ! command -v tini >/dev/null; then
+        skip "no catatonit or tini installed"
+    fi
+    for who in root user; do
+        run both $who run --rm --init localhost/busybox sh -c 'ps -o pid,comm | grep " 1 "; exit 4'
+        [ "$status" -eq 4 ]
+        [[ "$output" == *berth-init* ]]
+    done
+}
