@@ -312,6 +312,10 @@ __attribute__((noreturn)) static void monitor_main(const struct container_start_
     dup2(nfd, 0);
     dup2(lfd, 1);
     dup2(lfd, 2);
+    /* nothing of the caller's (the store's lock fds, a test harness's pipes) stays open here */
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != ready_fd)
+            close(fd);
     cleanup_free char *root = rt_root(rundir);
     bool terminal = json_is_true(json_object_get(json_object_get(spec, "process"), "terminal"));
     int master = -1;

@@ -16,7 +16,9 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <linux/close_range.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static const struct {
@@ -225,6 +227,13 @@ void process_exec(const json_t *process, const json_t *seccomp, int sync_fd, int
     if (json_to_strv_simple(json_object_get(process, "env"), &env) < 0)
         child_fail(sync_fd, 1, "process.env must be an array of strings");
 
+    /* only stdio reaches the container process (as runc without --preserve-fds): whatever
+     * else berth or its caller had open is closed at exec */
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        for (int fd = 3; fd < 1024; fd++)
+            if (fd != sync_fd)
+                fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
     set_rlimits(sync_fd, json_object_get(process, "rlimits"));
     if (json_is_true(json_object_get(process, "terminal"))) {
         char ebuf[256];
