@@ -2,6 +2,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
+#include "common/strutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,35 +13,6 @@
 /* ---------------------------------------------------------------------------------------------
  * small helpers
  */
-
-static size_t strv_len(char *const *v)
-{
-    size_t n = 0;
-    if (v)
-        while (v[n])
-            n++;
-    return n;
-}
-
-static char **strv_dup(char *const *v)
-{
-    if (v == NULL)
-        return NULL;
-    size_t n = strv_len(v);
-    char **r = xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        r[i] = xstrdup(v[i]);
-    return r;
-}
-
-static void strv_free(char **v)
-{
-    if (v == NULL)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
 
 static char *sdup(const char *s)
 {
