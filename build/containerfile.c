@@ -4,6 +4,7 @@
 #include "build/expand.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/strutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,43 +18,14 @@
 
 /* ---- small string helpers ---- */
 
-struct sbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void sb_putn(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap * 2 : 64;
-        while (c < b->len + n + 1)
-            c *= 2;
-        b->p = xrealloc(b->p, c);
-        b->cap = c;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(struct sbuf *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-static char *sb_steal(struct sbuf *b)
-{
-    char *r = b->p ? b->p : xstrdup("");
-    memset(b, 0, sizeof(*b));
-    return r;
-}
-
-struct strv {
+/* a counted vector with amortised growth (strutil's strv_add rescans the vector on every add,
+ * too slow for the words of a 16 MiB line) */
+struct wordv {
     char **v;
     size_t n, cap;
 };
 
-static void strv_add(struct strv *s, char *owned)
+static void wordv_add(struct wordv *s, char *owned)
 {
     if (s->n + 2 > s->cap) {
         s->cap = s->cap ? s->cap * 2 : 8;
@@ -63,7 +35,7 @@ static void strv_add(struct strv *s, char *owned)
     s->v[s->n] = NULL;
 }
 
-static void strv_free(struct strv *s)
+static void wordv_free(struct wordv *s)
 {
     for (size_t i = 0; i < s->n; i++)
         free(s->v[i]);
@@ -381,10 +353,10 @@ static bool trim_continuation(char *line, char escape)
 /* ---- flags (extractBuilderFlags and BFlags) ---- */
 
 /* Leading "--flag" words of line; returns the rest of the line. Escape is always '\\' here. */
-static const char *extract_flags(const char *line, struct strv *words)
+static const char *extract_flags(const char *line, struct wordv *words)
 {
     enum { IN_SPACES, IN_WORD, IN_QUOTE } phase = IN_SPACES;
-    struct sbuf word = {0};
+    struct strbuf word = STRBUF_INIT;
     char quote = 0;
     bool blank_ok = false;
     size_t len = strlen(line);
@@ -398,28 +370,27 @@ static const char *extract_flags(const char *line, struct strv *words)
             if (is_space((unsigned char)ch))
                 continue;
             if (ch != '-' || pos + 1 == len || line[pos + 1] != '-') {
-                free(word.p);
+                strbuf_release(&word);
                 return line + pos;
             }
             phase = IN_WORD;
         }
         if (pos == len) {
-            const char *w = word.p ? word.p : "";
+            const char *w = word.buf ? word.buf : "";
             if (strcmp(w, "--") != 0 && (blank_ok || word.len > 0))
-                strv_add(words, sb_steal(&word));
+                wordv_add(words, strbuf_steal(&word));
             break;
         }
         if (phase == IN_WORD) {
             if (is_space((unsigned char)ch)) {
                 phase = IN_SPACES;
-                if (word.p && strcmp(word.p, "--") == 0) {
-                    free(word.p);
+                if (word.buf && strcmp(word.buf, "--") == 0) {
+                    strbuf_release(&word);
                     return line + pos;
                 }
                 if (blank_ok || word.len > 0)
-                    strv_add(words, sb_steal(&word));
-                free(word.p);
-                memset(&word, 0, sizeof(word));
+                    wordv_add(words, strbuf_steal(&word));
+                strbuf_release(&word);
                 blank_ok = false;
                 continue;
             }
@@ -434,7 +405,7 @@ static const char *extract_flags(const char *line, struct strv *words)
                     continue;
                 ch = line[++pos];
             }
-            sb_putn(&word, &ch, 1);
+            strbuf_putc(&word, ch);
             continue;
         }
         /* IN_QUOTE */
@@ -449,9 +420,9 @@ static const char *extract_flags(const char *line, struct strv *words)
             }
             ch = line[++pos];
         }
-        sb_putn(&word, &ch, 1);
+        strbuf_putc(&word, ch);
     }
-    free(word.p);
+    strbuf_release(&word);
     return line + len;
 }
 
@@ -514,8 +485,8 @@ static const struct inst_spec *find_spec(const char *kw)
     return NULL;
 }
 
-static int parse_flags(struct parser *p, int line, const struct inst_spec *spec, struct strv *words,
-                       struct cf_instruction *in)
+static int parse_flags(struct parser *p, int line, const struct inst_spec *spec,
+                       struct wordv *words, struct cf_instruction *in)
 {
     for (size_t i = 0; i < words->n; i++) {
         const char *arg = words->v[i];
@@ -555,10 +526,10 @@ static int parse_flags(struct parser *p, int line, const struct inst_spec *spec,
 /* ---- argument parsers (line_parsers.go) ---- */
 
 /* parseWords: quotes and escapes kept, split on unquoted whitespace. */
-static void parse_words(const char *rest, char escape, struct strv *out)
+static void parse_words(const char *rest, char escape, struct wordv *out)
 {
     enum { IN_SPACES, IN_WORD, IN_QUOTE } phase = IN_SPACES;
-    struct sbuf word = {0};
+    struct strbuf word = STRBUF_INIT;
     char quote = 0;
     bool blank_ok = false;
     size_t len = strlen(rest);
@@ -575,16 +546,15 @@ static void parse_words(const char *rest, char escape, struct strv *out)
         }
         if (pos == len) {
             if (blank_ok || word.len > 0)
-                strv_add(out, sb_steal(&word));
+                wordv_add(out, strbuf_steal(&word));
             break;
         }
         if (phase == IN_WORD) {
             if (is_space((unsigned char)ch)) {
                 phase = IN_SPACES;
                 if (blank_ok || word.len > 0)
-                    strv_add(out, sb_steal(&word));
-                free(word.p);
-                memset(&word, 0, sizeof(word));
+                    wordv_add(out, strbuf_steal(&word));
+                strbuf_release(&word);
                 blank_ok = false;
                 continue;
             }
@@ -596,10 +566,10 @@ static void parse_words(const char *rest, char escape, struct strv *out)
             if (ch == escape) {
                 if (pos + 1 == len)
                     continue;
-                sb_putn(&word, &ch, 1);
+                strbuf_putc(&word, ch);
                 ch = rest[++pos];
             }
-            sb_putn(&word, &ch, 1);
+            strbuf_putc(&word, ch);
             continue;
         }
         if (ch == quote)
@@ -609,16 +579,16 @@ static void parse_words(const char *rest, char escape, struct strv *out)
                 phase = IN_WORD;
                 continue;
             }
-            sb_putn(&word, &ch, 1);
+            strbuf_putc(&word, ch);
             ch = rest[++pos];
         }
-        sb_putn(&word, &ch, 1);
+        strbuf_putc(&word, ch);
     }
-    free(word.p);
+    strbuf_release(&word);
 }
 
 /* reWhitespace.Split(s, -1) semantics for already-trimmed strings */
-static void split_ws(const char *s, struct strv *out)
+static void split_ws(const char *s, struct wordv *out)
 {
     while (*s) {
         while (*s && is_ws((unsigned char)*s))
@@ -628,14 +598,14 @@ static void split_ws(const char *s, struct strv *out)
         const char *e = s;
         while (*e && !is_ws((unsigned char)*e))
             e++;
-        strv_add(out, xstrndup(s, (size_t)(e - s)));
+        wordv_add(out, xstrndup(s, (size_t)(e - s)));
         s = e;
     }
 }
 
 enum json_result { JSON_OK, JSON_NOT_JSON, JSON_NOT_STRINGS };
 
-static enum json_result parse_json_array(const char *rest, struct strv *out)
+static enum json_result parse_json_array(const char *rest, struct wordv *out)
 {
     while (*rest && is_space((unsigned char)*rest))
         rest++;
@@ -654,7 +624,7 @@ static enum json_result parse_json_array(const char *rest, struct strv *out)
     }
     json_array_foreach(j, i, v)
     {
-        strv_add(out, xstrdup(json_string_value(v)));
+        wordv_add(out, xstrdup(json_string_value(v)));
     }
     return JSON_OK;
 }
@@ -697,14 +667,14 @@ static int parse_heredoc_word(struct parser *p, int line, const char *word, stru
         berth_error_release(&lerr);
         return -1;
     }
-    struct strv s1 = {.v = w1, .n = n1}, s2 = {0};
+    struct wordv s1 = {.v = w1, .n = n1}, s2 = {0};
     if (n1 != 1) {
-        strv_free(&s1);
+        wordv_free(&s1);
         return 0;
     }
     o.raw_quotes = true;
     if (expand_process(rest, &o, NULL, NULL, NULL, &w2, &n2, &lerr) < 0) {
-        strv_free(&s1);
+        wordv_free(&s1);
         perr(p, line, "%s", berth_error_msg(lerr));
         berth_error_release(&lerr);
         return -1;
@@ -712,8 +682,8 @@ static int parse_heredoc_word(struct parser *p, int line, const char *word, stru
     s2.v = w2;
     s2.n = n2;
     if (n2 != 1) {
-        strv_free(&s1);
-        strv_free(&s2);
+        wordv_free(&s1);
+        wordv_free(&s2);
         return perr(p, line, "internal lexing of heredoc produced inconsistent results: %s", rest);
     }
     size_t q1 = 0, q2 = 0;
@@ -726,8 +696,8 @@ static int parse_heredoc_word(struct parser *p, int line, const char *word, stru
     h->expand = q1 == q2;
     h->chomp = chomp;
     h->fd = fd;
-    strv_free(&s1);
-    strv_free(&s2);
+    wordv_free(&s1);
+    wordv_free(&s2);
     return 1;
 }
 
@@ -753,7 +723,7 @@ static int read_heredocs(struct parser *p, const char *line, int start, struct c
         berth_error_release(&lerr);
         return 0;
     }
-    struct strv ws = {.v = words, .n = nw};
+    struct wordv ws = {.v = words, .n = nw};
     int ret = 0;
     for (size_t i = 0; i < nw; i++) {
         struct cf_heredoc h = {0};
@@ -764,7 +734,7 @@ static int read_heredocs(struct parser *p, const char *line, int start, struct c
         }
         if (r == 0)
             continue;
-        struct sbuf content = {0};
+        struct strbuf content = STRBUF_INIT;
         bool terminated = false;
         const char *s;
         size_t n;
@@ -783,15 +753,15 @@ static int read_heredocs(struct parser *p, const char *line, int start, struct c
                 break;
             }
             if (memchr(s, '\0', n)) {
-                free(content.p);
+                strbuf_release(&content);
                 heredoc_clear(&h);
                 ret = perr(p, p->line, "NUL byte in file");
                 goto out;
             }
-            sb_putn(&content, s, n);
+            strbuf_append_len(&content, s, n);
         }
         if (!terminated) {
-            free(content.p);
+            strbuf_release(&content);
             ret = perr(p, start,
                        "unterminated heredoc %s (no line \"%s\" before the end of the "
                        "file)",
@@ -799,7 +769,7 @@ static int read_heredocs(struct parser *p, const char *line, int start, struct c
             heredoc_clear(&h);
             goto out;
         }
-        h.content = sb_steal(&content);
+        h.content = strbuf_steal(&content);
         inst_add_heredoc(in, &h);
         if (in->onbuild_inner) {
             inst_add_heredoc(in->onbuild_inner, &h);
@@ -811,7 +781,7 @@ static int read_heredocs(struct parser *p, const char *line, int start, struct c
         heredoc_clear(&h);
     }
 out:
-    strv_free(&ws);
+    wordv_free(&ws);
     return ret;
 }
 
@@ -885,15 +855,15 @@ int cf_parse_duration(const char *s, int64_t *ns, berth_error_t *err)
 
 static int parse_instruction(struct parser *p, const char *line, int start,
                              struct cf_instruction *in, bool nested);
-static int csv_fields(const char *s, struct strv *out);
+static int csv_fields(const char *s, struct wordv *out);
 
 /* At parse time docker checks only one thing in a --mount: from= cannot use variables. */
 static int check_mount_from(struct parser *p, int line, const char *spec)
 {
-    struct strv f = {0};
+    struct wordv f = {0};
     int ret = 0;
     if (csv_fields(spec, &f) < 0) {
-        strv_free(&f);
+        wordv_free(&f);
         return perr(p, line, "invalid --mount \"%s\": bad CSV quoting", spec);
     }
     for (size_t i = 0; i < f.n && ret == 0; i++) {
@@ -905,7 +875,7 @@ static int check_mount_from(struct parser *p, int line, const char *spec)
                        "--mount: 'from' doesn't support variable expansion, define alias stage "
                        "instead");
     }
-    strv_free(&f);
+    wordv_free(&f);
     return ret;
 }
 
@@ -941,7 +911,7 @@ static bool valid_stage_name(const char *s)
 static int parse_name_val(struct parser *p, int line, const char *kw, const char *rest,
                           struct cf_instruction *in)
 {
-    struct strv words = {0};
+    struct wordv words = {0};
     parse_words(rest, p->escape, &words);
     int ret = 0;
     if (words.n == 0)
@@ -978,7 +948,7 @@ static int parse_name_val(struct parser *p, int line, const char *kw, const char
         inst_add_arg(in, xstrdup(eq + 1));
     }
 out:
-    strv_free(&words);
+    wordv_free(&words);
     return ret;
 }
 
@@ -986,7 +956,7 @@ out:
 static int maybe_json(struct parser *p, int line, const char *rest, bool to_list,
                       struct cf_instruction *in)
 {
-    struct strv v = {0};
+    struct wordv v = {0};
     enum json_result r = parse_json_array(rest, &v);
     if (r == JSON_NOT_STRINGS)
         return perr(p, line, "%s", not_strings_msg);
@@ -994,15 +964,15 @@ static int maybe_json(struct parser *p, int line, const char *rest, bool to_list
         in->json_form = true;
         for (size_t i = 0; i < v.n; i++)
             inst_add_arg(in, steal_pointer(&v.v[i]));
-        strv_free(&v);
+        wordv_free(&v);
         return 0;
     }
     if (to_list) {
-        struct strv w = {0};
+        struct wordv w = {0};
         split_ws(rest, &w);
         for (size_t i = 0; i < w.n; i++)
             inst_add_arg(in, steal_pointer(&w.v[i]));
-        strv_free(&w);
+        wordv_free(&w);
     } else if (rest[0]) {
         inst_add_arg(in, xstrdup(rest));
     }
@@ -1035,7 +1005,7 @@ static int parse_instruction(struct parser *p, const char *line, int start,
     cleanup_free char *cmd = xstrndup(trimmed, (size_t)(sp - trimmed));
     while (*sp && is_ws((unsigned char)*sp))
         sp++;
-    struct strv flagwords = {0};
+    struct wordv flagwords = {0};
     cleanup_free char *rest = NULL;
     if (*sp) {
         const char *r = extract_flags(sp, &flagwords);
@@ -1049,16 +1019,16 @@ static int parse_instruction(struct parser *p, const char *line, int start,
     const char *kw = in->keyword;
     const struct inst_spec *spec = find_spec(kw);
     if (!spec) {
-        strv_free(&flagwords);
+        wordv_free(&flagwords);
         return perr(p, start, "unknown instruction: %s", cmd);
     }
     int r = parse_flags(p, start, spec, &flagwords, in);
-    strv_free(&flagwords);
+    wordv_free(&flagwords);
     if (r < 0)
         return -1;
 
     if (strcmp(kw, "FROM") == 0) {
-        struct strv w = {0};
+        struct wordv w = {0};
         split_ws(rest, &w);
         if (w.n == 3 && strcasecmp(w.v[1], "as") == 0) {
             cleanup_free char *name = xstrdup(w.v[2]);
@@ -1075,15 +1045,15 @@ static int parse_instruction(struct parser *p, const char *line, int start,
         }
         for (size_t i = 0; i < w.n; i++)
             inst_add_arg(in, steal_pointer(&w.v[i]));
-        strv_free(&w);
+        wordv_free(&w);
         return r;
     }
     if (strcmp(kw, "EXPOSE") == 0) {
-        struct strv w = {0};
+        struct wordv w = {0};
         split_ws(rest, &w);
         for (size_t i = 0; i < w.n; i++)
             inst_add_arg(in, steal_pointer(&w.v[i]));
-        strv_free(&w);
+        wordv_free(&w);
         if (in->nargs == 0)
             return perr(p, start, "EXPOSE requires at least one argument");
         return 0;
@@ -1149,11 +1119,11 @@ static int parse_instruction(struct parser *p, const char *line, int start,
         return 0;
     }
     if (strcmp(kw, "ARG") == 0) {
-        struct strv w = {0};
+        struct wordv w = {0};
         parse_words(rest, p->escape, &w);
         for (size_t i = 0; i < w.n; i++)
             inst_add_arg(in, steal_pointer(&w.v[i]));
-        strv_free(&w);
+        wordv_free(&w);
         if (in->nargs == 0)
             return perr(p, start, "ARG requires at least one argument");
         for (size_t i = 0; i < in->nargs; i++)
@@ -1265,13 +1235,13 @@ static int parse_all(struct parser *p)
         bool eol = trim_continuation(first, p->escape);
         if (eol && first[0] == '\0')
             continue;
-        struct sbuf line = {0};
-        sb_puts(&line, first);
+        struct strbuf line = STRBUF_INIT;
+        strbuf_append(&line, first);
         bool empty_cont = false;
         while (!eol && next_line(p, &s, &n)) {
             cleanup_free char *cont = NULL;
             if (process_line(p, s, n, false, p->line + 1, &cont) < 0) {
-                free(line.p);
+                strbuf_release(&line);
                 return -1;
             }
             p->line++;
@@ -1282,13 +1252,13 @@ static int parse_all(struct parser *p)
                 continue;
             }
             eol = trim_continuation(cont, p->escape);
-            sb_puts(&line, cont);
+            strbuf_append(&line, cont);
             if (line.len > CONTAINERFILE_MAX_SIZE) {
-                free(line.p);
+                strbuf_release(&line);
                 return perr(p, start, "instruction too long");
             }
         }
-        cleanup_free char *text = sb_steal(&line);
+        cleanup_free char *text = strbuf_steal(&line);
         if (empty_cont)
             add_warning(p->cf, xasprintf("%s:%d: empty continuation line found in: %s", p->file,
                                          start, text));
@@ -1416,16 +1386,16 @@ char *cf_heredoc_body(const struct cf_heredoc *h)
 {
     if (!h->chomp)
         return xstrdup(h->content ? h->content : "");
-    struct sbuf b = {0};
+    struct strbuf b = STRBUF_INIT;
     const char *s = h->content ? h->content : "";
     bool at_start = true;
     for (; *s; s++) {
         if (at_start && *s == '\t')
             continue;
         at_start = *s == '\n';
-        sb_putn(&b, s, 1);
+        strbuf_putc(&b, *s);
     }
-    return sb_steal(&b);
+    return strbuf_steal(&b);
 }
 
 const struct cf_heredoc *cf_heredoc_for_arg(const struct cf_instruction *in, const char *arg)
@@ -1672,43 +1642,43 @@ static int parse_size(const char *v, unsigned long long *out)
 }
 
 /* encoding/csv fields of one record: comma-separated, a field may be "quoted" with "" inside */
-static int csv_fields(const char *s, struct strv *out)
+static int csv_fields(const char *s, struct wordv *out)
 {
     for (;;) {
-        struct sbuf f = {0};
+        struct strbuf f = STRBUF_INIT;
         if (*s == '"') {
             s++;
             for (;;) {
                 if (*s == '\0') {
-                    free(f.p);
+                    strbuf_release(&f);
                     return -1;
                 }
                 if (*s == '"') {
                     if (s[1] == '"') {
-                        sb_putn(&f, "\"", 1);
+                        strbuf_putc(&f, '"');
                         s += 2;
                         continue;
                     }
                     s++;
                     break;
                 }
-                sb_putn(&f, s++, 1);
+                strbuf_putc(&f, *s++);
             }
             if (*s != ',' && *s != '\0') {
-                free(f.p);
+                strbuf_release(&f);
                 return -1;
             }
         } else {
             const char *e = strchr(s, ',');
             size_t n = e ? (size_t)(e - s) : strlen(s);
             if (memchr(s, '"', n)) {
-                free(f.p);
+                strbuf_release(&f);
                 return -1;
             }
-            sb_putn(&f, s, n);
+            strbuf_append_len(&f, s, n);
             s += n;
         }
-        strv_add(out, sb_steal(&f));
+        wordv_add(out, strbuf_steal(&f));
         if (*s == '\0')
             return 0;
         s++; /* ',' */
@@ -1724,7 +1694,7 @@ static void set_str(char **dst, const char *v)
 int cf_parse_mount(const char *spec, struct cf_mount *out, berth_error_t *err)
 {
     struct cf_mount m = {.type = CF_MOUNT_BIND};
-    struct strv fields = {0};
+    struct wordv fields = {0};
     bool ro_auto = true;
     int ret = -1;
     if (csv_fields(spec, &fields) < 0) {
@@ -1896,6 +1866,6 @@ out:
     if (ret < 0)
         berth_error_wrap(err, "--mount=%s", spec);
     cf_mount_clear(&m);
-    strv_free(&fields);
+    wordv_free(&fields);
     return ret;
 }

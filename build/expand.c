@@ -3,6 +3,7 @@
 #include "build/containerfile.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/strutil.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -14,56 +15,10 @@
 /* pattern operations are quadratic in the value: keep them bounded */
 #define PATTERN_MAX_VALUE (64u << 10)
 
-/* ---- growable string ---- */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void sb_putn(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap * 2 : 32;
-        while (c < b->len + n + 1)
-            c *= 2;
-        b->p = xrealloc(b->p, c);
-        b->cap = c;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_putc(struct sbuf *b, char c)
-{
-    sb_putn(b, &c, 1);
-}
-
-static void sb_puts(struct sbuf *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-static char *sb_steal(struct sbuf *b)
-{
-    char *r = b->p ? b->p : xstrdup("");
-    b->p = NULL;
-    b->len = b->cap = 0;
-    return r;
-}
-
-static void sb_free(struct sbuf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
-
 /* ---- word collection (ProcessWords) ---- */
 
 struct wordlist {
-    struct sbuf word;
+    struct strbuf word;
     bool in_word;
     char **v;
     size_t n, cap;
@@ -80,13 +35,13 @@ static void wl_push(struct wordlist *w)
         w->cap = w->cap ? w->cap * 2 : 8;
         w->v = xreallocarray(w->v, w->cap, sizeof(char *));
     }
-    w->v[w->n++] = sb_steal(&w->word);
+    w->v[w->n++] = strbuf_steal(&w->word);
     w->v[w->n] = NULL;
 }
 
 static void wl_raw_char(struct wordlist *w, char c)
 {
-    sb_putc(&w->word, c);
+    strbuf_putc(&w->word, c);
     w->in_word = true;
 }
 
@@ -110,7 +65,7 @@ static void wl_string(struct wordlist *w, const char *s)
 
 static void wl_raw_string(struct wordlist *w, const char *s)
 {
-    sb_puts(&w->word, s);
+    strbuf_append(&w->word, s);
     w->in_word = true;
 }
 
@@ -125,7 +80,7 @@ static void wl_finish(struct wordlist *w)
 
 static void wl_free(struct wordlist *w)
 {
-    sb_free(&w->word);
+    strbuf_release(&w->word);
     if (w->v) {
         for (size_t i = 0; i < w->n; i++)
             free(w->v[i]);
@@ -163,9 +118,9 @@ static const char *getenv_l(struct lex *l, const char *name)
     return l->lookup ? l->lookup(l->ctx, name) : NULL;
 }
 
-static int process_dollar(struct lex *l, struct sbuf *out);
+static int process_dollar(struct lex *l, struct strbuf *out);
 
-static int check_size(struct lex *l, const struct sbuf *b)
+static int check_size(struct lex *l, const struct strbuf *b)
 {
     if (b->len > l->max_output)
         return berth_error_make_status(l->err, E2BIG, "expansion result longer than %zu bytes",
@@ -175,7 +130,7 @@ static int check_size(struct lex *l, const struct sbuf *b)
 
 /* processStopOn: reads until stop (LEX_EOF = end of input).  Appends the string result to *res
  * and, when words != NULL, the split words. */
-static int process_stop_on(struct lex *l, int stop, bool raw_escapes, struct sbuf *res,
+static int process_stop_on(struct lex *l, int stop, bool raw_escapes, struct strbuf *res,
                            struct wordlist *words)
 {
     bool saved_raw = l->raw_escapes;
@@ -195,26 +150,26 @@ static int process_stop_on(struct lex *l, int stop, bool raw_escapes, struct sbu
             /* processPossibleHeredoc: "<<" keeps the blanks after it, so that "<<  EOF" stays
              * one word when splitting */
             next(l);
-            struct sbuf tmp = {0};
-            sb_putc(&tmp, '<');
+            struct strbuf tmp = STRBUF_INIT;
+            strbuf_putc(&tmp, '<');
             if (peek(l) == '<') {
-                sb_putc(&tmp, (char)next(l));
+                strbuf_putc(&tmp, (char)next(l));
                 while (peek(l) == ' ' || peek(l) == '\t')
-                    sb_putc(&tmp, (char)next(l));
+                    strbuf_putc(&tmp, (char)next(l));
             }
-            sb_putn(res, tmp.p, tmp.len);
+            strbuf_append_len(res, tmp.buf, tmp.len);
             if (words)
-                wl_raw_string(words, tmp.p);
-            sb_free(&tmp);
+                wl_raw_string(words, tmp.buf);
+            strbuf_release(&tmp);
         } else if (ch == '$' || (!l->skip_quotes && (ch == '\'' || ch == '"'))) {
-            struct sbuf tmp = {0};
+            struct strbuf tmp = STRBUF_INIT;
             if (ch == '$') {
                 ret = process_dollar(l, &tmp);
             } else if (ch == '\'') {
                 /* single quotes: everything literal, no escapes at all */
                 next(l);
                 if (l->raw_quotes)
-                    sb_putc(&tmp, '\'');
+                    strbuf_putc(&tmp, '\'');
                 for (;;) {
                     int c = next(l);
                     if (c == LEX_EOF) {
@@ -225,16 +180,16 @@ static int process_stop_on(struct lex *l, int stop, bool raw_escapes, struct sbu
                     }
                     if (c == '\'') {
                         if (l->raw_quotes)
-                            sb_putc(&tmp, '\'');
+                            strbuf_putc(&tmp, '\'');
                         break;
                     }
-                    sb_putc(&tmp, (char)c);
+                    strbuf_putc(&tmp, (char)c);
                 }
             } else {
                 /* double quotes: $ expands; the escape char escapes only " $ and itself */
                 next(l);
                 if (l->raw_quotes)
-                    sb_putc(&tmp, '"');
+                    strbuf_putc(&tmp, '"');
                 for (;;) {
                     int c = peek(l);
                     if (c == LEX_EOF) {
@@ -246,7 +201,7 @@ static int process_stop_on(struct lex *l, int stop, bool raw_escapes, struct sbu
                     if (c == '"') {
                         next(l);
                         if (l->raw_quotes)
-                            sb_putc(&tmp, '"');
+                            strbuf_putc(&tmp, '"');
                         break;
                     }
                     if (c == '$') {
@@ -259,39 +214,39 @@ static int process_stop_on(struct lex *l, int stop, bool raw_escapes, struct sbu
                         int n = peek(l);
                         if (n == LEX_EOF) {
                             if (l->raw_escapes)
-                                sb_putc(&tmp, (char)c);
+                                strbuf_putc(&tmp, (char)c);
                             continue;
                         }
                         if (n == '"' || n == '$' || n == (unsigned char)l->escape) {
                             if (l->raw_escapes)
-                                sb_putc(&tmp, (char)c);
-                            sb_putc(&tmp, (char)next(l));
+                                strbuf_putc(&tmp, (char)c);
+                            strbuf_putc(&tmp, (char)next(l));
                             continue;
                         }
                         /* not an escape sequence: the escape char stays */
                     }
-                    sb_putc(&tmp, (char)c);
+                    strbuf_putc(&tmp, (char)c);
                 }
             }
             if (ret < 0) {
-                sb_free(&tmp);
+                strbuf_release(&tmp);
                 goto out;
             }
-            sb_putn(res, tmp.p ? tmp.p : "", tmp.len);
+            strbuf_append_len(res, tmp.buf ? tmp.buf : "", tmp.len);
             if (words) {
                 if (ch == '$')
-                    wl_string(words, tmp.p ? tmp.p : "");
+                    wl_string(words, tmp.buf ? tmp.buf : "");
                 else
-                    wl_raw_string(words, tmp.p ? tmp.p : "");
+                    wl_raw_string(words, tmp.buf ? tmp.buf : "");
             }
-            sb_free(&tmp);
+            strbuf_release(&tmp);
         } else {
             ch = next(l);
             if (ch == (unsigned char)l->escape) {
                 if (l->raw_escapes) {
                     if (words)
                         wl_raw_char(words, (char)ch);
-                    sb_putc(res, (char)ch);
+                    strbuf_putc(res, (char)ch);
                 }
                 ch = next(l);
                 if (ch == LEX_EOF)
@@ -301,7 +256,7 @@ static int process_stop_on(struct lex *l, int stop, bool raw_escapes, struct sbu
             } else if (words) {
                 wl_char(words, (char)ch);
             }
-            sb_putc(res, (char)ch);
+            strbuf_putc(res, (char)ch);
         }
         if ((ret = check_size(l, res)) < 0)
             goto out;
@@ -334,23 +289,23 @@ static bool is_name_char(int c)
 
 static char *process_name(struct lex *l)
 {
-    struct sbuf name = {0};
+    struct strbuf name = STRBUF_INIT;
     while (peek(l) != LEX_EOF) {
         int ch = peek(l);
         if (name.len == 0 && is_digit(ch)) {
             while (peek(l) != LEX_EOF && is_digit(peek(l)))
-                sb_putc(&name, (char)next(l));
-            return sb_steal(&name);
+                strbuf_putc(&name, (char)next(l));
+            return strbuf_steal(&name);
         }
         if (name.len == 0 && is_special_param(ch)) {
-            sb_putc(&name, (char)next(l));
-            return sb_steal(&name);
+            strbuf_putc(&name, (char)next(l));
+            return strbuf_steal(&name);
         }
         if (!is_name_char(ch))
             break;
-        sb_putc(&name, (char)next(l));
+        strbuf_putc(&name, (char)next(l));
     }
-    return sb_steal(&name);
+    return strbuf_steal(&name);
 }
 
 /* ${VAR#pattern} patterns as docker's convertShellPatternToRegex: '*' any run of characters
@@ -478,7 +433,7 @@ static char *trim_suffix(const struct pat *pat, const char *value, bool greedy)
 /* leftmost match, the longest one at that position (greedy '*'), as Go's regexp */
 static char *replace_pattern(const struct pat *pat, const char *repl, const char *value, bool all)
 {
-    struct sbuf out = {0};
+    struct strbuf out = STRBUF_INIT;
     size_t len = strlen(value), i = 0;
     bool done = false;
     while (i <= len) {
@@ -494,7 +449,7 @@ static char *replace_pattern(const struct pat *pat, const char *repl, const char
             }
         }
         if (found) {
-            sb_puts(&out, repl);
+            strbuf_append(&out, repl);
             if (!all)
                 done = true;
             if (end > i) {
@@ -504,31 +459,31 @@ static char *replace_pattern(const struct pat *pat, const char *repl, const char
         }
         if (i < len) {
             size_t cl = char_len(value + i, len - i);
-            sb_putn(&out, value + i, cl);
+            strbuf_append_len(&out, value + i, cl);
             i += cl;
         } else {
             i++;
         }
     }
-    return sb_steal(&out);
+    return strbuf_steal(&out);
 }
 
-static int process_dollar(struct lex *l, struct sbuf *out)
+static int process_dollar(struct lex *l, struct strbuf *out)
 {
     next(l); /* '$' */
     if (peek(l) != '{') {
         cleanup_free char *name = process_name(l);
         if (name[0] == '\0') {
-            sb_putc(out, '$');
+            strbuf_putc(out, '$');
             return 0;
         }
         const char *v = getenv_l(l, name);
         if (!v && l->skip_unset) {
-            sb_putc(out, '$');
-            sb_puts(out, name);
+            strbuf_putc(out, '$');
+            strbuf_append(out, name);
             return 0;
         }
-        sb_puts(out, v ? v : "");
+        strbuf_append(out, v ? v : "");
         return 0;
     }
     next(l); /* '{' */
@@ -546,12 +501,12 @@ static int process_dollar(struct lex *l, struct sbuf *out)
     case '}': {
         const char *v = getenv_l(l, name);
         if (!v && l->skip_unset) {
-            sb_puts(out, "${");
-            sb_puts(out, name);
-            sb_putc(out, '}');
+            strbuf_append(out, "${");
+            strbuf_append(out, name);
+            strbuf_putc(out, '}');
             return 0;
         }
-        sb_puts(out, v ? v : "");
+        strbuf_append(out, v ? v : "");
         return 0;
     }
     case ':':
@@ -568,31 +523,31 @@ static int process_dollar(struct lex *l, struct sbuf *out)
         if (null_is_unset && raw)
             return berth_error_make_status(l->err, EINVAL,
                                            "unsupported modifier (%s) in substitution", chs);
-        struct sbuf w = {0};
+        struct strbuf w = STRBUF_INIT;
         if (process_stop_on(l, '}', raw, &w, NULL) < 0) {
-            sb_free(&w);
+            strbuf_release(&w);
             if (peek(l) == LEX_EOF)
                 return berth_error_make_status(l->err, EINVAL, "syntax error: missing '}'");
             return -1;
         }
-        cleanup_free char *word = sb_steal(&w);
+        cleanup_free char *word = strbuf_steal(&w);
         const char *v = getenv_l(l, name);
         bool set = v != NULL;
         if (l->skip_unset && !set) {
-            sb_puts(out, "${");
-            sb_puts(out, name);
-            sb_puts(out, chs);
-            sb_puts(out, word);
-            sb_putc(out, '}');
+            strbuf_append(out, "${");
+            strbuf_append(out, name);
+            strbuf_append(out, chs);
+            strbuf_append(out, word);
+            strbuf_putc(out, '}');
             return 0;
         }
         switch (ch) {
         case '-':
-            sb_puts(out, (!set || (null_is_unset && v[0] == '\0')) ? word : v);
+            strbuf_append(out, (!set || (null_is_unset && v[0] == '\0')) ? word : v);
             return 0;
         case '+':
             if (!(!set || (null_is_unset && v[0] == '\0')))
-                sb_puts(out, word);
+                strbuf_append(out, word);
             return 0;
         case '?':
             if (!set)
@@ -601,7 +556,7 @@ static int process_dollar(struct lex *l, struct sbuf *out)
             if (null_is_unset && v[0] == '\0')
                 return berth_error_make_status(l->err, EINVAL, "%s: %s", name,
                                                word[0] ? word : "is not allowed to be empty");
-            sb_puts(out, v);
+            strbuf_append(out, v);
             return 0;
         case '#':
         case '%': {
@@ -620,7 +575,7 @@ static int process_dollar(struct lex *l, struct sbuf *out)
             char *r = ch == '%' ? trim_suffix(&pt, v ? v : "", greedy)
                                 : trim_prefix(&pt, v ? v : "", greedy);
             pat_free(&pt);
-            sb_puts(out, r);
+            strbuf_append(out, r);
             free(r);
             return 0;
         }
@@ -633,31 +588,31 @@ static int process_dollar(struct lex *l, struct sbuf *out)
         bool all = peek(l) == '/';
         if (all)
             next(l);
-        struct sbuf p = {0}, r = {0};
+        struct strbuf p = STRBUF_INIT, r = STRBUF_INIT;
         if (process_stop_on(l, '/', true, &p, NULL) < 0) {
-            sb_free(&p);
+            strbuf_release(&p);
             if (peek(l) == LEX_EOF)
                 return berth_error_make_status(l->err, EINVAL, "syntax error: missing '/' in ${}");
             return -1;
         }
         if (process_stop_on(l, '}', true, &r, NULL) < 0) {
-            sb_free(&p);
-            sb_free(&r);
+            strbuf_release(&p);
+            strbuf_release(&r);
             if (peek(l) == LEX_EOF)
                 return berth_error_make_status(l->err, EINVAL, "syntax error: missing '}'");
             return -1;
         }
-        cleanup_free char *pat = sb_steal(&p);
-        cleanup_free char *repl = sb_steal(&r);
+        cleanup_free char *pat = strbuf_steal(&p);
+        cleanup_free char *repl = strbuf_steal(&r);
         const char *v = getenv_l(l, name);
         if (!v && l->skip_unset) {
-            sb_puts(out, "${");
-            sb_puts(out, name);
-            sb_puts(out, all ? "//" : "/");
-            sb_puts(out, pat);
-            sb_putc(out, '/');
-            sb_puts(out, repl);
-            sb_putc(out, '}');
+            strbuf_append(out, "${");
+            strbuf_append(out, name);
+            strbuf_append(out, all ? "//" : "/");
+            strbuf_append(out, pat);
+            strbuf_putc(out, '/');
+            strbuf_append(out, repl);
+            strbuf_putc(out, '}');
             return 0;
         }
         if (v && strlen(v) > PATTERN_MAX_VALUE)
@@ -668,7 +623,7 @@ static int process_dollar(struct lex *l, struct sbuf *out)
             return -1;
         char *res = replace_pattern(&pt, repl, v ? v : "", all);
         pat_free(&pt);
-        sb_puts(out, res);
+        strbuf_append(out, res);
         free(res);
         return 0;
     }
@@ -699,16 +654,16 @@ int expand_process(const char *word, const struct expand_opts *opts, expand_look
         .ctx = ctx,
         .err = err,
     };
-    struct sbuf res = {0};
+    struct strbuf res = STRBUF_INIT;
     struct wordlist wl = {0};
     if (process_stop_on(&l, LEX_EOF, opts->raw_escapes, &res, words ? &wl : NULL) < 0) {
-        sb_free(&res);
+        strbuf_release(&res);
         wl_free(&wl);
         return berth_error_wrap(err, "failed to process \"%s\"", word);
     }
     if (result)
-        *result = sb_steal(&res);
-    sb_free(&res);
+        *result = strbuf_steal(&res);
+    strbuf_release(&res);
     if (words) {
         wl_finish(&wl);
         *words = wl.v;
@@ -824,35 +779,19 @@ void expand_env_load(struct expand_env *e, const char *const *kv, size_t n)
     }
 }
 
-struct strv {
-    char **v;
-    size_t n, cap;
-};
-
-static void strv_add(struct strv *s, char *owned)
+/* the callers promise a vector, empty rather than NULL */
+static char **strv_finish(char **v)
 {
-    if (s->n + 2 > s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 8;
-        s->v = xreallocarray(s->v, s->cap, sizeof(char *));
-    }
-    s->v[s->n++] = owned;
-    s->v[s->n] = NULL;
-}
-
-static char **strv_finish(struct strv *s)
-{
-    if (!s->v)
-        return xcalloc(1, sizeof(char *));
-    return s->v;
+    return v ? v : xcalloc(1, sizeof(char *));
 }
 
 char **expand_env_to_strv(const struct expand_env *e)
 {
-    struct strv s = {0};
+    char **s = NULL;
     for (size_t i = 0; i < e->n; i++)
         if (e->values[i])
-            strv_add(&s, xasprintf("%s=%s", e->names[i], e->values[i]));
-    return strv_finish(&s);
+            strv_add_take(&s, xasprintf("%s=%s", e->names[i], e->values[i]));
+    return strv_finish(s);
 }
 
 const char *expand_env_lookup(void *env, const char *name)
@@ -1033,11 +972,11 @@ int build_args_expand_global(struct build_args *ba, const char *word, char **out
 
 char **build_args_unused(const struct build_args *ba)
 {
-    struct strv s = {0};
+    char **s = NULL;
     for (size_t i = 0; i < ba->cli.n; i++)
         if (!ba->cli_used[i] && !build_arg_is_predefined(ba->cli.names[i]))
-            strv_add(&s, xstrdup(ba->cli.names[i]));
-    return strv_finish(&s);
+            strv_add_take(&s, xstrdup(ba->cli.names[i]));
+    return strv_finish(s);
 }
 
 /* ---- stage scope ---- */
@@ -1110,31 +1049,31 @@ int stage_env_expand_words(struct stage_env *se, const char *word, char ***out, 
 
 char **stage_env_run_env(const struct stage_env *se)
 {
-    struct strv s = {0};
+    char **s = NULL;
     for (size_t i = 0; i < se->env.n; i++)
         if (se->env.values[i])
-            strv_add(&s, xasprintf("%s=%s", se->env.names[i], se->env.values[i]));
+            strv_add_take(&s, xasprintf("%s=%s", se->env.names[i], se->env.values[i]));
     for (size_t i = 0; i < se->args.n; i++)
         if (se->args.values[i] && expand_env_find(&se->env, se->args.names[i]) < 0)
-            strv_add(&s, xasprintf("%s=%s", se->args.names[i], se->args.values[i]));
+            strv_add_take(&s, xasprintf("%s=%s", se->args.names[i], se->args.values[i]));
     if (se->ba) {
         for (size_t i = 0; i < se->ba->cli.n; i++) {
             const char *n = se->ba->cli.names[i];
             if (se->ba->cli.values[i] && build_arg_is_predefined(n) &&
                 expand_env_find(&se->env, n) < 0 && expand_env_find(&se->args, n) < 0)
-                strv_add(&s, xasprintf("%s=%s", n, se->ba->cli.values[i]));
+                strv_add_take(&s, xasprintf("%s=%s", n, se->ba->cli.values[i]));
         }
     }
-    return strv_finish(&s);
+    return strv_finish(s);
 }
 
 char **stage_env_history_args(const struct stage_env *se)
 {
-    struct strv s = {0};
+    char **s = NULL;
     for (size_t i = 0; i < se->args.n; i++)
         if (se->args.values[i] && expand_env_find(&se->env, se->args.names[i]) < 0)
-            strv_add(&s, xasprintf("%s=%s", se->args.names[i], se->args.values[i]));
-    return strv_finish(&s);
+            strv_add_take(&s, xasprintf("%s=%s", se->args.names[i], se->args.values[i]));
+    return strv_finish(s);
 }
 
 /* ---- whole instructions ---- */
@@ -1237,25 +1176,27 @@ int stage_env_expand_instruction(struct stage_env *se, const struct cf_instructi
         goto done;
     }
     if (strcmp(kw, "EXPOSE") == 0) {
-        struct strv all = {0};
+        char **all = xcalloc(1, sizeof(char *));
+        size_t nall = 0;
         for (size_t i = 0; i < x->nargs; i++) {
             char **w = NULL;
             size_t n = 0;
             if (stage_env_expand_words(se, x->args[i], &w, &n, err) < 0) {
-                for (size_t k = 0; k < all.n; k++)
-                    free(all.v[k]);
-                free(all.v);
+                strv_free(all);
                 goto fail;
             }
-            for (size_t k = 0; k < n; k++)
-                strv_add(&all, w[k]);
+            /* one realloc per argument: a line may hold millions of words */
+            all = xreallocarray(all, nall + n + 1, sizeof(char *));
+            memcpy(all + nall, w, n * sizeof(char *));
+            nall += n;
+            all[nall] = NULL;
             free(w);
         }
         for (size_t i = 0; i < x->nargs; i++)
             free(x->args[i]);
         free(x->args);
-        x->args = strv_finish(&all);
-        x->nargs = all.n;
+        x->args = all;
+        x->nargs = nall;
         goto done;
     }
     if (strcmp(kw, "ENV") == 0 || strcmp(kw, "LABEL") == 0 || strcmp(kw, "USER") == 0 ||
