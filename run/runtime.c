@@ -31,9 +31,22 @@
 #define MAX_STATE_FILE  (1u << 20)
 #define MAX_CONFIG_FILE (4u << 20)
 
+static bool in_initial_userns(void)
+{
+    FILE *f = fopen("/proc/self/uid_map", "re");
+    unsigned long a = 0, b = 0, c = 0;
+    bool init =
+        !f || (fscanf(f, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 && c == 4294967295UL);
+    if (f)
+        fclose(f);
+    return init;
+}
+
 char *runtime_default_root(void)
 {
-    if (geteuid() == 0)
+    /* uid 0 inside a rootless engine's user namespace (podman) is still the user: like runc,
+     * keep the state in the user's runtime dir */
+    if (geteuid() == 0 && in_initial_userns())
         return xstrdup("/run/berth-runtime");
     const char *x = getenv("XDG_RUNTIME_DIR");
     if (x && *x)
@@ -850,6 +863,10 @@ int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *
         int l = snprintf(pb, sizeof(pb), "%d", (int)b);
         sync_send(sv[1], 'P', pb, (size_t)l, -1);
         close(sv[1]);
+        /* detached (runc exec -d, as conmon uses it): leave the process to the caller's
+         * subreaper, which then gets its exit status */
+        if (o->detach)
+            _exit(0);
         forward_signals(b, true);
         _exit(wait_status(b));
     }
@@ -906,6 +923,7 @@ int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *
     if (o->detach) {
         if (master >= 0)
             close(master);
+        wait_status(a);
         *status = 0;
         return 0;
     }

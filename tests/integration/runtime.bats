@@ -381,3 +381,34 @@ c['process']['user'] = {'uid': 0, 'gid': 0}"
     [ "$status" -eq 0 ]
     [[ "$output" == *all-started* ]]
 }
+
+@test "interop: rootless podman drives berth-runtime (run, exit code, -d, exec, rm)" {
+    skip_unless_cmd podman
+    ensure_test_user
+    # podman wants a short runroot and names oci: images after a lower-case path
+    pd=/tmp/berth-rt-pod-$$
+    rm -rf "$pd"
+    mkdir -m 0755 "$pd"
+    harness_defer rm -rf "$pd"
+    harness_defer harness_unmount_under "$pd"
+    make_busybox_oci_layout "$pd/oci"
+    chown -R "$TEST_UID:$TEST_GID" "$pd"
+    P=(podman --root "$pd/root" --runroot "$pd/run" --storage-driver overlay --cgroup-manager cgroupfs
+        --events-backend file --runtime "$RT")
+    kill_pause() {
+        local f="$TEST_USER_RUNTIME_DIR/libpod/tmp/pause.pid"
+        [ -r "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true
+    }
+    harness_defer kill_pause
+    img=$(as_user "${P[@]}" pull -q "oci:$pd/oci:latest" 2>/dev/null | tail -1)
+    run as_user "${P[@]}" run --rm --network none "$img" sh -c 'echo podman-via-berth; exit 3'
+    [ "$status" -eq 3 ]
+    [[ "$output" == *podman-via-berth* ]]
+    as_user "${P[@]}" run -d --name pd --network none "$img" sleep 30
+    run as_user "${P[@]}" exec pd sh -c 'echo exec-ok; exit 6'
+    [ "$status" -eq 6 ]
+    [[ "$output" == *exec-ok* ]]
+    as_user "${P[@]}" rm -f -t 0 pd
+    run as_user "${P[@]}" ps -a -q
+    [ -z "$output" ]
+}
