@@ -23,6 +23,7 @@
 #define HEADER_VALUE_MAX 8192
 #define CA_FILE_MAX      (8 * 1024 * 1024)
 #define TAG_PAGES_MAX    100000
+#define BLOB_BUFFER_MAX  (1024 * 1024)
 
 struct token_entry {
     char *scope;
@@ -1364,6 +1365,7 @@ struct blob_reader {
     int64_t skip;        /* bytes to drop (a server ignored our Range) */
     bool first_data;     /* no body byte of the current response seen yet */
     int64_t range_start; /* what the current request asked to start at */
+    bool paused;
     int64_t total;
     int resumes;
 };
@@ -1386,6 +1388,12 @@ static size_t blob_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
         /* a server that ignored our Range sends everything again: drop what we have */
         if (b->hdr.status == 200 && b->received > 0)
             b->skip = b->received;
+    }
+    /* keep memory flat: stop the transfer while a megabyte waits to be read; curl delivers
+     * this chunk again after curl_easy_pause(CURLPAUSE_CONT) */
+    if (b->len > b->off && b->len - b->off + n > BLOB_BUFFER_MAX) {
+        b->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
     }
     if (b->skip > 0) {
         size_t k = (int64_t)n < b->skip ? n : (size_t)b->skip;
@@ -1452,6 +1460,7 @@ static int blob_start(struct blob_reader *b, bool refresh, berth_error_t *err)
     b->result = CURLE_OK;
     b->errbuf[0] = '\0';
     b->first_data = true;
+    b->paused = false;
     b->skip = 0;
     b->range_start = b->received;
     count_method(b->c, "GET");
@@ -1464,6 +1473,13 @@ static int blob_start(struct blob_reader *b, bool refresh, berth_error_t *err)
 static int blob_pump(struct blob_reader *b, berth_error_t *err)
 {
     while (b->running && b->len == b->off) {
+        if (b->paused) {
+            b->paused = false;
+            b->off = b->len = 0;
+            curl_easy_pause(b->easy, CURLPAUSE_CONT);
+            if (b->len > b->off)
+                break;
+        }
         int still = 0;
         CURLMcode mc = curl_multi_perform(b->multi, &still);
         if (mc != CURLM_OK)
