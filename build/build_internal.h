@@ -6,6 +6,7 @@
 #include "build/ignore.h"
 #include "common/digest.h"
 #include "common/error.h"
+#include "common/stream.h"
 #include "storage/store.h"
 
 #include <jansson.h>
@@ -120,6 +121,22 @@ struct copy_owner {
 };
 int copy_plan_apply(const struct copy_plan *p, int root_fd, const struct copy_owner *own,
                     berth_error_t *err);
+/* Read access to a plan's parts (for layer_tar.c). */
+struct copy_top_view {
+    int fd;
+    const char *src, *name;
+    bool is_dir, extract, url;
+    int64_t mtime;
+};
+void copy_plan_top(const struct copy_plan *p, size_t i, struct copy_top_view *out);
+void copy_plan_item(const struct copy_plan *p, size_t i, size_t *top, const char **rel,
+                    const struct stat **st, const char **link);
+/* The layer a plan makes, as a tar stream (layer_tar.c): parent_fd is the mounted parent rootfs
+ * (-1 for scratch), used to resolve the destination and to describe its existing ancestors;
+ * mtimes later than clamp (>= 0) are clamped.  Reader owned by the caller; the plan, the owner
+ * and the source fds must stay valid until it is closed. */
+int copy_plan_layer(const struct copy_plan *p, int parent_fd, const struct copy_owner *own,
+                    int64_t clamp, berth_reader_t **out, berth_error_t *err);
 /* Parses --chown against the rootfs's /etc/passwd and /etc/group. */
 int copy_parse_chown(int root_fd, const char *spec, uid_t *uid, gid_t *gid, berth_error_t *err);
 /* Cleans a relative path lexically; fails (EPERM) when it climbs out with "..". */

@@ -390,6 +390,53 @@ static const char *workdir_of(struct sstate *ss)
 
 /* ---- COPY / ADD ---- */
 
+/* With layers: the plan becomes a layer directly (layer_tar.c), no working layer. */
+static int copy_to_layer(struct bctx *b, struct sstate *ss, const struct copy_plan *plan,
+                         struct copy_owner *own, const char *chown, const char *key,
+                         const char *history, berth_error_t *err)
+{
+    cleanup_free char *pdir = NULL;
+    int pfd = -1, rc = 0;
+    if (ss->top) {
+        if (storage_layer_mount(b->s, ss->top, &pdir, err) < 0)
+            return berth_error_wrap(err, "mount the parent layer");
+        pfd = open(pdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0)
+            rc = berth_error_make(err, errno, "open \"%s\"", pdir);
+    }
+    if (rc == 0 && chown && *chown) {
+        own->set = true;
+        rc = copy_parse_chown(pfd, chown, &own->uid, &own->gid, err);
+    }
+    cleanup_reader berth_reader_t *tar = NULL;
+    if (rc == 0)
+        rc = copy_plan_layer(plan, pfd, own, b->o->timestamp, &tar, err);
+    cleanup_storage_layer storage_layer_t *l = NULL;
+    if (rc == 0) {
+        struct storage_layer_options lo = {.parent = ss->top, .compressed_size = -1};
+        rc = storage_layer_create_from_tar(b->s, &lo, tar, &l, err);
+    }
+    reader_close(tar);
+    tar = NULL;
+    if (pfd >= 0)
+        close(pfd);
+    if (pdir) {
+        berth_error_t e2 = NULL;
+        if (storage_layer_unmount(b->s, ss->top, false, &e2) < 0)
+            berth_error_release(&e2);
+    }
+    if (rc < 0)
+        return -1;
+    free(ss->top);
+    ss->top = xstrdup(l->id);
+    bld_diff_id_add(ss->doc, l->diff_digest);
+    bld_history_add(ss->doc, history, false, b->o->timestamp);
+    if (bld_cache_store(b->cache_dir, key, l->id, err) < 0)
+        return -1;
+    say(b, "--> %.12s\n", l->id);
+    return 0;
+}
+
 static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct cf_instruction *x,
                    const char *text, berth_error_t *err)
 {
@@ -482,7 +529,10 @@ static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct
         history = xasprintf("/bin/sh -c #(nop) %s", text);
         rc = try_cache(b, ss, key, history, &hit, err);
     }
-    if (rc == 0 && !hit) {
+    if (rc == 0 && !hit && b->o->layers) {
+        struct copy_owner own = {.chmod = chmod_v, .reset_owner = !from};
+        rc = copy_to_layer(b, ss, &plan, &own, chown, key, history, err);
+    } else if (rc == 0 && !hit) {
         struct bld_rw local, *rw = NULL;
         rc = step_rw_open(b, ss, &local, &rw, err);
         if (rc == 0) {

@@ -47,6 +47,28 @@ struct copy_item {
     char *link;
 };
 
+void copy_plan_top(const struct copy_plan *p, size_t i, struct copy_top_view *out)
+{
+    const struct copy_top *t = &p->tops[i];
+    *out = (struct copy_top_view){.fd = t->fd,
+                                  .src = t->src,
+                                  .name = t->name,
+                                  .is_dir = t->is_dir,
+                                  .extract = t->extract,
+                                  .url = t->url,
+                                  .mtime = t->mtime};
+}
+
+void copy_plan_item(const struct copy_plan *p, size_t i, size_t *top, const char **rel,
+                    const struct stat **st, const char **link)
+{
+    const struct copy_item *it = &p->items[i];
+    *top = it->top;
+    *rel = it->rel;
+    *st = &it->st;
+    *link = it->link;
+}
+
 void copy_plan_clear(struct copy_plan *p)
 {
     for (size_t i = 0; i < p->ntops; i++) {
