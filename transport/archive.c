@@ -6,6 +6,7 @@
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/path.h"
+#include "common/strutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -466,6 +467,7 @@ struct tar_writer {
     uint64_t pending_size;
     bool committed, opened;
     unsigned char *buf;
+    char **names; /* streamed entries named so far */
 };
 
 int tar_writer_open(const char *final_path, struct tar_writer **out, berth_error_t *err)
@@ -624,6 +626,25 @@ int tar_writer_name_pending(struct tar_writer *tw, const char *name, berth_error
         return -1;
     tw->off += TAR_BLOCK + padded;
     tw->pending = false;
+    strv_add(&tw->names, name);
+    return 0;
+}
+
+bool tar_writer_has(struct tar_writer *tw, const char *name)
+{
+    return strv_contains(tw->names, name);
+}
+
+int tar_writer_name_pending_once(struct tar_writer *tw, const char *name, berth_error_t *err)
+{
+    if (tar_writer_has(tw, name)) {
+        tar_writer_drop_pending(tw);
+        return 0;
+    }
+    if (tar_writer_name_pending(tw, name, err) < 0) {
+        tar_writer_drop_pending(tw);
+        return -1;
+    }
     return 0;
 }
 
@@ -660,5 +681,6 @@ void tar_writer_free(struct tar_writer *tw)
     if (tw->opened && !tw->committed)
         fs_atomic_abort(&tw->f);
     free(tw->buf);
+    strv_free(tw->names);
     free(tw);
 }

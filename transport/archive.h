@@ -45,6 +45,11 @@ int tar_writer_stream(struct tar_writer *tw, berth_reader_t *r, char **digest, i
                       berth_error_t *err);
 int tar_writer_name_pending(struct tar_writer *tw, const char *name, berth_error_t *err);
 void tar_writer_drop_pending(struct tar_writer *tw);
+/* Whether a streamed entry of that name has been named. */
+bool tar_writer_has(struct tar_writer *tw, const char *name);
+/* Names the pending entry, or drops it when a streamed entry already has that name (blobs are
+ * named by their digest: same name, same content).  On error the pending data is dropped. */
+int tar_writer_name_pending_once(struct tar_writer *tw, const char *name, berth_error_t *err);
 int tar_writer_commit(struct tar_writer *tw, berth_error_t *err);
 /* Frees; removes the temporary file unless committed. */
 void tar_writer_free(struct tar_writer *tw);

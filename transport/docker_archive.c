@@ -305,8 +305,6 @@ fail:
 struct da_writer {
     char *path;
     struct tar_writer *tw;
-    char **names; /* members written */
-    size_t n_names;
     json_t *entries; /* manifest.json */
     json_t *repos;   /* repositories */
     pthread_mutex_t lock;
@@ -317,9 +315,6 @@ static void da_writer_free_impl(struct da_writer *w)
     if (!w)
         return;
     tar_writer_free(w->tw);
-    for (size_t i = 0; i < w->n_names; i++)
-        free(w->names[i]);
-    free(w->names);
     if (w->entries)
         json_decref(w->entries);
     if (w->repos)
@@ -373,14 +368,6 @@ static const char *const *dad_types(struct image_destination *d)
     return da_types;
 }
 
-static bool dad_has(struct da_writer *w, const char *n)
-{
-    for (size_t i = 0; i < w->n_names; i++)
-        if (strcmp(w->names[i], n) == 0)
-            return true;
-    return false;
-}
-
 static int dad_try_reuse(struct image_destination *dst, const struct blob_info *info, bool *reused,
                          struct blob_info *out, berth_error_t *err)
 {
@@ -394,7 +381,7 @@ static int dad_try_reuse(struct image_destination *dst, const struct blob_info *
     cleanup_free char *a = xasprintf("%s.tar", hex);
     cleanup_free char *b = xasprintf("%s.json", hex);
     pthread_mutex_lock(&o->w->lock);
-    *reused = dad_has(o->w, a) || dad_has(o->w, b);
+    *reused = tar_writer_has(o->w->tw, a) || tar_writer_has(o->w->tw, b);
     pthread_mutex_unlock(&o->w->lock);
     if (*reused && out)
         blob_info_copy(out, info);
@@ -421,17 +408,10 @@ static int dad_put_blob(struct image_destination *dst, berth_reader_t *stream,
         goto out;
     }
     char *name = xasprintf("%s.%s", digest_hex(digest), is_config ? "json" : "tar");
-    if (dad_has(w, name)) {
-        tar_writer_drop_pending(w->tw);
-        free(name);
-    } else if (tar_writer_name_pending(w->tw, name, err) < 0) {
-        tar_writer_drop_pending(w->tw);
-        free(name);
+    int named = tar_writer_name_pending_once(w->tw, name, err);
+    free(name);
+    if (named < 0)
         goto out;
-    } else {
-        w->names = xreallocarray(w->names, w->n_names + 1, sizeof(char *));
-        w->names[w->n_names++] = name;
-    }
     if (out) {
         memset(out, 0, sizeof(*out));
         out->digest = steal_pointer(&digest);

@@ -57,8 +57,6 @@ static int oa_new_source(struct image_reference *ref, const struct system_contex
 struct oa_writer {
     char *path;
     struct tar_writer *tw;
-    char **names; /* members written */
-    size_t n_names;
     json_t *index; /* index.json being built */
     pthread_mutex_t lock;
 };
@@ -68,9 +66,6 @@ static void oa_writer_free_impl(struct oa_writer *w)
     if (!w)
         return;
     tar_writer_free(w->tw);
-    for (size_t i = 0; i < w->n_names; i++)
-        free(w->names[i]);
-    free(w->names);
     if (w->index)
         json_decref(w->index);
     pthread_mutex_destroy(&w->lock);
@@ -115,14 +110,6 @@ struct oa_dst {
     int64_t manifest_size;
 };
 
-static bool has_name(struct oa_writer *w, const char *name)
-{
-    for (size_t i = 0; i < w->n_names; i++)
-        if (strcmp(w->names[i], name) == 0)
-            return true;
-    return false;
-}
-
 static const char *const oa_types[] = {MT_OCI_MANIFEST, MT_OCI_INDEX, NULL};
 static const char *const *oa_supported(struct image_destination *d)
 {
@@ -140,7 +127,7 @@ static int oa_try_reuse(struct image_destination *dst, const struct blob_info *i
     if (!name)
         return -1;
     pthread_mutex_lock(&o->w->lock);
-    *reused = has_name(o->w, name);
+    *reused = tar_writer_has(o->w->tw, name);
     pthread_mutex_unlock(&o->w->lock);
     if (*reused && out)
         blob_info_copy(out, info);
@@ -178,17 +165,10 @@ static int put_stream(struct oa_writer *w, berth_reader_t *stream, const char *w
         goto out;
     }
     char *name = oci_blob_path(digest, err);
-    if (has_name(w, name)) {
-        tar_writer_drop_pending(w->tw);
-        free(name);
-    } else if (tar_writer_name_pending(w->tw, name, err) < 0) {
-        tar_writer_drop_pending(w->tw);
-        free(name);
+    int named = tar_writer_name_pending_once(w->tw, name, err);
+    free(name);
+    if (named < 0)
         goto out;
-    } else {
-        w->names = xreallocarray(w->names, w->n_names + 1, sizeof(char *));
-        w->names[w->n_names++] = name;
-    }
     *digest_out = steal_pointer(&digest);
     *size_out = size;
     ret = 0;
