@@ -412,3 +412,21 @@ c['process']['user'] = {'uid': 0, 'gid': 0}"
     run as_user "${P[@]}" ps -a -q
     [ -z "$output" ]
 }
+
+@test "interop: podman -t drives berth-runtime through --console-socket (root)" {
+    skip_unless_cmd podman script
+    pd=/tmp/berth-rt-podr-$$
+    rm -rf "$pd"
+    mkdir -m 0755 "$pd"
+    harness_defer rm -rf "$pd"
+    harness_defer harness_unmount_under "$pd"
+    make_busybox_oci_layout "$pd/oci"
+    P="podman --root $pd/root --runroot $pd/run --storage-driver overlay --cgroup-manager cgroupfs --events-backend file --runtime $RT"
+    harness_defer sh -c "$P system reset -f >/dev/null 2>&1"
+    img=$($P pull -q "oci:$pd/oci:latest" 2>/dev/null | tail -1)
+    # (the ulimits stay within what this host's root may set)
+    run script -qec "stty rows 12 cols 34; $P run --rm -t --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 $img sh -c 'tty; stty size; exit 5'" /dev/null
+    [ "$status" -eq 5 ]
+    [[ "$output" == *"/dev/pts/0"* ]]
+    [[ "$output" == *"12 34"* ]]
+}
