@@ -96,12 +96,21 @@ static const char *find_init(void)
     return NULL;
 }
 
-/* Pulls IMAGE with `berth pull` (re-exec): the transports stay in their own command. */
-static int pull_image(struct berth_globals *g, const char *image)
+/* Pulls IMAGE with `berth pull` (re-exec): the transports stay in their own command.  *id gets
+ * the pulled image's id (what `berth pull -q` prints), so references that name no local image
+ * (oci:DIR, docker-archive:FILE) can be run too. */
+static int pull_image(struct berth_globals *g, const char *image, char **id)
 {
-    pid_t p = fork();
-    if (p < 0)
+    int pp[2];
+    if (pipe2(pp, O_CLOEXEC) < 0)
         return -1;
+    fflush(stdout);
+    pid_t p = fork();
+    if (p < 0) {
+        close(pp[0]);
+        close(pp[1]);
+        return -1;
+    }
     if (p == 0) {
         char *argv[16];
         int a = 0;
@@ -126,17 +135,36 @@ static int pull_image(struct berth_globals *g, const char *image)
         argv[a++] = "-q";
         argv[a++] = (char *)image;
         argv[a] = NULL;
-        int nfd = open("/dev/null", O_WRONLY);
-        if (nfd >= 0)
-            dup2(nfd, 1);
+        dup2(pp[1], 1);
         execv("/proc/self/exe", argv);
         _exit(127);
     }
+    close(pp[1]);
+    char buf[256];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof(buf) - 1 && (r = read(pp[0], buf + n, sizeof(buf) - 1 - n)) != 0) {
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        n += (size_t)r;
+    }
+    close(pp[0]);
+    buf[n] = '\0';
     int st;
     while (waitpid(p, &st, 0) < 0)
         if (errno != EINTR)
             return -1;
-    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return -1;
+    /* the id is the last line */
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    char *last = strrchr(buf, '\n');
+    *id = xstrdup(last ? last + 1 : buf);
+    return 0;
 }
 
 static int run_or_create(struct berth_globals *g, int argc, char **argv, bool create)
@@ -331,11 +359,15 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
             storage_image_free(img);
             berth_error_release(&e2);
         }
+        cleanup_free char *pulled = NULL;
         if (strcmp(pull, "always") == 0 || (!have && strcmp(pull, "never") != 0)) {
-            if (pull_image(g, image) < 0 && (!have || strcmp(pull, "always") == 0)) {
+            if (pull_image(g, image, &pulled) < 0) {
                 rc = cli_failf("%s: image not known and could not be pulled", image);
                 goto out;
             }
+            /* a transport reference (oci:DIR) names no local image: run what was pulled */
+            if (!have && *pulled)
+                image = pulled;
         } else if (!have) {
             rc = cli_failf("%s: image not known (--pull never)", image);
             goto out;

@@ -348,3 +348,14 @@ EOF
         [[ "$output" == *berth-init* ]]
     done
 }
+
+@test "run --pull: missing pulls a transport reference, never refuses an unknown image" {
+    run berth run --rm --pull never "oci:$FILE_TMP/oci:latest" true
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"--pull never"* ]]
+    run berth run --rm "oci:$FILE_TMP/oci:latest" echo pulled-and-ran
+    [ "$status" -eq 0 ]
+    [ "$output" = pulled-and-ran ]
+    run berth run --rm --pull always localhost/nonexistent-image true
+    [ "$status" -eq 125 ]
+}
