@@ -89,6 +89,7 @@ static int ovl_create(void *state, const char *id, const char *parent, berth_err
         return -1;
     cleanup_free char *top = driver_path(o->home, id, NULL);
     cleanup_free char *lower = NULL;
+    char link[LINK_LEN + 1] = "";
     if (parent) {
         cleanup_free char *plink = NULL;
         cleanup_free char *plower = NULL;
@@ -109,7 +110,6 @@ static int ovl_create(void *state, const char *id, const char *parent, berth_err
             goto fail;
         }
     }
-    char link[LINK_LEN + 1];
     random_link(link);
     {
         cleanup_free char *lpath = xasprintf("%s/l/%s", o->home, link);
@@ -130,8 +130,10 @@ static int ovl_create(void *state, const char *id, const char *parent, berth_err
     return 0;
 fail : {
     berth_error_t e2 = NULL;
-    cleanup_free char *lpath = xasprintf("%s/l/%s", o->home, link);
-    unlink(lpath);
+    if (link[0]) {
+        cleanup_free char *lpath = xasprintf("%s/l/%s", o->home, link);
+        unlink(lpath);
+    }
     fs_rm_rf(top, &e2);
     berth_error_release(&e2);
     return -1;

@@ -278,6 +278,7 @@ static void test_check_repair(void **state)
     cleanup_storage_layer storage_layer_t *l = layer_from(f, NULL, "x", "x");
     cleanup_storage_image storage_image_t *i =
         image_with(f, l->id, "{\"r\":1}", "localhost/r:latest");
+    (void)i;
     cleanup_free char *ldir = xasprintf("%s/vfs/%s", f->root, l->id);
     berth_error_t err = NULL;
     assert_int_equal(fs_rm_rf(ldir, &err), 0);
@@ -359,6 +360,7 @@ static void test_driver_recorded(void **state)
 {
     struct fx *f = *state;
     cleanup_storage_layer storage_layer_t *l = layer_from(f, NULL, "x", "x");
+    (void)l;
     storage_store_close(f->s);
     struct storage_options o = f->o;
     o.driver = NULL; /* the recorded driver is used */
