@@ -359,3 +359,35 @@ EOF
     run berth run --rm --pull always localhost/nonexistent-image true
     [ "$status" -eq 125 ]
 }
+
+@test "run -t: the terminal size follows the user's terminal (SIGWINCH)" {
+    cat >"$FILE_TMP/winch.py" <<'PYEOF'
+import os, pty, sys, time, fcntl, termios, struct, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 10, 20, 0, 0))
+time.sleep(0.6)
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 99, 0, 0))
+out = b""
+while True:
+    r, _, _ = select.select([fd], [], [], 10)
+    if not r:
+        break
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(st))
+PYEOF
+    run python3 "$FILE_TMP/winch.py" "$BERTH" --root "$BERTH_TEST_ROOT" --runroot "$BERTH_TEST_RUNROOT" \
+        run --rm -t localhost/busybox sh -c 'stty size; sleep 1.5; stty size; exit 3'
+    [ "$status" -eq 3 ]
+    [[ "${lines[0]}" == "10 20"* ]]
+    [[ "${lines[1]}" == "33 99"* ]]
+}
