@@ -245,14 +245,7 @@ static int dd_put_blob(struct image_destination *dst, berth_reader_t *stream,
         d->kept[d->n_kept++] = xstrdup(digest_hex(digest));
         pthread_mutex_unlock(&d->lock);
     }
-    if (out) {
-        memset(out, 0, sizeof(*out));
-        out->digest = digest;
-        out->size = size;
-        out->media_type = info->media_type ? xstrdup(info->media_type) : NULL;
-    } else {
-        free(digest);
-    }
+    blob_info_set_written(out, digest, size, info->media_type);
     return 0;
 }
 

@@ -412,12 +412,7 @@ static int dad_put_blob(struct image_destination *dst, berth_reader_t *stream,
     free(name);
     if (named < 0)
         goto out;
-    if (out) {
-        memset(out, 0, sizeof(*out));
-        out->digest = steal_pointer(&digest);
-        out->size = size;
-        out->media_type = info->media_type ? xstrdup(info->media_type) : NULL;
-    }
+    blob_info_set_written(out, steal_pointer(&digest), size, info->media_type);
     ret = 0;
 out:
     pthread_mutex_unlock(&w->lock);
@@ -550,57 +545,14 @@ void docker_archive_writer_free(struct da_writer *w)
     da_writer_free_impl(w);
 }
 
-struct daw_ref {
-    struct da_writer *w;
-    char *name;
-};
-
-static char *daw_string(const struct image_reference *ref)
+static struct image_destination *daw_dst_new(struct image_reference *ref, void *w, const char *name)
 {
-    const struct daw_ref *r = ref->priv;
-    return xasprintf("docker-archive:%s", r->w->path);
+    return dad_new(ref, w, false, name);
 }
-
-static int daw_new_source(struct image_reference *ref, const struct system_context *sys,
-                          struct image_source **out, berth_error_t *err)
-{
-    return berth_error_make_status(err, ENOTSUP, "an archive being written cannot be read");
-}
-
-static int daw_new_destination(struct image_reference *ref, const struct system_context *sys,
-                               struct image_destination **out, berth_error_t *err)
-{
-    struct daw_ref *r = ref->priv;
-    *out = dad_new(ref, r->w, false, r->name);
-    return 0;
-}
-
-static void daw_free(struct image_reference *ref)
-{
-    struct daw_ref *r = ref->priv;
-    free(r->name);
-    free(r);
-    free(ref->docker_name);
-    free(ref);
-}
-
-static const struct reference_ops daw_ops = {
-    .string = daw_string,
-    .new_source = daw_new_source,
-    .new_destination = daw_new_destination,
-    .free = daw_free,
-};
 
 struct image_reference *docker_archive_writer_reference(struct da_writer *w, const char *name)
 {
-    struct daw_ref *r = xzalloc(sizeof(*r));
-    r->w = w;
-    r->name = name ? xstrdup(name) : NULL;
-    struct image_reference *ref = xzalloc(sizeof(*ref));
-    ref->transport = &docker_archive_transport;
-    ref->ops = &daw_ops;
-    ref->priv = r;
-    return ref;
+    return archive_writer_reference(&docker_archive_transport, w->path, w, name, daw_dst_new);
 }
 
 static const struct reference_ops da_ref_ops = {

@@ -27,6 +27,28 @@ char *oci_blob_path(const char *digest, berth_error_t *err);
 int oci_split_within(const char *within, bool allow_index, char **path, char **tag, int *index,
                      berth_error_t *err);
 
+/* oci: and oci-archive: references ("PATH[:TAG][@INDEX]"), implemented in oci.c. */
+int oci_ref_new(const struct transport_ops *t, const struct reference_ops *ops, const char *within,
+                struct image_reference **out, berth_error_t *err);
+void oci_ref_parts(const struct image_reference *ref, const char **path, const char **tag,
+                   int *index);
+char *oci_ref_string(const struct image_reference *ref);
+void oci_ref_free(struct image_reference *ref);
+
+/* A reference to one image of an archive being written (archive_multi.h), named
+ * "<transport>:<path>": it cannot be read; new_dst makes its destinations over the writer.
+ * path and writer are borrowed and must outlive the reference; name is copied (may be NULL). */
+typedef struct image_destination *(*archive_writer_dst_fn)(struct image_reference *ref,
+                                                           void *writer, const char *name);
+struct image_reference *archive_writer_reference(const struct transport_ops *transport,
+                                                 const char *path, void *writer, const char *name,
+                                                 archive_writer_dst_fn new_dst);
+
+/* What put_blob reports: fills *out (when out is not NULL) with digest (taken), size and a copy
+ * of media_type; frees digest when out is NULL. */
+void blob_info_set_written(struct blob_info *out, char *digest, int64_t size,
+                           const char *media_type);
+
 /* Read access to an OCI layout: a directory or an archive index. */
 struct layout_access {
     int (*open)(void *ctx, const char *rel, berth_reader_t **out, int64_t *size,

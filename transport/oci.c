@@ -29,7 +29,7 @@ struct oci_ref {
     int index;
 };
 
-static char *oci_ref_string(const struct image_reference *ref)
+char *oci_ref_string(const struct image_reference *ref)
 {
     const struct oci_ref *r = ref->priv;
     if (r->index >= 0)
@@ -39,7 +39,7 @@ static char *oci_ref_string(const struct image_reference *ref)
     return xasprintf("%s:%s", ref->transport->name, r->path);
 }
 
-static void oci_ref_free(struct image_reference *ref)
+void oci_ref_free(struct image_reference *ref)
 {
     struct oci_ref *r = ref->priv;
     if (r) {
@@ -51,9 +51,6 @@ static void oci_ref_free(struct image_reference *ref)
     free(ref);
 }
 
-/* shared with oci-archive */
-int oci_ref_new(const struct transport_ops *t, const struct reference_ops *ops, const char *within,
-                struct image_reference **out, berth_error_t *err);
 int oci_ref_new(const struct transport_ops *t, const struct reference_ops *ops, const char *within,
                 struct image_reference **out, berth_error_t *err)
 {
@@ -69,8 +66,7 @@ int oci_ref_new(const struct transport_ops *t, const struct reference_ops *ops, 
     *out = ref;
     return 0;
 }
-void oci_ref_parts(const struct image_reference *ref, const char **path, const char **tag,
-                   int *index);
+
 void oci_ref_parts(const struct image_reference *ref, const char **path, const char **tag,
                    int *index)
 {
@@ -78,16 +74,6 @@ void oci_ref_parts(const struct image_reference *ref, const char **path, const c
     *path = r->path;
     *tag = r->tag;
     *index = r->index;
-}
-char *oci_ref_string_shared(const struct image_reference *ref);
-char *oci_ref_string_shared(const struct image_reference *ref)
-{
-    return oci_ref_string(ref);
-}
-void oci_ref_free_shared(struct image_reference *ref);
-void oci_ref_free_shared(struct image_reference *ref)
-{
-    oci_ref_free(ref);
 }
 
 /* ---- source over a layout ---- */
@@ -406,14 +392,7 @@ static int dst_put_blob(struct image_destination *dst, berth_reader_t *stream,
         return -1;
     if (created)
         remember(o, digest_hex(digest));
-    if (out) {
-        memset(out, 0, sizeof(*out));
-        out->digest = digest;
-        out->size = size;
-        out->media_type = info->media_type ? xstrdup(info->media_type) : NULL;
-    } else {
-        free(digest);
-    }
+    blob_info_set_written(out, digest, size, info->media_type);
     return 0;
 }
 

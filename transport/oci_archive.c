@@ -18,12 +18,6 @@
 #include <string.h>
 
 extern const struct transport_ops oci_archive_transport;
-int oci_ref_new(const struct transport_ops *t, const struct reference_ops *ops, const char *within,
-                struct image_reference **out, berth_error_t *err);
-void oci_ref_parts(const struct image_reference *ref, const char **path, const char **tag,
-                   int *index);
-char *oci_ref_string_shared(const struct image_reference *ref);
-void oci_ref_free_shared(struct image_reference *ref);
 
 static int ar_open(void *ctx, const char *rel, berth_reader_t **out, int64_t *size,
                    berth_error_t *err)
@@ -186,14 +180,7 @@ static int oa_put_blob(struct image_destination *dst, berth_reader_t *stream,
     int64_t size;
     if (put_stream(o->w, stream, info->digest, info->size, &digest, &size, err) < 0)
         return -1;
-    if (out) {
-        memset(out, 0, sizeof(*out));
-        out->digest = digest;
-        out->size = size;
-        out->media_type = info->media_type ? xstrdup(info->media_type) : NULL;
-    } else {
-        free(digest);
-    }
+    blob_info_set_written(out, digest, size, info->media_type);
     return 0;
 }
 
@@ -306,64 +293,21 @@ void oci_archive_writer_free(struct oa_writer *w)
     oa_writer_free_impl(w);
 }
 
-struct oaw_ref {
-    struct oa_writer *w;
-    char *name;
-};
-
-static char *oaw_string(const struct image_reference *ref)
+static struct image_destination *oaw_dst_new(struct image_reference *ref, void *w, const char *name)
 {
-    const struct oaw_ref *r = ref->priv;
-    return xasprintf("oci-archive:%s", r->w->path);
+    return oa_dst_new(ref, w, false, name);
 }
-
-static int oaw_new_source(struct image_reference *ref, const struct system_context *sys,
-                          struct image_source **out, berth_error_t *err)
-{
-    return berth_error_make_status(err, ENOTSUP, "an archive being written cannot be read");
-}
-
-static int oaw_new_destination(struct image_reference *ref, const struct system_context *sys,
-                               struct image_destination **out, berth_error_t *err)
-{
-    struct oaw_ref *r = ref->priv;
-    *out = oa_dst_new(ref, r->w, false, r->name);
-    return 0;
-}
-
-static void oaw_free(struct image_reference *ref)
-{
-    struct oaw_ref *r = ref->priv;
-    free(r->name);
-    free(r);
-    free(ref->docker_name);
-    free(ref);
-}
-
-static const struct reference_ops oaw_ops = {
-    .string = oaw_string,
-    .new_source = oaw_new_source,
-    .new_destination = oaw_new_destination,
-    .free = oaw_free,
-};
 
 struct image_reference *oci_archive_writer_reference(struct oa_writer *w, const char *name)
 {
-    struct oaw_ref *r = xzalloc(sizeof(*r));
-    r->w = w;
-    r->name = name ? xstrdup(name) : NULL;
-    struct image_reference *ref = xzalloc(sizeof(*ref));
-    ref->transport = &oci_archive_transport;
-    ref->ops = &oaw_ops;
-    ref->priv = r;
-    return ref;
+    return archive_writer_reference(&oci_archive_transport, w->path, w, name, oaw_dst_new);
 }
 
 static const struct reference_ops oa_ref_ops = {
-    .string = oci_ref_string_shared,
+    .string = oci_ref_string,
     .new_source = oa_new_source,
     .new_destination = oa_new_destination,
-    .free = oci_ref_free_shared,
+    .free = oci_ref_free,
 };
 
 static int oa_parse(const char *within, struct image_reference **out, berth_error_t *err)

@@ -6,6 +6,7 @@
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/reference.h"
+#include "common/strutil.h"
 #include "transport/internal.h"
 
 #include <errno.h>
@@ -130,11 +131,7 @@ void blob_info_clear(struct blob_info *b)
         return;
     free(b->digest);
     free(b->media_type);
-    if (b->urls) {
-        for (char **p = b->urls; *p; p++)
-            free(*p);
-        free(b->urls);
-    }
+    strv_free(b->urls);
     b->digest = NULL;
     b->media_type = NULL;
     b->urls = NULL;
@@ -146,18 +143,84 @@ void blob_info_copy(struct blob_info *dst, const struct blob_info *src)
     dst->digest = src->digest ? xstrdup(src->digest) : NULL;
     dst->media_type = src->media_type ? xstrdup(src->media_type) : NULL;
     dst->size = src->size;
-    dst->urls = NULL;
-    if (src->urls) {
-        size_t n = 0;
-        while (src->urls[n])
-            n++;
-        dst->urls = xcalloc(n + 1, sizeof(char *));
-        for (size_t i = 0; i < n; i++)
-            dst->urls[i] = xstrdup(src->urls[i]);
-    }
+    dst->urls = strv_dup(src->urls);
 }
 
 /* ---- helpers for berth's transports ---- */
+
+void blob_info_set_written(struct blob_info *out, char *digest, int64_t size,
+                           const char *media_type)
+{
+    if (!out) {
+        free(digest);
+        return;
+    }
+    memset(out, 0, sizeof(*out));
+    out->digest = digest;
+    out->size = size;
+    out->media_type = media_type ? xstrdup(media_type) : NULL;
+}
+
+struct writer_ref {
+    const struct transport_ops *transport;
+    const char *path;
+    void *writer;
+    char *name;
+    archive_writer_dst_fn new_dst;
+};
+
+static char *writer_ref_string(const struct image_reference *ref)
+{
+    const struct writer_ref *r = ref->priv;
+    return xasprintf("%s:%s", r->transport->name, r->path);
+}
+
+static int writer_ref_new_source(struct image_reference *ref, const struct system_context *sys,
+                                 struct image_source **out, berth_error_t *err)
+{
+    return berth_error_make_status(err, ENOTSUP, "an archive being written cannot be read");
+}
+
+static int writer_ref_new_destination(struct image_reference *ref, const struct system_context *sys,
+                                      struct image_destination **out, berth_error_t *err)
+{
+    struct writer_ref *r = ref->priv;
+    *out = r->new_dst(ref, r->writer, r->name);
+    return 0;
+}
+
+static void writer_ref_free(struct image_reference *ref)
+{
+    struct writer_ref *r = ref->priv;
+    free(r->name);
+    free(r);
+    free(ref->docker_name);
+    free(ref);
+}
+
+static const struct reference_ops writer_ref_ops = {
+    .string = writer_ref_string,
+    .new_source = writer_ref_new_source,
+    .new_destination = writer_ref_new_destination,
+    .free = writer_ref_free,
+};
+
+struct image_reference *archive_writer_reference(const struct transport_ops *transport,
+                                                 const char *path, void *writer, const char *name,
+                                                 archive_writer_dst_fn new_dst)
+{
+    struct writer_ref *r = xzalloc(sizeof(*r));
+    r->transport = transport;
+    r->path = path;
+    r->writer = writer;
+    r->name = name ? xstrdup(name) : NULL;
+    r->new_dst = new_dst;
+    struct image_reference *ref = xzalloc(sizeof(*ref));
+    ref->transport = transport;
+    ref->ops = &writer_ref_ops;
+    ref->priv = r;
+    return ref;
+}
 
 const char *transport_tmpdir(const struct system_context *sys)
 {
