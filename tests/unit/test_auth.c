@@ -231,6 +231,45 @@ static void test_lookup(void **state)
     assert_false(found);
 }
 
+static void test_cred_helper(void **state)
+{
+    /* a docker-credential-NAME helper on PATH answers "get" with JSON */
+    berth_error_t err = NULL;
+    cleanup_free char *bindir = xasprintf("%s/bin", tmp);
+    mkdir(bindir, 0755);
+    cleanup_free char *helper = xasprintf("%s/docker-credential-berthtest", bindir);
+    write_file(helper, "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread server\n"
+                       "[ \"$server\" = helped.example ] || { echo not found; exit 1; }\n"
+                       "echo '{\"ServerURL\":\"helped.example\",\"Username\":\"hu\","
+                       "\"Secret\":\"hs\"}'\n");
+    chmod(helper, 0755);
+    const char *old_path = getenv("PATH");
+    cleanup_free char *path = xasprintf("%s:%s", bindir, old_path ? old_path : "/usr/bin:/bin");
+    setenv("PATH", path, 1);
+    cleanup_free char *f = xasprintf("%s/helper.json", tmp);
+    write_file(f, "{\"credHelpers\":{\"helped.example\":\"berthtest\"},"
+                  "\"credsStore\":\"berthtest\"}");
+    char *u = NULL, *p = NULL;
+    bool found = false;
+    if (auth_lookup_in_file(f, "helped.example", NULL, &u, &p, &found, &err) < 0)
+        fail_msg("%s", berth_error_msg(err));
+    assert_true(found);
+    assert_string_equal(u, "hu");
+    assert_string_equal(p, "hs");
+    free(u);
+    free(p);
+    /* the helper does not know the server: not found, no error */
+    assert_int_equal(auth_lookup_in_file(f, "other.example", NULL, &u, &p, &found, &err), 0);
+    assert_false(found);
+    /* a helper that is not installed is an error naming it */
+    write_file(f, "{\"credHelpers\":{\"x.example\":\"nosuchhelper\"}}");
+    assert_int_equal(auth_lookup_in_file(f, "x.example", NULL, &u, &p, &found, &err), -1);
+    assert_non_null(strstr(berth_error_msg(err), "docker-credential-nosuchhelper"));
+    berth_error_release(&err);
+    if (old_path)
+        setenv("PATH", old_path, 1);
+}
+
 static void test_store_remove(void **state)
 {
     berth_error_t err = NULL;
@@ -273,7 +312,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_challenges),       cmocka_unit_test(test_token_response),
         cmocka_unit_test(test_base64_and_creds), cmocka_unit_test(test_lookup),
-        cmocka_unit_test(test_store_remove),
+        cmocka_unit_test(test_cred_helper),      cmocka_unit_test(test_store_remove),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
