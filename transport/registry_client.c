@@ -535,9 +535,10 @@ static char *format_registry_errors(const char *body, size_t len)
     return s;
 }
 
-static int http_error(const struct http_resp *r, berth_error_t *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int http_error(const struct http_resp *r, berth_error_t *err, const char *fmt, ...)
+static int http_error(registry_client_t *c, const struct http_resp *r, berth_error_t *err,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int http_error(registry_client_t *c, const struct http_resp *r, berth_error_t *err,
+                      const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -567,8 +568,13 @@ static int http_error(const struct http_resp *r, berth_error_t *err, const char 
         kind = r->status >= 500 ? "registry server error" : "unexpected response";
         status = r->status >= 500 ? EIO : EPROTO;
     }
-    return berth_error_make_status(err, status, "%s: %s%s%s (HTTP %ld)", what, kind,
-                                   regmsg ? ": " : "", regmsg ? regmsg : "", r->status);
+    const char *hint = "";
+    if (r->status == 401 && c && !c->user)
+        hint = "; no credentials were found: use berth login or --creds";
+    else if (r->status == 401 && c)
+        hint = "; the credentials were not accepted for this operation";
+    return berth_error_make_status(err, status, "%s: %s%s%s (HTTP %ld)%s", what, kind,
+                                   regmsg ? ": " : "", regmsg ? regmsg : "", r->status, hint);
 }
 
 /* ---------- easy handle setup ---------- */
@@ -792,12 +798,12 @@ static int fetch_token(registry_client_t *c, const char *const *scopes, char **t
         else
             ret = curl_failure(c, rc, errbuf, "GET", realm, err);
     } else if (resp.status == 401 || resp.status == 403) {
-        ret = http_error(&resp, err, "requesting a token from %s%s", realm,
+        ret = http_error(c, &resp, err, "requesting a token from %s%s", realm,
                          c->user ? " (invalid username or password?)" : "");
         if (resp.status == 401)
             (*err)->status = EACCES;
     } else if (resp.status != 200) {
-        ret = http_error(&resp, err, "requesting a token from %s", realm);
+        ret = http_error(c, &resp, err, "requesting a token from %s", realm);
     } else {
         ret = auth_parse_token_response(resp.body, resp.len, token, expires, err);
         if (ret < 0)
@@ -1064,7 +1070,7 @@ static int ping_locked(registry_client_t *c, berth_error_t *err)
         if (auth_challenge_parse(resp.www_auth, &ch, err) < 0)
             return berth_error_wrap(err, "pinging registry %s", c->registry);
     } else if (resp.status != 200) {
-        return http_error(&resp, err, "pinging registry %s (is it a registry?)", c->registry);
+        return http_error(c, &resp, err, "pinging registry %s (is it a registry?)", c->registry);
     }
     pthread_mutex_lock(&c->lock);
     if (!c->pinged) {
@@ -1108,9 +1114,9 @@ int registry_ping(registry_client_t *c, berth_error_t *err)
     if (do_request(c, &rq, &resp, err) < 0)
         return -1;
     if (resp.status == 401)
-        return http_error(&resp, err, "invalid username or password for %s", c->registry);
+        return http_error(c, &resp, err, "invalid username or password for %s", c->registry);
     if (resp.status != 200)
-        return http_error(&resp, err, "checking credentials for %s", c->registry);
+        return http_error(c, &resp, err, "checking credentials for %s", c->registry);
     return 0;
 }
 
@@ -1184,7 +1190,7 @@ int registry_get_manifest(registry_client_t *c, const char *repo, const char *re
     if (do_request(c, &rq, &resp, err) < 0)
         return berth_error_wrap(err, "reading manifest %s in %s/%s", ref, c->registry, repo);
     if (resp.status != 200)
-        return http_error(&resp, err, "reading manifest %s in %s/%s", ref, c->registry, repo);
+        return http_error(c, &resp, err, "reading manifest %s in %s/%s", ref, c->registry, repo);
     cleanup_free char *ct = media_base(resp.content_type);
     const char *detected = registry_manifest_mime(resp.body ? resp.body : "", resp.len);
     if ((ct && (strcmp(ct, MEDIA_DOCKER_SCHEMA1) == 0 || strcmp(ct, MEDIA_DOCKER_SCHEMA1S) == 0)) ||
@@ -1257,7 +1263,7 @@ int registry_head_manifest(registry_client_t *c, const char *repo, const char *r
     if (do_request(c, &rq, &resp, err) < 0)
         return berth_error_wrap(err, "checking manifest %s in %s/%s", ref, c->registry, repo);
     if (resp.status != 200)
-        return http_error(&resp, err, "checking manifest %s in %s/%s", ref, c->registry, repo);
+        return http_error(c, &resp, err, "checking manifest %s in %s/%s", ref, c->registry, repo);
     if (digest) {
         *digest = NULL;
         if (resp.digest) {
@@ -1304,7 +1310,7 @@ int registry_put_manifest(registry_client_t *c, const char *repo, const char *re
     if (do_request(c, &rq, &resp, err) < 0)
         return berth_error_wrap(err, "writing manifest %s to %s/%s", ref, c->registry, repo);
     if (resp.status != 201 && resp.status != 200 && resp.status != 202)
-        return http_error(&resp, err, "writing manifest %s to %s/%s", ref, c->registry, repo);
+        return http_error(c, &resp, err, "writing manifest %s to %s/%s", ref, c->registry, repo);
     if (resp.digest && strncmp(resp.digest, "sha256:", 7) == 0 &&
         !digest_equal(resp.digest, computed))
         return berth_error_make_status(err, EBADMSG,
@@ -1333,12 +1339,12 @@ int registry_delete_manifest(registry_client_t *c, const char *repo, const char 
     if (do_request(c, &rq, &resp, err) < 0)
         return berth_error_wrap(err, "deleting %s@%s", repo, digest);
     if (resp.status == 405)
-        return http_error(&resp, err,
+        return http_error(c, &resp, err,
                           "deleting %s/%s@%s (the registry does not allow deletion; distribution "
                           "needs REGISTRY_STORAGE_DELETE_ENABLED=true)",
                           c->registry, repo, digest);
     if (resp.status != 202 && resp.status != 200 && resp.status != 204)
-        return http_error(&resp, err, "deleting %s/%s@%s", c->registry, repo, digest);
+        return http_error(c, &resp, err, "deleting %s/%s@%s", c->registry, repo, digest);
     return 0;
 }
 
@@ -1547,7 +1553,7 @@ static int blob_check_status(struct blob_reader *b, int *attempt, bool *refreshe
         return 1;
     }
     struct http_resp tmp = {.status = st, .body = b->errbody, .len = b->errlen};
-    return http_error(&tmp, err, "%s", b->what);
+    return http_error(b->c, &tmp, err, "%s", b->what);
 }
 
 /* Starts (or restarts) and waits for the response status. */
@@ -1680,7 +1686,7 @@ int registry_head_blob(registry_client_t *c, const char *repo, const char *diges
     if (do_request(c, &rq, &resp, err) < 0)
         return berth_error_wrap(err, "checking blob %s in %s/%s", digest, c->registry, repo);
     if (resp.status != 200)
-        return http_error(&resp, err, "checking blob %s in %s/%s", digest, c->registry, repo);
+        return http_error(c, &resp, err, "checking blob %s in %s/%s", digest, c->registry, repo);
     if (size)
         *size = resp.content_length;
     return 0;
@@ -1771,7 +1777,7 @@ int registry_mount_blob(registry_client_t *c, const char *repo, const char *dige
     }
     if (resp.status == 401 || resp.status == 403 || resp.status == 404)
         return 0; /* not allowed to read from_repo: just upload */
-    return http_error(&resp, err, "mounting blob %s from %s into %s/%s", digest, from_repo,
+    return http_error(c, &resp, err, "mounting blob %s from %s into %s/%s", digest, from_repo,
                       c->registry, repo);
 }
 
@@ -1795,7 +1801,7 @@ int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r,
     if (start_upload(c, repo, scopes, NULL, &resp, &post_url, err) < 0)
         return berth_error_wrap(err, "starting blob upload to %s/%s", c->registry, repo);
     if (resp.status != 202 || !resp.location)
-        return http_error(&resp, err, "starting blob upload to %s/%s", c->registry, repo);
+        return http_error(c, &resp, err, "starting blob upload to %s/%s", c->registry, repo);
     cleanup_free char *loc = NULL;
     if (resolve_location(post_url, resp.location, NULL, NULL, &loc, err) < 0)
         return -1;
@@ -1821,7 +1827,7 @@ int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r,
         if (resp.status != 201) {
             if (digest && !digest_equal(computed, digest))
                 goto mismatch;
-            http_error(&resp, err, "uploading blob %s to %s/%s", digest, c->registry, repo);
+            http_error(c, &resp, err, "uploading blob %s to %s/%s", digest, c->registry, repo);
             goto cancel;
         }
     } else {
@@ -1835,7 +1841,7 @@ int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r,
             goto stream_err;
         computed = up.dg ? digester_finish(up.dg) : xstrdup(digest);
         if (resp.status != 202 && resp.status != 204) {
-            http_error(&resp, err, "uploading blob to %s/%s", c->registry, repo);
+            http_error(c, &resp, err, "uploading blob to %s/%s", c->registry, repo);
             goto cancel;
         }
         if (digest && !digest_equal(computed, digest))
@@ -1856,7 +1862,7 @@ int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r,
             goto cancel;
         }
         if (resp.status != 201) {
-            http_error(&resp, err, "completing blob upload %s to %s/%s", computed, c->registry,
+            http_error(c, &resp, err, "completing blob upload %s to %s/%s", computed, c->registry,
                        repo);
             goto cancel;
         }
@@ -1951,7 +1957,7 @@ static int list_paged(registry_client_t *c, const char *first_path, const char *
             goto out;
         }
         if (resp.status != 200) {
-            http_error(&resp, err, "%s", what);
+            http_error(c, &resp, err, "%s", what);
             goto out;
         }
         cleanup_json json_t *j = NULL;
