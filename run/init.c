@@ -497,6 +497,24 @@ void init_main(struct init_ctx *c)
     if (chdir("/") < 0)
         child_fail(c->sync_fd, 1, "chdir /: %s", strerror(errno));
 
+    /* as runc and podman: a missing working directory is created (inside the new root) */
+    const char *cwd = json_string_value(json_object_get(json_object_get(spec, "process"), "cwd"));
+    if (cwd && cwd[0] == '/' && access(cwd, F_OK) < 0 && errno == ENOENT) {
+        char *p = xstrdup(cwd);
+        for (char *q = p + 1;; q++) {
+            if (*q == '/' || *q == '\0') {
+                char saved = *q;
+                *q = '\0';
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                    child_fail(c->sync_fd, 1, "create working directory \"%s\": %s", cwd,
+                               strerror(errno));
+                *q = saved;
+                if (saved == '\0')
+                    break;
+            }
+        }
+        free(p);
+    }
     write_sysctls(c, json_object_get(linux_, "sysctl"));
     mask_paths(c, json_object_get(linux_, "maskedPaths"));
     readonly_paths(c, json_object_get(linux_, "readonlyPaths"));

@@ -933,6 +933,22 @@ int spec_generate(const json_t *image_config, const char *rootfs, const struct s
             }
         }
     }
+    if (o->read_only) {
+        /* as podman's --read-only-tmpfs default: scratch space stays writable */
+        const char *scratch[] = {"/tmp", "/var/tmp", "/run"};
+        for (size_t i = 0; i < 3; i++) {
+            bool taken = false;
+            for (size_t j = 0; j < json_array_size(mounts); j++) {
+                const char *d =
+                    json_string_value(json_object_get(json_array_get(mounts, j), "destination"));
+                if (d && strcmp(d, scratch[i]) == 0)
+                    taken = true;
+            }
+            if (!taken)
+                json_array_append_new(mounts, JMOUNT(scratch[i], "tmpfs", "tmpfs", "rw", "nosuid",
+                                                     "nodev", "mode=1777"));
+        }
+    }
     if (o->init_path) {
         drop_mount(mounts, "/run/berth-init");
         json_array_append_new(mounts,

@@ -152,6 +152,9 @@ EOF
         [ "${lines[3]}" = boxy ]
         [ "${lines[4]}" = /home/app ]
         [[ "${lines[5]}" == */bin* ]]
+        # a missing working directory is created
+        run both $who run --rm -w /does/not/exist localhost/busybox pwd
+        [ "$output" = /does/not/exist ]
         run both $who run --rm -u 4242:4343 localhost/busybox id
         [[ "$output" == "uid=4242 gid=4343"* ]]
         run both $who run --rm -u nosuchuser localhost/busybox id
@@ -186,6 +189,9 @@ EOF
         run both $who run --rm --read-only localhost/busybox touch /newfile
         [ "$status" -ne 0 ]
         [[ "$output" == *"Read-only"* ]]
+        # scratch space stays writable (podman's --read-only-tmpfs)
+        run both $who run --rm --read-only localhost/busybox sh -c 'touch /tmp/x /run/y && echo ok'
+        [ "$output" = ok ]
     done
 }
 
