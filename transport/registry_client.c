@@ -1735,7 +1735,13 @@ static int start_upload(registry_client_t *c, const char *repo, const char *cons
         return -1;
     cleanup_free char *url =
         xasprintf("%s/v2/%s/blobs/uploads/%s%s", base, repo, query ? "?" : "", query ? query : "");
-    struct request rq = {.method = "POST", .url = url, .scopes = scopes, .body = "", .body_len = 0};
+    /* opening an upload session has no effect until data is sent: safe to retry */
+    struct request rq = {.method = "POST",
+                         .url = url,
+                         .scopes = scopes,
+                         .body = "",
+                         .body_len = 0,
+                         .idempotent = true};
     if (do_request(c, &rq, resp, err) < 0)
         return -1;
     *base_out = steal_pointer(&url);
@@ -1855,8 +1861,25 @@ int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r,
         loc = loc2 ? steal_pointer(&loc2) : xstrdup(loc);
         if (resolve_location(loc, loc, "digest", computed, &put_url, err) < 0)
             goto cancel;
-        struct request rq2 = {.method = "PUT", .url = put_url, .scopes = scopes};
-        if (do_request(c, &rq2, &resp, err) < 0) {
+        /* completing is retried; if an earlier attempt did complete but its answer was lost,
+         * the session is gone (404) and the blob is there: check with HEAD */
+        struct request rq2 = {
+            .method = "PUT", .url = put_url, .scopes = scopes, .idempotent = true};
+        int pr = do_request(c, &rq2, &resp, err);
+        if ((pr < 0 || resp.status != 201) && digest_validate(computed, NULL) == 0) {
+            int64_t have = -1;
+            berth_error_t e3 = NULL;
+            if (registry_head_blob(c, repo, computed, &have, &e3) == 0 &&
+                (have < 0 || have == up.sent)) {
+                berth_error_release(err);
+                resp.status = 201;
+                free(resp.digest);
+                resp.digest = NULL;
+                pr = 0;
+            }
+            berth_error_release(&e3);
+        }
+        if (pr < 0) {
             berth_error_wrap(err, "completing blob upload %s to %s/%s", computed, c->registry,
                              repo);
             goto cancel;
