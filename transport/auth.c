@@ -235,11 +235,15 @@ static char *home_dir(void)
     return pw && pw->pw_dir ? xstrdup(pw->pw_dir) : NULL;
 }
 
+/* podman's location: ${XDG_RUNTIME_DIR}/containers/auth.json, for root without
+ * XDG_RUNTIME_DIR /run/containers/0/auth.json. */
 static char *runtime_auth_path(void)
 {
     const char *x = getenv("XDG_RUNTIME_DIR");
     if (x && x[0])
         return xasprintf("%s/containers/auth.json", x);
+    if (getuid() == 0)
+        return xstrdup("/run/containers/0/auth.json");
     return NULL;
 }
 

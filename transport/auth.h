@@ -5,8 +5,9 @@
  *
  * Lookup order for credentials of a registry (first hit wins):
  *   --creds USER:PASS (handled by the caller), --authfile FILE (only that file), otherwise
- *   $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json,
- *   ~/.config/containers/auth.json, ~/.docker/config.json.
+ *   $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json (root without
+ *   XDG_RUNTIME_DIR: /run/containers/0/auth.json, as podman), ~/.config/containers/auth.json,
+ *   ~/.docker/config.json.
  * Inside a file, "auths" keys may be "host[:port]", "host[:port]/repo/prefix" (longest prefix
  * wins), or docker's legacy "https://host/v1/" form.  An entry's "auth" is base64(user:pass).
  * A "credHelpers" entry for the host (or "credsStore") runs docker-credential-NAME get.
@@ -66,7 +67,8 @@ int auth_lookup(const char *auth_file, const char *registry, const char *repo, c
                 char **pass, bool *found, berth_error_t *err);
 
 /* The file `login` writes and `logout` edits: auth_file, else $REGISTRY_AUTH_FILE, else
- * ${XDG_RUNTIME_DIR}/containers/auth.json, else ~/.config/containers/auth.json. */
+ * ${XDG_RUNTIME_DIR}/containers/auth.json (root: /run/containers/0/auth.json), else
+ * ~/.config/containers/auth.json. */
 char *auth_write_path(const char *auth_file);
 
 /* Adds/replaces the entry for key (registry or registry/repo), writing the file atomically
