@@ -175,24 +175,13 @@ struct dir_dst {
     char *path;
     int fd;
     bool created_root, committed;
-    char **created;
-    size_t n_created;
-    char **kept; /* files of an earlier image reused by this one */
-    size_t n_kept;
-    pthread_mutex_t lock;
+    struct file_list created;
+    struct file_list kept; /* files of an earlier image reused by this one */
     char *manifest;
     size_t manifest_len;
     /* instance manifests and signatures are written directly (they are content-addressed or
      * only meaningful with the manifest) */
 };
-
-static void remember(struct dir_dst *d, const char *name)
-{
-    pthread_mutex_lock(&d->lock);
-    d->created = xreallocarray(d->created, d->n_created + 1, sizeof(char *));
-    d->created[d->n_created++] = xstrdup(name);
-    pthread_mutex_unlock(&d->lock);
-}
 
 static const char *const *dd_types(struct image_destination *dst)
 {
@@ -210,18 +199,9 @@ static int dd_try_reuse(struct image_destination *dst, const struct blob_info *i
     digest_algo_t a;
     if (digest_parse(info->digest, &a, &hex, err) < 0)
         return -1;
-    struct stat st;
-    if (fstatat(d->fd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-        (info->size < 0 || st.st_size == info->size)) {
+    if (blob_file_reusable(d->fd, hex, info, out)) {
         *reused = true;
-        pthread_mutex_lock(&d->lock);
-        d->kept = xreallocarray(d->kept, d->n_kept + 1, sizeof(char *));
-        d->kept[d->n_kept++] = xstrdup(hex);
-        pthread_mutex_unlock(&d->lock);
-        if (out) {
-            blob_info_copy(out, info);
-            out->size = st.st_size;
-        }
+        file_list_add(&d->kept, hex);
     }
     return 0;
 }
@@ -237,14 +217,7 @@ static int dd_put_blob(struct image_destination *dst, berth_reader_t *stream,
     if (blob_write_into_dir(d->fd, stream, info->digest, info->size, &digest, &size, &created,
                             err) < 0)
         return -1;
-    if (created) {
-        remember(d, digest_hex(digest));
-    } else {
-        pthread_mutex_lock(&d->lock);
-        d->kept = xreallocarray(d->kept, d->n_kept + 1, sizeof(char *));
-        d->kept[d->n_kept++] = xstrdup(digest_hex(digest));
-        pthread_mutex_unlock(&d->lock);
-    }
+    file_list_add(created ? &d->created : &d->kept, digest_hex(digest));
     blob_info_set_written(out, digest, size, info->media_type);
     return 0;
 }
@@ -265,7 +238,7 @@ static int dd_put_manifest(struct image_destination *dst, const char *manifest, 
         return -1;
     if (fs_write_file_atomic_at(d->fd, name, manifest, len, 0644, err) < 0)
         return -1;
-    remember(d, name);
+    file_list_add(&d->created, name);
     return 0;
 }
 
@@ -285,17 +258,9 @@ static int dd_put_signatures(struct image_destination *dst, const char *instance
         cleanup_free char *name = xasprintf("%ssignature-%zu", prefix ? prefix : "", i + 1);
         if (fs_write_file_atomic_at(d->fd, name, sigs[i], lens[i], 0644, err) < 0)
             return -1;
-        remember(d, name);
+        file_list_add(&d->created, name);
     }
     return 0;
-}
-
-static bool listed(char *const *v, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i], name) == 0)
-            return true;
-    return false;
 }
 
 static void remove_stale(struct dir_dst *d)
@@ -308,7 +273,7 @@ static void remove_stale(struct dir_dst *d)
         const char *n = de->d_name;
         if (de->d_type != DT_REG || strcmp(n, "manifest.json") == 0 || strcmp(n, "version") == 0)
             continue;
-        if (listed(d->created, d->n_created, n) || listed(d->kept, d->n_kept, n))
+        if (file_list_has(&d->created, n) || file_list_has(&d->kept, n))
             continue;
         unlinkat(d->fd, n, 0);
     }
@@ -337,22 +302,16 @@ static void dd_close(struct image_destination *dst)
 {
     struct dir_dst *d = dst->priv;
     if (!d->committed) {
-        for (size_t i = 0; i < d->n_created; i++)
-            unlinkat(d->fd, d->created[i], 0);
+        file_list_unlink_all(&d->created, d->fd);
         if (d->created_root) {
             cleanup_error berth_error_t e = NULL;
             fs_rm_rf(d->path, &e);
         }
     }
-    for (size_t i = 0; i < d->n_created; i++)
-        free(d->created[i]);
-    free(d->created);
-    for (size_t i = 0; i < d->n_kept; i++)
-        free(d->kept[i]);
-    free(d->kept);
+    file_list_destroy(&d->created);
+    file_list_destroy(&d->kept);
     if (d->fd >= 0)
         close(d->fd);
-    pthread_mutex_destroy(&d->lock);
     free(d->manifest);
     free(d->path);
     free(d);
@@ -377,30 +336,15 @@ static int dir_new_destination(struct image_reference *ref, const struct system_
     struct dir_ref *r = ref->priv;
     struct dir_dst *d = xzalloc(sizeof(*d));
     d->fd = -1;
-    pthread_mutex_init(&d->lock, NULL);
+    file_list_init(&d->created);
+    file_list_init(&d->kept);
     d->path = xstrdup(r->path);
     struct image_destination *dst = xzalloc(sizeof(*dst));
     dst->ops = &dir_dst_ops;
     dst->ref = ref;
     dst->priv = d;
-    struct stat st;
-    if (stat(r->path, &st) < 0) {
-        if (errno != ENOENT) {
-            berth_error_make(err, errno, "stat \"%s\"", r->path);
-            goto fail;
-        }
-        if (fs_mkdir_p(r->path, 0755, err) < 0)
-            goto fail;
-        d->created_root = true;
-    } else if (!S_ISDIR(st.st_mode)) {
-        berth_error_make_status(err, ENOTDIR, "\"%s\" is not a directory", r->path);
+    if (dest_dir_open(r->path, &d->fd, &d->created_root, err) < 0)
         goto fail;
-    }
-    d->fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (d->fd < 0) {
-        berth_error_make(err, errno, "open \"%s\"", r->path);
-        goto fail;
-    }
     blob_dir_remove_stale_temps(d->fd);
     if (!d->created_root) {
         /* like skopeo: refuse to write into a non-empty directory that is not a dir: image */

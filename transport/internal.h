@@ -8,6 +8,7 @@
 #include "transport/transport.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -80,5 +81,27 @@ int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_diges
 
 /* Removes temp blob files left by writers that died (their pid no longer exists). */
 void blob_dir_remove_stale_temps(int dirfd);
+
+/* Opens the directory a destination writes into, creating it (and its parents) when missing;
+ * *created tells whether it did, also when opening then fails.  An existing non-directory is
+ * refused. */
+int dest_dir_open(const char *path, int *fd, bool *created, berth_error_t *err);
+
+/* Whether dirfd holds a regular file name of info's size (any size when unknown); if so and
+ * out is not NULL, *out becomes a copy of info with the file's size. */
+bool blob_file_reusable(int dirfd, const char *name, const struct blob_info *info,
+                        struct blob_info *out);
+
+/* Names of files in one directory (those a destination created, or kept); thread-safe. */
+struct file_list {
+    pthread_mutex_t lock;
+    char **names; /* NULL-terminated, or NULL */
+};
+void file_list_init(struct file_list *l);
+void file_list_add(struct file_list *l, const char *name);
+bool file_list_has(struct file_list *l, const char *name);
+/* Unlinks every listed file from dirfd (a destination closed without commit). */
+void file_list_unlink_all(struct file_list *l, int dirfd);
+void file_list_destroy(struct file_list *l);
 
 #endif

@@ -321,9 +321,7 @@ struct oci_dst {
     char *tag;
     int rootfd, blobfd;
     bool created_root;
-    char **created; /* blob names (relative to blobs/sha256) created by us */
-    size_t n_created;
-    pthread_mutex_t lock;
+    struct file_list created; /* blob names (relative to blobs/sha256) created by us */
     char *manifest_digest, *manifest_mt;
     int64_t manifest_size;
     bool committed;
@@ -335,14 +333,6 @@ static const char *const oci_types[] = {MT_OCI_MANIFEST, MT_OCI_INDEX, NULL};
 static const char *const *dst_types(struct image_destination *d)
 {
     return oci_types;
-}
-
-static void remember(struct oci_dst *o, const char *hex)
-{
-    pthread_mutex_lock(&o->lock);
-    o->created = xreallocarray(o->created, o->n_created + 1, sizeof(char *));
-    o->created[o->n_created++] = xstrdup(hex);
-    pthread_mutex_unlock(&o->lock);
 }
 
 static int dst_try_reuse(struct image_destination *dst, const struct blob_info *info, bool *reused,
@@ -358,15 +348,7 @@ static int dst_try_reuse(struct image_destination *dst, const struct blob_info *
         return -1;
     if (algo != DIGEST_SHA256)
         return 0;
-    struct stat st;
-    if (fstatat(o->blobfd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-        (info->size < 0 || st.st_size == info->size)) {
-        *reused = true;
-        if (out) {
-            blob_info_copy(out, info);
-            out->size = st.st_size;
-        }
-    }
+    *reused = blob_file_reusable(o->blobfd, hex, info, out);
     return 0;
 }
 
@@ -391,7 +373,7 @@ static int dst_put_blob(struct image_destination *dst, berth_reader_t *stream,
                             err) < 0)
         return -1;
     if (created)
-        remember(o, digest_hex(digest));
+        file_list_add(&o->created, digest_hex(digest));
     blob_info_set_written(out, digest, size, info->media_type);
     return 0;
 }
@@ -415,7 +397,7 @@ static int dst_put_manifest(struct image_destination *dst, const char *manifest,
     if (ret < 0)
         return -1;
     if (created)
-        remember(o, digest_hex(digest));
+        file_list_add(&o->created, digest_hex(digest));
     if (instance) {
         free(digest);
         return 0;
@@ -466,21 +448,17 @@ static void dst_close(struct image_destination *dst)
 {
     struct oci_dst *o = dst->priv;
     if (!o->committed) {
-        for (size_t i = 0; i < o->n_created; i++)
-            unlinkat(o->blobfd, o->created[i], 0);
+        file_list_unlink_all(&o->created, o->blobfd);
         if (o->created_root) {
             cleanup_error berth_error_t e = NULL;
             fs_rm_rf(o->path, &e);
         }
     }
-    for (size_t i = 0; i < o->n_created; i++)
-        free(o->created[i]);
-    free(o->created);
+    file_list_destroy(&o->created);
     if (o->blobfd >= 0)
         close(o->blobfd);
     if (o->rootfd >= 0)
         close(o->rootfd);
-    pthread_mutex_destroy(&o->lock);
     free(o->path);
     free(o->tag);
     free(o->manifest_digest);
@@ -509,30 +487,17 @@ static int oci_new_destination(struct image_reference *ref, const struct system_
         return berth_error_make_status(err, EINVAL, "@INDEX cannot be used as a destination");
     struct oci_dst *o = xzalloc(sizeof(*o));
     o->rootfd = o->blobfd = -1;
-    pthread_mutex_init(&o->lock, NULL);
+    file_list_init(&o->created);
     o->path = xstrdup(r->path);
     o->tag = r->tag ? xstrdup(r->tag) : NULL;
     struct image_destination *dst = xzalloc(sizeof(*dst));
     dst->ops = &oci_dst_ops;
     dst->ref = ref;
     dst->priv = o;
-    struct stat st;
-    if (stat(r->path, &st) < 0) {
-        if (errno != ENOENT) {
-            berth_error_make(err, errno, "stat \"%s\"", r->path);
-            goto fail;
-        }
-        if (fs_mkdir_p(r->path, 0755, err) < 0)
-            goto fail;
-        o->created_root = true;
-    } else if (!S_ISDIR(st.st_mode)) {
-        berth_error_make_status(err, ENOTDIR, "\"%s\" is not a directory", r->path);
-        goto fail;
-    }
-    o->rootfd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (o->rootfd < 0) {
-        berth_error_make(err, errno, "open \"%s\"", r->path);
-        goto fail;
+    if (dest_dir_open(r->path, &o->rootfd, &o->created_root, err) < 0) {
+        /* not "goto fail": that would jump over the cleanup_ declarations below */
+        dst_close(dst);
+        return -1;
     }
     /* an existing directory must be empty or a layout */
     cleanup_free char *lay = NULL;

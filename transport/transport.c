@@ -161,6 +161,72 @@ void blob_info_set_written(struct blob_info *out, char *digest, int64_t size,
     out->media_type = media_type ? xstrdup(media_type) : NULL;
 }
 
+int dest_dir_open(const char *path, int *fd, bool *created, berth_error_t *err)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        if (errno != ENOENT)
+            return berth_error_make(err, errno, "stat \"%s\"", path);
+        if (fs_mkdir_p(path, 0755, err) < 0)
+            return -1;
+        *created = true;
+    } else if (!S_ISDIR(st.st_mode)) {
+        return berth_error_make_status(err, ENOTDIR, "\"%s\" is not a directory", path);
+    }
+    *fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*fd < 0)
+        return berth_error_make(err, errno, "open \"%s\"", path);
+    return 0;
+}
+
+bool blob_file_reusable(int dirfd, const char *name, const struct blob_info *info,
+                        struct blob_info *out)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+        (info->size >= 0 && st.st_size != info->size))
+        return false;
+    if (out) {
+        blob_info_copy(out, info);
+        out->size = st.st_size;
+    }
+    return true;
+}
+
+void file_list_init(struct file_list *l)
+{
+    pthread_mutex_init(&l->lock, NULL);
+    l->names = NULL;
+}
+
+void file_list_add(struct file_list *l, const char *name)
+{
+    pthread_mutex_lock(&l->lock);
+    strv_add(&l->names, name);
+    pthread_mutex_unlock(&l->lock);
+}
+
+bool file_list_has(struct file_list *l, const char *name)
+{
+    pthread_mutex_lock(&l->lock);
+    bool r = strv_contains(l->names, name);
+    pthread_mutex_unlock(&l->lock);
+    return r;
+}
+
+void file_list_unlink_all(struct file_list *l, int dirfd)
+{
+    for (size_t i = 0; l->names && l->names[i]; i++)
+        unlinkat(dirfd, l->names[i], 0);
+}
+
+void file_list_destroy(struct file_list *l)
+{
+    strv_free(l->names);
+    l->names = NULL;
+    pthread_mutex_destroy(&l->lock);
+}
+
 struct writer_ref {
     const struct transport_ops *transport;
     const char *path;
