@@ -57,7 +57,8 @@ if command -v podman >/dev/null 2>&1; then
         exit 1
     }
     PIMG=$pid
-    harness_defer as_user "${P[@]}" system reset -f
+    podman_reset() { as_user "${P[@]}" system reset -f >/dev/null 2>&1 || true; }
+    harness_defer podman_reset
 fi
 
 have_runc=0
@@ -75,26 +76,32 @@ json.dump(c, open(sys.argv[1], "w"))
 EOF
 fi
 
-# time_loop NAME CMD...: runs CMD $ITER times as the user (after one warm-up), prints mean ms
-declare -A MEAN
+# time_loop NAME CMD...: runs CMD $ITER times as the user (after one warm-up); MEAN[NAME] and
+# MEDIAN[NAME] in microseconds (the median is the headline: overlay unmounts sync the upper
+# filesystem, so other work on the machine shows up as outliers)
+declare -A MEAN MEDIAN
 time_loop() {
-    local name=$1 i s e
+    local name=$1 i s e total=0
+    local -a t=()
     shift
     as_user "$@" >/dev/null 2>"$D/$name.err" || {
         echo "bench_run: $name failed:" >&2
         cat "$D/$name.err" >&2
         exit 1
     }
-    s=$(date +%s%N)
     for ((i = 0; i < ITER; i++)); do
+        s=$(date +%s%N)
         as_user "$@" >/dev/null 2>"$D/$name.err" || {
             echo "bench_run: $name failed:" >&2
             cat "$D/$name.err" >&2
             exit 1
         }
+        e=$(date +%s%N)
+        t+=($(((e - s) / 1000)))
+        total=$((total + (e - s) / 1000))
     done
-    e=$(date +%s%N)
-    MEAN[$name]=$(((e - s) / ITER / 1000))
+    MEAN[$name]=$((total / ITER))
+    MEDIAN[$name]=$(printf '%s\n' "${t[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 }
 
 # as_user's own cost (env, setpriv, sh) is the same for every line: measure and subtract it
@@ -106,26 +113,31 @@ if [ $have_runc = 1 ]; then
 fi
 
 ms() {
-    local v=$(($1 - ${MEAN[baseline]}))
+    local v=$(($1 - $2))
     [ $v -lt 1 ] && v=1
     awk -v u="$v" 'BEGIN { printf "%.1f", u / 1000 }'
 }
 ratio() {
-    awk -v a="$(($1 - ${MEAN[baseline]}))" -v b="$(($2 - ${MEAN[baseline]}))" \
+    awk -v a="$(($1 - ${MEDIAN[baseline]}))" -v b="$(($2 - ${MEDIAN[baseline]}))" \
         'BEGIN { if (b <= 0) b = 1; printf "%.2f", a / b }'
 }
+line() {
+    printf '  %-52s %8s %8s\n' "$1" "$(ms "${MEDIAN[$2]}" "${MEDIAN[baseline]}")" \
+        "$(ms "${MEAN[$2]}" "${MEAN[baseline]}")"
+}
 
-echo "bench_run: $ITER iterations each, rootless, mean wall time per container (ms)"
-printf '  %-52s %8s\n' "berth run --rm IMAGE true" "$(ms "${MEAN[berth]}")"
-[ $have_podman = 1 ] && printf '  %-52s %8s\n' "podman run --rm --network none IMAGE true (runc)" "$(ms "${MEAN[podman]}")"
-[ $have_runc = 1 ] && printf '  %-52s %8s\n' "runc run (prepared bundle)" "$(ms "${MEAN[runc]}")"
+echo "bench_run: $ITER iterations each, rootless, wall time per container (ms)"
+printf '  %-52s %8s %8s\n' "" median mean
+line "berth run --rm IMAGE true" berth
+[ $have_podman = 1 ] && line "podman run --rm --network none IMAGE true (runc)" podman
+[ $have_runc = 1 ] && line "runc run (prepared bundle)" runc
 if [ $have_podman = 1 ]; then
-    r=$(ratio "${MEAN[berth]}" "${MEAN[podman]}")
+    r=$(ratio "${MEDIAN[berth]}" "${MEDIAN[podman]}")
     ok=$(awk -v r="$r" 'BEGIN { print (r <= 0.25) ? "goal met" : "goal MISSED" }')
-    echo "  berth / podman = ${r}x  (goal <= 0.25x: $ok)"
+    echo "  berth / podman = ${r}x  (medians; goal <= 0.25x: $ok)"
 fi
 if [ $have_runc = 1 ]; then
-    r=$(ratio "${MEAN[berth]}" "${MEAN[runc]}")
+    r=$(ratio "${MEDIAN[berth]}" "${MEDIAN[runc]}")
     ok=$(awk -v r="$r" 'BEGIN { print (r <= 2.0) ? "goal met" : "goal MISSED" }')
-    echo "  berth / runc   = ${r}x  (goal <= 2x: $ok; berth also creates, mounts and removes a container in the store)"
+    echo "  berth / runc   = ${r}x  (medians; goal <= 2x: $ok; berth also creates, mounts and removes a container in the store)"
 fi
