@@ -168,13 +168,22 @@ int docker_registry_options(const struct system_context *sys, const char *regist
     return 0;
 }
 
-static int get_client(const struct system_context *sys, const char *registry, bool insecure,
-                      registry_client_t **out, berth_error_t *err)
+static int get_client(const struct system_context *sys, const char *registry, const char *repo,
+                      bool insecure, registry_client_t **out, berth_error_t *err)
 {
     cleanup_free char *user = NULL, *pass = NULL;
     struct registry_options o;
     if (docker_registry_options(sys, registry, insecure, &o, &user, &pass, err) < 0)
         return -1;
+    if (!user) {
+        /* looked up here with the repository, so "host/namespace" entries of auth.json apply */
+        bool found = false;
+        if (auth_lookup(o.auth_file, registry, repo, &user, &pass, &found, err) < 0)
+            return -1;
+        o.username = user;
+        o.password = pass ? pass : "";
+    }
+    o.no_creds = true;
     /* the key holds a hash of the credentials, never the credentials */
     cleanup_free char *credhash = NULL;
     if (user) {
@@ -282,7 +291,7 @@ static int open_endpoint(const struct system_context *sys, const char *name, boo
     memset(ep, 0, sizeof(*ep));
     if (split_name(name, &ep->registry, &ep->repo, err) < 0)
         return -1;
-    if (get_client(sys, ep->registry, insecure, &ep->c, err) < 0) {
+    if (get_client(sys, ep->registry, ep->repo, insecure, &ep->c, err) < 0) {
         free(ep->registry);
         free(ep->repo);
         return -1;

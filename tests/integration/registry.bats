@@ -163,6 +163,17 @@ stop_proxy() {
     run env -u REGISTRY_AUTH_FILE -u XDG_RUNTIME_DIR HOME="$T/home" "$BERTH" list-tags \
         --cert-dir "$REGISTRY_CERTDIR" "docker://$REGISTRY_ADDR/auth/bb"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
+    # repository-scoped entries ("host/namespace") apply to the repositories below them
+    printf '{"auths":{"%s/auth":{"auth":"%s"},"%s/other":{"auth":"%s"}}}' "$REGISTRY_ADDR" \
+        "$(printf '%s:%s' "$REGISTRY_USER" "$REGISTRY_PASS" | base64)" "$REGISTRY_ADDR" \
+        "$(printf 'x:y' | base64)" >"$T/scoped.json"
+    run berth list-tags --authfile "$T/scoped.json" --cert-dir "$REGISTRY_CERTDIR" \
+        "docker://$REGISTRY_ADDR/auth/bb"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    run berth list-tags --authfile "$T/scoped.json" --cert-dir "$REGISTRY_CERTDIR" \
+        "docker://$REGISTRY_ADDR/other/bb"
+    [ "$status" -eq 125 ]
+    [[ $output == *"not accepted"* ]]
     # --creds wins
     run berth list-tags --cert-dir "$REGISTRY_CERTDIR" --creds "$REGISTRY_USER:$REGISTRY_PASS" \
         "docker://$REGISTRY_ADDR/auth/bb"
