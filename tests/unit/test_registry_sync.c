@@ -31,29 +31,30 @@ static void parse_fails(const char *y, const char *expect)
 
 static void test_skopeo_example(void **state)
 {
-    const char *y = "---\n"
-                    "# comment\n"
-                    "registry.example.com:\n"
-                    "    images:\n"
-                    "        busybox: []\n"
-                    "        redis:\n"
-                    "            - \"1.0\"\n"
-                    "            - '2.0'   # trailing comment\n"
-                    "            - sha256:0000000000000000000000000000000000000000000000000000000000000000\n"
-                    "    images-by-tag-regex:\n"
-                    "        nginx: ^1\\.13\\.[12]-alpine-perl$\n"
-                    "    credentials:\n"
-                    "        username: john\n"
-                    "        password: \"this is # not a comment\"\n"
-                    "    tls-verify: true\n"
-                    "    cert-dir: /home/john/certs\n"
-                    "quay.io:\n"
-                    "    tls-verify: false\n"
-                    "    images:\n"
-                    "        coreos/etcd:\n"
-                    "        - latest\n"
-                    "localhost:5000:\n"
-                    "  images: {}\n";
+    const char *y =
+        "---\n"
+        "# comment\n"
+        "registry.example.com:\n"
+        "    images:\n"
+        "        busybox: []\n"
+        "        redis:\n"
+        "            - \"1.0\"\n"
+        "            - '2.0'   # trailing comment\n"
+        "            - sha256:0000000000000000000000000000000000000000000000000000000000000000\n"
+        "    images-by-tag-regex:\n"
+        "        nginx: ^1\\.13\\.[12]-alpine-perl$\n"
+        "    credentials:\n"
+        "        username: john\n"
+        "        password: \"this is # not a comment\"\n"
+        "    tls-verify: true\n"
+        "    cert-dir: /home/john/certs\n"
+        "quay.io:\n"
+        "    tls-verify: false\n"
+        "    images:\n"
+        "        coreos/etcd:\n"
+        "        - latest\n"
+        "localhost:5000:\n"
+        "  images: {}\n";
     cleanup_json json_t *j = parse_ok(y);
     json_t *r = json_object_get(j, "registry.example.com");
     assert_non_null(r);
