@@ -55,6 +55,18 @@ static char *manifest_name(const char *instance, berth_error_t *err)
     return xasprintf("%s.manifest.json", hex);
 }
 
+/* signature-N of the image, <hex>.signature-N of an instance: the prefix ("" or "<hex>.") */
+static char *sig_prefix(const char *instance, berth_error_t *err)
+{
+    if (!instance)
+        return xstrdup("");
+    const char *hex;
+    digest_algo_t a;
+    if (digest_parse(instance, &a, &hex, err) < 0)
+        return NULL;
+    return xasprintf("%s.", hex);
+}
+
 /* ---- source ---- */
 
 struct dir_src {
@@ -107,16 +119,11 @@ static int ds_get_signatures(struct image_source *src, const char *instance, cha
     *sigs = NULL;
     *lens = NULL;
     *n = 0;
-    cleanup_free char *prefix = NULL;
-    if (instance) {
-        const char *hex;
-        digest_algo_t a;
-        if (digest_parse(instance, &a, &hex, err) < 0)
-            return -1;
-        prefix = xasprintf("%s.", hex);
-    }
+    cleanup_free char *prefix = sig_prefix(instance, err);
+    if (!prefix)
+        return -1;
     for (size_t i = 1; i <= DIR_MAX_SIGS; i++) {
-        cleanup_free char *name = xasprintf("%ssignature-%zu", prefix ? prefix : "", i);
+        cleanup_free char *name = xasprintf("%ssignature-%zu", prefix, i);
         char *buf;
         size_t l;
         cleanup_error berth_error_t e = NULL;
@@ -246,16 +253,11 @@ static int dd_put_signatures(struct image_destination *dst, const char *instance
                              const size_t *lens, size_t n, berth_error_t *err)
 {
     struct dir_dst *d = dst->priv;
-    cleanup_free char *prefix = NULL;
-    if (instance) {
-        const char *hex;
-        digest_algo_t a;
-        if (digest_parse(instance, &a, &hex, err) < 0)
-            return -1;
-        prefix = xasprintf("%s.", hex);
-    }
+    cleanup_free char *prefix = sig_prefix(instance, err);
+    if (!prefix)
+        return -1;
     for (size_t i = 0; i < n; i++) {
-        cleanup_free char *name = xasprintf("%ssignature-%zu", prefix ? prefix : "", i + 1);
+        cleanup_free char *name = xasprintf("%ssignature-%zu", prefix, i + 1);
         if (fs_write_file_atomic_at(d->fd, name, sigs[i], lens[i], 0644, err) < 0)
             return -1;
         file_list_add(&d->created, name);

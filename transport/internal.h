@@ -35,6 +35,8 @@ void oci_ref_parts(const struct image_reference *ref, const char **path, const c
                    int *index);
 char *oci_ref_string(const struct image_reference *ref);
 void oci_ref_free(struct image_reference *ref);
+/* What an OCI layout (directory or archive) holds: OCI manifests and indexes. */
+const char *const *oci_supported_manifest_types(struct image_destination *d);
 
 /* A reference to one image of an archive being written (archive_multi.h), named
  * "<transport>:<path>": it cannot be read; new_dst makes its destinations over the writer.

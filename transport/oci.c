@@ -330,7 +330,7 @@ struct oci_dst {
 #include <pthread.h>
 
 static const char *const oci_types[] = {MT_OCI_MANIFEST, MT_OCI_INDEX, NULL};
-static const char *const *dst_types(struct image_destination *d)
+const char *const *oci_supported_manifest_types(struct image_destination *d)
 {
     return oci_types;
 }
@@ -468,7 +468,7 @@ static void dst_close(struct image_destination *dst)
 }
 
 static const struct image_destination_ops oci_dst_ops = {
-    .supported_manifest_types = dst_types,
+    .supported_manifest_types = oci_supported_manifest_types,
     .desires_compressed_layers = true,
     .accepts_foreign_layers = true,
     .try_reuse_blob = dst_try_reuse,

@@ -104,12 +104,6 @@ struct oa_dst {
     int64_t manifest_size;
 };
 
-static const char *const oa_types[] = {MT_OCI_MANIFEST, MT_OCI_INDEX, NULL};
-static const char *const *oa_supported(struct image_destination *d)
-{
-    return oa_types;
-}
-
 static int oa_try_reuse(struct image_destination *dst, const struct blob_info *info, bool *reused,
                         struct blob_info *out, berth_error_t *err)
 {
@@ -236,7 +230,7 @@ static void oa_close(struct image_destination *dst)
 }
 
 static const struct image_destination_ops oa_dst_ops = {
-    .supported_manifest_types = oa_supported,
+    .supported_manifest_types = oci_supported_manifest_types,
     .desires_compressed_layers = true,
     .accepts_foreign_layers = true,
     .try_reuse_blob = oa_try_reuse,
