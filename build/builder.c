@@ -657,7 +657,7 @@ static int parse_mount(struct bctx *b, size_t stage, struct sstate *ss, const ch
         }
         if (!id)
             return berth_error_make_status(err, EINVAL, "RUN --mount=type=secret needs an id");
-        const char *path = NULL;
+        cleanup_free char *path = NULL;
         for (char **s = b->o->secrets; s && *s; s++) {
             cleanup_free char *c2 = xstrdup(*s);
             char *sv = NULL, *sid = NULL, *ssrc = NULL;
@@ -668,9 +668,8 @@ static int parse_mount(struct bctx *b, size_t stage, struct sstate *ss, const ch
                     ssrc = strchr(kv, '=') + 1;
             }
             if (sid && ssrc && strcmp(sid, id) == 0) {
-                static __thread char keep[4096];
-                snprintf(keep, sizeof(keep), "%s", ssrc);
-                path = keep;
+                free(path);
+                path = xstrdup(ssrc);
             }
         }
         if (!path) {

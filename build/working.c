@@ -9,6 +9,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
+#include "common/imagespec.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/path.h"
@@ -21,8 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WC_FILE          "berth-build.json"
-#define IMAGE_CONFIG_MAX (8 << 20)
+#define WC_FILE "berth-build.json"
 
 static int wc_load(storage_store_t *s, const char *ctr, storage_container_t **c, json_t **meta,
                    char **path, berth_error_t *err)
@@ -36,7 +36,7 @@ static int wc_load(storage_store_t *s, const char *ctr, storage_container_t **c,
     if (!fs_exists(p))
         return berth_error_make_status(
             err, EINVAL, "container \"%s\" is not a working container (berth from)", ctr);
-    if (json_load_file_bounded(p, IMAGE_CONFIG_MAX, meta, err) < 0)
+    if (json_load_file_bounded(p, IMAGE_CONFIG_MAX_SIZE, meta, err) < 0)
         return -1;
     if (!json_is_object(json_object_get(*meta, "doc")))
         return berth_error_make_status(err, EINVAL, "\"%s\": damaged %s", ctr, WC_FILE);
@@ -225,10 +225,6 @@ int working_copy(storage_store_t *s, const char *ctr, char **srcs, const char *d
     for (size_t i = 0; i < n; i++)
         free(abs[i]);
     free(abs);
-    if (rc == 0) {
-        cleanup_free char *h = xasprintf("/bin/sh -c #(nop) COPY %s", dest);
-        (void)h;
-    }
     return rc;
 }
 
