@@ -5,6 +5,9 @@
  * registries.conf (sys->registries_conf or the default files) is honoured: blocked registries
  * are refused, [[registry]] location rewrites the name, insecure allows plain HTTP / unverified
  * TLS unless --tls-verify says otherwise, and sources try the mirrors first (pull-from-mirror).
+ *
+ * Blobs with a known digest are uploaded monolithically (POST, then PUT ?digest= with the
+ * data); BERTH_REGISTRY_UPLOAD=chunked in the environment uses POST/PATCH/PUT instead.
  */
 #ifndef BERTH_TRANSPORT_DOCKER_H
 #define BERTH_TRANSPORT_DOCKER_H

@@ -69,10 +69,16 @@ stop_proxy() {
     # the manifest went up unchanged: same digest as the layout's
     [ "$(head_manifest "$SRC_URL/v2/lib/bb/manifests/1")" = "200 $BUSYBOX_MANIFEST_DIGEST" ]
     # a second push uploads nothing (HEAD finds every blob)
-    before=$(registry_requests SRC PATCH)
+    before=$(registry_requests SRC POST)
     run berth copy -q "oci:$T/oci:latest" "docker://$SRC_ADDR/lib/bb:2" --dest-tls-verify=false
     [ "$status" -eq 0 ]
-    [ "$(registry_requests SRC PATCH)" -eq "$before" ]
+    [ "$(registry_requests SRC POST)" -eq "$before" ]
+    # chunked uploads (POST, PATCH, PUT) on request
+    BERTH_REGISTRY_UPLOAD=chunked run berth copy -q "oci:$T/oci:latest" \
+        "docker://$SRC_ADDR/chunked/bb:1" --dest-tls-verify=false
+    [ "$status" -eq 0 ]
+    [ "$(registry_requests SRC PATCH /v2/chunked/bb/blobs/uploads/ 202)" -eq 2 ]
+    [ "$(head_manifest "$SRC_URL/v2/chunked/bb/manifests/1")" = "200 $BUSYBOX_MANIFEST_DIGEST" ]
     # registry -> registry
     run berth copy -q "docker://$SRC_ADDR/lib/bb:1" "docker://$DST_ADDR/mirror/bb:1" \
         --src-tls-verify=false --dest-tls-verify=false
@@ -288,7 +294,7 @@ stop_proxy() {
     run berth list-tags --tls-verify=false "docker://$DST_ADDR/mirror/bb"
     [[ $output == *'"1"'* && $output == *'"3"'* && $output != *old-1* ]]
     # the shared layer was uploaded once for the three images
-    [ "$(registry_requests DST PATCH)" -eq 2 ]
+    [ "$(registry_requests DST PUT /v2/mirror/bb/blobs/uploads/)" -eq 2 ]
     registry_log_settle "$DST_LOG"
     lines_before=$(wc -l <"$DST_LOG")
     run berth sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false \
