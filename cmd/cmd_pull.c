@@ -75,11 +75,7 @@ static int pull_one(struct berth_globals *g, struct image_reference *src,
     cleanup_image_reference struct image_reference *dst = NULL;
     if (transport_parse_reference(dst_s, &dst, err) < 0)
         return -1;
-    struct copy_options o = {.src_sys = sys,
-                             .dst_sys = sys,
-                             .quiet = quiet,
-                             .progress_out = stderr,
-                             .compression_level = -1};
+    struct copy_options o = cli_plain_copy_options(sys, quiet);
     struct cli_store_holder h = {0};
     if (cli_store_for_refs(g, &h, src, dst, sys, NULL, err) < 0)
         return -1;

@@ -115,10 +115,8 @@ static int save_all(struct system_context *sys_, int argc, char **argv, const ch
         if (transport_parse_reference(ss, &src, errp) < 0)
             goto out;
         /* the stored name travels with the image: RepoTags, ref.name (like podman) */
-        struct image_source *probe = NULL;
-        if (src->ops->new_source(src, &sys, &probe, errp) < 0)
+        if (cli_name_from_source(src, &sys, errp) < 0)
             goto out;
-        image_source_close(probe);
         const char *name = src->docker_name;
         if (dw) {
             dst = docker_archive_writer_reference(dw, name);
@@ -131,11 +129,7 @@ static int save_all(struct system_context *sys_, int argc, char **argv, const ch
             if (transport_parse_reference(ds, &dst, errp) < 0)
                 goto out;
         }
-        struct copy_options o = {.src_sys = &sys,
-                                 .dst_sys = &sys,
-                                 .quiet = quiet,
-                                 .progress_out = stderr,
-                                 .compression_level = -1};
+        struct copy_options o = cli_plain_copy_options(&sys, quiet);
         struct copy_result res = {0};
         if (copy_image(src, dst, &o, &res, errp) < 0) {
             berth_error_wrap(errp, "saving \"%s\"", argv[i]);
@@ -170,20 +164,13 @@ static int load_one(struct system_context *sys, const char *src_s, bool quiet, c
     cleanup_image_reference struct image_reference *dst = NULL;
     if (transport_parse_reference(src_s, &src, err) < 0)
         return -1;
-    /* opening the source names it (RepoTags / ref.name) */
-    struct image_source *probe = NULL;
-    if (src->ops->new_source(src, sys, &probe, err) < 0)
+    if (cli_name_from_source(src, sys, err) < 0)
         return -1;
-    image_source_close(probe);
     cleanup_free char *ds =
         xasprintf("containers-storage:%s", src->docker_name ? src->docker_name : "");
     if (transport_parse_reference(ds, &dst, err) < 0)
         return -1;
-    struct copy_options o = {.src_sys = sys,
-                             .dst_sys = sys,
-                             .quiet = quiet,
-                             .progress_out = stderr,
-                             .compression_level = -1};
+    struct copy_options o = cli_plain_copy_options(sys, quiet);
     struct copy_result res = {0};
     if (copy_image(src, dst, &o, &res, err) < 0)
         return -1;

@@ -66,3 +66,22 @@ void cli_store_release(struct cli_store_holder *h)
     storage_store_close((storage_store_t *)h->store);
     h->store = NULL;
 }
+
+struct copy_options cli_plain_copy_options(const struct system_context *sys, bool quiet)
+{
+    return (struct copy_options){.src_sys = sys,
+                                 .dst_sys = sys,
+                                 .quiet = quiet,
+                                 .progress_out = stderr,
+                                 .compression_level = -1};
+}
+
+int cli_name_from_source(struct image_reference *ref, const struct system_context *sys,
+                         berth_error_t *err)
+{
+    struct image_source *probe = NULL;
+    if (ref->ops->new_source(ref, sys, &probe, err) < 0)
+        return -1;
+    image_source_close(probe);
+    return 0;
+}

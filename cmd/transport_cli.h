@@ -3,6 +3,7 @@
 #define BERTH_CMD_TRANSPORT_CLI_H
 
 #include "cmd/cli.h"
+#include "transport/copy.h"
 #include "transport/transport.h"
 
 /* Fills sys from the global options (store paths, registries.conf), everything else unset. */
@@ -22,5 +23,14 @@ int cli_store_for_refs(struct berth_globals *g, struct cli_store_holder *h,
                        const struct image_reference *a, const struct image_reference *b,
                        struct system_context *sa, struct system_context *sb, berth_error_t *err);
 void cli_store_release(struct cli_store_holder *h);
+
+/* The options of a plain copy (pull, save, load): sys on both sides, default compression,
+ * progress on stderr unless quiet. */
+struct copy_options cli_plain_copy_options(const struct system_context *sys, bool quiet);
+
+/* Opens and closes a source of ref: that names it (ref->docker_name from an archive's RepoTags
+ * or ref.name, a stored image's name), so the name can travel with the image. */
+int cli_name_from_source(struct image_reference *ref, const struct system_context *sys,
+                         berth_error_t *err);
 
 #endif
