@@ -5,7 +5,8 @@
 #   2. registry -> oci layout of the same image;
 #   3. a re-sync of 20 up-to-date tags (berth sync / skopeo sync, docker -> docker), after a
 #      first sync that copied them.
-# Prints wall times and the ratio berth/skopeo. Goal: at most 0.5x skopeo's wall time on each.
+# Prints wall times (best of 2 runs, 1 in quick mode) and the ratio berth/skopeo. Goal: at most
+# 0.5x skopeo's wall time on each.
 #
 # BERTH_BENCH_QUICK=1: ~18 MB image (what ctest runs). Exit status 1 only when berth fails or
 # produces a wrong result; the goals are reported, not enforced (timings vary between hosts).
@@ -71,6 +72,8 @@ echo "image: $layers layers, $total_mb MB compressed ($((layers * per_layer_mb))
 registry_start --name SRC
 registry_start --name DSTB
 registry_start --name DSTS
+reps=2
+[ "${BERTH_BENCH_QUICK:-0}" = 1 ] && reps=1
 "$BERTH" copy -q "oci:$cache:bench" "docker://$SRC_ADDR/bench/big:1" --dest-tls-verify=false
 
 # run NAME CMD...: records wall seconds
@@ -86,7 +89,12 @@ run() {
         return 1
     fi
     t1=$(date +%s.%N)
-    WALL[$name]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    local w
+    w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    # best of the repetitions: the machine may be busy with other work
+    if [ -z "${WALL[$name]:-}" ] || awk -v a="$w" -v b="${WALL[$name]}" 'BEGIN { exit !(a < b) }'; then
+        WALL[$name]=$w
+    fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 manifest_digest() { # URL
@@ -95,34 +103,41 @@ manifest_digest() { # URL
 }
 
 status=0
-# ---- 1. registry -> registry ----
-if [ $have_skopeo = 1 ]; then
-    run skopeo_r2r skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false \
-        "docker://$SRC_ADDR/bench/big:1" "docker://$DSTS_ADDR/bench/big:1"
-fi
-run berth_r2r "$BERTH" copy -q --src-tls-verify=false --dest-tls-verify=false \
-    "docker://$SRC_ADDR/bench/big:1" "docker://$DSTB_ADDR/bench/big:1" || status=1
-[ "$(manifest_digest "$DSTB_URL/v2/bench/big/manifests/1")" = "$want_digest" ] || {
-    echo "berth's registry copy has the wrong manifest digest" >&2
-    status=1
-}
-
-# ---- 2. registry -> oci ----
-if [ $have_skopeo = 1 ]; then
-    run skopeo_r2o skopeo --insecure-policy copy -q --src-tls-verify=false \
-        "docker://$SRC_ADDR/bench/big:1" "oci:$W/skopeo-oci:x"
-    rm -rf "$W/skopeo-oci"
-fi
-run berth_r2o "$BERTH" copy -q --src-tls-verify=false "docker://$SRC_ADDR/bench/big:1" \
-    "oci:$W/berth-oci:x" || status=1
-for b in "$cache"/blobs/sha256/*; do
-    cmp -s "$b" "$W/berth-oci/blobs/sha256/$(basename "$b")" || {
-        echo "berth's oci copy differs at $(basename "$b")" >&2
+for r in $(seq 1 $reps); do
+    # ---- 1. registry -> registry (each tool into its own fresh, empty registry) ----
+    registry_start --name "RB$r"
+    registry_start --name "RS$r"
+    rb=RB${r}_ADDR rs=RS${r}_ADDR rbu=RB${r}_URL
+    if [ $have_skopeo = 1 ]; then
+        run skopeo_r2r skopeo --insecure-policy copy -q --src-tls-verify=false \
+            --dest-tls-verify=false "docker://$SRC_ADDR/bench/big:1" "docker://${!rs}/bench/big:1"
+    fi
+    run berth_r2r "$BERTH" copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$SRC_ADDR/bench/big:1" "docker://${!rb}/bench/big:1" || status=1
+    [ "$(manifest_digest "${!rbu}/v2/bench/big/manifests/1")" = "$want_digest" ] || {
+        echo "berth's registry copy has the wrong manifest digest" >&2
         status=1
-        break
     }
+    registry_stop "RB$r"
+    registry_stop "RS$r"
+
+    # ---- 2. registry -> oci ----
+    if [ $have_skopeo = 1 ]; then
+        run skopeo_r2o skopeo --insecure-policy copy -q --src-tls-verify=false \
+            "docker://$SRC_ADDR/bench/big:1" "oci:$W/skopeo-oci:x"
+        rm -rf "$W/skopeo-oci"
+    fi
+    run berth_r2o "$BERTH" copy -q --src-tls-verify=false "docker://$SRC_ADDR/bench/big:1" \
+        "oci:$W/berth-oci:x" || status=1
+    for b in "$cache"/blobs/sha256/*; do
+        cmp -s "$b" "$W/berth-oci/blobs/sha256/$(basename "$b")" || {
+            echo "berth's oci copy differs at $(basename "$b")" >&2
+            status=1
+            break
+        }
+    done
+    rm -rf "$W/berth-oci"
 done
-rm -rf "$W/berth-oci"
 
 # ---- 3. re-sync of 20 up-to-date tags ----
 make_busybox_oci_layout "$W/bb" latest >/dev/null
@@ -136,8 +151,10 @@ done
     "$SRC_ADDR/bench/tags" "$DSTB_ADDR/mirror" || status=1
 registry_log_settle "$DSTB_LOG"
 before=$(wc -l <"$DSTB_LOG")
-run berth_resync "$BERTH" sync -q --src docker --dest docker --src-tls-verify=false \
-    --dest-tls-verify=false "$SRC_ADDR/bench/tags" "$DSTB_ADDR/mirror" || status=1
+for r in $(seq 1 $reps); do
+    run berth_resync "$BERTH" sync -q --src docker --dest docker --src-tls-verify=false \
+        --dest-tls-verify=false "$SRC_ADDR/bench/tags" "$DSTB_ADDR/mirror" || status=1
+done
 registry_log_settle "$DSTB_LOG"
 writes=$(tail -n +"$((before + 1))" "$DSTB_LOG" | grep -cE '"(PUT|POST|PATCH|DELETE) ' || true)
 heads=$(tail -n +"$((before + 1))" "$DSTB_LOG" | grep -cE '"HEAD ' || true)
@@ -148,8 +165,10 @@ fi
 if [ $have_skopeo = 1 ]; then
     skopeo --insecure-policy sync --src docker --dest docker --src-tls-verify=false \
         --dest-tls-verify=false "$SRC_ADDR/bench/tags" "$DSTS_ADDR/mirror" >/dev/null 2>&1 || true
-    run skopeo_resync skopeo --insecure-policy sync --src docker --dest docker \
-        --src-tls-verify=false --dest-tls-verify=false "$SRC_ADDR/bench/tags" "$DSTS_ADDR/mirror"
+    for r in $(seq 1 $reps); do
+        run skopeo_resync skopeo --insecure-policy sync --src docker --dest docker \
+            --src-tls-verify=false --dest-tls-verify=false "$SRC_ADDR/bench/tags" "$DSTS_ADDR/mirror"
+    done
 fi
 
 echo
@@ -169,5 +188,5 @@ line "berth  registry -> oci" berth_r2o skopeo_r2o
 line "skopeo registry -> oci" skopeo_r2o
 line "berth  re-sync of $ntags up-to-date tags" berth_resync skopeo_resync
 line "skopeo re-sync of $ntags up-to-date tags" skopeo_resync
-echo "berth re-sync: $heads HEAD requests to the destination, $writes writes"
+echo "berth re-sync: $((heads / reps)) HEAD requests to the destination per run, $writes writes"
 exit $status
