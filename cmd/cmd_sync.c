@@ -32,7 +32,7 @@ static const char usage[] =
     "      --exclude-tag REGEX        skip tags matching (repeatable)\n"
     "      --dry-run                  print what would be copied, write nothing\n"
     "      --keep-going               continue after failures; print a JSON report at the end\n"
-    "  -j, --jobs N                   images copied in parallel (default 2)\n"
+    "  -j, --jobs N                   images copied in parallel (default: CPUs, 2..4)\n"
     "      --blob-jobs N              blob transfers per image (default 4)\n"
     "  -f, --format oci|v2s2          manifest type of the destination\n"
     "      --preserve-digests         fail rather than change a manifest digest\n"
@@ -120,7 +120,12 @@ static int cmd_sync(struct berth_globals *g, int argc, char **argv)
     registry_flags_sys_init(&src_sys);
     registry_flags_sys_init(&dst_sys);
     src_sys.registries_conf = dst_sys.registries_conf = g->registries_conf;
-    struct sync_options o = {.jobs = 2, .format = COPY_FORMAT_KEEP};
+    /* images in parallel: one per CPU, at least 2 (transfers wait on the network), at most 4 */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct sync_options o = {.jobs = ncpu < 2   ? 2
+                                     : ncpu > 4 ? 4
+                                                : (int)ncpu,
+                             .format = COPY_FORMAT_KEEP};
     bool have_src = false, have_dst = false;
     regex_t *inc = NULL, *exc = NULL;
     size_t ninc = 0, nexc = 0;
