@@ -315,24 +315,23 @@ int bld_squash(storage_store_t *s, const char *top, int64_t clamp, storage_layer
     int rc = -1;
     cleanup_close int src_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct copy_plan plan = {.tmp_dir_fd = -1};
-    struct bld_rw rw = {.root_fd = -1};
+    berth_reader_t *tar = NULL;
     if (src_fd < 0) {
         berth_error_make(err, errno, "open \"%s\"", dir);
         goto out;
     }
+    /* the merged filesystem, streamed as one base layer (ownership and modes kept) */
     struct copy_source cs = {.fd = src_fd};
     char *all[2] = {(char *)".", NULL};
     if (copy_plan_make(&cs, all, 1, "/", false, NULL, NULL, &plan, err) < 0)
         goto out;
-    if (bld_rw_open(s, NULL, &rw, err) < 0)
-        goto out;
     struct copy_owner own = {.chmod = -1};
-    if (copy_plan_apply(&plan, rw.root_fd, &own, err) < 0) {
-        bld_rw_abort(s, &rw);
+    if (copy_plan_layer(&plan, -1, &own, clamp, &tar, err) < 0)
         goto out;
-    }
-    rc = bld_rw_commit(s, &rw, NULL, clamp, out, err);
+    struct storage_layer_options lo = {.compressed_size = -1};
+    rc = storage_layer_create_from_tar(s, &lo, tar, out, err);
 out:
+    reader_close(tar);
     copy_plan_clear(&plan);
     berth_error_t e2 = NULL;
     if (storage_layer_unmount(s, top, false, &e2) < 0)
