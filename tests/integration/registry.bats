@@ -79,6 +79,12 @@ stop_proxy() {
     [ "$status" -eq 0 ]
     [ "$(registry_requests SRC PATCH /v2/chunked/bb/blobs/uploads/ 202)" -eq 2 ]
     [ "$(head_manifest "$SRC_URL/v2/chunked/bb/manifests/1")" = "200 $BUSYBOX_MANIFEST_DIGEST" ]
+    # within one registry blobs are mounted from the source repository, not uploaded
+    run berth copy -q "docker://$SRC_ADDR/lib/bb:1" "docker://$SRC_ADDR/other/bb:1" \
+        --src-tls-verify=false --dest-tls-verify=false
+    [ "$status" -eq 0 ]
+    [ "$(registry_requests SRC POST '/v2/other/bb/blobs/uploads/\?mount=' 201)" -eq 2 ]
+    [ "$(registry_requests SRC PUT /v2/other/bb/blobs/)" -eq 0 ]
     # registry -> registry
     run berth copy -q "docker://$SRC_ADDR/lib/bb:1" "docker://$DST_ADDR/mirror/bb:1" \
         --src-tls-verify=false --dest-tls-verify=false
