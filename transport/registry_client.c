@@ -838,10 +838,16 @@ static int auth_header(registry_client_t *c, const char *const *scopes, bool ref
     if (sch != AUTH_SCHEME_BEARER)
         return 0;
     cleanup_free char *key = scope_key(scopes);
+    /* a token that may push to a repository may also pull from it: reuse it */
+    cleanup_free char *wider = NULL;
+    size_t kl = strlen(key);
+    if (scopes && scopes[0] && !scopes[1] && kl > 5 && strcmp(key + kl - 5, ":pull") == 0)
+        wider = xasprintf("%s,push", key);
     time_t now = time(NULL);
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->ntokens; i++) {
-        if (strcmp(c->tokens[i].scope, key) == 0) {
+        if (strcmp(c->tokens[i].scope, key) == 0 ||
+            (wider && !refresh && strcmp(c->tokens[i].scope, wider) == 0)) {
             if (!refresh && c->tokens[i].expiry > now + 5) {
                 *out = xasprintf("Authorization: Bearer %s", c->tokens[i].token);
                 pthread_mutex_unlock(&c->lock);
