@@ -51,12 +51,13 @@ const char *mf_detect(const char *buf, size_t len, const char *declared)
 
 bool mf_is_index(const char *mt)
 {
-    return mt && (strcmp(mt, MT_OCI_INDEX) == 0 || strcmp(mt, MT_DOCKER_LIST) == 0);
+    return manifest_kind_is_index(manifest_kind_from_media_type(mt));
 }
 
 bool mf_is_image(const char *mt)
 {
-    return mt && (strcmp(mt, MT_OCI_MANIFEST) == 0 || strcmp(mt, MT_DOCKER_V2S2) == 0);
+    manifest_kind_t k = manifest_kind_from_media_type(mt);
+    return k == MANIFEST_KIND_OCI_MANIFEST || k == MANIFEST_KIND_DOCKER_V2;
 }
 
 static int parse_desc(const json_t *o, const char *what, struct blob_info *b, berth_error_t *err)
@@ -327,35 +328,20 @@ bool mf_layer_is_foreign(const char *mt)
 
 const char *mf_layer_media_type(const char *manifest_mt, compression_t c, bool foreign)
 {
-    if (strcmp(manifest_mt, MT_DOCKER_V2S2) == 0) {
-        if (foreign)
-            return c == COMPRESSION_GZIP ? MT_DOCKER_FOREIGN : NULL;
-        switch (c) {
-        case COMPRESSION_NONE:
-            return MT_DOCKER_LAYER;
-        case COMPRESSION_GZIP:
-            return MT_DOCKER_LAYER_GZ;
-        default:
-            return NULL;
-        }
-    }
-    if (foreign) {
-        switch (c) {
-        case COMPRESSION_NONE:
-            return MT_OCI_LAYER_ND;
-        case COMPRESSION_GZIP:
-            return MT_OCI_LAYER_ND_GZ;
-        default:
-            return "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
-        }
-    }
+    bool docker = strcmp(manifest_mt, MT_DOCKER_V2S2) == 0;
+    if (!foreign)
+        return image_layer_media_type(docker ? MANIFEST_KIND_DOCKER_V2 : MANIFEST_KIND_OCI_MANIFEST,
+                                      c);
+    /* foreign layers: Docker has only the gzip flavour (as containers/image) */
+    if (docker)
+        return c == COMPRESSION_GZIP ? MT_DOCKER_FOREIGN : NULL;
     switch (c) {
     case COMPRESSION_NONE:
-        return MT_OCI_LAYER;
+        return MT_OCI_LAYER_ND;
     case COMPRESSION_GZIP:
-        return MT_OCI_LAYER_GZIP;
+        return MT_OCI_LAYER_ND_GZ;
     default:
-        return MT_OCI_LAYER_ZSTD;
+        return MT_OCI_LAYER_ND_ZST;
     }
 }
 

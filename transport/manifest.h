@@ -2,11 +2,19 @@
  * of image manifests (OCI, Docker schema 2) and indexes (OCI index, Docker manifest list),
  * serialisation after conversion, and platform selection.
  *
+ * The media types and size limits are common/imagespec.h's under the short names used here.
+ * Parsing, serialisation and platform choice stay separate from imagespec's on purpose: the
+ * copy engine accepts descriptors without a mediaType (as skopeo does; imagespec refuses them),
+ * keeps an index's own JSON to rewrite it (unknown fields survive), works on struct blob_info,
+ * picks instances without platform normalisation (best variant first), and reports errno-style
+ * statuses (ENOTSUP, ENOENT) that callers test; imagespec's errors carry no status.
+ *
  * Ownership: mf_image / mf_index own their strings and JSON; release with *_clear(). */
 #ifndef BERTH_TRANSPORT_MANIFEST_H
 #define BERTH_TRANSPORT_MANIFEST_H
 
 #include "common/error.h"
+#include "common/imagespec.h"
 #include "common/stream.h"
 #include "transport/transport.h"
 
@@ -14,25 +22,26 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MT_OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
-#define MT_OCI_INDEX       "application/vnd.oci.image.index.v1+json"
-#define MT_OCI_CONFIG      "application/vnd.oci.image.config.v1+json"
-#define MT_OCI_LAYER       "application/vnd.oci.image.layer.v1.tar"
-#define MT_OCI_LAYER_GZIP  "application/vnd.oci.image.layer.v1.tar+gzip"
-#define MT_OCI_LAYER_ZSTD  "application/vnd.oci.image.layer.v1.tar+zstd"
-#define MT_OCI_LAYER_ND    "application/vnd.oci.image.layer.nondistributable.v1.tar"
-#define MT_OCI_LAYER_ND_GZ "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-#define MT_DOCKER_V2S2     "application/vnd.docker.distribution.manifest.v2+json"
-#define MT_DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
-#define MT_DOCKER_V2S1     "application/vnd.docker.distribution.manifest.v1+json"
-#define MT_DOCKER_V2S1_SIG "application/vnd.docker.distribution.manifest.v1+prettyjws"
-#define MT_DOCKER_CONFIG   "application/vnd.docker.container.image.v1+json"
-#define MT_DOCKER_LAYER    "application/vnd.docker.image.rootfs.diff.tar"
-#define MT_DOCKER_LAYER_GZ "application/vnd.docker.image.rootfs.diff.tar.gzip"
-#define MT_DOCKER_FOREIGN  "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+#define MT_OCI_MANIFEST     MEDIA_TYPE_OCI_MANIFEST
+#define MT_OCI_INDEX        MEDIA_TYPE_OCI_INDEX
+#define MT_OCI_CONFIG       MEDIA_TYPE_OCI_CONFIG
+#define MT_OCI_LAYER        MEDIA_TYPE_OCI_LAYER_TAR
+#define MT_OCI_LAYER_GZIP   MEDIA_TYPE_OCI_LAYER_GZIP
+#define MT_OCI_LAYER_ZSTD   MEDIA_TYPE_OCI_LAYER_ZSTD
+#define MT_OCI_LAYER_ND     MEDIA_TYPE_OCI_LAYER_ND_TAR
+#define MT_OCI_LAYER_ND_GZ  MEDIA_TYPE_OCI_LAYER_ND_GZIP
+#define MT_OCI_LAYER_ND_ZST MEDIA_TYPE_OCI_LAYER_ND_ZSTD
+#define MT_DOCKER_V2S2      MEDIA_TYPE_DOCKER_MANIFEST
+#define MT_DOCKER_LIST      MEDIA_TYPE_DOCKER_MANIFEST_LIST
+#define MT_DOCKER_V2S1      MEDIA_TYPE_DOCKER_SCHEMA1
+#define MT_DOCKER_V2S1_SIG  MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED
+#define MT_DOCKER_CONFIG    MEDIA_TYPE_DOCKER_CONFIG
+#define MT_DOCKER_LAYER     MEDIA_TYPE_DOCKER_LAYER_TAR
+#define MT_DOCKER_LAYER_GZ  MEDIA_TYPE_DOCKER_LAYER_GZIP
+#define MT_DOCKER_FOREIGN   MEDIA_TYPE_DOCKER_FOREIGN_GZIP
 
-#define MF_MAX_MANIFEST (4u * 1024 * 1024)
-#define MF_MAX_CONFIG   (8u * 1024 * 1024)
+#define MF_MAX_MANIFEST ((unsigned)IMAGE_MANIFEST_MAX_SIZE)
+#define MF_MAX_CONFIG   ((unsigned)IMAGE_CONFIG_MAX_SIZE)
 
 /* Returns one of the MT_ constants (static) for the document, or NULL when unrecognised.
  * declared (may be NULL) is what the transport said. */
