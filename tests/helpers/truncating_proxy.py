@@ -12,6 +12,8 @@ path matches --match (an anchored-at-start regex, default any blob GET), which i
   corrupt   sends the full length with one byte flipped (digest mismatch)
   status    answers --status (e.g. 429, 403, 503) with a registry-style JSON error body and,
             for 429/503, Retry-After: 1
+  schema1   answers manifest GETs with a Docker schema 1 document (a deprecated format clients
+            must refuse clearly)
   paginate  serves GET .../tags/list pages itself as distribution 3 does (?n=, ?last=, a Link
             rel="next" header while more tags follow), from the upstream's full list: Debian's
             distribution 2.8 ignores n for tags
@@ -111,8 +113,21 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.log_line(200, True)
 
+    def schema1(self):
+        body = json.dumps({"schemaVersion": 1, "name": "x", "tag": "1", "architecture": "amd64",
+                           "fsLayers": [], "history": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.log_line(200, True)
+
     def handle_any(self):
         a = self.server.args
+        if a.mode == "schema1" and "/manifests/" in self.path:
+            return self.schema1()
         if a.mode == "paginate" and self.command == "GET" and re.match(r"/v2/.+/tags/list",
                                                                        self.path):
             return self.paginate(a)
@@ -185,7 +200,7 @@ def main():
     p.add_argument("--listen", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--port-file", required=True)
-    p.add_argument("--mode", choices=["cut", "truncate", "corrupt", "status", "paginate"], default="cut")
+    p.add_argument("--mode", choices=["cut", "truncate", "corrupt", "status", "paginate", "schema1"], default="cut")
     p.add_argument("--status", type=int, default=429)
     p.add_argument("--page", type=int, default=100, help="default page size for paginate")
     p.add_argument("--match", default=r"/v2/.+/blobs/sha256:")

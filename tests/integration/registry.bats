@@ -465,6 +465,12 @@ EOF
     [ "$status" -eq 125 ]
     [[ $output == *"access denied"* && $output == *"HTTP 403"* && $output == *DENIED* ]]
     stop_proxy
+    # Docker schema 1 manifests are refused with a clear message
+    start_proxy schema1
+    run berth inspect --tls-verify=false "docker://$PROXY_ADDR/f/bb:1"
+    [ "$status" -ne 0 ]
+    [[ $output == *"schema 1"*"not supported"* ]]
+    stop_proxy
     # 404
     run berth inspect --tls-verify=false "docker://$REGISTRY_ADDR/f/none:1"
     [ "$status" -ne 0 ]
