@@ -99,9 +99,12 @@ int registry_head_blob(registry_client_t *c, const char *repo, const char *diges
 int registry_mount_blob(registry_client_t *c, const char *repo, const char *digest,
                         const char *from_repo, bool *mounted, berth_error_t *err);
 /* Uploads a blob streaming from r: POST, then one streaming PATCH, then PUT ?digest=.  When
- * digest is NULL it is computed while sending.  When digest/size are given and the data
- * differ, the upload is cancelled and fails.  monolithic: POST then a single PUT with the body
- * (needs the digest).  *out_digest (optional, owned) and *out_size receive what was sent. */
+ * digest is NULL it is computed while sending; when given, the registry verifies it at the
+ * final PUT (the data is not hashed twice).  When the data differ from digest/size, the upload
+ * is cancelled and fails and the registry keeps nothing.  monolithic: POST then a single PUT
+ * ?digest= carrying the data (needs the digest; ignored without one).  Opening and completing
+ * the upload are retried; the data stream itself cannot be replayed.  *out_digest (optional,
+ * owned) and *out_size receive what was sent. */
 int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r, const char *digest,
                       int64_t size, bool monolithic, char **out_digest, int64_t *out_size,
                       berth_error_t *err);
