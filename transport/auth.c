@@ -418,6 +418,14 @@ int auth_lookup_in_file(const char *path, const char *registry, const char *repo
         }
     }
     if (best) {
+        /* an OAuth2 refresh token from a previous login replaces the password */
+        const char *it = json_get_string(best, "identitytoken");
+        if (it && it[0]) {
+            *user = xstrdup(AUTH_IDENTITY_TOKEN_USER);
+            *pass = xstrdup(it);
+            *found = true;
+            return 0;
+        }
         const char *a = json_get_string(best, "auth");
         if (a && a[0]) {
             if (auth_decode_entry(a, user, pass, err) < 0)

@@ -21,8 +21,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define AUTH_FILE_MAX  (1024 * 1024)
-#define AUTH_TOKEN_MAX (64 * 1024)
+#define AUTH_FILE_MAX (1024 * 1024)
+/* An "identitytoken" entry (OAuth2 refresh token) is returned as this user name with the token
+ * as password, as containers/image does; the token endpoint is then asked with a POST
+ * grant_type=refresh_token instead of Basic credentials. */
+#define AUTH_IDENTITY_TOKEN_USER "<token>"
+#define AUTH_TOKEN_MAX           (64 * 1024)
 
 enum auth_scheme { AUTH_SCHEME_NONE = 0, AUTH_SCHEME_BASIC, AUTH_SCHEME_BEARER };
 

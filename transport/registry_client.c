@@ -774,7 +774,32 @@ static int fetch_token(registry_client_t *c, const char *const *scopes, char **t
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    if (c->user) {
+    char *form = NULL;
+    if (c->user && strcmp(c->user, AUTH_IDENTITY_TOKEN_USER) == 0) {
+        /* OAuth2: POST realm with the refresh token; service and scopes in the form */
+        char *rt = curl_easy_escape(e, c->pass, 0);
+        form = xasprintf("grant_type=refresh_token&client_id=berth&refresh_token=%s", rt);
+        explicit_bzero(rt, strlen(rt));
+        curl_free(rt);
+        if (service) {
+            char *esc = curl_easy_escape(e, service, 0);
+            char *t = xasprintf("%s&service=%s", form, esc);
+            curl_free(esc);
+            explicit_bzero(form, strlen(form));
+            free(form);
+            form = t;
+        }
+        for (size_t i = 0; scopes && scopes[i]; i++) {
+            char *esc = curl_easy_escape(e, scopes[i], 0);
+            char *t = xasprintf("%s&scope=%s", form, esc);
+            curl_free(esc);
+            explicit_bzero(form, strlen(form));
+            free(form);
+            form = t;
+        }
+        curl_easy_setopt(e, CURLOPT_URL, realm);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
+    } else if (c->user) {
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(e, CURLOPT_USERNAME, c->user);
         curl_easy_setopt(e, CURLOPT_PASSWORD, c->pass);
@@ -814,6 +839,10 @@ static int fetch_token(registry_client_t *c, const char *const *scopes, char **t
     curl_easy_setopt(e, CURLOPT_SHARE, NULL);
     curl_easy_cleanup(e);
     free(url);
+    if (form) {
+        explicit_bzero(form, strlen(form));
+        free(form);
+    }
     return ret;
 }
 

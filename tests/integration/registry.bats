@@ -218,6 +218,18 @@ stop_proxy() {
     [ "$status" -eq 0 ]
     run berth login -u "$REGISTRY_USER" -p nope --tls-verify=false "$REGISTRY_ADDR"
     [ "$status" -eq 125 ]
+    # an identity token (OAuth2 refresh token) in auth.json: tokens come from a POST
+    rt=$(curl -sSf -d grant_type=password -d access_type=offline -d client_id=test \
+        -d "username=$REGISTRY_USER" -d "password=$REGISTRY_PASS" \
+        -d service=berth-test-registry "$REGISTRY_TOKEN_URL" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
+    printf '{"auths":{"%s":{"identitytoken":"%s"}}}' "$REGISTRY_ADDR" "$rt" >"$T/idt.json"
+    : >"$REGISTRY_TOKEN_LOG"
+    run berth copy -q "oci:$T/oci:latest" "docker://$REGISTRY_ADDR/tok/bb:3" \
+        --dest-tls-verify=false --authfile "$T/idt.json"
+    [ "$status" -eq 0 ] || { echo "$output"; cat "$REGISTRY_TOKEN_LOG"; false; }
+    grep -q '^POST /token user=testuser status=200 scope=repository:tok/bb:pull,push' "$REGISTRY_TOKEN_LOG"
+    refute grep -q '^GET ' "$REGISTRY_TOKEN_LOG"
 }
 
 @test "registry: list-tags follows Link pagination; delete by tag and digest" {

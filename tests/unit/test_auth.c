@@ -188,6 +188,16 @@ static void test_lookup(void **state)
     assert_string_equal(p, "pp");
     free(u);
     free(p);
+    /* identity tokens come back as the "<token>" user with the token as password */
+    cleanup_free char *idt = xasprintf("%s/idt.json", tmp);
+    write_file(idt, "{\"auths\":{\"acr.example\":{\"auth\":\"MDAwOg==\","
+                    "\"identitytoken\":\"refresh-me\"}}}");
+    assert_int_equal(auth_lookup_in_file(idt, "acr.example", NULL, &u, &p, &found, &err), 0);
+    assert_true(found);
+    assert_string_equal(u, AUTH_IDENTITY_TOKEN_USER);
+    assert_string_equal(p, "refresh-me");
+    free(u);
+    free(p);
     assert_int_equal(auth_lookup_in_file(path, "unknown:1", NULL, &u, &p, &found, &err), 0);
     assert_false(found);
     /* missing file: not found, no error */
