@@ -49,10 +49,15 @@ ctx_mb=$(du -sm "$ctx" | cut -f1)
 make_busybox_tarball "$W/busybox.tar"
 chmod 644 "$W/busybox.tar"
 B=("$BERTH" --root "$W/berth-store" --runroot "$W/berth-run")
-BH=(buildah --root "$W/bh-store" --runroot "$W/bh-run")
+# buildah with native rootless overlay when the kernel allows it (as berth), else vfs
+BH=(buildah --storage-driver overlay --root "$W/bh-store" --runroot "$W/bh-run")
 as_user "${B[@]}" import -q "$W/busybox.tar" localhost/busybox >/dev/null
 as_user "${B[@]}" push localhost/busybox "oci:$W/bb:latest" >/dev/null 2>&1
 have_buildah=0
+if command -v buildah >/dev/null && ! as_user "${BH[@]}" pull -q "oci:$W/bb:latest" >/dev/null 2>&1; then
+    rm -rf "$W/bh-store" "$W/bh-run"
+    BH=(buildah --storage-driver vfs --root "$W/bh-store" --runroot "$W/bh-run")
+fi
 if command -v buildah >/dev/null && as_user "${BH[@]}" pull -q "oci:$W/bb:latest" >/dev/null 2>&1; then
     as_user sh -c '"$@" tag "$("$@" images -q | head -1)" localhost/busybox' sh "${BH[@]}"
     have_buildah=1
