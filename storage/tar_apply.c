@@ -310,19 +310,35 @@ static int remove_existing(struct apply *ap, int dfd, const char *name, const ch
     return 0;
 }
 
+/* Removes what is at dir/base so an entry can take its place; *dfd is re-resolved (removing a
+ * directory may drop the cached parent fd). */
+static int make_room(struct apply *ap, int *dfd, const char *dir, const char *base, const char *rel,
+                     berth_error_t *err)
+{
+    if (remove_existing(ap, *dfd, base, rel, err) < 0)
+        return -1;
+    *dfd = parent_fd(ap, dir, err);
+    return *dfd < 0 ? -1 : 0;
+}
+
 static bool skip_xattr(const char *name)
 {
     /* A tar must not be able to plant overlay metadata (opaque, redirect, metacopy). */
     return strncmp(name, "trusted.overlay.", 16) == 0 || strncmp(name, "user.overlay.", 13) == 0;
 }
 
+/* `known`: the file's state right after creation (fd >= 0 only): the chown and chmod that would
+ * not change anything are skipped (most files are created with their final owner and mode). */
 static int set_metadata(struct apply *ap, int dfd, const char *name, int fd,
-                        struct archive_entry *e, const char *path, berth_error_t *err)
+                        const struct stat *known, struct archive_entry *e, const char *path,
+                        berth_error_t *err)
 {
     mode_t type = archive_entry_filetype(e);
     uid_t uid = (uid_t)archive_entry_uid(e);
     gid_t gid = (gid_t)archive_entry_gid(e);
-    int r = fd >= 0 ? fchown(fd, uid, gid) : fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW);
+    int r = 0;
+    if (!known || known->st_uid != uid || known->st_gid != gid)
+        r = fd >= 0 ? fchown(fd, uid, gid) : fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW);
     if (r < 0) {
         if (ap->opts->rootless && (errno == EINVAL || errno == EPERM)) {
             ap->failed_chowns++;
@@ -360,7 +376,10 @@ static int set_metadata(struct apply *ap, int dfd, const char *name, int fd,
     }
     if (type != AE_IFLNK) {
         mode_t mode = archive_entry_perm(e) & 07777;
-        r = fd >= 0 ? fchmod(fd, mode) : fchmodat(dfd, name, mode, 0);
+        /* a chown above may have cleared set-id bits: then `known` is stale and chmod runs */
+        bool same = known && r == 0 && known->st_uid == uid && known->st_gid == gid &&
+                    (known->st_mode & 07777) == mode;
+        r = same ? 0 : fd >= 0 ? fchmod(fd, mode) : fchmodat(dfd, name, mode, 0);
         if (r < 0)
             return berth_error_make(err, errno, "chmod \"%s\"", path);
     }
@@ -387,7 +406,9 @@ static int set_metadata(struct apply *ap, int dfd, const char *name, int fd,
     return 0;
 }
 
-static int write_data(struct apply *ap, struct archive *a, int fd, const char *path,
+/* Writes the entry's data blocks; *end is the offset after the last byte written (a sparse file
+ * whose last block is a hole ends before its size). */
+static int write_data(struct apply *ap, struct archive *a, int fd, const char *path, int64_t *end,
                       berth_error_t *err)
 {
     const void *buf;
@@ -418,6 +439,7 @@ static int write_data(struct apply *ap, struct archive *a, int fd, const char *p
         pos = offset + (la_int64_t)size;
         ap->written += size;
     }
+    *end = pos;
     return 0;
 }
 
@@ -491,17 +513,8 @@ static int apply_entry(struct apply *ap, struct archive *a, struct archive_entry
     mode_t type = archive_entry_filetype(e);
     const char *hardlink = archive_entry_hardlink(e);
 
-    struct stat st;
-    bool exists = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0;
-    if (exists && !(hardlink == NULL && type == AE_IFDIR && S_ISDIR(st.st_mode))) {
-        if (remove_existing(ap, dfd, base, rel, err) < 0)
-            return -1;
-        dfd = parent_fd(ap, dir, err);
-        if (dfd < 0)
-            return -1;
-        exists = false;
-    }
-
+    /* Each kind is created first and only on EEXIST is the old entry removed and the creation
+     * retried: no stat per entry in the common case of a fresh layer. */
     if (hardlink) {
         cleanup_free char *trel = tar_clean_path(hardlink);
         if (*trel == '\0')
@@ -513,54 +526,95 @@ static int apply_entry(struct apply *ap, struct archive *a, struct archive_entry
         if (tfd < 0)
             return berth_error_wrap(err, "hardlink \"%s\" -> \"%s\"", rel, trel);
         /* flags 0: the final component is linked itself, never followed */
-        if (linkat(tfd, tbase, dfd, base, 0) < 0)
+        int r = linkat(tfd, tbase, dfd, base, 0);
+        if (r < 0 && errno == EEXIST) {
+            if (make_room(ap, &dfd, dir, base, rel, err) < 0)
+                return -1;
+            r = linkat(tfd, tbase, dfd, base, 0);
+        }
+        if (r < 0)
             return berth_error_make(err, errno, "hardlink \"%s\" -> \"%s\"", rel, trel);
         return 0;
     }
 
     switch (type) {
     case AE_IFREG: {
-        cleanup_close int fd =
-            openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* created with its final permission bits (set-id bits come after the chown, which
+         * would clear them): set_metadata's chmod is then skipped when the umask kept them */
+        const int oflags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+        mode_t cmode = archive_entry_perm(e) & 0777;
+        cleanup_close int fd = openat(dfd, base, oflags, cmode);
+        if (fd < 0 && errno == EEXIST) {
+            if (make_room(ap, &dfd, dir, base, rel, err) < 0)
+                return -1;
+            fd = openat(dfd, base, oflags, cmode);
+        }
         if (fd < 0)
             return berth_error_make(err, errno, "create \"%s\"", rel);
-        if (write_data(ap, a, fd, rel, err) < 0)
+        struct stat fst;
+        if (fstat(fd, &fst) < 0)
+            return berth_error_make(err, errno, "stat \"%s\"", rel);
+        int64_t end = 0;
+        if (write_data(ap, a, fd, rel, &end, err) < 0)
             return -1;
-        if (archive_entry_size_is_set(e) && ftruncate(fd, archive_entry_size(e)) < 0)
+        /* only a sparse file ending in a hole needs its size set */
+        if (archive_entry_size_is_set(e) && end < archive_entry_size(e) &&
+            ftruncate(fd, archive_entry_size(e)) < 0)
             return berth_error_make(err, errno, "truncate \"%s\"", rel);
-        if (ap->opts->record_path && archive_entry_size(e) > 0) {
-            struct stat fst;
-            if (fstat(fd, &fst) == 0)
-                ino_add(&ap->recorded, fst.st_ino);
-        }
-        return set_metadata(ap, dfd, base, fd, e, rel, err);
+        if (ap->opts->record_path && archive_entry_size(e) > 0)
+            ino_add(&ap->recorded, fst.st_ino);
+        return set_metadata(ap, dfd, base, fd, &fst, e, rel, err);
     }
     case AE_IFDIR:
-        if (!exists && mkdirat(dfd, base, 0700) < 0)
-            return berth_error_make(err, errno, "mkdir \"%s\"", rel);
-        return set_metadata(ap, dfd, base, -1, e, rel, err);
+        if (mkdirat(dfd, base, 0700) < 0) {
+            if (errno != EEXIST)
+                return berth_error_make(err, errno, "mkdir \"%s\"", rel);
+            struct stat st;
+            /* an existing directory is kept (and gets this entry's metadata) */
+            if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode)) {
+                if (make_room(ap, &dfd, dir, base, rel, err) < 0)
+                    return -1;
+                if (mkdirat(dfd, base, 0700) < 0)
+                    return berth_error_make(err, errno, "mkdir \"%s\"", rel);
+            }
+        }
+        return set_metadata(ap, dfd, base, -1, NULL, e, rel, err);
     case AE_IFLNK: {
         const char *target = archive_entry_symlink(e);
         if (!target)
             return berth_error_make_status(err, EINVAL, "symlink \"%s\" without target", rel);
-        if (symlinkat(target, dfd, base) < 0)
+        int r = symlinkat(target, dfd, base);
+        if (r < 0 && errno == EEXIST) {
+            if (make_room(ap, &dfd, dir, base, rel, err) < 0)
+                return -1;
+            r = symlinkat(target, dfd, base);
+        }
+        if (r < 0)
             return berth_error_make(err, errno, "symlink \"%s\"", rel);
-        return set_metadata(ap, dfd, base, -1, e, rel, err);
+        return set_metadata(ap, dfd, base, -1, NULL, e, rel, err);
     }
     case AE_IFCHR:
     case AE_IFBLK:
     case AE_IFIFO: {
         dev_t dev = type == AE_IFIFO ? 0 : archive_entry_rdev(e);
-        if (mknodat(dfd, base, type | 0600, dev) < 0) {
+        int r = mknodat(dfd, base, type | 0600, dev);
+        if (r < 0 && errno == EEXIST) {
+            if (make_room(ap, &dfd, dir, base, rel, err) < 0)
+                return -1;
+            r = mknodat(dfd, base, type | 0600, dev);
+        }
+        if (r < 0) {
             if (type != AE_IFIFO && ap->opts->rootless && errno == EPERM) {
                 ap->skipped_devices++;
                 return 0;
             }
             return berth_error_make(err, errno, "mknod \"%s\"", rel);
         }
-        return set_metadata(ap, dfd, base, -1, e, rel, err);
+        return set_metadata(ap, dfd, base, -1, NULL, e, rel, err);
     }
     default:
+        if (make_room(ap, &dfd, dir, base, rel, err) < 0)
+            return -1;
         log_warn("skipping \"%s\": unsupported tar entry type 0%o", rel, (unsigned)type);
         return 0;
     }
