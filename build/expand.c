@@ -1047,15 +1047,21 @@ int stage_env_expand_words(struct stage_env *se, const char *word, char ***out, 
     return expand_words(word, stage_escape(se), stage_env_lookup, se, out, n, err);
 }
 
+/* the stage's ARGs that have a value and no ENV of the same name, as "K=V" */
+static void add_args_not_in_env(const struct stage_env *se, char ***s)
+{
+    for (size_t i = 0; i < se->args.n; i++)
+        if (se->args.values[i] && expand_env_find(&se->env, se->args.names[i]) < 0)
+            strv_add_take(s, xasprintf("%s=%s", se->args.names[i], se->args.values[i]));
+}
+
 char **stage_env_run_env(const struct stage_env *se)
 {
     char **s = NULL;
     for (size_t i = 0; i < se->env.n; i++)
         if (se->env.values[i])
             strv_add_take(&s, xasprintf("%s=%s", se->env.names[i], se->env.values[i]));
-    for (size_t i = 0; i < se->args.n; i++)
-        if (se->args.values[i] && expand_env_find(&se->env, se->args.names[i]) < 0)
-            strv_add_take(&s, xasprintf("%s=%s", se->args.names[i], se->args.values[i]));
+    add_args_not_in_env(se, &s);
     if (se->ba) {
         for (size_t i = 0; i < se->ba->cli.n; i++) {
             const char *n = se->ba->cli.names[i];
@@ -1070,9 +1076,7 @@ char **stage_env_run_env(const struct stage_env *se)
 char **stage_env_history_args(const struct stage_env *se)
 {
     char **s = NULL;
-    for (size_t i = 0; i < se->args.n; i++)
-        if (se->args.values[i] && expand_env_find(&se->env, se->args.names[i]) < 0)
-            strv_add_take(&s, xasprintf("%s=%s", se->args.names[i], se->args.values[i]));
+    add_args_not_in_env(se, &s);
     return strv_finish(s);
 }
 

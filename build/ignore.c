@@ -88,6 +88,20 @@ static char *go_clean(const char *path)
 
 /* ---- pattern syntax check (Go's filepath.Match error cases) ---- */
 
+/* one character of a [] range, maybe escaped; false where Go reports ErrBadPattern */
+static bool skip_range_char(const char *p, size_t *i)
+{
+    if (!p[*i] || p[*i] == '-' || p[*i] == ']')
+        return false;
+    if (p[*i] == '\\') {
+        if (!p[*i + 1])
+            return false;
+        (*i)++;
+    }
+    (*i)++;
+    return true;
+}
+
 static bool valid_pattern(const char *p)
 {
     for (size_t i = 0; p[i];) {
@@ -105,25 +119,13 @@ static bool valid_pattern(const char *p)
                     i++;
                     break;
                 }
-                /* lo */
-                if (!p[i] || p[i] == '-' || p[i] == ']')
+                /* lo[-hi] */
+                if (!skip_range_char(p, &i))
                     return false;
-                if (p[i] == '\\') {
-                    if (!p[i + 1])
-                        return false;
-                    i++;
-                }
-                i++;
                 if (p[i] == '-') {
                     i++;
-                    if (!p[i] || p[i] == '-' || p[i] == ']')
+                    if (!skip_range_char(p, &i))
                         return false;
-                    if (p[i] == '\\') {
-                        if (!p[i + 1])
-                            return false;
-                        i++;
-                    }
-                    i++;
                 }
                 nrange++;
             }
