@@ -52,6 +52,10 @@ int bld_rw_commit(storage_store_t *s, struct bld_rw *rw, const char *parent, int
                   storage_layer_t **out, berth_error_t *err);
 /* Unmounts and removes without committing (safe on a zeroed struct). */
 void bld_rw_abort(storage_store_t *s, struct bld_rw *rw);
+/* Working layers of builds are named BLD_RW_PREFIX "<pid>-<random>". */
+#define BLD_RW_PREFIX "berth-build-"
+/* Removes the working layers and temporary files of builds that no longer run (killed). */
+void bld_cleanup_stale(storage_store_t *s, const char *cache_dir);
 /* A layer holding the whole filesystem of top (for --squash): new base layer. */
 int bld_squash(storage_store_t *s, const char *top, int64_t clamp, storage_layer_t **out,
                berth_error_t *err);

@@ -1235,6 +1235,7 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
     b.cache_dir = fs_join(storage_store_root(s), "build-cache");
     if (fs_mkdir_p(b.cache_dir, 0700, err) < 0)
         goto out;
+    bld_cleanup_stale(s, b.cache_dir);
     b.memo = bld_memo_open(b.cache_dir);
     for (char **cf = o->cache_from; cf && *cf; cf++)
         if (bld_cache_import(s, b.cache_dir, *cf, err) < 0)

@@ -4,6 +4,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
+#include "common/fs.h"
 #include "common/imagespec.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -12,6 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -246,7 +251,14 @@ int bld_rw_open(storage_store_t *s, const char *parent, struct bld_rw *rw, berth
     memset(rw, 0, sizeof(*rw));
     rw->root_fd = -1;
     cleanup_storage_layer storage_layer_t *l = NULL;
-    if (storage_layer_create_rw(s, NULL, parent, &l, err) < 0)
+    /* named after this process, so a later build can tell a crashed build's layer */
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        memset(rnd, 0, sizeof(rnd));
+    cleanup_free char *id =
+        xasprintf(BLD_RW_PREFIX "%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int)getpid(), rnd[0],
+                  rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    if (storage_layer_create_rw(s, id, parent, &l, err) < 0)
         return berth_error_wrap(err, "create a working layer");
     rw->id = xstrdup(l->id);
     if (storage_layer_mount(s, rw->id, &rw->dir, err) < 0) {
@@ -337,4 +349,86 @@ out:
     if (storage_layer_unmount(s, top, false, &e2) < 0)
         berth_error_release(&e2);
     return rc < 0 ? berth_error_wrap(err, "squash") : 0;
+}
+
+/* Whether pid is a live berth process (a build that may still use its files). */
+static bool build_alive(long pid)
+{
+    if (pid <= 0)
+        return false;
+    if (pid == (long)getpid())
+        return true;
+    if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
+        return false;
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool berth = fgets(comm, sizeof(comm), f) && strncmp(comm, "berth", 5) == 0;
+    fclose(f);
+    if (!berth)
+        return false;
+    /* a killed process not reaped yet (zombie) uses nothing any more */
+    char st[512] = "";
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    f = fopen(path, "re");
+    if (f) {
+        size_t n = fread(st, 1, sizeof(st) - 1, f);
+        st[n] = 0;
+        fclose(f);
+        const char *rp = strrchr(st, ')');
+        if (rp && (rp[2] == 'Z' || rp[2] == 'X'))
+            return false;
+    }
+    return true;
+}
+
+/* pid in "<prefix><pid>-..." or -1 */
+static long pid_in(const char *name, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(name, prefix, pl) != 0)
+        return -1;
+    char *end;
+    long pid = strtol(name + pl, &end, 10);
+    return end != name + pl && (*end == '-' || *end == 0) ? pid : -1;
+}
+
+void bld_cleanup_stale(storage_store_t *s, const char *cache_dir)
+{
+    storage_layer_t **layers = NULL;
+    berth_error_t e = NULL;
+    if (storage_layer_list(s, &layers, &e) == 0) {
+        for (storage_layer_t **l = layers; *l; l++) {
+            long pid = pid_in((*l)->id, BLD_RW_PREFIX);
+            if (!(*l)->rw || pid < 0 || build_alive(pid))
+                continue;
+            log_info("removing working layer %s of an interrupted build", (*l)->id);
+            if (storage_layer_unmount(s, (*l)->id, true, &e) < 0)
+                berth_error_release(&e);
+            if (storage_layer_remove(s, (*l)->id, &e) < 0) {
+                log_warn("remove stale working layer %s: %s", (*l)->id, berth_error_msg(e));
+                berth_error_release(&e);
+            }
+        }
+        storage_layer_list_free(layers);
+    }
+    berth_error_release(&e);
+    cleanup_free char *tmp = fs_join(cache_dir, "tmp");
+    DIR *d = opendir(tmp);
+    if (!d)
+        return;
+    struct dirent *de;
+    static const char *const prefixes[] = {"heredoc-", "dl-", "empty-"};
+    while ((de = readdir(d))) {
+        for (size_t i = 0; i < 3; i++) {
+            long pid = pid_in(de->d_name, prefixes[i]);
+            if (pid < 0 || build_alive(pid))
+                continue;
+            if (fs_rm_rf_at(dirfd(d), de->d_name, &e) < 0)
+                berth_error_release(&e);
+        }
+    }
+    closedir(d);
 }

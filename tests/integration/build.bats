@@ -478,3 +478,26 @@ EOF
     run user_berth --root "$W/other" images
     [[ "$output" == *"localhost/c1"* ]]
 }
+
+@test "a build killed with SIGKILL leaves nothing the next build does not clean" {
+    local d pid n
+    d=$(ctx killed)
+    printf 'FROM localhost/busybox\nRUN touch /x && sleep 3\n' >"$d/Containerfile"
+    printf 'FROM localhost/busybox\nRUN true\n' >"$d/Other"
+    chown -R "$TEST_UID:$TEST_GID" "$d"
+    harness_bg "$W/killed.log" as_user "$BERTH" build -q "$d"
+    # wait until the RUN step has its working layer
+    for n in $(seq 50); do
+        ls "$TEST_USER_HOME/.local/share/berth/storage/layers/" 2>/dev/null | grep -q '^berth-build-' && break
+        sleep 0.1
+    done
+    pid=$(pgrep -u "$TEST_UID" -f "$BERTH build -q $d" | head -1)
+    [ -n "$pid" ]
+    kill -9 "$pid"
+    sleep 3.5
+    run user_berth build -q -f "$d/Other" "$d"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    run ls "$TEST_USER_HOME/.local/share/berth/storage/layers/"
+    [[ "$output" != *"berth-build-"* ]]
+}
