@@ -71,6 +71,18 @@ int oci_source_from_layout(struct image_reference *ref, struct layout_access acc
 json_t *oci_index_add(json_t *index, const char *media_type, const char *digest, int64_t size,
                       const char *tag);
 
+/* The top-level manifest an OCI destination (layout or archive) adds to index.json at commit. */
+struct oci_top_manifest {
+    char *digest; /* NULL until put_manifest */
+    char *media_type;
+    int64_t size;
+};
+/* put_manifest's bookkeeping: digest (taken) becomes the top-level manifest, replacing an
+ * earlier one, unless instance is set (then it is freed). */
+void oci_top_manifest_put(struct oci_top_manifest *t, const char *instance, char *digest,
+                          const char *media_type, int64_t size);
+void oci_top_manifest_clear(struct oci_top_manifest *t);
+
 /* Reads the whole reader with a limit, closing it. */
 int read_all_close(berth_reader_t *r, size_t max, char **out, size_t *len, berth_error_t *err);
 

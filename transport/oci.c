@@ -322,8 +322,7 @@ struct oci_dst {
     int rootfd, blobfd;
     bool created_root;
     struct file_list created; /* blob names (relative to blobs/sha256) created by us */
-    char *manifest_digest, *manifest_mt;
-    int64_t manifest_size;
+    struct oci_top_manifest top;
     bool committed;
 };
 
@@ -398,22 +397,14 @@ static int dst_put_manifest(struct image_destination *dst, const char *manifest,
         return -1;
     if (created)
         file_list_add(&o->created, digest_hex(digest));
-    if (instance) {
-        free(digest);
-        return 0;
-    }
-    free(o->manifest_digest);
-    free(o->manifest_mt);
-    o->manifest_digest = digest;
-    o->manifest_mt = xstrdup(mt);
-    o->manifest_size = size;
+    oci_top_manifest_put(&o->top, instance, digest, mt, size);
     return 0;
 }
 
 static int dst_commit(struct image_destination *dst, berth_error_t *err)
 {
     struct oci_dst *o = dst->priv;
-    if (!o->manifest_digest)
+    if (!o->top.digest)
         return berth_error_make_status(err, EINVAL, "commit without a manifest");
     /* serialise concurrent writers of index.json */
     if (flock(o->rootfd, LOCK_EX) < 0)
@@ -432,8 +423,7 @@ static int dst_commit(struct image_destination *dst, berth_error_t *err)
         *err = steal_pointer(&e2);
         goto out;
     }
-    ix = oci_index_add(steal_pointer(&ix), o->manifest_mt, o->manifest_digest, o->manifest_size,
-                       o->tag);
+    ix = oci_index_add(steal_pointer(&ix), o->top.media_type, o->top.digest, o->top.size, o->tag);
     char *s = json_dumps(ix, JSON_COMPACT | JSON_PRESERVE_ORDER);
     ret = fs_write_file_atomic_at(o->rootfd, "index.json", s, strlen(s), 0644, err);
     free(s);
@@ -461,8 +451,7 @@ static void dst_close(struct image_destination *dst)
         close(o->rootfd);
     free(o->path);
     free(o->tag);
-    free(o->manifest_digest);
-    free(o->manifest_mt);
+    oci_top_manifest_clear(&o->top);
     free(o);
     free(dst);
 }

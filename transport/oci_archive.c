@@ -100,8 +100,7 @@ struct oa_dst {
     struct oa_writer *w;
     bool own_writer;
     char *tag;
-    char *manifest_digest, *manifest_mt;
-    int64_t manifest_size;
+    struct oci_top_manifest top;
 };
 
 static int oa_try_reuse(struct image_destination *dst, const struct blob_info *info, bool *reused,
@@ -193,26 +192,17 @@ static int oa_put_manifest(struct image_destination *dst, const char *manifest, 
     reader_close(r);
     if (ret < 0)
         return -1;
-    if (instance) {
-        free(digest);
-        return 0;
-    }
-    free(o->manifest_digest);
-    free(o->manifest_mt);
-    o->manifest_digest = digest;
-    o->manifest_mt = xstrdup(mt);
-    o->manifest_size = size;
+    oci_top_manifest_put(&o->top, instance, digest, mt, size);
     return 0;
 }
 
 static int oa_commit(struct image_destination *dst, berth_error_t *err)
 {
     struct oa_dst *o = dst->priv;
-    if (!o->manifest_digest)
+    if (!o->top.digest)
         return berth_error_make_status(err, EINVAL, "commit without a manifest");
     pthread_mutex_lock(&o->w->lock);
-    o->w->index =
-        oci_index_add(o->w->index, o->manifest_mt, o->manifest_digest, o->manifest_size, o->tag);
+    o->w->index = oci_index_add(o->w->index, o->top.media_type, o->top.digest, o->top.size, o->tag);
     pthread_mutex_unlock(&o->w->lock);
     return o->own_writer ? oa_writer_finish(o->w, err) : 0;
 }
@@ -223,8 +213,7 @@ static void oa_close(struct image_destination *dst)
     if (o->own_writer)
         oa_writer_free_impl(o->w);
     free(o->tag);
-    free(o->manifest_digest);
-    free(o->manifest_mt);
+    oci_top_manifest_clear(&o->top);
     free(o);
     free(dst);
 }

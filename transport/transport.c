@@ -227,6 +227,26 @@ void file_list_destroy(struct file_list *l)
     pthread_mutex_destroy(&l->lock);
 }
 
+void oci_top_manifest_put(struct oci_top_manifest *t, const char *instance, char *digest,
+                          const char *media_type, int64_t size)
+{
+    if (instance) {
+        free(digest);
+        return;
+    }
+    oci_top_manifest_clear(t);
+    t->digest = digest;
+    t->media_type = xstrdup(media_type);
+    t->size = size;
+}
+
+void oci_top_manifest_clear(struct oci_top_manifest *t)
+{
+    free(t->digest);
+    free(t->media_type);
+    memset(t, 0, sizeof(*t));
+}
+
 struct writer_ref {
     const struct transport_ops *transport;
     const char *path;
