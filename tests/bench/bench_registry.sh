@@ -30,41 +30,9 @@ export REGISTRY_AUTH_FILE=$W/auth.json
 have_skopeo=0
 command -v skopeo >/dev/null && have_skopeo=1
 
-# ---- the image: cached between runs (same bytes every time; same cache as bench_copy) ----
-cache=${BERTH_OUT:-$W}/bench-cache/copy-$layers-$per_layer_mb
-if [ ! -f "$cache/index.json" ]; then
-    echo "building the ${layers}-layer image ($((layers * per_layer_mb)) MB uncompressed)..." >&2
-    tmp=$(mktemp -d "$W/img.XXXXXX")
-    mkdir -p "$tmp/lay/blobs/sha256"
-    diff_ids=() descs=()
-    for i in $(seq 1 $layers); do
-        sh "$BERTH_SRC/fixtures/gen-large-tarball.sh" "$per_layer_mb" $((files + i)) "$tmp/l$i.tar"
-        diff_ids+=("\"sha256:$(sha256sum "$tmp/l$i.tar" | cut -d' ' -f1)\"")
-        gzip -n -1 -c "$tmp/l$i.tar" >"$tmp/l$i.gz"
-        rm -f "$tmp/l$i.tar"
-        read -r d s < <(oci_blob_put "$tmp/lay" "$tmp/l$i.gz")
-        descs+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"$d\",\"size\":$s}")
-    done
-    printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin"]},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
-        "$(oci_arch)" "$(
-            IFS=,
-            echo "${diff_ids[*]}"
-        )" >"$tmp/cfg"
-    read -r cd cs < <(oci_blob_put "$tmp/lay" "$tmp/cfg")
-    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[%s]}' \
-        "$cd" "$cs" "$(
-            IFS=,
-            echo "${descs[*]}"
-        )" >"$tmp/man"
-    read -r md ms < <(oci_blob_put "$tmp/lay" "$tmp/man")
-    printf '{"imageLayoutVersion":"1.0.0"}' >"$tmp/lay/oci-layout"
-    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"bench"}}]}' \
-        "$md" "$ms" >"$tmp/lay/index.json"
-    mkdir -p "$(dirname "$cache")"
-    rm -rf "$cache"
-    mv "$tmp/lay" "$cache"
-    rm -rf "$tmp"
-fi
+# ---- the image: shared with the other benchmarks, built once under a lock ----
+. "$BERTH_SRC/tests/bench/lib.bash"
+cache=$(bench_layered_image "$layers" "$per_layer_mb" "$files" "$W")
 total_mb=$(du -sm "$cache/blobs" | cut -f1)
 want_digest=sha256:$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"].split(":")[1])' "$cache/index.json")
 echo "image: $layers layers, $total_mb MB compressed ($((layers * per_layer_mb)) MB uncompressed)"
