@@ -257,8 +257,9 @@ static int from_root_open(struct bctx *b, size_t cur_stage, const char *from, st
         layer = r->layer;
     }
     if (layer) {
+        char *copy = xstrdup(layer); /* layer may be r->layer itself */
         free(r->layer);
-        r->layer = xstrdup(layer);
+        r->layer = copy;
         if (storage_layer_mount(b->s, r->layer, &r->dir, err) < 0) {
             free(r->layer);
             r->layer = NULL;

@@ -385,14 +385,16 @@ WORKDIR /w
 COPY *.txt txt/
 COPY dir /d
 COPY --chown=app:app --chmod=640 a.txt /owned
-COPY a.txt /renamed
+COPY --link a.txt /renamed
+COPY --from=localhost/busybox /etc/passwd /from-image/
 EOF
     chown -R "$TEST_UID:$TEST_GID" "$d"
     run user_berth build -q -t localhost/copy "$d"
     echo "$output"
     [ "$status" -eq 0 ]
-    run in_image localhost/copy sh -c 'ls /w/txt; ls /d; stat -c "%U %G %a" /owned; cat /renamed'
+    run in_image localhost/copy sh -c 'ls /w/txt; ls /d; stat -c "%U %G %a" /owned; cat /renamed; ls /from-image'
     echo "$output"
+    [ "${lines[5]}" = passwd ]
     [ "${lines[0]}" = a.txt ]
     [ "${lines[1]}" = b.txt ]
     [ "${lines[2]}" = sub ]
