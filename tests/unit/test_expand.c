@@ -8,6 +8,7 @@
 #include "build/containerfile.h"
 #include "build/expand.h"
 #include "common/cleanup.h"
+#include "common/strutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,14 +348,6 @@ static char *stage_lookup_dup(struct stage_env *se, const char *name)
     return v ? strdup(v) : NULL;
 }
 
-static bool strv_has(char **v, const char *s)
-{
-    for (; v && *v; v++)
-        if (strcmp(*v, s) == 0)
-            return true;
-    return false;
-}
-
 static void test_global_arg_in_from(void **state)
 {
     (void)state;
@@ -405,9 +398,9 @@ static void test_global_arg_scope_in_stage(void **state)
     /* proxy args reach RUN's environment but not history */
     cleanup_strv char **run = stage_env_run_env(&se);
     cleanup_strv char **hist = stage_env_history_args(&se);
-    assert_true(strv_has(run, "HTTP_PROXY=http://proxy:3128"));
-    assert_false(strv_has(hist, "HTTP_PROXY=http://proxy:3128"));
-    assert_true(strv_has(hist, "VERSION=2.0"));
+    assert_true(strv_contains(run, "HTTP_PROXY=http://proxy:3128"));
+    assert_false(strv_contains(hist, "HTTP_PROXY=http://proxy:3128"));
+    assert_true(strv_contains(hist, "VERSION=2.0"));
     /* UNUSED was never declared: reported; the proxy arg is not */
     cleanup_strv char **unused = build_args_unused(ba);
     assert_non_null(unused[0]);
@@ -429,9 +422,9 @@ static void test_declared_proxy_in_history(void **state)
     assert_null(h1[0]);
     assert_int_equal(stage_env_declare_arg(&se, "http_proxy", NULL, &err), 0);
     cleanup_strv char **h2 = stage_env_history_args(&se);
-    assert_true(strv_has(h2, "http_proxy=p"));
+    assert_true(strv_contains(h2, "http_proxy=p"));
     cleanup_strv char **run = stage_env_run_env(&se);
-    assert_true(strv_has(run, "http_proxy=p"));
+    assert_true(strv_contains(run, "http_proxy=p"));
     assert_null(run[1]); /* not listed twice */
     stage_env_clear(&se);
 }
@@ -511,9 +504,9 @@ static void test_env_after_arg_and_defaults(void **state)
     /* RUN environment: ENV first, ARGs not shadowed by ENV after */
     cleanup_strv char **run = stage_env_run_env(&se);
     assert_string_equal(run[0], "PATH=/usr/bin:/bin");
-    assert_true(strv_has(run, "A=env"));
-    assert_false(strv_has(run, "A=arg"));
-    assert_true(strv_has(run, "C=base-env"));
+    assert_true(strv_contains(run, "A=env"));
+    assert_false(strv_contains(run, "A=arg"));
+    assert_true(strv_contains(run, "C=base-env"));
     cleanup_strv char **words = NULL;
     size_t n = 0;
     stage_env_set_env(&se, "PORTS", "80 443");
