@@ -179,6 +179,10 @@ static int dispatch(struct berth_globals *g, int argc, char **argv)
     return rc;
 }
 
+/* The argv rewritten for berth-runtime lives as long as the process; kept in a global so leak
+ * checkers see it as reachable (a write-only static would be optimised away). */
+char **berth_runtime_argv;
+
 int main(int argc, char **argv)
 {
     struct berth_globals g = {.argv0 = argv[0]};
@@ -189,7 +193,7 @@ int main(int argc, char **argv)
     bool as_runtime = strcmp(basename(a0), "berth-runtime") == 0;
     free(a0);
     if (as_runtime) {
-        char **v = xcalloc((size_t)argc + 2, sizeof(char *));
+        char **v = berth_runtime_argv = xcalloc((size_t)argc + 2, sizeof(char *));
         v[0] = argv[0];
         v[1] = "runtime";
         for (int i = 1; i < argc; i++)
