@@ -700,8 +700,9 @@ static int parse_mount(struct bctx *b, size_t stage, struct sstate *ss, const ch
     } else if (strcmp(type, "cache") == 0) {
         if (!target)
             return berth_error_make_status(err, EINVAL, "RUN --mount=type=cache needs a target");
+        /* without an id the target names the cache (docker); only given ids are checked */
         const char *cid = id ? id : target;
-        if (!valid_cache_id(cid))
+        if (id && !valid_cache_id(cid))
             return berth_error_make_status(err, EINVAL,
                                            "RUN --mount=type=cache: invalid cache id \"%s\" "
                                            "(no \"..\" components, not absolute)",
