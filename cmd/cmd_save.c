@@ -86,9 +86,7 @@ static int cmd_save(struct berth_globals *g, int argc, char **argv)
     cli_system_context_init(g, &sys);
     cleanup_error berth_error_t err = NULL;
     struct cli_store_holder h = {0};
-    cleanup_image_reference struct image_reference *probe_ref = NULL;
-    if (transport_parse_reference("containers-storage:", &probe_ref, &err) < 0 ||
-        cli_store_for_refs(g, &h, probe_ref, NULL, &sys, NULL, &err) < 0)
+    if (cli_store_for_sys(g, &h, &sys, &err) < 0)
         return cli_fail(&err);
     int ret = save_all(&sys, argc, argv, transport, output, quiet, &err);
     cli_store_release(&h);
@@ -258,9 +256,7 @@ static int cmd_load(struct berth_globals *g, int argc, char **argv)
     if (count_images(input, strcmp(transport, "docker-archive") != 0, &n, &err) < 0)
         return cli_fail(&err);
     struct cli_store_holder h = {0};
-    cleanup_image_reference struct image_reference *probe_ref = NULL;
-    if (transport_parse_reference("containers-storage:", &probe_ref, &err) < 0 ||
-        cli_store_for_refs(g, &h, probe_ref, NULL, &sys, NULL, &err) < 0)
+    if (cli_store_for_sys(g, &h, &sys, &err) < 0)
         return cli_fail(&err);
     int ret = 0;
     if (n == 0)

@@ -48,16 +48,25 @@ int cli_store_for_refs(struct berth_globals *g, struct cli_store_holder *h,
     h->store = NULL;
     if (!is_storage(a) && !is_storage(b))
         return 0;
+    if (cli_store_for_sys(g, h, sa, err) < 0)
+        return -1;
+    if (sb)
+        sb->store = h->store;
+    return 0;
+}
+
+int cli_store_for_sys(struct berth_globals *g, struct cli_store_holder *h,
+                      struct system_context *sys, berth_error_t *err)
+{
     /* opened here, not by the transport, so that a rootless user enters berth's user namespace
      * first (cli_store_open) */
+    h->store = NULL;
     storage_store_t *st = NULL;
     if (cli_store_open(g, &st, err) < 0)
         return -1;
     h->store = (struct storage_store *)st;
-    if (sa)
-        sa->store = h->store;
-    if (sb)
-        sb->store = h->store;
+    if (sys)
+        sys->store = h->store;
     return 0;
 }
 

@@ -22,6 +22,9 @@ struct cli_store_holder {
 int cli_store_for_refs(struct berth_globals *g, struct cli_store_holder *h,
                        const struct image_reference *a, const struct image_reference *b,
                        struct system_context *sa, struct system_context *sb, berth_error_t *err);
+/* Opens the store unconditionally (save, load) and points sys at it. */
+int cli_store_for_sys(struct berth_globals *g, struct cli_store_holder *h,
+                      struct system_context *sys, berth_error_t *err);
 void cli_store_release(struct cli_store_holder *h);
 
 /* The options of a plain copy (pull, save, load): sys on both sides, default compression,
