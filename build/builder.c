@@ -581,7 +581,31 @@ struct run_mounts {
     json_t *mounts;
     struct from_root roots[8];
     size_t nroots;
+    char *copies[8]; /* temporary copies bound instead of the source (removed after RUN) */
+    size_t ncopies;
 };
+
+/* Copies what plan lists into a new temporary directory (for bind mounts that must not expose
+ * ignored files or must not let RUN write into the source). */
+static int bind_copy(struct bctx *b, struct run_mounts *rm, const struct copy_plan *plan,
+                     char **dir, berth_error_t *err)
+{
+    if (rm->ncopies >= 8)
+        return berth_error_make_status(err, E2BIG, "too many RUN --mount=type=bind");
+    char *d =
+        xasprintf("%s/tmp/bind-%d-%zu-%zu", b->cache_dir, (int)getpid(), b->step, rm->ncopies);
+    rm->copies[rm->ncopies++] = d;
+    if (fs_mkdir_p(d, 0755, err) < 0)
+        return -1;
+    cleanup_close int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return berth_error_make(err, errno, "open \"%s\"", d);
+    struct copy_owner own = {.chmod = -1};
+    if (copy_plan_apply(plan, fd, &own, err) < 0)
+        return berth_error_wrap(err, "RUN --mount=type=bind: copy the source");
+    *dir = xstrdup(d);
+    return 0;
+}
 
 static int valid_cache_id(const char *id)
 {
@@ -755,23 +779,38 @@ static int parse_mount(struct bctx *b, size_t stage, struct sstate *ss, const ch
         if (!realpath(joined, real))
             return berth_error_make(err, errno, "RUN --mount source \"%s\"", source ? source : ".");
         /* inputs: the bound files' content when from the context, the layer otherwise */
-        if (from) {
-            digester_update(d, kp, strlen(kp));
-        } else {
-            struct copy_source cs = {.fd = b->ctx_fd, .ign = b->ign, .is_context = true};
+        cleanup_free char *copy = NULL;
+        bool filtered = !from && b->ign && ignore_count(b->ign) > 0;
+        if (!from || rw) {
+            struct copy_source cs = {
+                .fd = from ? root_fd : b->ctx_fd, .ign = from ? NULL : b->ign, .is_context = !from};
             struct copy_plan plan = {.tmp_dir_fd = -1};
             char *one[2] = {*resolved ? resolved : (char *)".", NULL};
             if (copy_plan_make(&cs, one, 1, "/", false, NULL, NULL, &plan, err) < 0)
                 return -1;
-            int r = copy_plan_digest(&plan, b->memo, d, err);
+            int r = from ? 0 : copy_plan_digest(&plan, b->memo, d, err);
+            /* rw: writes must not reach the context or a stored layer (docker discards them);
+             * an ignore file: excluded files must not be visible (as docker) */
+            if (r == 0 && (rw || filtered))
+                r = bind_copy(b, rm, &plan, &copy, err);
+            if (r == 0 && copy && plan.ntops == 1) {
+                struct copy_top_view tv;
+                copy_plan_top(&plan, 0, &tv);
+                if (!tv.is_dir) {
+                    char *f = fs_join(copy, tv.name);
+                    free(copy);
+                    copy = f;
+                }
+            }
             copy_plan_clear(&plan);
             if (r < 0)
                 return -1;
         }
+        if (from)
+            digester_update(d, kp, strlen(kp));
         digester_update(d, spec, strlen(spec));
-        /* bind mounts are read-only unless rw: writes are discarded by docker, refused here */
         m = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", target, "type", "bind", "source",
-                      real, "options", "rbind", rw ? "rw" : "ro");
+                      copy ? copy : real, "options", "rbind", rw ? "rw" : "ro");
     } else {
         return berth_error_make_status(err, EINVAL, "RUN --mount: unknown type \"%s\"", type);
     }
@@ -873,6 +912,12 @@ static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct 
     }
     for (size_t i = 0; i < rm.nroots; i++)
         from_root_release(b, &rm.roots[i]);
+    for (size_t i = 0; i < rm.ncopies; i++) {
+        berth_error_t e2 = NULL;
+        if (fs_rm_rf(rm.copies[i], &e2) < 0)
+            berth_error_release(&e2);
+        free(rm.copies[i]);
+    }
     json_decref(rm.mounts);
     return rc;
 }

@@ -312,7 +312,11 @@ RUN --mount=type=secret,id=tok cat /run/secrets/tok > /got-secret
 RUN --mount=type=cache,id=c1,target=/var/cache/x echo run >> /var/cache/x/log && wc -l < /var/cache/x/log > /count
 RUN --mount=type=bind,source=bound,target=/mnt/b cat /mnt/b > /got-bind
 RUN --mount=type=tmpfs,target=/scratch touch /scratch/f && ls /scratch > /got-tmpfs
+RUN --mount=type=bind,target=/ctx,rw ls /ctx > /ctx-list && touch /ctx/written
+RUN --mount=type=cache,target=/root/.cache touch /root/.cache/no-id
 EOF
+    echo hidden >"$d/hidden"
+    echo hidden >"$d/.containerignore"
     chown -R "$TEST_UID:$TEST_GID" "$d"
     run user_berth build -q --secret "id=tok,src=$W/secret" -t localhost/mounts "$d"
     echo "$output"
@@ -326,6 +330,11 @@ EOF
     # mount targets are not left in the image
     [[ "$output" == *"/run/secrets: No such file"* ]]
     [[ "$output" == *"/mnt/b: No such file"* ]]
+    # bind mounts of the context hide ignored files; rw writes never reach the context
+    run in_image localhost/mounts cat /ctx-list
+    [[ "$output" == *bound* ]]
+    [[ "$output" != *hidden* ]]
+    [ ! -e "$d/written" ]
     # the cache mount persists: a rebuild of that step sees the earlier run
     run user_berth build -q --no-cache --secret "id=tok,src=$W/secret" -t localhost/mounts "$d"
     [ "$status" -eq 0 ]
