@@ -42,7 +42,7 @@ struct bctx {
     char *cache_dir;
     struct bld_memo *memo;
     FILE *out;
-    size_t step, nsteps;
+    size_t step; /* steps run so far (unique names for temporary files) */
     struct stage_result *res;
     char **keys; /* every key of this build (for --cache-to) */
     size_t nkeys;
@@ -1173,8 +1173,13 @@ static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
     cleanup_free char *base = NULL;
     if (build_args_expand_global(b->ba, st->base, &base, err) < 0)
         return berth_error_wrap(err, "%s:%d: FROM", b->cf->filename, from->start_line);
+    /* as buildah: steps numbered per stage, "[stage/stages] " when there are several */
+    char prefix[48] = "";
+    if (b->st->n > 1)
+        snprintf(prefix, sizeof(prefix), "[%zu/%zu] ", si + 1, b->st->n);
+    size_t nstage = 1 + st->end - st->first, k = 1;
     b->step++;
-    say(b, "[%zu/%zu] STEP %zu/%zu: %s\n", si + 1, b->st->n, b->step, b->nsteps, from->original);
+    say(b, "%sSTEP %zu/%zu: %s\n", prefix, k, nstage, from->original);
     const struct cf_stage *prev = cf_stages_find(b->st, base);
     if (prev && prev->index < si && prev->name && strcasecmp(prev->name, base) == 0) {
         struct stage_result *r = &b->res[prev->index];
@@ -1229,7 +1234,7 @@ static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
     for (size_t i = st->first; i < st->end && rc == 0; i++) {
         const struct cf_instruction *in = &b->cf->insts[i];
         b->step++;
-        say(b, "STEP %zu/%zu: %s\n", b->step, b->nsteps, in->original);
+        say(b, "%sSTEP %zu/%zu: %s\n", prefix, ++k, nstage, in->original);
         rc = exec_instruction(b, si, &ss, in, err);
     }
     if (rc == 0)
@@ -1299,9 +1304,6 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
     }
     need = xcalloc(b.st->n, sizeof(bool));
     mark_needed(&b, target, need);
-    for (size_t i = 0; i <= target; i++)
-        if (need[i])
-            b.nsteps += 1 + b.st->stages[i].end - b.st->stages[i].first;
     b.res = xcalloc(b.st->n, sizeof(*b.res));
     for (size_t i = 0; i <= target; i++) {
         if (!need[i])

@@ -44,7 +44,8 @@ cfg() {
     run user_berth build -t localhost/hello "$d"
     echo "$output"
     [ "$status" -eq 0 ]
-    [[ "$output" == *"STEP 1/12: FROM localhost/busybox AS build"* ]]
+    [[ "$output" == *"[1/2] STEP 1/5: FROM localhost/busybox AS build"* ]]
+    [[ "$output" == *"[2/2] STEP 7/7: CMD"* ]]
     [[ "$output" == *"COMMIT localhost/hello:latest"* ]]
     # the last line is the full image id
     [[ "${lines[-1]}" =~ ^[0-9a-f]{64}$ ]]
