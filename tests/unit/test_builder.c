@@ -6,6 +6,8 @@
 #include "common/cleanup.h"
 #include "common/fs.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -214,13 +216,104 @@ static void test_copy_plan(void **state)
     rm_tree(dir);
 }
 
+/* Lists a tar stream as "name type mode uid gid size mtime [-> link]" lines. */
+static char *list_tar(berth_reader_t *r)
+{
+    char *data = NULL;
+    size_t len = 0;
+    berth_error_t err = NULL;
+    assert_int_equal(reader_read_all(r, 64 << 20, &data, &len, &err), 0);
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    assert_int_equal(archive_read_open_memory(a, data, len), ARCHIVE_OK);
+    char *out = xstrdup("");
+    struct archive_entry *e;
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        const char *l = archive_entry_symlink(e);
+        char *n = xasprintf("%s%s %o %u %u %lld %lld%s%s\n", out, archive_entry_pathname(e),
+                            (unsigned)archive_entry_mode(e), (unsigned)archive_entry_uid(e),
+                            (unsigned)archive_entry_gid(e), (long long)archive_entry_size(e),
+                            (long long)archive_entry_mtime(e), l ? " -> " : "", l ? l : "");
+        free(out);
+        out = n;
+    }
+    archive_read_free(a);
+    free(data);
+    return out;
+}
+
+static void test_layer_tar(void **state)
+{
+    (void)state;
+    cleanup_free char *ctx = tmpdir_new();
+    cleanup_free char *parent = tmpdir_new();
+    write_file(ctx, "dir/a", "aaa");
+    write_file(ctx, "dir/sub/b", "bb");
+    cleanup_free char *l = fs_join(ctx, "dir/link");
+    assert_int_equal(symlink("sub/b", l), 0);
+    /* the parent rootfs: /usr/lib exists, /lib is a symlink to it */
+    cleanup_free char *ul = fs_join(parent, "usr/lib");
+    berth_error_t err = NULL;
+    assert_int_equal(fs_mkdir_p(ul, 0750, &err), 0);
+    cleanup_free char *lib = fs_join(parent, "lib");
+    assert_int_equal(symlink("usr/lib", lib), 0);
+    cleanup_close int cfd = open(ctx, O_RDONLY | O_DIRECTORY);
+    cleanup_close int pfd = open(parent, O_RDONLY | O_DIRECTORY);
+    struct copy_source src = {.fd = cfd, .is_context = true};
+
+    /* a directory into /lib/x (through the parent's symlink), clamped to 100 */
+    struct copy_plan p = {.tmp_dir_fd = -1};
+    char *s1[] = {(char *)"dir", NULL};
+    assert_int_equal(copy_plan_make(&src, s1, 1, "/lib/x", false, NULL, NULL, &p, &err), 0);
+    struct copy_owner own = {.chmod = -1, .reset_owner = true};
+    berth_reader_t *r = NULL;
+    assert_int_equal(copy_plan_layer(&p, pfd, &own, 100, &r, &err), 0);
+    cleanup_free char *t1 = list_tar(r);
+    reader_close(r);
+    /* ancestors: usr and usr/lib as in the parent (0750 for lib), x created 0755 root */
+    assert_non_null(strstr(t1, "usr/ 40750 "));
+    assert_non_null(strstr(t1, "usr/lib/ 40750 "));
+    assert_non_null(strstr(t1, "usr/lib/x/ 40755 0 0 0 100\n"));
+    assert_non_null(strstr(t1, "usr/lib/x/a 100644 0 0 3 100\n"));
+    assert_non_null(strstr(t1, "usr/lib/x/sub/b 100644 0 0 2 100\n"));
+    assert_non_null(strstr(t1, "usr/lib/x/link 120777 0 0 0 100 -> sub/b\n"));
+    assert_null(strstr(t1, "\nlib"));
+    /* the same inputs give the same bytes */
+    berth_reader_t *r2 = NULL, *r3 = NULL;
+    assert_int_equal(copy_plan_layer(&p, pfd, &own, 100, &r2, &err), 0);
+    assert_int_equal(copy_plan_layer(&p, pfd, &own, 100, &r3, &err), 0);
+    char *b2 = NULL, *b3 = NULL;
+    size_t n2 = 0, n3 = 0;
+    assert_int_equal(reader_read_all(r2, 1 << 20, &b2, &n2, &err), 0);
+    assert_int_equal(reader_read_all(r3, 1 << 20, &b3, &n3, &err), 0);
+    assert_int_equal(n2, n3);
+    assert_memory_equal(b2, b3, n2);
+    free(b2);
+    free(b3);
+    reader_close(r2);
+    reader_close(r3);
+    copy_plan_clear(&p);
+
+    /* a file with --chown/--chmod into a new directory of a scratch image */
+    char *s2[] = {(char *)"dir/a", NULL};
+    assert_int_equal(copy_plan_make(&src, s2, 1, "/new/dir/", false, NULL, NULL, &p, &err), 0);
+    struct copy_owner own2 = {.set = true, .uid = 7, .gid = 8, .chmod = 0600, .reset_owner = true};
+    assert_int_equal(copy_plan_layer(&p, -1, &own2, 0, &r, &err), 0);
+    cleanup_free char *t2 = list_tar(r);
+    reader_close(r);
+    assert_string_equal(t2, "new/ 40755 0 0 0 0\nnew/dir/ 40755 7 8 0 0\n"
+                            "new/dir/a 100600 7 8 3 0\n");
+    copy_plan_clear(&p);
+    rm_tree(ctx);
+    rm_tree(parent);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_clean_inside),
-        cmocka_unit_test(test_cache_keys),
-        cmocka_unit_test(test_memo),
-        cmocka_unit_test(test_copy_plan),
+        cmocka_unit_test(test_clean_inside), cmocka_unit_test(test_cache_keys),
+        cmocka_unit_test(test_memo),         cmocka_unit_test(test_copy_plan),
+        cmocka_unit_test(test_layer_tar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
