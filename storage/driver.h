@@ -63,6 +63,10 @@ struct storage_driver_ops {
      * the store builds each layer under a staging id and commits it with this rename. */
     int (*rename)(void *state, const char *from, const char *to, berth_error_t *err);
     bool (*exists)(void *state, const char *id);
+    /* Re-parents a layer that is not committed yet (its own files were applied without the
+     * parent): afterwards it is as if created on `parent` (NULL = none).  Only for drivers whose
+     * layer directory does not depend on the parent's contents; NULL otherwise (vfs). */
+    int (*set_parent)(void *state, const char *id, const char *parent, berth_error_t *err);
 
     /* Makes the layer's full filesystem (its chain of parents + its own changes) available as a
      * directory and returns its path (owned by the caller).  For overlay this mounts; the mount

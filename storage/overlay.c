@@ -82,6 +82,20 @@ static int read_small(struct overlay *o, const char *id, const char *name, char 
     return 0;
 }
 
+/* The "lower" value of a layer on `parent`: the parent's link, then the parent's lowers. */
+static int lower_for_parent(struct overlay *o, const char *parent, char **out, berth_error_t *err)
+{
+    cleanup_free char *plink = NULL;
+    cleanup_free char *plower = NULL;
+    if (read_small(o, parent, "link", &plink, err) < 0)
+        return berth_error_wrap(err, "parent layer \"%s\"", parent);
+    berth_error_t e2 = NULL;
+    if (read_small(o, parent, "lower", &plower, &e2) < 0)
+        berth_error_release(&e2);
+    *out = plower && *plower ? xasprintf("l/%s:%s", plink, plower) : xasprintf("l/%s", plink);
+    return 0;
+}
+
 static int ovl_create(void *state, const char *id, const char *parent, berth_error_t *err)
 {
     struct overlay *o = state;
@@ -90,16 +104,8 @@ static int ovl_create(void *state, const char *id, const char *parent, berth_err
     cleanup_free char *top = driver_path(o->home, id, NULL);
     cleanup_free char *lower = NULL;
     char link[LINK_LEN + 1] = "";
-    if (parent) {
-        cleanup_free char *plink = NULL;
-        cleanup_free char *plower = NULL;
-        if (read_small(o, parent, "link", &plink, err) < 0)
-            return berth_error_wrap(err, "parent layer \"%s\"", parent);
-        berth_error_t e2 = NULL;
-        if (read_small(o, parent, "lower", &plower, &e2) < 0)
-            berth_error_release(&e2);
-        lower = plower && *plower ? xasprintf("l/%s:%s", plink, plower) : xasprintf("l/%s", plink);
-    }
+    if (parent && lower_for_parent(o, parent, &lower, err) < 0)
+        return -1;
     if (mkdir(top, 0700) < 0)
         return berth_error_make(err, errno, "create layer \"%s\"", id);
     const char *subs[] = {"diff", "work", "merged"};
@@ -138,6 +144,25 @@ fail : {
     berth_error_release(&e2);
     return -1;
 }
+}
+
+/* A layer's diff dir holds only its own changes (whiteouts are devices and xattrs, not
+ * deletions): the parent is just the "lower" file, written atomically. */
+static int ovl_set_parent(void *state, const char *id, const char *parent, berth_error_t *err)
+{
+    struct overlay *o = state;
+    if (storage_check_id(id, err) < 0 || (parent && storage_check_id(parent, err) < 0))
+        return -1;
+    cleanup_free char *lw = driver_path(o->home, id, "lower");
+    if (!parent) {
+        if (unlink(lw) < 0 && errno != ENOENT)
+            return berth_error_make(err, errno, "remove \"%s\"", lw);
+        return 0;
+    }
+    cleanup_free char *lower = NULL;
+    if (lower_for_parent(o, parent, &lower, err) < 0)
+        return -1;
+    return fs_write_file_atomic(lw, lower, strlen(lower), 0600, err);
 }
 
 static bool is_mounted(struct overlay *o, const char *id)
@@ -382,6 +407,7 @@ const struct storage_driver_ops storage_driver_overlay = {
     .remove = ovl_remove,
     .rename = ovl_rename,
     .exists = ovl_exists,
+    .set_parent = ovl_set_parent,
     .mount = ovl_mount,
     .unmount = ovl_unmount,
     .apply_diff = ovl_apply_diff,

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,9 @@ struct storage_store {
     int depth;
     bool excl;
     bool rootless;
+    /* flock does not exclude threads sharing lock_fd: this recursive mutex is held with the
+     * store lock, so threads of one process (parallel layer staging) take turns as processes do */
+    pthread_mutex_t tlock;
 };
 
 /* ------------------------------------------------------------------ small helpers */
@@ -177,6 +181,7 @@ int storage_default_paths(char **root, char **runroot, berth_error_t *err)
 
 int storage_store_lock(storage_store_t *s, bool exclusive, berth_error_t *err)
 {
+    pthread_mutex_lock(&s->tlock);
     if (s->depth > 0 && (s->excl || !exclusive)) {
         s->depth++;
         return 0;
@@ -185,8 +190,11 @@ int storage_store_lock(storage_store_t *s, bool exclusive, berth_error_t *err)
     do
         r = flock(s->lock_fd, exclusive ? LOCK_EX : LOCK_SH);
     while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return berth_error_make(err, errno, "lock store \"%s\"", s->root);
+    if (r < 0) {
+        int e = errno;
+        pthread_mutex_unlock(&s->tlock);
+        return berth_error_make(err, e, "lock store \"%s\"", s->root);
+    }
     if (exclusive)
         s->excl = true;
     s->depth++;
@@ -201,6 +209,7 @@ void storage_store_unlock(storage_store_t *s)
         flock(s->lock_fd, LOCK_UN);
         s->excl = false;
     }
+    pthread_mutex_unlock(&s->tlock);
 }
 
 /* Lock helper for scopes: `LOCKED(s, excl)` and unlock at the end. */
@@ -587,6 +596,13 @@ int storage_store_open(const struct storage_options *opts, storage_store_t **out
 {
     storage_store_t *s = xzalloc(sizeof(*s));
     s->lock_fd = -1;
+    {
+        pthread_mutexattr_t ma;
+        pthread_mutexattr_init(&ma);
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&s->tlock, &ma);
+        pthread_mutexattr_destroy(&ma);
+    }
     s->rootless = userns_is_rootless();
     char *droot = NULL, *drun = NULL;
     if ((!opts || !opts->root || !opts->runroot) && storage_default_paths(&droot, &drun, err) < 0)
@@ -643,6 +659,7 @@ void storage_store_close(storage_store_t *s)
     free(s->runroot);
     free(s->driver_home);
     free(s->mounts_dir);
+    pthread_mutex_destroy(&s->tlock);
     free(s);
 }
 
@@ -700,109 +717,174 @@ static int sync_dir(const char *dir)
     return r;
 }
 
+struct storage_staged_layer {
+    struct staging st;
+    bool created; /* the driver has a layer under st.id */
+    char *parent; /* what it was created on (NULL: nothing yet) */
+    char *split;  /* tar-split record in staging/ */
+    char *compressed_digest;
+    int64_t compressed_size;
+    struct storage_apply_result res;
+};
+
+void storage_staged_layer_discard(storage_store_t *s, storage_staged_layer_t *sl)
+{
+    if (!sl)
+        return;
+    staging_end(s, &sl->st, sl->created);
+    free(sl->parent);
+    free(sl->split);
+    free(sl->compressed_digest);
+    storage_apply_result_clear(&sl->res);
+    free(sl);
+}
+
+const char *storage_staged_layer_diff_digest(const storage_staged_layer_t *sl)
+{
+    return sl->res.diff_digest;
+}
+
+bool storage_store_can_stage(storage_store_t *s)
+{
+    return s->drv->set_parent != NULL;
+}
+
+/* Applies the tar into a new staging layer created on `parent` (may be NULL) and syncs it; the
+ * layer stays invisible (a staging id under a held lock) until commit_staged. */
+static int stage_layer(storage_store_t *s, const struct storage_layer_options *opts,
+                       const char *parent, berth_reader_t *tar, storage_staged_layer_t **out,
+                       berth_error_t *err)
+{
+    storage_staged_layer_t *sl = xzalloc(sizeof(*sl));
+    sl->st.lock_fd = -1;
+    sl->compressed_digest = dup_or_null(opts ? opts->compressed_digest : NULL);
+    sl->compressed_size = opts && opts->compressed_digest ? opts->compressed_size : -1;
+    berth_reader_t *plain = NULL;
+    if (staging_begin(s, &sl->st, err) < 0)
+        goto fail;
+    if (storage_store_lock(s, false, err) < 0)
+        goto fail;
+    if (parent) {
+        cleanup_storage_layer storage_layer_t *pl = NULL;
+        if (layer_read(s, parent, &pl, err) < 0) {
+            storage_store_unlock(s);
+            goto fail;
+        }
+    }
+    if (s->drv->create(s->dstate, sl->st.id, parent, err) < 0) {
+        storage_store_unlock(s);
+        goto fail;
+    }
+    sl->created = true;
+    sl->parent = dup_or_null(parent);
+    storage_store_unlock(s);
+
+    if (reader_decompress(tar, false, NULL, &plain, err) < 0)
+        goto fail;
+    sl->split = xasprintf("%s/staging/%s.tar-split.gz", s->root, sl->st.id);
+    struct storage_apply_options ao = {.record_path = sl->split};
+    if (s->drv->apply_diff(s->dstate, sl->st.id, plain, &ao, &sl->res, err) < 0) {
+        berth_error_wrap(err, "apply layer");
+        goto fail;
+    }
+    reader_close(plain);
+    plain = NULL;
+    if (opts && opts->expected_diff_digest &&
+        !digest_equal(opts->expected_diff_digest, sl->res.diff_digest)) {
+        berth_error_make_status(err, EINVAL, "layer has diff digest %s, expected %s",
+                                sl->res.diff_digest, opts->expected_diff_digest);
+        goto fail;
+    }
+    /* data on disk before the record that makes it visible */
+    sync_dir(s->driver_home);
+    *out = sl;
+    return 0;
+fail:
+    reader_close(plain);
+    storage_staged_layer_discard(s, sl);
+    return -1;
+}
+
+int storage_layer_stage_from_tar(storage_store_t *s, const struct storage_layer_options *opts,
+                                 berth_reader_t *tar, storage_staged_layer_t **out,
+                                 berth_error_t *err)
+{
+    if (!storage_store_can_stage(s))
+        return berth_error_make_status(
+            err, ENOTSUP, "the %s driver applies a layer only on its parent", s->drv->name);
+    return stage_layer(s, opts, NULL, tar, out, err);
+}
+
+int storage_layer_commit_staged(storage_store_t *s, storage_staged_layer_t *sl, const char *parent,
+                                storage_layer_t **out, berth_error_t *err)
+{
+    if (!sl->created)
+        return berth_error_make_status(err, EINVAL, "staged layer already committed");
+    cleanup_free char *parent_chain = parent ? xasprintf("sha256:%s", parent) : NULL;
+    cleanup_free char *chain = storage_chain_id(parent_chain, sl->res.diff_digest);
+    const char *id = digest_hex(chain);
+    if (storage_store_lock(s, true, err) < 0)
+        return -1;
+    cleanup_unlock storage_store_t *guard = s;
+    storage_layer_t *existing = NULL;
+    berth_error_t e2 = NULL;
+    if (layer_read(s, id, &existing, &e2) == 0) {
+        *out = existing; /* someone else committed it first: our copy goes with discard */
+        return 1;
+    }
+    berth_error_release(&e2);
+    if (parent) {
+        cleanup_storage_layer storage_layer_t *pl = NULL;
+        if (layer_read(s, parent, &pl, err) < 0) /* removed while we were applying */
+            return berth_error_wrap(err, "parent of the new layer");
+    }
+    bool same_parent =
+        (!parent && !sl->parent) || (parent && sl->parent && strcmp(parent, sl->parent) == 0);
+    if (!same_parent) {
+        if (!s->drv->set_parent)
+            return berth_error_make_status(err, ENOTSUP, "layer staged on another parent");
+        if (s->drv->set_parent(s->dstate, sl->st.id, parent, err) < 0)
+            return -1;
+        free(sl->parent);
+        sl->parent = dup_or_null(parent);
+    }
+    if (s->drv->exists(s->dstate, id)) /* orphan from a crash while we held no lock */
+        s->drv->remove(s->dstate, id, &e2);
+    berth_error_release(&e2);
+    if (s->drv->rename(s->dstate, sl->st.id, id, err) < 0)
+        return -1;
+    sl->created = false;
+    storage_layer_t *l = xzalloc(sizeof(*l));
+    l->id = xstrdup(id);
+    l->parent = dup_or_null(parent);
+    l->diff_digest = xstrdup(sl->res.diff_digest);
+    l->diff_size = (int64_t)sl->res.diff_size;
+    l->compressed_digest = dup_or_null(sl->compressed_digest);
+    l->compressed_size = sl->compressed_digest ? sl->compressed_size : -1;
+    l->created = time(NULL);
+    cleanup_free char *final_split = layer_split_path(s, id);
+    l->has_tar_split = rename(sl->split, final_split) == 0;
+    if (layer_write(s, l, err) < 0) {
+        storage_layer_free(l);
+        s->drv->remove(s->dstate, id, &e2);
+        berth_error_release(&e2);
+        unlink(final_split);
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
 int storage_layer_create_from_tar(storage_store_t *s, const struct storage_layer_options *opts,
                                   berth_reader_t *tar, storage_layer_t **out, berth_error_t *err)
 {
     const char *parent = opts ? opts->parent : NULL;
-    struct staging st = {.lock_fd = -1};
-    bool created = false;
-    int ret = -1;
-    struct storage_apply_result res = {0};
-    berth_reader_t *plain = NULL;
-    cleanup_storage_layer storage_layer_t *pl = NULL;
-    cleanup_free char *split = NULL;
-
-    if (staging_begin(s, &st, err) < 0)
-        goto out;
-    if (storage_store_lock(s, false, err) < 0)
-        goto out;
-    if (parent && layer_read(s, parent, &pl, err) < 0) {
-        storage_store_unlock(s);
-        goto out;
-    }
-    if (s->drv->create(s->dstate, st.id, parent, err) < 0) {
-        storage_store_unlock(s);
-        goto out;
-    }
-    created = true;
-    storage_store_unlock(s);
-
-    if (reader_decompress(tar, false, NULL, &plain, err) < 0)
-        goto out;
-    split = xasprintf("%s/staging/%s.tar-split.gz", s->root, st.id);
-    struct storage_apply_options ao = {.record_path = split};
-    if (s->drv->apply_diff(s->dstate, st.id, plain, &ao, &res, err) < 0) {
-        berth_error_wrap(err, "apply layer");
-        goto out;
-    }
-    if (opts && opts->expected_diff_digest &&
-        !digest_equal(opts->expected_diff_digest, res.diff_digest)) {
-        berth_error_make_status(err, EINVAL, "layer has diff digest %s, expected %s",
-                                res.diff_digest, opts->expected_diff_digest);
-        goto out;
-    }
-    {
-        cleanup_free char *parent_chain = parent ? xasprintf("sha256:%s", parent) : NULL;
-        cleanup_free char *chain = storage_chain_id(parent_chain, res.diff_digest);
-        const char *id = digest_hex(chain);
-        /* data on disk before the record that makes it visible */
-        sync_dir(s->driver_home);
-        if (storage_store_lock(s, true, err) < 0)
-            goto out;
-        storage_layer_t *existing = NULL;
-        berth_error_t e2 = NULL;
-        if (layer_read(s, id, &existing, &e2) == 0) {
-            storage_store_unlock(s);
-            *out = existing;
-            ret = 0; /* someone else committed it first: drop our copy */
-            goto out;
-        }
-        berth_error_release(&e2);
-        storage_layer_free(pl);
-        pl = NULL;
-        if (parent && layer_read(s, parent, &pl, err) < 0) {
-            /* removed while we were applying */
-            storage_store_unlock(s);
-            berth_error_wrap(err, "parent of the new layer");
-            goto out;
-        }
-        if (s->drv->exists(s->dstate, id)) /* orphan from a crash while we held no lock */
-            s->drv->remove(s->dstate, id, &e2);
-        berth_error_release(&e2);
-        if (s->drv->rename(s->dstate, st.id, id, err) < 0) {
-            storage_store_unlock(s);
-            goto out;
-        }
-        created = false;
-        free(st.id);
-        st.id = xstrdup(id);
-        storage_layer_t *l = xzalloc(sizeof(*l));
-        l->id = xstrdup(id);
-        l->parent = dup_or_null(parent);
-        l->diff_digest = xstrdup(res.diff_digest);
-        l->diff_size = (int64_t)res.diff_size;
-        l->compressed_digest = dup_or_null(opts ? opts->compressed_digest : NULL);
-        l->compressed_size = opts && opts->compressed_digest ? opts->compressed_size : -1;
-        l->created = time(NULL);
-        cleanup_free char *final_split = layer_split_path(s, id);
-        l->has_tar_split = rename(split, final_split) == 0;
-        if (layer_write(s, l, err) < 0) {
-            storage_layer_free(l);
-            s->drv->remove(s->dstate, id, &e2);
-            berth_error_release(&e2);
-            unlink(final_split);
-            storage_store_unlock(s);
-            goto out;
-        }
-        storage_store_unlock(s);
-        *out = l;
-        ret = 0;
-    }
-out:
-    reader_close(plain);
-    storage_apply_result_clear(&res);
-    staging_end(s, &st, created);
-    return ret;
+    storage_staged_layer_t *sl = NULL;
+    if (stage_layer(s, opts, parent, tar, &sl, err) < 0)
+        return -1;
+    int r = storage_layer_commit_staged(s, sl, parent, out, err);
+    storage_staged_layer_discard(s, sl);
+    return r < 0 ? -1 : 0;
 }
 
 int storage_layer_create_rw(storage_store_t *s, const char *id, const char *parent,

@@ -124,6 +124,30 @@ char *storage_chain_id(const char *parent_chain_id, const char *diff_digest);
  * new copy discarded. */
 int storage_layer_create_from_tar(storage_store_t *s, const struct storage_layer_options *opts,
                                   berth_reader_t *tar, storage_layer_t **out, berth_error_t *err);
+/* Staged layers: a tar applied into an invisible staging layer before its parent is known or
+ * committed, so several layers of one image can be applied at once (one thread each) and then
+ * committed in order.  Only drivers whose layer contents do not depend on the parent can stage
+ * (overlay); storage_store_can_stage() tells.  A staged layer keeps a staging lock, so other
+ * processes' cleanup leaves it alone; after a crash it is removed as an incomplete layer.
+ * Thread safety: a store handle may be used from several threads for these calls and the
+ * lookups (the store lock is also a recursive mutex). */
+typedef struct storage_staged_layer storage_staged_layer_t;
+bool storage_store_can_stage(storage_store_t *s);
+/* Applies `tar` (compressed or not, read to EOF, not closed) into a new staged layer, verifying
+ * opts->expected_diff_digest; opts->parent is ignored.  ENOTSUP when the driver can't stage. */
+int storage_layer_stage_from_tar(storage_store_t *s, const struct storage_layer_options *opts,
+                                 berth_reader_t *tar, storage_staged_layer_t **out,
+                                 berth_error_t *err);
+/* "sha256:..." digest of the staged layer's uncompressed tar (borrowed). */
+const char *storage_staged_layer_diff_digest(const storage_staged_layer_t *sl);
+/* Makes the staged layer visible on top of `parent` (a committed layer id, or NULL): its id is
+ * the chain id; returns 0.  If that layer already exists it is returned with 1 and the staged
+ * copy stays for discard.  The staged layer must still be discarded afterwards (frees it). */
+int storage_layer_commit_staged(storage_store_t *s, storage_staged_layer_t *sl, const char *parent,
+                                storage_layer_t **out, berth_error_t *err);
+/* Removes the staged layer unless committed, and frees it.  NULL is a no-op. */
+void storage_staged_layer_discard(storage_store_t *s, storage_staged_layer_t *sl);
+
 /* Creates an empty read-write layer over parent (NULL = empty), random id unless id given. */
 int storage_layer_create_rw(storage_store_t *s, const char *id, const char *parent,
                             storage_layer_t **out, berth_error_t *err);

@@ -1,7 +1,10 @@
 /* containers-storage:[[DRIVER@ROOT+RUNROOT]]NAME|ID — berth's own layer store.
  *
  * Writing: layers are applied in manifest order on their parents (the store's layer ids are
- * chain ids, so a layer already present is reused without reading its blob); the image record
+ * chain ids, so a layer already present is reused without reading its blob).  When the driver
+ * can stage (overlay), blobs are accepted from several copy threads at once: each is applied
+ * into a staged layer as it arrives and the staged layers are committed in manifest order as
+ * soon as their parent is; the image record
  * keeps the exact manifest bytes, the config and the manifest digest, and is created at commit —
  * an interrupted copy leaves no image (layers it created are removed again).
  *
@@ -19,6 +22,7 @@
 #include "transport/manifest.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,6 +252,8 @@ struct st_layer_plan {
     char *chain;   /* "sha256:..." */
     char *id;      /* store layer id once present */
     bool done, created;
+    bool claimed;                   /* a blob was taken for it (reused, staged or stored) */
+    storage_staged_layer_t *staged; /* applied, waiting for its parent to be committed */
 };
 
 struct st_dst {
@@ -261,11 +267,15 @@ struct st_dst {
     char *manifest;
     size_t manifest_len;
     bool committed;
+    /* staging mode: put_blob runs in several threads; mu guards the plan and the commits */
+    bool staging;
+    pthread_mutex_t mu;
 };
 
 static void plan_clear(struct st_dst *d)
 {
     for (size_t i = 0; i < d->n; i++) {
+        storage_staged_layer_discard(d->store, d->plan[i].staged);
         free(d->plan[i].digest);
         free(d->plan[i].diff_id);
         free(d->plan[i].chain);
@@ -307,19 +317,53 @@ static int sd_prepare(struct image_destination *dst, const struct blob_info *lay
     return 0;
 }
 
-/* The next layer of the plan this blob is for: the first not done with this digest, else (a
- * transformed blob without digest) the first not done. */
+/* The next layer of the plan this blob is for: the first not claimed with this digest, else (a
+ * transformed blob without digest) the first not claimed. */
 static ssize_t plan_find(struct st_dst *d, const char *digest)
 {
     for (size_t i = 0; i < d->n; i++)
-        if (!d->plan[i].done && digest && d->plan[i].digest &&
+        if (!d->plan[i].claimed && digest && d->plan[i].digest &&
             digest_equal(d->plan[i].digest, digest))
             return (ssize_t)i;
     if (!digest)
         for (size_t i = 0; i < d->n; i++)
-            if (!d->plan[i].done)
+            if (!d->plan[i].claimed)
                 return (ssize_t)i;
     return -1;
+}
+
+/* Staging mode, a blob without digest: the first unclaimed layer with this DiffID. */
+static ssize_t plan_find_diff(struct st_dst *d, const char *diff_id)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (!d->plan[i].claimed && digest_equal(d->plan[i].diff_id, diff_id))
+            return (ssize_t)i;
+    return -1;
+}
+
+/* Staging mode: commits the staged layers whose parents are committed, in order.  Caller holds
+ * d->mu. */
+static int commit_ready(struct st_dst *d, berth_error_t *err)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        struct st_layer_plan *p = &d->plan[i];
+        if (p->done)
+            continue;
+        if (!p->staged)
+            return 0;
+        storage_layer_t *l = NULL;
+        int r = storage_layer_commit_staged(d->store, p->staged, i > 0 ? d->plan[i - 1].id : NULL,
+                                            &l, err);
+        if (r < 0)
+            return -1;
+        storage_staged_layer_discard(d->store, p->staged);
+        p->staged = NULL;
+        p->id = xstrdup(l->id);
+        p->done = true;
+        p->created = r == 0; /* 1: another process stored it first: not ours to remove */
+        storage_layer_free(l);
+    }
+    return 0;
 }
 
 static int sd_try_reuse(struct image_destination *dst, const struct blob_info *info, bool *reused,
@@ -327,24 +371,90 @@ static int sd_try_reuse(struct image_destination *dst, const struct blob_info *i
 {
     struct st_dst *d = dst->priv;
     *reused = false;
+    pthread_mutex_lock(&d->mu);
     ssize_t i = plan_find(d, info->digest);
-    if (i < 0)
-        return 0;
-    struct st_layer_plan *p = &d->plan[i];
-    /* parents first: reuse only on top of what is already there */
-    if (i > 0 && !d->plan[i - 1].done)
-        return 0;
+    struct st_layer_plan *p = i >= 0 ? &d->plan[i] : NULL;
+    /* serially, parents first: reuse only on top of what is already there (in staging mode a
+     * stored chain id implies its parents are stored too) */
+    if (p && !d->staging && i > 0 && !d->plan[i - 1].done)
+        p = NULL;
     storage_layer_t *l = NULL;
     cleanup_error berth_error_t e = NULL;
-    if (storage_layer_get(d->store, digest_hex(p->chain), &l, &e) < 0)
+    if (!p || storage_layer_get(d->store, digest_hex(p->chain), &l, &e) < 0) {
+        pthread_mutex_unlock(&d->mu);
         return 0;
+    }
     p->id = xstrdup(l->id);
     p->done = true;
+    p->claimed = true;
+    pthread_mutex_unlock(&d->mu);
     storage_layer_free(l);
     *reused = true;
     if (out)
         blob_info_copy(out, info);
     return 0;
+}
+
+/* The engine's verifying reader reports a bad digest at EOF: make sure it was reached. */
+static int check_consumed(berth_reader_t *stream, berth_error_t *err)
+{
+    char c;
+    ssize_t more = reader_read(stream, &c, 1, err);
+    if (more == 0)
+        return 0;
+    return more < 0 ? -1 : berth_error_make_status(err, EIO, "layer stream not fully consumed");
+}
+
+/* Staging mode (called from several threads): apply the blob into a staged layer without
+ * waiting for its parent, then claim its place in the plan and commit what is ready. */
+static int put_layer_staged(struct st_dst *d, berth_reader_t *stream, const struct blob_info *info,
+                            struct blob_info *out, berth_error_t *err)
+{
+    cleanup_free char *expected = NULL;
+    bool compressed_known = false;
+    pthread_mutex_lock(&d->mu);
+    ssize_t i = plan_find(d, info->digest);
+    if (i >= 0 && info->digest) {
+        expected = xstrdup(d->plan[i].diff_id);
+        compressed_known = !digest_equal(info->digest, expected);
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (i < 0)
+        return berth_error_make_status(err, EINVAL, "blob %s is not a layer of this image",
+                                       info->digest ? info->digest : "(unknown)");
+    struct storage_layer_options lo = {
+        .compressed_digest = compressed_known ? info->digest : NULL,
+        .compressed_size = compressed_known ? info->size : -1,
+        .expected_diff_digest = expected,
+    };
+    storage_staged_layer_t *sl = NULL;
+    if (storage_layer_stage_from_tar(d->store, &lo, stream, &sl, err) < 0)
+        return -1;
+    if (check_consumed(stream, err) < 0) {
+        storage_staged_layer_discard(d->store, sl);
+        return -1;
+    }
+    pthread_mutex_lock(&d->mu);
+    const char *diff = storage_staged_layer_diff_digest(sl);
+    i = info->digest ? plan_find(d, info->digest) : plan_find_diff(d, diff);
+    if (i < 0 || !digest_equal(d->plan[i].diff_id, diff)) {
+        pthread_mutex_unlock(&d->mu);
+        storage_staged_layer_discard(d->store, sl);
+        return berth_error_make_status(err, EINVAL, "layer with DiffID %s is not expected here",
+                                       diff);
+    }
+    struct st_layer_plan *p = &d->plan[i];
+    p->claimed = true;
+    p->staged = sl;
+    int r = commit_ready(d, err);
+    if (r == 0 && out) {
+        memset(out, 0, sizeof(*out));
+        out->digest = info->digest ? xstrdup(info->digest) : xstrdup(p->diff_id);
+        out->size = info->size;
+        out->media_type = info->media_type ? xstrdup(info->media_type) : NULL;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return r;
 }
 
 static int sd_put_blob(struct image_destination *dst, berth_reader_t *stream,
@@ -373,6 +483,8 @@ static int sd_put_blob(struct image_destination *dst, berth_reader_t *stream,
     }
     if (!d->plan)
         return berth_error_make_status(err, EINVAL, "containers-storage: layer before config");
+    if (d->staging)
+        return put_layer_staged(d, stream, info, out, err);
     ssize_t i = plan_find(d, info->digest);
     if (i < 0)
         return berth_error_make_status(err, EINVAL, "blob %s is not a layer of this image",
@@ -390,17 +502,15 @@ static int sd_put_blob(struct image_destination *dst, berth_reader_t *stream,
     storage_layer_t *l = NULL;
     if (storage_layer_create_from_tar(d->store, &lo, stream, &l, err) < 0)
         return -1;
-    /* the engine's verifying reader reports a bad digest at EOF: make sure it was reached */
-    char c;
-    ssize_t more = reader_read(stream, &c, 1, err);
-    if (more != 0) {
+    if (check_consumed(stream, err) < 0) {
         cleanup_error berth_error_t e = NULL;
         storage_layer_remove(d->store, l->id, &e);
         storage_layer_free(l);
-        return more < 0 ? -1 : berth_error_make_status(err, EIO, "layer stream not fully consumed");
+        return -1;
     }
     p->id = xstrdup(l->id);
     p->done = true;
+    p->claimed = true;
     p->created = true;
     storage_layer_free(l);
     if (out) {
@@ -432,6 +542,11 @@ static int sd_commit(struct image_destination *dst, berth_error_t *err)
     struct st_dst *d = dst->priv;
     if (!d->manifest || !d->config)
         return berth_error_make_status(err, EINVAL, "commit without a manifest");
+    pthread_mutex_lock(&d->mu);
+    int cr = commit_ready(d, err);
+    pthread_mutex_unlock(&d->mu);
+    if (cr < 0)
+        return -1;
     for (size_t i = 0; i < d->n; i++)
         if (!d->plan[i].done)
             return berth_error_make_status(err, EINVAL, "layer %zu was not stored", i);
@@ -457,6 +572,10 @@ static int sd_commit(struct image_destination *dst, berth_error_t *err)
 static void sd_close(struct image_destination *dst)
 {
     struct st_dst *d = dst->priv;
+    for (size_t i = 0; i < d->n; i++) {
+        storage_staged_layer_discard(d->store, d->plan[i].staged);
+        d->plan[i].staged = NULL;
+    }
     if (!d->committed && d->store) {
         for (size_t i = d->n; i > 0; i--) {
             if (d->plan[i - 1].created && d->plan[i - 1].id) {
@@ -471,6 +590,7 @@ static void sd_close(struct image_destination *dst)
     free(d->name);
     if (d->owned)
         storage_store_close(d->store);
+    pthread_mutex_destroy(&d->mu);
     free(d);
     free(dst);
 }
@@ -487,6 +607,19 @@ static const struct image_destination_ops st_dst_ops = {
     .close = sd_close,
 };
 
+/* The same with layers staged in parallel (drivers that can stage). */
+static const struct image_destination_ops st_dst_ops_staging = {
+    .supported_manifest_types = NULL,
+    .accepts_foreign_layers = true,
+    .prepare_image = sd_prepare,
+    .try_reuse_blob = sd_try_reuse,
+    .put_blob = sd_put_blob,
+    .put_manifest = sd_put_manifest,
+    .commit = sd_commit,
+    .thread_safe_put_blob = true,
+    .close = sd_close,
+};
+
 static int st_new_destination(struct image_reference *ref, const struct system_context *sys,
                               struct image_destination **out, berth_error_t *err)
 {
@@ -496,6 +629,7 @@ static int st_new_destination(struct image_reference *ref, const struct system_c
     dst->ops = &st_dst_ops;
     dst->ref = ref;
     dst->priv = d;
+    pthread_mutex_init(&d->mu, NULL);
     if (r->name)
         d->name = xstrdup(r->name);
     else if (ref->docker_name && !strchr(ref->docker_name, '@'))
@@ -504,6 +638,9 @@ static int st_new_destination(struct image_reference *ref, const struct system_c
         sd_close(dst);
         return berth_error_wrap(err, "containers-storage");
     }
+    d->staging = storage_store_can_stage(d->store);
+    if (d->staging)
+        dst->ops = &st_dst_ops_staging;
     *out = dst;
     return 0;
 }
