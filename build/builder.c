@@ -199,9 +199,12 @@ static void env_set(json_t *cfg, const char *name, const char *value)
     json_array_append_new(env, json_string(kv));
 }
 
-static int stage_key_base(const char *what, char **out)
+/* The key a stage starts from.  It includes the timestamp: layers made with clamped mtimes
+ * (--timestamp) must not be reused by a build without, nor the other way round. */
+static int stage_key_base(const struct bctx *b, const char *what, char **out)
 {
-    *out = bld_cache_key(NULL, what, NULL);
+    cleanup_free char *t = xasprintf("%s timestamp=%lld", what, (long long)b->o->timestamp);
+    *out = bld_cache_key(NULL, t, NULL);
     return 0;
 }
 
@@ -1188,7 +1191,7 @@ static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
         ss.key = xstrdup(r->key);
     } else if (strcasecmp(base, "scratch") == 0) {
         ss.doc = bld_config_scratch();
-        stage_key_base("scratch", &ss.key);
+        stage_key_base(b, "scratch", &ss.key);
     } else {
         cleanup_storage_image storage_image_t *img = NULL;
         if (storage_image_lookup(b->s, base, &img, err) < 0)
@@ -1198,7 +1201,7 @@ static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
             return -1;
         ss.top = img->top_layer ? xstrdup(img->top_layer) : NULL;
         cleanup_free char *what = xasprintf("image:%s", img->id);
-        stage_key_base(what, &ss.key);
+        stage_key_base(b, what, &ss.key);
     }
     json_t *cfg = bld_exec_config(ss.doc);
     /* as docker and buildah: an image without PATH gets the default one */

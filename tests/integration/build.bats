@@ -237,6 +237,8 @@ EOF
     user_berth push localhost/busybox "oci:$W/bb:latest" >/dev/null
     base=$(user_berth --root "$W/store2" pull -q "oci:$W/bb:latest" | tail -1)
     user_berth --root "$W/store2" tag "$base" localhost/busybox
+    # a cache filled by a build without --timestamp must not leak unclamped layers into it
+    user_berth build -q "$d1" >/dev/null
     id1=$(user_berth build -q --timestamp 0 "$d1" | tail -1)
     sleep 1.1
     id2=$(user_berth --root "$W/store2" build -q --timestamp 0 "$d2" | tail -1)
