@@ -78,7 +78,8 @@ ARG OVERRIDE
 ARG SHADOW=from-arg
 ENV SHADOW=from-env
 ARG UNSET
-RUN echo "G=$GLOBAL L=$LOCAL O=$OVERRIDE S=$SHADOW U=${UNSET:-none}" > /args
+ARG TARGETOS
+RUN echo "G=$GLOBAL L=$LOCAL O=$OVERRIDE S=$SHADOW U=${UNSET:-none}" > /args && echo "$TARGETOS/${TARGETARCH:-not-declared}" > /platform
 ENV COPY_OF_LOCAL=$LOCAL
 WORKDIR /w/$LOCAL
 EOF
@@ -87,6 +88,9 @@ EOF
     [ "$status" -eq 0 ]
     run in_image localhost/args cat /args
     [ "$output" = "G=g1 L=l1 O=cli S=from-env U=none" ]
+    # automatic platform args: visible once declared in the stage
+    run in_image localhost/args cat /platform
+    [ "$output" = "linux/not-declared" ]
     [ "$(cfg localhost/args 'c["WorkingDir"], [e for e in c["Env"] if e.startswith("COPY_OF")]')" = \
         "/w/l1 ['COPY_OF_LOCAL=l1']" ]
     # a global ARG is not visible in a stage unless redeclared
