@@ -214,13 +214,8 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
     if (transport_parse_reference(argv[optind], &s, &err) < 0 ||
         transport_parse_reference(argv[optind + 1], &d, &err) < 0)
         return cli_fail(&err);
-    struct cli_store_holder h = {0};
-    if (cli_store_for_refs(g, &h, s, d, &src_sys, &dst_sys, &err) < 0)
-        return cli_fail(&err);
     struct copy_result res = {0};
-    int r = copy_image(s, d, &o, &res, &err);
-    cli_store_release(&h);
-    if (r < 0)
+    if (cli_copy_image(g, s, d, &src_sys, &dst_sys, &o, &res, &err) < 0)
         return cli_fail(&err);
     if (digestfile && fs_write_file_atomic(digestfile, res.manifest_digest,
                                            strlen(res.manifest_digest), 0644, &err) < 0) {

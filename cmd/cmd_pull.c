@@ -319,13 +319,8 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
         dst->docker_name = xstrdup(src->docker_name);
     o.src_sys = &sys;
     o.dst_sys = &sys;
-    struct cli_store_holder h = {0};
-    if (cli_store_for_refs(g, &h, src, dst, &sys, NULL, &err) < 0)
-        return cli_fail(&err);
     struct copy_result res = {0};
-    int r = copy_image(src, dst, &o, &res, &err);
-    cli_store_release(&h);
-    if (r < 0)
+    if (cli_copy_image(g, src, dst, &sys, NULL, &o, &res, &err) < 0)
         return cli_fail(&err);
     if (digestfile) {
         FILE *f = fopen(digestfile, "w");

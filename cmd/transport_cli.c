@@ -76,6 +76,19 @@ void cli_store_release(struct cli_store_holder *h)
     h->store = NULL;
 }
 
+int cli_copy_image(struct berth_globals *g, struct image_reference *src,
+                   struct image_reference *dst, struct system_context *src_sys,
+                   struct system_context *dst_sys, const struct copy_options *o,
+                   struct copy_result *res, berth_error_t *err)
+{
+    struct cli_store_holder h = {0};
+    if (cli_store_for_refs(g, &h, src, dst, src_sys, dst_sys, err) < 0)
+        return -1;
+    int r = copy_image(src, dst, o, res, err);
+    cli_store_release(&h);
+    return r;
+}
+
 struct copy_options cli_plain_copy_options(const struct system_context *sys, bool quiet)
 {
     return (struct copy_options){.src_sys = sys,

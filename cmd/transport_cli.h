@@ -27,6 +27,13 @@ int cli_store_for_sys(struct berth_globals *g, struct cli_store_holder *h,
                       struct system_context *sys, berth_error_t *err);
 void cli_store_release(struct cli_store_holder *h);
 
+/* copy_image with the store open around it when src or dst is a containers-storage reference
+ * (src_sys/dst_sys, either may be NULL, are pointed at it). */
+int cli_copy_image(struct berth_globals *g, struct image_reference *src,
+                   struct image_reference *dst, struct system_context *src_sys,
+                   struct system_context *dst_sys, const struct copy_options *o,
+                   struct copy_result *res, berth_error_t *err);
+
 /* The options of a plain copy (pull, save, load): sys on both sides, default compression,
  * progress on stderr unless quiet. */
 struct copy_options cli_plain_copy_options(const struct system_context *sys, bool quiet);
