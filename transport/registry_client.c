@@ -1236,7 +1236,9 @@ int registry_get_manifest(registry_client_t *c, const char *repo, const char *re
         if (j)
             json_get_int(j, "schemaVersion", &sv);
         json_decref(j);
-        if (sv == 1 || (ct && strstr(ct, "manifest.v1")))
+        /* "manifest.v1" alone would also match the OCI type (image.manifest.v1+json): a
+         * malformed OCI manifest is not a schema 1 one. */
+        if (sv == 1 || (ct && strstr(ct, "distribution.manifest.v1")))
             return berth_error_make_status(
                 err, ENOTSUP,
                 "reading manifest %s in %s/%s: Docker schema 1 manifests are not supported "
