@@ -80,10 +80,13 @@ int bld_cache_lookup(const char *dir, const char *key, bool *found, char **layer
 int bld_cache_store(const char *dir, const char *key, const char *layer, berth_error_t *err);
 /* Next key: sha256(prev "\n" text "\n" inputs). */
 char *bld_cache_key(const char *prev, const char *text, const char *inputs);
-/* Exports/imports cache entries (and their layers) to/from an OCI layout directory. */
-int bld_cache_export(storage_store_t *s, const char *dir, const char *layout, char *const *keys,
-                     berth_error_t *err);
-int bld_cache_import(storage_store_t *s, const char *dir, const char *layout, berth_error_t *err);
+/* Exports/imports cache entries (and their layers) to/from an OCI layout ("oci:DIR" or "DIR")
+ * or a registry ("docker://REPO:TAG", with sys for TLS and credentials; may be NULL). */
+struct system_context;
+int bld_cache_export(storage_store_t *s, const char *dir, const char *ref, char *const *keys,
+                     const struct system_context *sys, berth_error_t *err);
+int bld_cache_import(storage_store_t *s, const char *dir, const char *ref,
+                     const struct system_context *sys, berth_error_t *err);
 
 /* ---- COPY / ADD (copy_in.c) ---- */
 

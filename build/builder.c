@@ -1293,7 +1293,7 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
     bld_cleanup_stale(s, b.cache_dir);
     b.memo = bld_memo_open(b.cache_dir);
     for (char **cf = o->cache_from; cf && *cf; cf++)
-        if (bld_cache_import(s, b.cache_dir, *cf, err) < 0)
+        if (bld_cache_import(s, b.cache_dir, *cf, o->cache_sys, err) < 0)
             goto out;
     size_t target = b.st->n - 1;
     if (o->target) {
@@ -1391,7 +1391,7 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
         else
             berth_error_release(err);
     }
-    if (o->cache_to && bld_cache_export(s, b.cache_dir, o->cache_to, b.keys, err) < 0)
+    if (o->cache_to && bld_cache_export(s, b.cache_dir, o->cache_to, b.keys, o->cache_sys, err) < 0)
         goto out;
     unused = build_args_unused(b.ba);
     for (char **u = unused; u && *u; u++)

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct system_context;
+
 struct builder_options {
     const char *context;       /* context directory (required) */
     const char *containerfile; /* path of the Containerfile (required; "-" = stdin) */
@@ -38,10 +40,11 @@ struct builder_options {
     const char *platform;      /* --platform (must be this machine's) or NULL */
     char **secrets;            /* --secret id=ID,src=PATH values or NULL */
     const char *network;       /* RUN default network: "none" (default) or "host" */
-    char **cache_from;         /* oci:DIR layouts to import cache entries from, or NULL */
-    const char *cache_to;      /* oci:DIR layout to export cache entries to, or NULL */
-    bool quiet;                /* no step lines */
-    FILE *progress;            /* where step lines go (NULL = stderr) */
+    char **cache_from;         /* oci:DIR layouts or docker://REPO:TAG to import cache from */
+    const char *cache_to;      /* oci:DIR layout or docker://REPO:TAG to export cache to */
+    const struct system_context *cache_sys; /* registry settings for the cache refs, or NULL */
+    bool quiet;                             /* no step lines */
+    FILE *progress;                         /* where step lines go (NULL = stderr) */
 };
 
 /* Builds the image; *image_id gets the new image's id (hex, owned). */

@@ -420,9 +420,9 @@ void bld_cleanup_stale(storage_store_t *s, const char *cache_dir)
     if (!d)
         return;
     struct dirent *de;
-    static const char *const prefixes[] = {"heredoc-", "dl-", "empty-", "bind-"};
+    static const char *const prefixes[] = {"heredoc-", "dl-", "empty-", "bind-", "cacheto-"};
     while ((de = readdir(d))) {
-        for (size_t i = 0; i < 4; i++) {
+        for (size_t i = 0; i < 5; i++) {
             long pid = pid_in(de->d_name, prefixes[i]);
             if (pid < 0 || build_alive(pid))
                 continue;

@@ -3,6 +3,7 @@
 #include "build/builder.h"
 #include "build/containerfile.h"
 #include "cmd/cli.h"
+#include "cmd/registry_flags.h"
 #include "cmd/store_open.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
@@ -39,8 +40,12 @@ static const char usage[] =
     "      --platform OS/ARCH   accepted when it is this machine's platform\n"
     "      --network none|host  network of RUN steps (default none)\n"
     "      --secret id=ID,src=PATH  a secret for RUN --mount=type=secret (repeatable)\n"
-    "      --cache-from oci:DIR import cache entries from an OCI layout (repeatable)\n"
-    "      --cache-to oci:DIR   export this build's cache entries to an OCI layout\n"
+    "      --cache-from REF     import cache entries from oci:DIR or docker://REPO:TAG\n"
+    "                           (repeatable)\n"
+    "      --cache-to REF       export this build's cache entries to oci:DIR or\n"
+    "                           docker://REPO:TAG\n"
+    "      --tls-verify BOOL, --creds USER[:PASS], --authfile FILE, --cert-dir DIR\n"
+    "                           registry settings for --cache-from/--cache-to\n"
     "      --pull[=never]       accepted; base images come from the local store\n"
     "  -q, --quiet              print only the image id\n"
     "      --print-ast          print the parsed file as JSON and exit\n"
@@ -103,27 +108,37 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
         OPT_CACHE_TO,
         OPT_PULL,
     };
-    static const struct option opts[] = {{"file", required_argument, NULL, 'f'},
-                                         {"tag", required_argument, NULL, 't'},
-                                         {"build-arg", required_argument, NULL, OPT_BUILD_ARG},
-                                         {"target", required_argument, NULL, OPT_TARGET},
-                                         {"format", required_argument, NULL, OPT_FORMAT},
-                                         {"layers", optional_argument, NULL, OPT_LAYERS},
-                                         {"no-cache", no_argument, NULL, OPT_NO_CACHE},
-                                         {"squash", no_argument, NULL, OPT_SQUASH},
-                                         {"timestamp", required_argument, NULL, OPT_TIMESTAMP},
-                                         {"iidfile", required_argument, NULL, OPT_IIDFILE},
-                                         {"platform", required_argument, NULL, OPT_PLATFORM},
-                                         {"network", required_argument, NULL, OPT_NETWORK},
-                                         {"net", required_argument, NULL, OPT_NETWORK},
-                                         {"secret", required_argument, NULL, OPT_SECRET},
-                                         {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
-                                         {"cache-to", required_argument, NULL, OPT_CACHE_TO},
-                                         {"pull", optional_argument, NULL, OPT_PULL},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {"print-ast", no_argument, NULL, OPT_PRINT_AST},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0}};
+    static const struct option base_opts[] = {
+        {"file", required_argument, NULL, 'f'},
+        {"tag", required_argument, NULL, 't'},
+        {"build-arg", required_argument, NULL, OPT_BUILD_ARG},
+        {"target", required_argument, NULL, OPT_TARGET},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"layers", optional_argument, NULL, OPT_LAYERS},
+        {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+        {"squash", no_argument, NULL, OPT_SQUASH},
+        {"timestamp", required_argument, NULL, OPT_TIMESTAMP},
+        {"iidfile", required_argument, NULL, OPT_IIDFILE},
+        {"platform", required_argument, NULL, OPT_PLATFORM},
+        {"network", required_argument, NULL, OPT_NETWORK},
+        {"net", required_argument, NULL, OPT_NETWORK},
+        {"secret", required_argument, NULL, OPT_SECRET},
+        {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
+        {"cache-to", required_argument, NULL, OPT_CACHE_TO},
+        {"pull", optional_argument, NULL, OPT_PULL},
+        {"quiet", no_argument, NULL, 'q'},
+        {"print-ast", no_argument, NULL, OPT_PRINT_AST},
+        {"help", no_argument, NULL, 'h'},
+        {0}};
+    enum { OPT_REGISTRY = 2000 };
+    size_t nbase = sizeof(base_opts) / sizeof(base_opts[0]) - 1;
+    struct option opts[sizeof(base_opts) / sizeof(base_opts[0]) + RF_COUNT];
+    char rf_names[RF_COUNT][48];
+    memcpy(opts, base_opts, nbase * sizeof(struct option));
+    registry_flags_options(opts + nbase, rf_names, "", OPT_REGISTRY);
+    memset(&opts[nbase + RF_COUNT], 0, sizeof(struct option));
+    struct system_context sys;
+    registry_flags_sys_init(&sys);
     const char *file = NULL, *iidfile = NULL;
     bool ast = false;
     struct builder_options o = {.layers = true, .timestamp = -1};
@@ -204,8 +219,13 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
             break;
         case 'h':
             return cli_usage(usage);
-        default:
-            return cli_bad_option(argv[0], argc, argv);
+        default: {
+            int r = registry_flags_apply(c, OPT_REGISTRY, "", optarg, &sys);
+            if (r < 0)
+                return BERTH_EXIT_ERROR;
+            if (r == 0)
+                return cli_bad_option(argv[0], argc, argv);
+        }
         }
     }
     if (argc - optind > 1)
@@ -252,10 +272,13 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
         }
     }
     for (size_t i = 0; i < ncf; i++)
-        if (strncmp(cache_from[i], "oci:", 4) != 0)
-            return cli_failf("--cache-from %s: only oci:DIR layouts are supported", cache_from[i]);
-    if (o.cache_to && strncmp(o.cache_to, "oci:", 4) != 0)
-        return cli_failf("--cache-to %s: only oci:DIR layouts are supported", o.cache_to);
+        if (strncmp(cache_from[i], "oci:", 4) != 0 && strncmp(cache_from[i], "docker://", 9) != 0)
+            return cli_failf("--cache-from %s: use oci:DIR or docker://REPO:TAG", cache_from[i]);
+    if (o.cache_to && strncmp(o.cache_to, "oci:", 4) != 0 &&
+        strncmp(o.cache_to, "docker://", 9) != 0)
+        return cli_failf("--cache-to %s: use oci:DIR or docker://REPO:TAG", o.cache_to);
+    sys.registries_conf = g->registries_conf;
+    o.cache_sys = &sys;
     /* RUN steps must not read the terminal; the Containerfile may come from stdin though */
     if (strcmp(path, "-") != 0) {
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -519,3 +519,24 @@ EOF
     run ls "$TEST_USER_HOME/.local/share/berth/storage/layers/"
     [[ "$output" != *"berth-build-"* ]]
 }
+
+@test "--cache-to / --cache-from a registry" {
+    local d base
+    registry_start
+    d=$(ctx cachereg)
+    echo data >"$d/f"
+    printf 'FROM localhost/busybox\nCOPY f /f\nRUN cat /f > /g\n' >"$d/Containerfile"
+    chown -R "$TEST_UID:$TEST_GID" "$d"
+    run user_berth build -q --tls-verify=false \
+        --cache-to "docker://$REGISTRY_ADDR/cache/t:build" -t localhost/r1 "$d"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    user_berth push localhost/busybox "oci:$W/bb:latest" >/dev/null
+    base=$(user_berth --root "$W/other" pull -q "oci:$W/bb:latest" | tail -1)
+    user_berth --root "$W/other" tag "$base" localhost/busybox
+    run user_berth --root "$W/other" build --tls-verify=false \
+        --cache-from "docker://$REGISTRY_ADDR/cache/t:build" -t localhost/r1 "$d"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$(grep -c 'Using cache' <<<"$output")" -eq 2 ]
+}
