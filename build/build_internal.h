@@ -30,9 +30,11 @@ void bld_history_add(json_t *doc, const char *created_by, bool empty_layer, int6
 void bld_diff_id_add(json_t *doc, const char *diff_id);
 /* Writes the image record: manifest (OCI or Docker, uncompressed layer descriptors) over the
  * layer chain ending at top_layer, config with "created" = ts.  names: NULL-terminated
- * references already normalised, may be NULL.  *image_id (optional) gets the id. */
-int bld_image_write(storage_store_t *s, json_t *doc, const char *top_layer, bool docker, int64_t ts,
-                    char **names, char **image_id, berth_error_t *err);
+ * references already normalised, may be NULL.  annotations: object of strings for the OCI
+ * manifest, or NULL.  *image_id (optional) gets the id. */
+int bld_image_write(storage_store_t *s, json_t *doc, const char *top_layer, bool docker,
+                    const json_t *annotations, int64_t ts, char **names, char **image_id,
+                    berth_error_t *err);
 /* "localhost/x:latest" form of a user-given name. */
 int bld_local_name(const char *s, char **out, berth_error_t *err);
 

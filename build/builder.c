@@ -1268,6 +1268,7 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
     /* cleanup variables live here: the gotos below jump over later declarations */
     cleanup_free char *top = NULL, *ktext = NULL, *fkey = NULL;
     cleanup_strv char **unused = NULL;
+    cleanup_json json_t *ann = NULL;
     if (containerfile_parse_file(o->containerfile, &b.cf, err) < 0)
         return -1;
     for (size_t i = 0; i < b.cf->nwarnings; i++)
@@ -1349,9 +1350,27 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
         names[nn] = NULL;
     }
     say(&b, "COMMIT%s%s\n", nn ? " " : "", nn ? names[0] : "");
+    /* --label: on the final image (not part of any step, so not cached per step) */
+    for (char **l = o->labels; l && *l; l++) {
+        const char *eq = strchr(*l, '=');
+        cleanup_free char *k = eq ? xstrndup(*l, (size_t)(eq - *l)) : xstrdup(*l);
+        json_t *cfg = bld_exec_config(fin->doc), *lab = NULL;
+        ensure_obj(cfg, "Labels", &lab);
+        json_object_set_new(lab, k, json_string(eq ? eq + 1 : ""));
+    }
+    ann = json_object();
+    for (char **a = o->annotations; a && *a; a++) {
+        const char *eq = strchr(*a, '=');
+        cleanup_free char *k = eq ? xstrndup(*a, (size_t)(eq - *a)) : xstrdup(*a);
+        json_object_set_new(ann, k, json_string(eq ? eq + 1 : ""));
+    }
     /* a fully cached build gives the image it gave before (as buildah --layers) */
-    ktext = xasprintf("COMMIT format=%s squash=%d timestamp=%lld",
-                      o->docker_format ? "docker" : "oci", o->squash, (long long)o->timestamp);
+    {
+        cleanup_free char *lj = strv_join(o->labels, "\n"), *aj = strv_join(o->annotations, "\n");
+        ktext = xasprintf("COMMIT format=%s squash=%d timestamp=%lld labels=%s annotations=%s",
+                          o->docker_format ? "docker" : "oci", o->squash, (long long)o->timestamp,
+                          lj, aj);
+    }
     fkey = bld_cache_key(fin->key, ktext, NULL);
     int wr = 1;
     if (o->layers && !o->no_cache) {
@@ -1371,8 +1390,8 @@ int builder_build(storage_store_t *s, const struct builder_options *o, char **im
         berth_error_release(&e2);
     }
     if (wr > 0)
-        wr =
-            bld_image_write(s, fin->doc, top, o->docker_format, o->timestamp, names, image_id, err);
+        wr = bld_image_write(s, fin->doc, top, o->docker_format, ann, o->timestamp, names, image_id,
+                             err);
     if (wr == 0 && o->layers) {
         berth_error_t e2 = NULL;
         if (bld_cache_store(b.cache_dir, fkey, *image_id, &e2) < 0)

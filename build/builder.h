@@ -43,6 +43,8 @@ struct builder_options {
     char **cache_from;         /* oci:DIR layouts or docker://REPO:TAG to import cache from */
     const char *cache_to;      /* oci:DIR layout or docker://REPO:TAG to export cache to */
     const struct system_context *cache_sys; /* registry settings for the cache refs, or NULL */
+    char **labels;                          /* --label K=V for the final image, or NULL */
+    char **annotations;                     /* --annotation K=V for the manifest (OCI), or NULL */
     bool quiet;                             /* no step lines */
     FILE *progress;                         /* where step lines go (NULL = stderr) */
 };

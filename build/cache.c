@@ -42,17 +42,24 @@ struct bld_memo {
     size_t nadd, capadd;
 };
 
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? -1 : a > b;
+}
+
 static int ent_cmp(const void *a, const void *b)
 {
     const struct memo_ent *x = a, *y = b;
-#define C(f)                                                                                       \
-    if (x->f != y->f)                                                                              \
-        return x->f < y->f ? -1 : 1;
-    C(dev)
-    C(ino)
-    C(size) C(mtime) C(ctime)
-#undef C
-        return 0;
+    int r = cmp_u64(x->dev, y->dev);
+    if (!r)
+        r = cmp_u64(x->ino, y->ino);
+    if (!r)
+        r = cmp_u64(x->size, y->size);
+    if (!r)
+        r = x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
+    if (!r)
+        r = x->ctime < y->ctime ? -1 : x->ctime > y->ctime;
+    return r;
 }
 
 struct bld_memo *bld_memo_open(const char *dir)

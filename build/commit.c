@@ -174,8 +174,9 @@ static int layer_chain(storage_store_t *s, const char *top, storage_layer_t ***o
     return 0;
 }
 
-int bld_image_write(storage_store_t *s, json_t *doc, const char *top_layer, bool docker, int64_t ts,
-                    char **names, char **image_id, berth_error_t *err)
+int bld_image_write(storage_store_t *s, json_t *doc, const char *top_layer, bool docker,
+                    const json_t *annotations, int64_t ts, char **names, char **image_id,
+                    berth_error_t *err)
 {
     storage_layer_t **chain = NULL;
     size_t n = 0;
@@ -228,6 +229,9 @@ int bld_image_write(storage_store_t *s, json_t *doc, const char *top_layer, bool
     json_object_set_new(cd, "size", json_integer((json_int_t)cfg_len));
     json_object_set_new(man, "config", cd);
     json_object_set_new(man, "layers", layers);
+    /* annotations exist in OCI manifests only (docker's format has none) */
+    if (!docker && json_is_object(annotations) && json_object_size(annotations))
+        json_object_set_new(man, "annotations", json_deep_copy(annotations));
     size_t man_len = 0;
     cleanup_free char *mans = json_dump_canonical(man, &man_len);
     struct storage_image_options io = {

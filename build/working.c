@@ -404,7 +404,8 @@ int working_commit(storage_store_t *s, const char *ctr, const char *name, bool d
     if (name && bld_local_name(name, &n, err) < 0)
         return -1;
     char *names[2] = {n, NULL};
-    return bld_image_write(s, doc, top, docker_format, timestamp, n ? names : NULL, image_id, err);
+    return bld_image_write(s, doc, top, docker_format, json_object_get(meta, "annotations"),
+                           timestamp, n ? names : NULL, image_id, err);
 }
 
 int working_remove(storage_store_t *s, const char *ctr, berth_error_t *err)

@@ -46,6 +46,8 @@ static const char usage[] =
     "                           docker://REPO:TAG\n"
     "      --tls-verify BOOL, --creds USER[:PASS], --authfile FILE, --cert-dir DIR\n"
     "                           registry settings for --cache-from/--cache-to\n"
+    "      --label K=V          add a label to the image (repeatable)\n"
+    "      --annotation K=V     add an annotation to the (OCI) manifest (repeatable)\n"
     "      --pull[=never]       accepted; base images come from the local store\n"
     "  -q, --quiet              print only the image id\n"
     "      --print-ast          print the parsed file as JSON and exit\n"
@@ -107,6 +109,8 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
         OPT_CACHE_FROM,
         OPT_CACHE_TO,
         OPT_PULL,
+        OPT_LABEL,
+        OPT_ANNOTATION,
     };
     static const struct option base_opts[] = {
         {"file", required_argument, NULL, 'f'},
@@ -126,6 +130,8 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
         {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
         {"cache-to", required_argument, NULL, OPT_CACHE_TO},
         {"pull", optional_argument, NULL, OPT_PULL},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"annotation", required_argument, NULL, OPT_ANNOTATION},
         {"quiet", no_argument, NULL, 'q'},
         {"print-ast", no_argument, NULL, OPT_PRINT_AST},
         {"help", no_argument, NULL, 'h'},
@@ -142,8 +148,9 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     const char *file = NULL, *iidfile = NULL;
     bool ast = false;
     struct builder_options o = {.layers = true, .timestamp = -1};
-    cleanup_free char **tags = NULL, **bargs = NULL, **secrets = NULL, **cache_from = NULL;
-    size_t nt = 0, nb = 0, ns = 0, ncf = 0;
+    cleanup_free char **tags = NULL, **bargs = NULL, **secrets = NULL, **cache_from = NULL,
+                      **labels = NULL, **annotations = NULL;
+    size_t nt = 0, nb = 0, ns = 0, ncf = 0, nl = 0, na = 0;
     const char *fmt = getenv("BUILDAH_FORMAT");
     if (fmt && strcmp(fmt, "docker") == 0)
         o.docker_format = true;
@@ -210,6 +217,12 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
             o.cache_to = optarg;
             break;
         case OPT_PULL:
+            break;
+        case OPT_LABEL:
+            push(&labels, &nl, optarg);
+            break;
+        case OPT_ANNOTATION:
+            push(&annotations, &na, optarg);
             break;
         case 'q':
             o.quiet = true;
@@ -293,6 +306,8 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     o.tags = tags;
     o.secrets = secrets;
     o.cache_from = cache_from;
+    o.labels = labels;
+    o.annotations = annotations;
     o.progress = stdout;
     cleanup_error berth_error_t err = NULL;
     cleanup_storage_store storage_store_t *s = NULL;

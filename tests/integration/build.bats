@@ -435,6 +435,12 @@ EOF
     [[ "$output" == *"localhost/two"*"v2"* ]]
     run user_berth inspect --raw containers-storage:localhost/one
     [[ "$output" == *"application/vnd.docker.distribution.manifest.v2+json"* ]]
+    # --label on the image, --annotation on the OCI manifest
+    run user_berth build -q --label extra=1 --annotation org.example.note=hi -t lab "$d"
+    [ "$status" -eq 0 ]
+    [ "$(cfg localhost/lab 'c["Labels"]')" = "{'extra': '1'}" ]
+    run user_berth inspect --raw containers-storage:localhost/lab
+    [[ "$output" == *'"org.example.note":"hi"'* ]]
     run user_berth build -q --squash -t sq "$d"
     [ "$status" -eq 0 ]
     [ "$(cfg localhost/sq 'len(d["rootfs"]["diff_ids"])')" = 1 ]
@@ -469,6 +475,8 @@ EOF
     [ "$status" -eq 0 ]
     run user_berth commit "$c" localhost/scripted
     [ "$status" -eq 0 ]
+    run user_berth inspect --raw containers-storage:localhost/scripted
+    [[ "$output" == *'"x":"y"'* ]]
     [ "$(cfg localhost/scripted 'c["Env"], c["Cmd"], c["WorkingDir"], c["Labels"], list(c["ExposedPorts"]), c["User"]')" = \
         "['A=1'] ['cat', '/app/f'] /app {'k': 'v'} ['8080/tcp'] app" ]
     run in_image localhost/scripted cat /ran /app/f
