@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""A hostile registry for berth's adversarial tests (python3 stdlib only).
+
+It speaks just enough of the distribution API (GET/HEAD /v2/, manifests, blobs) to serve one
+image per repository, each spoiled in one way. The repository name picks the scenario:
+
+  good            a valid one-layer image (the control case)
+  wrong-digest    the layer blob's bytes do not hash to the digest the manifest names
+  dcd-mismatch    the manifest is answered with a Docker-Content-Digest that is not its digest;
+                  by digest (@sha256:...) it answers a different manifest than the one asked for
+  truncated       the layer blob: right Content-Length, half the body, then the connection drops
+                  (every time, also for Range requests)
+  short-blob      the layer blob: a complete HTTP answer that is shorter than the descriptor
+  big-manifest    a syntactically valid manifest of 5 MiB (padding in an annotation)
+  malformed       a manifest that is not JSON
+  bad-digest-ref  a manifest whose layer "digest" is a path ("sha256:../../../../x")
+  traversal       a valid image whose layer tar holds ../../<canary>/dotdot and an absolute
+                  path /<canary>/abs
+  abs-symlink     a valid image whose layer holds a symlink "link" -> <canary> (absolute), then a
+                  file "link/through" written through it
+  hardlink        hardlinks to <canary>/victim (absolute and through ..)
+  symlink-parent  a relative symlink d/up -> ../../..<canary>, then a file d/up/rel through it
+  huge-length     the layer blob is announced with Content-Length 2^60, then a few bytes, close
+  endless         the manifest body never ends (no Content-Length, bytes until the client hangs up)
+  index-loop     an index whose only entry is the index itself
+
+--canary DIR names the directory that the hostile tars aim at (it must stay empty).
+Every request is logged to --log as "METHOD PATH -> STATUS".
+"""
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import socket
+import sys
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def tar_bytes(entries):
+    """entries: list of (TarInfo, bytes or None)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for ti, data in entries:
+            ti.mtime = 0
+            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def tinfo(name, kind=tarfile.REGTYPE, data=b"", linkname="", mode=0o644):
+    ti = tarfile.TarInfo(name)
+    ti.type = kind
+    ti.mode = mode
+    ti.linkname = linkname
+    ti.size = len(data) if kind == tarfile.REGTYPE else 0
+    return ti, (data if kind == tarfile.REGTYPE else None)
+
+
+class Image:
+    """One image: blobs by digest, the manifest bytes, and how to misbehave."""
+
+    def __init__(self, layer_tar, arch):
+        self.blobs = {}
+        self.layer = layer_tar
+        self.layer_digest = sha(layer_tar)
+        config = json.dumps(
+            {
+                "architecture": arch,
+                "os": "linux",
+                "config": {"Cmd": ["/bin/true"]},
+                "rootfs": {"type": "layers", "diff_ids": [self.layer_digest]},
+            }
+        ).encode()
+        self.config_digest = sha(config)
+        self.blobs[self.layer_digest] = layer_tar
+        self.blobs[self.config_digest] = config
+        self.manifest_doc = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": self.config_digest, "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": self.layer_digest, "size": len(layer_tar)}],
+        }
+        self.set_manifest(self.manifest_doc)
+        self.media_type = OCI_MANIFEST
+
+    def set_manifest(self, doc):
+        self.manifest = json.dumps(doc).encode()
+        self.manifest_digest = sha(self.manifest)
+
+
+def build_scenarios(canary, arch):
+    def plain_for(name):
+        # every scenario has its own layer, so a store never already holds the spoiled blob
+        return tar_bytes([tinfo("hello", data=name.encode() + b"\n"), tinfo("etc", tarfile.DIRTYPE, mode=0o755)])
+
+    s = {}
+    s["good"] = Image(plain_for("good"), arch)
+
+    img = Image(plain_for("wrong-digest"), arch)
+    img.blobs[img.layer_digest] = img.layer[:-1] + b"X"  # same size, other bytes
+    s["wrong-digest"] = img
+
+    s["dcd-mismatch"] = Image(plain_for("dcd-mismatch"), arch)
+    s["truncated"] = Image(plain_for("truncated") + b"\0" * 65536, arch)
+    img = Image(plain_for("short-blob"), arch)
+    img.blobs[img.layer_digest] = img.layer[: len(img.layer) // 2]
+    s["short-blob"] = img
+
+    img = Image(plain_for("big-manifest"), arch)
+    doc = dict(img.manifest_doc)
+    doc["annotations"] = {"pad": "x" * (5 * 1024 * 1024)}
+    img.set_manifest(doc)
+    s["big-manifest"] = img
+
+    img = Image(plain_for("malformed"), arch)
+    img.manifest = b'{"schemaVersion":2,"mediaType":"' + OCI_MANIFEST.encode() + b'","config":{'
+    img.manifest_digest = sha(img.manifest)
+    s["malformed"] = img
+
+    img = Image(plain_for("bad-digest-ref"), arch)
+    doc = json.loads(json.dumps(img.manifest_doc))
+    doc["layers"][0]["digest"] = "sha256:../../../../../../../../../../" + canary.lstrip("/") + "/bad"
+    img.set_manifest(doc)
+    s["bad-digest-ref"] = img
+
+    up = "../" * 24 + canary.lstrip("/")
+    s["traversal"] = Image(
+        tar_bytes(
+            [
+                tinfo("ok", data=b"fine\n"),
+                tinfo(up + "/dotdot", data=b"escaped via ..\n"),
+                tinfo(canary + "/abs", data=b"escaped via absolute path\n"),
+            ]
+        ),
+        arch,
+    )
+    s["abs-symlink"] = Image(
+        tar_bytes(
+            [
+                tinfo("link", tarfile.SYMTYPE, linkname=canary),
+                tinfo("link/through", data=b"escaped through a symlink\n"),
+            ]
+        ),
+        arch,
+    )
+    s["hardlink"] = Image(
+        tar_bytes(
+            [
+                tinfo("hard", tarfile.LNKTYPE, linkname=canary + "/victim"),
+                tinfo("hard2", tarfile.LNKTYPE, linkname=up + "/victim"),
+            ]
+        ),
+        arch,
+    )
+    s["symlink-parent"] = Image(
+        tar_bytes(
+            [
+                tinfo("d", tarfile.DIRTYPE, mode=0o755),
+                tinfo("d/up", tarfile.SYMTYPE, linkname="../../../../../../../../../.." + canary),
+                tinfo("d/up/rel", data=b"escaped through a relative symlink\n"),
+            ]
+        ),
+        arch,
+    )
+    s["huge-length"] = Image(plain_for("huge-length"), arch)
+    s["endless"] = Image(plain_for("endless"), arch)
+
+    img = Image(plain_for("index-loop"), arch)
+    # An index listing a manifest whose digest is that of the index itself cannot be built
+    # (a fixed point of sha256); instead the index lists a child index that lists the first.
+    # Served: /manifests/latest = index A; A -> B (by digest); B -> A (by digest).
+    img.loop = True
+    s["index-loop"] = img
+    return s
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def log_req(self, status):
+        with open(self.server.log, "a") as f:
+            f.write("%s %s -> %s\n" % (self.command, self.path, status))
+
+    def send_body(self, status, body, ctype="application/json", headers=None, head=False):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if not head:
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        self.log_req(status)
+
+    def error(self, status, code, msg, head=False):
+        body = json.dumps({"errors": [{"code": code, "message": msg}]}).encode()
+        self.send_body(status, body, head=head)
+
+    def do_HEAD(self):
+        self.handle_req(head=True)
+
+    def do_GET(self):
+        self.handle_req(head=False)
+
+    def handle_req(self, head):
+        path = self.path.split("?")[0]
+        if path in ("/v2", "/v2/"):
+            return self.send_body(200, b"{}", head=head)
+        if not path.startswith("/v2/"):
+            return self.error(404, "NOT_FOUND", "not found", head)
+        rest = path[4:]
+        for kind in ("/manifests/", "/blobs/"):
+            if kind in rest:
+                repo, ref = rest.rsplit(kind, 1)
+                break
+        else:
+            return self.error(404, "NOT_FOUND", "not found", head)
+        name = repo.split("/")[-1]
+        img = self.server.scenarios.get(name)
+        if img is None:
+            return self.error(404, "NAME_UNKNOWN", "repository name not known to registry", head)
+        if kind == "/manifests/":
+            return self.manifest(name, img, ref, head)
+        return self.blob(name, img, ref, head)
+
+    def manifest(self, name, img, ref, head):
+        if name == "endless":
+            self.send_response(200)
+            self.send_header("Content-Type", OCI_MANIFEST)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.log_req("200 endless")
+            if head:
+                return
+            chunk = b'{"schemaVersion":2,"pad":"' + b"x" * 65536
+            try:
+                self.wfile.write(chunk)
+                while True:
+                    self.wfile.write(b"x" * 65536)
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                pass
+            self.close_connection = True
+            return
+        if getattr(img, "loop", False):
+            a_doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+            b_doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+            # B lists A's tag-served bytes by digest; A lists B; the digests are computed
+            # after the fact, so A's entry for B is stable and B names A by A's real digest.
+            b_doc["manifests"] = [{"mediaType": OCI_INDEX, "digest": "sha256:" + "a" * 64, "size": 10}]
+            b = json.dumps(b_doc).encode()
+            a_doc["manifests"] = [
+                {
+                    "mediaType": OCI_INDEX,
+                    "digest": sha(b),
+                    "size": len(b),
+                    "platform": {"architecture": self.server.arch, "os": "linux"},
+                }
+            ]
+            a = json.dumps(a_doc).encode()
+            docs = {sha(a): a, sha(b): b, "latest": a, "sha256:" + "a" * 64: a}
+            body = docs.get(ref)
+            if body is None:
+                return self.error(404, "MANIFEST_UNKNOWN", "manifest unknown", head)
+            return self.send_body(200, body, OCI_INDEX, {"Docker-Content-Digest": sha(body)}, head)
+        if ref != "latest" and ref != img.manifest_digest:
+            if name == "dcd-mismatch" and ref.startswith("sha256:"):
+                # answers another manifest than the one asked for
+                other = self.server.scenarios["good"].manifest
+                return self.send_body(200, other, OCI_MANIFEST, {"Docker-Content-Digest": ref}, head)
+            return self.error(404, "MANIFEST_UNKNOWN", "manifest unknown", head)
+        dcd = img.manifest_digest
+        if name == "dcd-mismatch":
+            dcd = "sha256:" + "0" * 64
+        return self.send_body(200, img.manifest, OCI_MANIFEST, {"Docker-Content-Digest": dcd}, head)
+
+    def blob(self, name, img, ref, head):
+        data = img.blobs.get(ref)
+        if data is None:
+            return self.error(404, "BLOB_UNKNOWN", "blob unknown to registry", head)
+        is_layer = ref == img.layer_digest
+        if is_layer and name == "truncated" and not head:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Docker-Content-Digest", ref)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.log_req("200 truncated")
+            return
+        if is_layer and name == "huge-length":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(1 << 60))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if not head:
+                try:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:
+                    pass
+                self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            self.log_req("200 huge")
+            return
+        return self.send_body(200, data, "application/octet-stream", {"Docker-Content-Digest": ref}, head)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--canary", required=True)
+    ap.add_argument("--arch", default="amd64")
+    ap.add_argument("--log", required=True)
+    args = ap.parse_args()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    srv.scenarios = build_scenarios(os.path.abspath(args.canary), args.arch)
+    srv.arch = args.arch
+    srv.log = args.log
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(srv.server_address[1]))
+    os.rename(tmp, args.port_file)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
