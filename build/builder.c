@@ -1176,6 +1176,24 @@ static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
     cleanup_free char *base = NULL;
     if (build_args_expand_global(b->ba, st->base, &base, err) < 0)
         return berth_error_wrap(err, "%s:%d: FROM", b->cf->filename, from->start_line);
+    if (st->platform) {
+        /* FROM --platform: only this machine's platform can run RUN steps */
+        cleanup_free char *pl = NULL;
+        cleanup_image_platform image_platform_t *want = NULL;
+        cleanup_image_platform image_platform_t *host = image_platform_host();
+        if (build_args_expand_global(b->ba, st->platform, &pl, err) < 0 ||
+            image_platform_parse(pl, &want, err) < 0)
+            return berth_error_wrap(err, "%s:%d: FROM --platform", b->cf->filename,
+                                    from->start_line);
+        image_platform_normalize(want);
+        if (!image_platform_match(want, host)) {
+            cleanup_free char *h = image_platform_string(host);
+            return berth_error_make_status(err, ENOTSUP,
+                                           "%s:%d: FROM --platform=%s: only this machine's "
+                                           "platform (%s) can be built",
+                                           b->cf->filename, from->start_line, pl, h);
+        }
+    }
     /* as buildah: steps numbered per stage, "[stage/stages] " when there are several */
     char prefix[48] = "";
     if (b->st->n > 1)

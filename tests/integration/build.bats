@@ -456,6 +456,13 @@ EOF
     run user_berth build -q --platform linux/s390x "$d"
     [ "$status" -ne 0 ]
     [[ "$output" == *"this machine's platform"* ]]
+    printf 'FROM --platform=linux/s390x localhost/busybox\n' >"$d/Other"
+    run user_berth build -q -f "$d/Other" "$d"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"FROM --platform=linux/s390x: only this machine's platform"* ]]
+    printf 'FROM --platform=$BUILDPLATFORM localhost/busybox\n' >"$d/Other"
+    run user_berth build -q -f "$d/Other" "$d"
+    [ "$status" -eq 0 ]
 }
 
 @test "scripted builds: from, build-exec, cp, config, commit" {
