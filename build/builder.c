@@ -982,6 +982,20 @@ static int do_meta(struct bctx *b, struct sstate *ss, const struct cf_instructio
                 strchr(x->args[i], '/') ? xstrdup(x->args[i]) : xasprintf("%s/tcp", x->args[i]);
             for (char *c = port; *c; c++)
                 *c = (char)tolower((unsigned char)*c);
+            /* "8000-8002/tcp" is three ports (as docker) */
+            unsigned lo, hi;
+            char proto[16];
+            if (sscanf(port, "%u-%u/%15s", &lo, &hi, proto) == 3) {
+                if (lo > hi || hi > 65535 || hi - lo > 65535)
+                    return berth_error_make_status(err, EINVAL, "EXPOSE: invalid range %s",
+                                                   x->args[i]);
+                for (unsigned n = lo; n <= hi; n++) {
+                    char k[32];
+                    snprintf(k, sizeof(k), "%u/%s", n, proto);
+                    json_object_set_new(p, k, json_object());
+                }
+                continue;
+            }
             json_object_set_new(p, port, json_object());
         }
     } else if (strcmp(kw, "VOLUME") == 0) {

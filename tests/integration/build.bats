@@ -281,7 +281,7 @@ FROM localhost/busybox
 SHELL ["/bin/sh", "-ec"]
 ENV A=1 B="two words"
 LABEL l1=v1 "l 2"=v2
-EXPOSE 80 53/udp
+EXPOSE 80 53/udp 8000-8001
 VOLUME /data
 VOLUME ["/cache"]
 HEALTHCHECK --interval=5s --retries=3 CMD wget -q localhost || exit 1
@@ -296,7 +296,7 @@ EOF
     [ "$status" -eq 0 ]
     [ "$(cfg localhost/meta 'c["Env"][-2:], c["Labels"]')" = "['A=1', 'B=two words'] {'l 2': 'v2', 'l1': 'v1'}" ]
     [ "$(cfg localhost/meta 'sorted(c["ExposedPorts"]), sorted(c["Volumes"]), c["StopSignal"]')" = \
-        "['53/udp', '80/tcp'] ['/cache', '/data'] SIGINT" ]
+        "['53/udp', '80/tcp', '8000/tcp', '8001/tcp'] ['/cache', '/data'] SIGINT" ]
     [ "$(cfg localhost/meta 'c["Healthcheck"]')" = \
         "{'Interval': 5000000000, 'Retries': 3, 'Test': ['CMD-SHELL', 'wget -q localhost || exit 1']}" ]
     [ "$(cfg localhost/meta 'c["Entrypoint"], c.get("Cmd"), c["Shell"]')" = \
