@@ -73,6 +73,8 @@ void bld_memo_close(struct bld_memo *m);
  * (dev, ino, size, mtime_ns, ctime_ns).  m may be NULL. */
 int bld_memo_file_digest(struct bld_memo *m, int fd, const struct stat *st, char **out,
                          berth_error_t *err);
+/* The memoised digest for st (an lstat/fstat of the file) without opening it; false if none. */
+bool bld_memo_lookup(struct bld_memo *m, const struct stat *st, char **out);
 
 /* ---- the step cache (cache.c) ---- */
 
@@ -117,6 +119,9 @@ struct copy_source {
 int copy_plan_make(const struct copy_source *src, char *const *srcs, size_t nsrcs,
                    const char *dest_abs, bool add, const char *checksum, const char *tmpdir,
                    struct copy_plan *p, berth_error_t *err);
+/* Decides which ADD sources are archives to extract (reads their first bytes).  Call before
+ * copy_plan_apply / copy_plan_layer; not needed for the digest. */
+void copy_plan_detect_archives(struct copy_plan *p);
 /* Feeds every input (names, modes, link targets, content digests) to d. */
 int copy_plan_digest(const struct copy_plan *p, struct bld_memo *m, digester_t *d,
                      berth_error_t *err);

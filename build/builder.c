@@ -533,6 +533,8 @@ static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct
         history = xasprintf("/bin/sh -c #(nop) %s", text);
         rc = try_cache(b, ss, key, history, &hit, err);
     }
+    if (rc == 0 && !hit)
+        copy_plan_detect_archives(&plan);
     if (rc == 0 && !hit && b->o->layers) {
         struct copy_owner own = {.chmod = chmod_v, .reset_owner = !from};
         rc = copy_to_layer(b, ss, &plan, &own, chown, key, history, err);

@@ -130,6 +130,30 @@ void bld_memo_close(struct bld_memo *m)
     free(m);
 }
 
+static void memo_key(const struct stat *st, struct memo_ent *key)
+{
+    *key = (struct memo_ent){
+        .dev = (uint64_t)st->st_dev,
+        .ino = (uint64_t)st->st_ino,
+        .size = (uint64_t)st->st_size,
+        .mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+        .ctime = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
+    };
+}
+
+bool bld_memo_lookup(struct bld_memo *m, const struct stat *st, char **out)
+{
+    if (!m)
+        return false;
+    struct memo_ent key;
+    memo_key(st, &key);
+    struct memo_ent *f = bsearch(&key, m->v, m->n, sizeof(key), ent_cmp);
+    if (!f)
+        return false;
+    *out = xstrdup(f->digest);
+    return true;
+}
+
 int bld_memo_file_digest(struct bld_memo *m, int fd, const struct stat *st, char **out,
                          berth_error_t *err)
 {

@@ -35,10 +35,13 @@ struct copy_top {
     char *src;  /* path relative to the source root, "" = the root itself */
     char *name; /* base name used when copying a file into a directory */
     bool is_dir;
-    bool extract; /* ADD of a local archive */
+    bool extract;   /* ADD of a local archive (decided by copy_plan_detect_archives) */
+    bool add_local; /* ADD of a local file: may be an archive */
     bool url;
     int64_t mtime; /* URL: Last-Modified (-1 unknown) */
 };
+
+static bool is_archive(int fd);
 
 struct copy_item {
     size_t top;
@@ -67,6 +70,22 @@ void copy_plan_item(const struct copy_plan *p, size_t i, size_t *top, const char
     *rel = it->rel;
     *st = &it->st;
     *link = it->link;
+}
+
+void copy_plan_detect_archives(struct copy_plan *p)
+{
+    for (size_t i = 0; i < p->ntops; i++) {
+        struct copy_top *t = &p->tops[i];
+        if (!t->add_local || t->extract)
+            continue;
+        berth_error_t e2 = NULL;
+        int fd = path_openat_in_root(t->fd, t->src, O_RDONLY | O_CLOEXEC, 0, &e2);
+        berth_error_release(&e2);
+        if (fd >= 0) {
+            t->extract = is_archive(fd);
+            close(fd);
+        }
+    }
 }
 
 void copy_plan_clear(struct copy_plan *p)
@@ -534,15 +553,9 @@ int copy_plan_make(const struct copy_source *src, char *const *srcs, size_t nsrc
             if (t->is_dir) {
                 rc = walk(src, p, &itemcap, ti, resolved, "", 0, err);
             } else if (S_ISREG(st.st_mode)) {
-                if (add) {
-                    berth_error_t e2 = NULL;
-                    int fd = path_openat_in_root(src->fd, resolved, O_RDONLY | O_CLOEXEC, 0, &e2);
-                    berth_error_release(&e2);
-                    if (fd >= 0) {
-                        t->extract = is_archive(fd);
-                        close(fd);
-                    }
-                }
+                /* whether it is an archive is only looked at when the step runs: a cached
+                 * step reads nothing but the memo (the content digest decides anyway) */
+                t->add_local = add;
                 add_item(p, &itemcap, ti, "", &st, NULL);
             } else if (S_ISLNK(st.st_mode)) {
                 char buf[PATH_MAX];
@@ -590,14 +603,16 @@ int copy_plan_digest(const struct copy_plan *p, struct bld_memo *m, digester_t *
 {
     for (size_t i = 0; i < p->ntops; i++) {
         cleanup_free char *line =
-            xasprintf("top %s %d %d\n", p->tops[i].name, p->tops[i].is_dir, p->tops[i].extract);
+            xasprintf("top %s %d %d\n", p->tops[i].name, p->tops[i].is_dir, p->tops[i].add_local);
         digester_update(d, line, strlen(line));
     }
     for (size_t i = 0; i < p->nitems; i++) {
         const struct copy_item *it = &p->items[i];
         const struct copy_top *t = &p->tops[it->top];
         cleanup_free char *content = NULL;
-        if (S_ISREG(it->st.st_mode)) {
+        if (S_ISREG(it->st.st_mode) && !t->url && bld_memo_lookup(m, &it->st, &content)) {
+            /* known content: the file is not even opened */
+        } else if (S_ISREG(it->st.st_mode)) {
             cleanup_free char *path = NULL;
             item_path(p, it, &path);
             cleanup_close int fd =

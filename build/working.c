@@ -213,6 +213,7 @@ int working_copy(storage_store_t *s, const char *ctr, char **srcs, const char *d
             own.set = true;
             rc = copy_parse_chown(rfd, chown, &own.uid, &own.gid, err);
         }
+        copy_plan_detect_archives(&plan);
         if (rc == 0)
             rc = copy_plan_apply(&plan, rfd, &own, err);
     }

@@ -555,3 +555,29 @@ EOF
     [ "$status" -eq 0 ]
     [ "$(grep -c 'Using cache' <<<"$output")" -eq 2 ]
 }
+
+@test "a fully cached rebuild opens no file of the context (stat memo)" {
+    skip_unless_cmd strace
+    local d
+    d=$(ctx memo)
+    mkdir -p "$d/tree"
+    for i in 1 2 3; do echo "$i" >"$d/tree/memo-input-$i.dat"; done
+    tar -C "$d/tree" -czf "$d/memo-archive.tgz" .
+    printf 'FROM localhost/busybox\nCOPY tree /tree\nADD memo-archive.tgz /x/\nRUN ls /tree\n' \
+        >"$d/Containerfile"
+    berth import -q "$W/busybox.tar" localhost/busybox >/dev/null
+    run berth build -q "$d"
+    [ "$status" -eq 0 ]
+    run strace -f -qq -e trace=open,openat,openat2 -o "$W/trace" "$BERTH" --root "$BERTH_TEST_ROOT" \
+        --runroot "$BERTH_TEST_RUNROOT" build "$d"
+    [ "$status" -eq 0 ]
+    [ "$(grep -c 'Using cache' <<<"$output")" -eq 3 ]
+    run grep -E 'memo-input|memo-archive' "$W/trace"
+    echo "$output"
+    [ "$status" -ne 0 ]
+    # a changed file is read again
+    echo changed >"$d/tree/memo-input-2.dat"
+    strace -f -qq -e trace=open,openat,openat2 -o "$W/trace2" "$BERTH" --root "$BERTH_TEST_ROOT" \
+        --runroot "$BERTH_TEST_RUNROOT" build -q "$d" >/dev/null
+    grep -q 'memo-input-2' "$W/trace2"
+}
