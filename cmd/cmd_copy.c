@@ -9,6 +9,7 @@
 #include "transport/copy.h"
 #include "transport/docker.h"
 #include "transport/manifest.h"
+#include "transport/policy.h"
 #include "transport/transport.h"
 
 #include <errno.h>
@@ -27,6 +28,9 @@ static const char copy_usage[] =
     "      --dest-compress-level N       compression level\n"
     "      --preserve-digests            fail if the manifest digest would change\n"
     "      --remove-signatures           do not copy signatures\n"
+    "      --sign-by KEY                 sign the written manifest with this GPG key\n"
+    "      --sign-identity REF           docker reference to sign (default: the destination's)\n"
+    "      --sign-passphrase-file FILE   passphrase of the --sign-by key\n"
     "  -q, --quiet                       no progress output\n"
     "      --override-os/--override-arch/--override-variant   platform to pick from a list\n"
     "      --src-creds/--dest-creds USER[:PASS]  --src-tls-verify/--dest-tls-verify BOOL\n"
@@ -57,6 +61,8 @@ enum {
     OPT_MULTI_ARCH,
     OPT_SIGN_BY,
     OPT_TMPDIR,
+    OPT_SIGN_IDENTITY,
+    OPT_SIGN_PASS,
 };
 
 static int cmd_copy(struct berth_globals *g, int argc, char **argv)
@@ -87,6 +93,9 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
         {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
         {"multi-arch", required_argument, NULL, OPT_MULTI_ARCH},
         {"tmpdir", required_argument, NULL, OPT_TMPDIR},
+        {"sign-by", required_argument, NULL, OPT_SIGN_BY},
+        {"sign-identity", required_argument, NULL, OPT_SIGN_IDENTITY},
+        {"sign-passphrase-file", required_argument, NULL, OPT_SIGN_PASS},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -195,6 +204,15 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
         case OPT_TMPDIR:
             src_sys.tmpdir = dst_sys.tmpdir = optarg;
             break;
+        case OPT_SIGN_BY:
+            o.sign_by = optarg;
+            break;
+        case OPT_SIGN_IDENTITY:
+            o.sign_identity = optarg;
+            break;
+        case OPT_SIGN_PASS:
+            o.sign_passphrase_file = optarg;
+            break;
         case 'h':
             return cli_usage(copy_usage);
         default:
@@ -214,6 +232,10 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
     if (transport_parse_reference(argv[optind], &s, &err) < 0 ||
         transport_parse_reference(argv[optind + 1], &d, &err) < 0)
         return cli_fail(&err);
+    cleanup_policy struct policy *policy = NULL;
+    if (policy_load_default(g->policy, &policy, &err) < 0)
+        return cli_fail(&err);
+    o.policy = policy;
     struct copy_result res = {0};
     if (cli_copy_image(g, s, d, &src_sys, &dst_sys, &o, &res, &err) < 0)
         return cli_fail(&err);

@@ -6,6 +6,7 @@
 #include "common/digest.h"
 #include "common/reference.h"
 #include "transport/copy.h"
+#include "transport/policy.h"
 #include "transport/registries_conf.h"
 #include "transport/transport.h"
 
@@ -30,6 +31,9 @@ enum {
     OPT_RMSIG,
     OPT_DIGESTFILE,
     OPT_ALL_TAGS,
+    OPT_SIGN_BY,
+    OPT_SIGN_IDENTITY,
+    OPT_SIGN_PASS,
 };
 
 static const char pull_usage[] =
@@ -76,6 +80,10 @@ static int pull_one(struct berth_globals *g, struct image_reference *src,
     if (transport_parse_reference(dst_s, &dst, err) < 0)
         return -1;
     struct copy_options o = cli_plain_copy_options(sys, quiet);
+    cleanup_policy struct policy *policy = NULL;
+    if (policy_load_default(g->policy, &policy, err) < 0)
+        return -1;
+    o.policy = policy;
     struct cli_store_holder h = {0};
     if (cli_store_for_refs(g, &h, src, dst, sys, NULL, err) < 0)
         return -1;
@@ -227,6 +235,8 @@ static const char push_usage[] =
     "      --compression-format F   gzip or zstd\n"
     "      --compression-level N\n"
     "      --remove-signatures      --digestfile FILE\n"
+    "      --sign-by KEY            sign the pushed manifest with this GPG key\n"
+    "      --sign-identity REF  --sign-passphrase-file FILE\n"
     "      --creds USER[:PASS]  --tls-verify BOOL  --cert-dir DIR  --authfile FILE\n";
 
 static int cmd_push(struct berth_globals *g, int argc, char **argv)
@@ -243,6 +253,9 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
         {"cert-dir", required_argument, NULL, OPT_CERT},
         {"authfile", required_argument, NULL, OPT_AUTHFILE},
         {"retry", required_argument, NULL, OPT_RETRY},
+        {"sign-by", required_argument, NULL, OPT_SIGN_BY},
+        {"sign-identity", required_argument, NULL, OPT_SIGN_IDENTITY},
+        {"sign-passphrase-file", required_argument, NULL, OPT_SIGN_PASS},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -298,6 +311,15 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
         case OPT_RETRY:
             sys.retry_times = atoi(optarg);
             break;
+        case OPT_SIGN_BY:
+            o.sign_by = optarg;
+            break;
+        case OPT_SIGN_IDENTITY:
+            o.sign_identity = optarg;
+            break;
+        case OPT_SIGN_PASS:
+            o.sign_passphrase_file = optarg;
+            break;
         case 'h':
             return cli_usage(push_usage);
         default:
@@ -319,6 +341,10 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
         dst->docker_name = xstrdup(src->docker_name);
     o.src_sys = &sys;
     o.dst_sys = &sys;
+    cleanup_policy struct policy *policy = NULL;
+    if (policy_load_default(g->policy, &policy, &err) < 0)
+        return cli_fail(&err);
+    o.policy = policy;
     struct copy_result res = {0};
     if (cli_copy_image(g, src, dst, &sys, NULL, &o, &res, &err) < 0)
         return cli_fail(&err);

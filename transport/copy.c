@@ -8,6 +8,8 @@
 #include "common/log.h"
 #include "common/progress.h"
 #include "transport/manifest.h"
+#include "transport/policy.h"
+#include "transport/signature.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -365,6 +367,25 @@ static void free_sigs(char **sigs, size_t *lens, size_t n)
     free(lens);
 }
 
+/* --sign-by: appends a signature of the manifest about to be written as the top level. */
+static int sign_manifest(struct copy_ctx *c, const char *buf, size_t len, char ***sigs,
+                         size_t **lens, size_t *n, berth_error_t *err)
+{
+    const struct copy_options *o = c->o;
+    const char *ident = o->sign_identity ? o->sign_identity : c->dst->ref->docker_name;
+    char *sig = NULL;
+    size_t sl;
+    progress_message(c->prog, "Signing manifest using simple signing");
+    if (signature_sign(buf, len, ident, o->sign_by, o->sign_passphrase_file, &sig, &sl, err) < 0)
+        return berth_error_wrap(err, "signing");
+    *sigs = xreallocarray(*sigs, *n + 1, sizeof(char *));
+    *lens = xreallocarray(*lens, *n + 1, sizeof(size_t));
+    (*sigs)[*n] = sig;
+    (*lens)[*n] = sl;
+    (*n)++;
+    return 0;
+}
+
 /* Copies one image manifest (src_instance: NULL for the top level, else the instance digest)
  * and writes its manifest (as top level when write_instance is false).  *out_digest, *out_size and
  * *out_mt describe the manifest written. */
@@ -525,6 +546,9 @@ static int copy_single(struct copy_ctx *c, const char *src_instance, const char 
         wbuf = newbuf;
     }
     digest = digest_buffer(DIGEST_SHA256, wbuf, wlen);
+    if (o->sign_by && !write_instance &&
+        sign_manifest(c, wbuf, wlen, &sigs, &sig_lens, &n_sigs, err) < 0)
+        goto out;
     progress_message(c->prog, "Writing manifest to image destination");
     if (dst->ops->put_manifest(dst, wbuf, wlen, write_instance ? digest : NULL, err) < 0) {
         berth_error_wrap(err, "writing manifest");
@@ -569,6 +593,8 @@ static int copy_index_all(struct copy_ctx *c, const char *buf, size_t len, const
         return -1;
     int ret = -1;
     cleanup_free char *nb = NULL;
+    char **sigs = NULL;
+    size_t *sig_lens = NULL, n_sigs = 0;
     const char *want;
     if (choose_type(dst, c->o, ix.media_type, true, &want, err) < 0)
         goto out;
@@ -631,12 +657,21 @@ static int copy_index_all(struct copy_ctx *c, const char *buf, size_t len, const
         nb = mf_index_serialize(&ix, want, &wlen);
         wbuf = nb;
     }
+    if (c->o->sign_by && !dst->ops->put_signatures) {
+        berth_error_make_status(err, ENOTSUP, "the destination does not support signatures");
+        goto out;
+    }
+    if (c->o->sign_by && sign_manifest(c, wbuf, wlen, &sigs, &sig_lens, &n_sigs, err) < 0)
+        goto out;
     progress_message(c->prog, "Writing manifest list to image destination");
     if (dst->ops->put_manifest(dst, wbuf, wlen, NULL, err) < 0)
+        goto out;
+    if (n_sigs > 0 && dst->ops->put_signatures(dst, NULL, sigs, sig_lens, n_sigs, err) < 0)
         goto out;
     *out_digest = digest_buffer(DIGEST_SHA256, wbuf, wlen);
     ret = 0;
 out:
+    free_sigs(sigs, sig_lens, n_sigs);
     mf_index_clear(&ix);
     return ret;
 }
@@ -654,17 +689,28 @@ int copy_image(struct image_reference *srcref, struct image_reference *dstref,
     struct copy_ctx c = {.o = o, .prog = prog, .level = o->compression_level};
     pthread_mutex_init(&c.lock, NULL);
 
+    if (o->sign_by && !o->sign_identity && !dstref->docker_name) {
+        cleanup_free char *s = image_reference_string(dstref);
+        berth_error_make_status(err, EINVAL,
+                                "cannot determine the docker reference to sign for %s: use "
+                                "--sign-identity",
+                                s);
+        goto out;
+    }
     if (srcref->ops->new_source(srcref, o->src_sys, &src, err) < 0)
         goto out;
-    if (dstref->ops->new_destination(dstref, o->dst_sys, &dst, err) < 0)
-        goto out;
     c.src = src;
-    c.dst = dst;
     progress_message(prog, "Getting image source signatures");
     if (src->ops->get_manifest(src, NULL, &buf, &len, &mime, err) < 0) {
         berth_error_wrap(err, "reading manifest");
         goto out;
     }
+    /* the policy decides before the destination is even opened: nothing is written */
+    if (o->policy && policy_check_source(o->policy, src, buf, len, err) < 0)
+        goto out;
+    if (dstref->ops->new_destination(dstref, o->dst_sys, &dst, err) < 0)
+        goto out;
+    c.dst = dst;
     const char *mt = mf_detect(buf, len, mime);
     if (!mt) {
         berth_error_make_status(err, EINVAL, "unrecognised manifest type %s",

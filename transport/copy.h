@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+struct policy;
+
 typedef enum {
     COPY_FORMAT_KEEP = 0, /* as the source, unless the destination requires otherwise */
     COPY_FORMAT_OCI,
@@ -39,6 +41,14 @@ struct copy_options {
     int max_parallel;   /* 0: default (4) */
     /* platform selection for an index without --all (NULL: this machine) */
     const char *os, *arch, *variant;
+    /* signature policy (transport/policy.h) the source must satisfy before anything is
+     * written; NULL: no check */
+    const struct policy *policy;
+    /* --sign-by: GPG key that signs the top-level manifest written (transport/signature.h);
+     * sign_identity: the docker reference claimed (NULL: the destination's docker name) */
+    const char *sign_by;
+    const char *sign_identity;
+    const char *sign_passphrase_file;
 };
 
 struct copy_result {

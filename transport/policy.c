@@ -444,7 +444,7 @@ static bool is_path_like(const char *transport)
 }
 
 /* The scopes an image identity matches, most specific first. */
-static char **candidate_scopes(const char *transport, const char *ident)
+char **policy_scope_candidates(const char *transport, const char *ident)
 {
     char **v = NULL;
     size_t n = 0;
@@ -494,7 +494,7 @@ static const struct reqlist *find_reqs(const struct policy *p, const char *trans
     *scope_name = "default";
     if (!t)
         return &p->def;
-    cleanup_strv char **cands = candidate_scopes(transport, ident);
+    cleanup_strv char **cands = policy_scope_candidates(transport, ident);
     for (char **c = cands; c && *c; c++)
         for (size_t j = 0; j < t->n; j++)
             if (strcmp(t->scopes[j].name, *c) == 0) {
@@ -613,14 +613,14 @@ static int check_signed_by(const struct requirement *r, const char *docker_ref,
                 if (identity_matches(r, docker_ref, si.docker_reference))
                     ret = 0;
                 else
-                    berth_error_make_status(
-                        &e, EACCES, "signature for identity \"%s\" does not match %s%s%s%s",
-                        si.docker_reference, docker_ref ? "\"" : "",
-                        docker_ref ? docker_ref : "an image without a docker reference",
-                        docker_ref ? "\"" : "", "");
+                    berth_error_make_status(&e, EACCES,
+                                            "its identity \"%s\" is not accepted for %s%s%s by "
+                                            "signedIdentity %s",
+                                            si.docker_reference, docker_ref ? "\"" : "",
+                                            docker_ref ? docker_ref
+                                                       : "an image without a docker reference",
+                                            docker_ref ? "\"" : "", ident_name(r->ident));
             }
-            if (ret < 0)
-                berth_error_wrap(&e, "(signedIdentity %s)", ident_name(r->ident));
             signature_info_clear(&si);
         }
         if (ret < 0) {
@@ -716,4 +716,30 @@ int policy_reference_identity(const struct image_reference *ref, char **scope_re
             *scope_ref = xstrdup(*docker_ref);
     }
     return 0;
+}
+
+int policy_check_source(const struct policy *p, struct image_source *src, const char *manifest,
+                        size_t len, berth_error_t *err)
+{
+    cleanup_free char *scope = NULL, *dref = NULL;
+    if (policy_reference_identity(src->ref, &scope, &dref, err) < 0)
+        return -1;
+    /* signatures are read only when a requirement looks at them */
+    const char *scope_name;
+    const struct reqlist *l = find_reqs(p, src->ref->transport->name, scope, &scope_name);
+    bool need_sigs = false;
+    for (size_t i = 0; i < l->n; i++)
+        need_sigs = need_sigs || l->r[i].type == REQ_SIGNED_BY;
+    char **sigs = NULL;
+    size_t *lens = NULL, n = 0;
+    if (need_sigs && src->ops->get_signatures &&
+        src->ops->get_signatures(src, NULL, &sigs, &lens, &n, err) < 0)
+        return berth_error_wrap(err, "reading signatures");
+    int r = policy_check_image_ident(p, src->ref->transport->name, scope, dref, manifest, len, sigs,
+                                     lens, n, err);
+    for (size_t i = 0; i < n; i++)
+        free(sigs[i]);
+    free(sigs);
+    free(lens);
+    return r;
 }

@@ -68,4 +68,15 @@ int policy_check_image_ident(const struct policy *p, const char *transport, cons
 int policy_reference_identity(const struct image_reference *ref, char **scope_ref,
                               char **docker_ref, berth_error_t *err);
 
+/* The scopes an image identity falls in, most specific first (see above); NULL-terminated,
+ * owned by caller (NULL for an empty identity). */
+char **policy_scope_candidates(const char *transport, const char *identity);
+
+/* The copy engine's check: the policy for src (its reference's identity, its top-level
+ * manifest and its signatures via get_signatures).  manifest is the top-level manifest the
+ * source served. */
+struct image_source;
+int policy_check_source(const struct policy *p, struct image_source *src, const char *manifest,
+                        size_t len, berth_error_t *err);
+
 #endif
