@@ -901,6 +901,7 @@ static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct 
                 .user = cfg_str(ss->doc, "User"),
                 .network = network,
                 .mounts = rm.mounts,
+                .stdout_to_stderr = b->o->quiet,
             };
             int status = 0;
             rc = bld_run(rw->dir, &r, &status, err);

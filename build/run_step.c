@@ -202,7 +202,19 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
     };
     fflush(stdout);
     fflush(stderr);
+    /* build -q: keep standard output for the image id alone */
+    int saved = -1;
+    if (r->stdout_to_stderr) {
+        saved = fcntl(1, F_DUPFD_CLOEXEC, 3);
+        if (saved >= 0)
+            dup2(2, 1);
+    }
     int rc = runtime_run(&ro, status, err);
+    if (saved >= 0) {
+        fflush(stdout);
+        dup2(saved, 1);
+        close(saved);
+    }
     remove_created(root_fd, &made);
     if (rc < 0)
         return berth_error_wrap(err, "run");

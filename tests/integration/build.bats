@@ -423,7 +423,7 @@ EOF
 }
 
 @test "output flags: several tags, --iidfile, --format docker, --squash, --platform" {
-    local d
+    local d id
     d=$(ctx out)
     printf 'FROM localhost/busybox\nRUN echo 1 > /one\nRUN echo 2 > /two\n' >"$d/Containerfile"
     chown -R "$TEST_UID:$TEST_GID" "$d"
@@ -435,6 +435,10 @@ EOF
     [[ "$output" == *"localhost/two"*"v2"* ]]
     run user_berth inspect --raw containers-storage:localhost/one
     [[ "$output" == *"application/vnd.docker.distribution.manifest.v2+json"* ]]
+    # -q: standard output carries the image id alone (RUN output goes to stderr)
+    printf 'FROM localhost/busybox\nRUN echo noise\n' >"$d/Noisy"
+    id=$(user_berth build -q -f "$d/Noisy" "$d" 2>/dev/null)
+    [[ "$id" =~ ^[0-9a-f]{64}$ ]]
     # --label on the image, --annotation on the OCI manifest
     run user_berth build -q --label extra=1 --annotation org.example.note=hi -t lab "$d"
     [ "$status" -eq 0 ]
