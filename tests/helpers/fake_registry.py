@@ -20,6 +20,10 @@ image per repository, each spoiled in one way. The repository name picks the sce
                   file "link/through" written through it
   hardlink        hardlinks to <canary>/victim (absolute and through ..)
   symlink-parent  a relative symlink d/up -> ../../..<canary>, then a file d/up/rel through it
+  cut-once        the layer blob's first GET drops the connection half-way; later GETs honour
+                  Range (206): a resuming client succeeds
+  cut-then-200    the first GET drops half-way; later GETs ignore Range and answer 200 with the
+                  whole blob: a client must start over, not append
   huge-length     the layer blob is announced with Content-Length 2^60, then a few bytes, close
   endless         the manifest body never ends (no Content-Length, bytes until the client hangs up)
   index-loop     an index whose only entry is the index itself
@@ -174,6 +178,9 @@ def build_scenarios(canary, arch):
         ),
         arch,
     )
+    big = tar_bytes([tinfo("big", data=bytes(range(256)) * 4096)])  # 1 MiB, not all zeroes
+    s["cut-once"] = Image(big, arch)
+    s["cut-then-200"] = Image(big + b"\0" * 1024, arch)
     s["huge-length"] = Image(plain_for("huge-length"), arch)
     s["endless"] = Image(plain_for("endless"), arch)
 
@@ -297,6 +304,23 @@ class Handler(BaseHTTPRequestHandler):
         if data is None:
             return self.error(404, "BLOB_UNKNOWN", "blob unknown to registry", head)
         is_layer = ref == img.layer_digest
+        if is_layer and name in ("cut-once", "cut-then-200") and not head:
+            with self.server.lock:
+                n = self.server.hits.get(name, 0)
+                self.server.hits[name] = n + 1
+            rng = self.headers.get("Range")
+            if n > 0 and rng and name == "cut-once":
+                start = int(rng.split("=")[1].split("-")[0])
+                part = data[start:]
+                return self.send_body(
+                    206,
+                    part,
+                    "application/octet-stream",
+                    {"Content-Range": "bytes %d-%d/%d" % (start, len(data) - 1, len(data))},
+                )
+            if n > 0:
+                return self.send_body(200, data, "application/octet-stream", {"Docker-Content-Digest": ref})
+            name = "truncated"  # the first answer is cut
         if is_layer and name == "truncated" and not head:
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
@@ -344,6 +368,8 @@ def main():
     srv.scenarios = build_scenarios(os.path.abspath(args.canary), args.arch)
     srv.arch = args.arch
     srv.log = args.log
+    srv.hits = {}
+    srv.lock = threading.Lock()
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(srv.server_address[1]))

@@ -150,3 +150,348 @@ no_staging_leftovers() {
     run user_berth system check
     [[ "$output" == *"store is clean"* ]]
 }
+
+@test "two concurrent pulls of one image both succeed and store its layers once" {
+    require_root
+    ref=docker://$REGISTRY_ADDR/$BIG_REPO
+    root=$BERTH_TEST_ROOT
+    for i in 1 2; do
+        berth_bg "$HARNESS_TMP/a$i.log" pull -q --tls-verify=false "$ref"
+        a=$HARNESS_BG_PID
+        berth_bg "$HARNESS_TMP/b$i.log" pull -q --tls-verify=false "$ref"
+        b=$HARNESS_BG_PID
+        wait "$a" || {
+            cat "$HARNESS_TMP/a$i.log"
+            false
+        }
+        wait "$b" || {
+            cat "$HARNESS_TMP/b$i.log"
+            false
+        }
+        [ "$(layer_count "$root")" -eq 4 ]
+        # one driver dir per layer besides l/ and empty/
+        [ "$(ls "$root/overlay" | grep -vc '^l$\|^empty$')" -eq 4 ]
+        run berth images --format json
+        [ "$(echo "$output" | jq length)" -eq 1 ]
+        run berth system df
+        [[ "$output" == *"Images"*" 1 "* ]]
+        run berth system check
+        [[ "$output" == *"store is clean"* ]]
+        no_staging_leftovers "$root"
+        run berth rmi "$REGISTRY_ADDR/$BIG_REPO"
+        [ "$status" -eq 0 ]
+        [ "$(layer_count "$root")" -eq 0 ]
+    done
+}
+
+# an image made of the big image's first three layers (so it shares them with it)
+push_sub_image() {
+    local lay=$HARNESS_TMP/sublay m c cd cs md ms
+    cp -r "$BIG_LAYOUT" "$lay"
+    m=$(jq -r '.manifests[0].digest' "$lay/index.json" | cut -d: -f2)
+    c=$(jq -r '.config.digest' "$lay/blobs/sha256/$m" | cut -d: -f2)
+    jq -c '.rootfs.diff_ids |= .[0:3]' "$lay/blobs/sha256/$c" >"$HARNESS_TMP/subcfg"
+    read -r cd cs < <(oci_blob_put "$lay" "$HARNESS_TMP/subcfg")
+    jq -c --arg d "$cd" --argjson s "$cs" '.layers |= .[0:3] | .config.digest=$d | .config.size=$s' \
+        "$lay/blobs/sha256/$m" >"$HARNESS_TMP/subman"
+    read -r md ms < <(oci_blob_put "$lay" "$HARNESS_TMP/subman")
+    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"sub"}}]}' \
+        "$md" "$ms" >"$lay/index.json"
+    berth copy -q "oci:$lay:sub" "docker://$REGISTRY_ADDR/adv/sub:1" --dest-tls-verify=false
+}
+
+@test "pulling an image while another process removes one sharing its layers; import while rmi" {
+    require_root
+    push_sub_image
+    root=$BERTH_TEST_ROOT
+    for delay in 0 0.05 0.2 0.4; do
+        run berth pull -q --tls-verify=false "docker://$REGISTRY_ADDR/$BIG_REPO"
+        [ "$status" -eq 0 ]
+        berth_bg "$HARNESS_TMP/pull.log" pull -q --tls-verify=false "docker://$REGISTRY_ADDR/adv/sub:1"
+        p=$HARNESS_BG_PID
+        sleep "$delay"
+        run berth rmi "$REGISTRY_ADDR/$BIG_REPO"
+        [ "$status" -eq 0 ]
+        wait "$p" || {
+            cat "$HARNESS_TMP/pull.log"
+            false
+        }
+        # the pulled image is whole: its three layers are there and it mounts
+        [ "$(layer_count "$root")" -eq 3 ]
+        run berth mount "$REGISTRY_ADDR/adv/sub:1"
+        [ "$status" -eq 0 ]
+        [ "$(find "$output" -type f | wc -l)" -ge 200 ]
+        berth umount "$REGISTRY_ADDR/adv/sub:1"
+        run berth system check
+        [[ "$output" == *"store is clean"* ]]
+        run berth rmi "$REGISTRY_ADDR/adv/sub:1"
+        [ "$status" -eq 0 ]
+        [ "$(layer_count "$root")" -eq 0 ]
+    done
+
+    tb=$HARNESS_TMP/bb.tar
+    make_busybox_tarball "$tb"
+    for i in 1 2 3 4 5; do
+        berth import "$tb" keep$i >/dev/null
+        berth_bg "$HARNESS_TMP/imp.log" import "$tb" other$i
+        p=$HARNESS_BG_PID
+        run berth rmi "keep$i"
+        [ "$status" -eq 0 ]
+        wait "$p"
+        [ "$(layer_count "$root")" -eq 1 ]
+        run berth run --rm "other$i" true
+        [ "$status" -eq 0 ]
+        run berth rmi "other$i"
+        [ "$(layer_count "$root")" -eq 0 ]
+    done
+}
+
+# fake_registry_start CANARY: the hostile registry of tests/helpers/fake_registry.py; FAKE_ADDR
+fake_registry_start() {
+    local dir=$HARNESS_TMP/fake
+    mkdir -p "$dir"
+    harness_bg "$dir/out" python3 "$BERTH_SRC/tests/helpers/fake_registry.py" \
+        --port-file "$dir/port" --canary "$1" --arch "$(oci_arch)" --log "$dir/log"
+    wait_until 10 test -s "$dir/port"
+    FAKE_ADDR=127.0.0.1:$(cat "$dir/port")
+    FAKE_LOG=$dir/log
+}
+
+# canary_intact DIR: still exactly the one file "victim" holding "v", with no other link to it
+canary_intact() {
+    [ "$(ls -A "$1")" = victim ]
+    [ "$(cat "$1/victim")" = v ]
+    [ "$(stat -c %h "$1/victim")" -eq 1 ]
+}
+
+# hostile_case WHO SCENARIO EXPECTED-REGEX ROOT CANARY: a pull and a copy into a fresh and into
+# an existing OCI layout fail with the expected message and leave nothing behind
+hostile_case() {
+    local who=$1 s=$2 want=$3 root=$4 canary=$5 ref="docker://$FAKE_ADDR/x/$2:latest"
+    local tmp
+    tmp=$([ "$who" = user ] && user_tmpdir || mktemp -d "$HARNESS_TMP/oci.XXXXXX")
+    local run_b=(timeout 60 "$BERTH" --root "$BERTH_TEST_ROOT" --runroot "$BERTH_TEST_RUNROOT")
+    [ "$who" = user ] && run_b=(as_user timeout 60 "$BERTH")
+    run "${run_b[@]}" pull -q --retry 1 --tls-verify=false "$ref"
+    echo "# $who $s: pull: $output"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+    [[ "$output" =~ $want ]]
+    run "${run_b[@]}" images -q
+    [ -z "$output" ]
+    [ "$(layer_count "$root")" -eq 0 ]
+    no_staging_leftovers "$root"
+    canary_intact "$canary"
+    # into a new layout: nothing that names an image
+    run "${run_b[@]}" copy -q --retry-times 1 --src-tls-verify=false "$ref" "oci:$tmp/new:t"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+    [[ "$output" =~ $want ]]
+    if [ -f "$tmp/new/index.json" ]; then
+        [ "$(jq '.manifests | length' "$tmp/new/index.json")" -eq 0 ]
+    fi
+    # into an existing layout: index.json and the blob set unchanged, no temp file left
+    cp -a "$HARNESS_TMP/base-layout" "$tmp/old"
+    [ "$who" = user ] && chown -R "$TEST_UID" "$tmp/old"
+    run "${run_b[@]}" copy -q --retry-times 1 --src-tls-verify=false "$ref" "oci:$tmp/old:t"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+    cmp "$tmp/old/index.json" "$HARNESS_TMP/base-layout/index.json"
+    [ "$(cd "$tmp/old" && find . | sort)" = "$(cd "$HARNESS_TMP/base-layout" && find . | sort)" ]
+    canary_intact "$canary"
+}
+
+@test "a hostile registry: wrong digests, truncated, oversized, malformed, endless, escaping tars" {
+    require_root
+    canary=$HARNESS_TMP/canary
+    mkdir -p "$canary"
+    echo v >"$canary/victim"
+    fake_registry_start "$canary"
+    make_busybox_oci_layout "$HARNESS_TMP/base-layout" >/dev/null
+    root=$BERTH_TEST_ROOT
+    # the control case works
+    run berth pull -q --tls-verify=false "docker://$FAKE_ADDR/x/good:latest"
+    [ "$status" -eq 0 ]
+    berth rmi "$FAKE_ADDR/x/good:latest" >/dev/null
+    # resumed downloads: Range honoured, or ignored (a 200 with the whole blob again)
+    for s in cut-once cut-then-200; do
+        run berth pull -q --tls-verify=false "docker://$FAKE_ADDR/x/$s:latest"
+        [ "$status" -eq 0 ]
+        [[ "$output" == *resuming* ]]
+        run berth copy -q --src-tls-verify=false "docker://$FAKE_ADDR/x/$s:latest" "oci:$HARNESS_TMP/ok-$s:t"
+        [ "$status" -eq 0 ]
+        run berth rmi "$FAKE_ADDR/x/$s:latest"
+        [ "$status" -eq 0 ]
+    done
+    [ "$(layer_count "$root")" -eq 0 ]
+
+    hostile_case root wrong-digest 'digest mismatch' "$root" "$canary"
+    hostile_case root dcd-mismatch 'Docker-Content-Digest .* does not match' "$root" "$canary"
+    hostile_case root truncated 'transfer closed|interrupted' "$root" "$canary"
+    hostile_case root short-blob 'size is 5120, the manifest says 10240' "$root" "$canary"
+    hostile_case root big-manifest 'larger than 4194304' "$root" "$canary"
+    hostile_case root malformed 'invalid manifest' "$root" "$canary"
+    hostile_case root bad-digest-ref 'invalid digest' "$root" "$canary"
+    hostile_case root huge-length 'size is 1152921504606846976' "$root" "$canary"
+    hostile_case root endless 'larger than 4194304' "$root" "$canary"
+    hostile_case root index-loop 'manifest' "$root" "$canary"
+    # by digest, an answer with other content is refused
+    run berth pull -q --tls-verify=false "docker://$FAKE_ADDR/x/dcd-mismatch@sha256:$(printf '1%.0s' {1..64})"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"not the requested one"* ]]
+    [ "$(layer_count "$root")" -eq 0 ]
+
+    # layer tars that aim outside the layer: refused, or confined inside it
+    for s in traversal abs-symlink hardlink symlink-parent; do
+        run berth pull -q --tls-verify=false "docker://$FAKE_ADDR/x/$s:latest"
+        echo "# $s: $output"
+        canary_intact "$canary"
+        if [ "$status" -eq 0 ]; then
+            d=$(berth mount "$FAKE_ADDR/x/$s:latest")
+            [ -f "$d/ok" ]
+            berth umount "$FAKE_ADDR/x/$s:latest"
+            berth rmi "$FAKE_ADDR/x/$s:latest" >/dev/null
+        else
+            [ "$(layer_count "$root")" -eq 0 ]
+        fi
+        no_staging_leftovers "$root"
+        run berth system check
+        [[ "$output" == *"store is clean"* ]]
+    done
+}
+
+@test "rootless: a hostile registry's spoiled blobs and escaping tars" {
+    ensure_test_user
+    canary=$(user_tmpdir)
+    as_user sh -c "echo v >'$canary/victim'"
+    fake_registry_start "$canary"
+    make_busybox_oci_layout "$HARNESS_TMP/base-layout" >/dev/null
+    store=$TEST_USER_HOME/.local/share/berth/storage
+    user_berth images >/dev/null
+    hostile_case user wrong-digest 'digest mismatch' "$store" "$canary"
+    hostile_case user truncated 'transfer closed|interrupted' "$store" "$canary"
+    hostile_case user endless 'larger than 4194304' "$store" "$canary"
+    for s in traversal abs-symlink hardlink symlink-parent; do
+        run user_berth pull -q --tls-verify=false "docker://$FAKE_ADDR/x/$s:latest"
+        echo "# $s: $output"
+        canary_intact "$canary"
+        run user_berth system check
+        [[ "$output" == *"store is clean"* ]]
+        no_staging_leftovers "$store"
+    done
+}
+
+# has_tag LAYOUT TAG
+has_tag() {
+    jq -e --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t)' \
+        "$1/index.json" >/dev/null
+}
+
+# layout_complete LAYOUT: every blob index.json reaches exists and has its digest
+layout_complete() {
+    local l=$1 d m
+    for m in $(jq -r '.manifests[].digest' "$l/index.json" | sort -u); do
+        for d in "$m" $(jq -r '.config.digest, .layers[].digest' "$l/blobs/sha256/${m#sha256:}"); do
+            [ "$(sha256sum "$l/blobs/sha256/${d#sha256:}" | cut -d' ' -f1)" = "${d#sha256:}" ] || {
+                echo "blob $d of $m missing or corrupt"
+                return 1
+            }
+        done
+    done
+}
+
+@test "two copies writing different tags into one OCI layout at once lose no update (20 rounds)" {
+    make_busybox_oci_layout "$HARNESS_TMP/src1" >/dev/null
+    src2=$(bench_layered_image 1 1 10 "$HARNESS_TMP")
+    dst=$HARNESS_TMP/dst
+    for i in $(seq 20); do
+        harness_bg "$HARNESS_TMP/c1.log" "$BERTH" copy -q "oci:$HARNESS_TMP/src1:latest" "oci:$dst:a$i"
+        a=$HARNESS_BG_PID
+        harness_bg "$HARNESS_TMP/c2.log" "$BERTH" copy -q "oci:$src2:bench" "oci:$dst:b$i"
+        b=$HARNESS_BG_PID
+        wait "$a" || {
+            cat "$HARNESS_TMP/c1.log"
+            false
+        }
+        wait "$b" || {
+            cat "$HARNESS_TMP/c2.log"
+            false
+        }
+        jq -e . "$dst/index.json" >/dev/null
+        has_tag "$dst" "a$i"
+        has_tag "$dst" "b$i"
+    done
+    [ "$(jq '.manifests | length' "$dst/index.json")" -eq 40 ]
+    layout_complete "$dst"
+    [ -z "$(find "$dst" -name '.tmp*')" ]
+    # what was written reads back (and with a peer when there is one)
+    run berth copy -q "oci:$dst:b20" "oci:$HARNESS_TMP/back:x"
+    [ "$status" -eq 0 ]
+    if command -v skopeo >/dev/null; then
+        skopeo inspect "oci:$dst:a7" >/dev/null
+    fi
+}
+
+@test "kill -9 during a copy into an OCI layout and during a push leaves no half image" {
+    require_root
+    make_busybox_oci_layout "$HARNESS_TMP/bb" >/dev/null
+    dst=$HARNESS_TMP/dst
+    berth copy -q "oci:$HARNESS_TMP/bb:latest" "oci:$dst:keep"
+    cp "$dst/index.json" "$HARNESS_TMP/index.before"
+    killed=0
+    for delay in 0.05 0.2 0.4 0.6; do
+        harness_bg "$HARNESS_TMP/copy.log" "$BERTH" copy -q "oci:$BIG_LAYOUT:bench" "oci:$dst:big"
+        sleep "$delay"
+        kill_now "$HARNESS_BG_PID"
+        [ "$KILL_RC" -ne 137 ] || killed=$((killed + 1))
+        jq -e . "$dst/index.json" >/dev/null
+        # index.json is the old one, or the new one with a complete image
+        if ! cmp -s "$dst/index.json" "$HARNESS_TMP/index.before"; then
+            has_tag "$dst" big
+        fi
+        layout_complete "$dst"
+        has_tag "$dst" keep
+        # start over
+        cp "$HARNESS_TMP/index.before" "$dst/index.json"
+    done
+    [ "$killed" -ge 2 ]
+    echo "# temp blobs after the kills: $(find "$dst" -name '.tmp*' | wc -l)" >&3
+    # stray temp blobs of killed copies are removed by the next copy into the layout once they
+    # are 10 minutes old (younger ones may belong to a live writer in another pid namespace)
+    find "$dst" -name '.tmp*' -exec touch -d '-11 minutes' {} +
+    run berth copy -q "oci:$BIG_LAYOUT:bench" "oci:$dst:big"
+    [ "$status" -eq 0 ]
+    layout_complete "$dst"
+    [ -z "$(find "$dst" -name '.tmp*')" ]
+    has_tag "$dst" keep
+
+    # to a registry: no manifest until every blob is there; a new push completes the image.
+    # copy from the layout (blobs as they are) at two moments, then push from the store
+    # (layers compressed on the way) once.
+    berth copy -q "oci:$BIG_LAYOUT:bench" containers-storage:adv/local:1
+    killed=0
+    for how in copy-early copy-mid push-mid; do
+        repo=adv/$how
+        case $how in
+        copy-*) src=(copy -q --dest-tls-verify=false "oci:$BIG_LAYOUT:bench") ;;
+        push-*) src=(push -q --tls-verify=false adv/local:1) ;;
+        esac
+        berth_bg "$HARNESS_TMP/push.log" "${src[@]}" "docker://$REGISTRY_ADDR/$repo:1"
+        case $how in
+        *-early) sleep 0.05 ;;
+        *-mid) wait_until 20 grep -q "uri=/v2/$repo/blobs/uploads/" "$REGISTRY_LOG" || true ;;
+        esac
+        sleep 0.1
+        kill_now "$HARNESS_BG_PID"
+        echo "# $how: exit $KILL_RC" >&3
+        [ "$KILL_RC" -ne 137 ] || killed=$((killed + 1))
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/$repo/manifests/1")
+        [ "$code" = 404 ] || [ "$KILL_RC" -ne 137 ]
+        run berth "${src[@]}" "docker://$REGISTRY_ADDR/$repo:1"
+        [ "$status" -eq 0 ]
+        # every blob the manifest names is there with its size
+        run berth inspect --raw --tls-verify=false "docker://$REGISTRY_ADDR/$repo:1"
+        [ "$status" -eq 0 ]
+        for d in $(echo "$output" | jq -r '.config.digest, .layers[].digest'); do
+            [ "$(curl -s -o /dev/null -w '%{http_code}' -I "$REGISTRY_URL/v2/$repo/blobs/$d")" = 200 ]
+        done
+    done
+    [ "$killed" -ge 2 ]
+}
