@@ -84,6 +84,8 @@ static int pull_one(struct berth_globals *g, struct image_reference *src,
     if (policy_load_default(g->policy, &policy, err) < 0)
         return -1;
     o.policy = policy;
+    /* the policy has checked the signatures; the store cannot keep them (yet) */
+    o.remove_signatures = true;
     struct cli_store_holder h = {0};
     if (cli_store_for_refs(g, &h, src, dst, sys, NULL, err) < 0)
         return -1;

@@ -711,6 +711,11 @@ int copy_image(struct image_reference *srcref, struct image_reference *dstref,
     if (dstref->ops->new_destination(dstref, o->dst_sys, &dst, err) < 0)
         goto out;
     c.dst = dst;
+    if (o->sign_by && !dst->ops->put_signatures) {
+        cleanup_free char *s = image_reference_string(dstref);
+        berth_error_make_status(err, ENOTSUP, "%s cannot store signatures (--sign-by)", s);
+        goto out;
+    }
     const char *mt = mf_detect(buf, len, mime);
     if (!mt) {
         berth_error_make_status(err, EINVAL, "unrecognised manifest type %s",

@@ -6,6 +6,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "transport/auth.h"
+#include "transport/lookaside.h"
 #include "transport/registries_conf.h"
 
 #include <errno.h>
@@ -377,7 +378,8 @@ struct docker_src {
     size_t neps;
     size_t chosen; /* index into eps once the top manifest came from there */
     bool pinned;
-    char *ref; /* tag or digest to fetch */
+    char *ref;        /* tag or digest to fetch */
+    char *top_digest; /* digest of the top-level manifest once read (for signatures) */
 };
 
 static void remember_manifest_blobs(const struct endpoint *ep, const char *body, size_t len)
@@ -401,8 +403,8 @@ static void remember_manifest_blobs(const struct endpoint *ep, const char *body,
     json_decref(j);
 }
 
-static int ds_get_manifest(struct image_source *src, const char *instance, char **manifest,
-                           size_t *len, char **mime, berth_error_t *err)
+static int ds_fetch_manifest(struct image_source *src, const char *instance, char **manifest,
+                             size_t *len, char **mime, berth_error_t *err)
 {
     struct docker_src *s = src->priv;
     const char *ref = instance ? instance : s->ref;
@@ -437,6 +439,37 @@ static int ds_get_manifest(struct image_source *src, const char *instance, char 
     return berth_error_make_status(err, ENOENT, "no endpoint to read from");
 }
 
+static int ds_get_manifest(struct image_source *src, const char *instance, char **manifest,
+                           size_t *len, char **mime, berth_error_t *err)
+{
+    struct docker_src *s = src->priv;
+    if (ds_fetch_manifest(src, instance, manifest, len, mime, err) < 0)
+        return -1;
+    if (!instance) {
+        free(s->top_digest);
+        s->top_digest = digest_buffer(DIGEST_SHA256, *manifest, *len);
+    }
+    return 0;
+}
+
+/* Signatures live beside the registry, in the lookaside storage of registries.d. */
+static int ds_get_signatures(struct image_source *src, const char *instance, char ***sigs,
+                             size_t **lens, size_t *n, berth_error_t *err)
+{
+    struct docker_src *s = src->priv;
+    *sigs = NULL;
+    *lens = NULL;
+    *n = 0;
+    if (!instance && !s->top_digest) {
+        cleanup_free char *m = NULL, *mt = NULL;
+        size_t ml;
+        if (ds_get_manifest(src, NULL, &m, &ml, &mt, err) < 0)
+            return -1;
+    }
+    const char *digest = instance ? instance : s->top_digest;
+    return lookaside_get_signatures(src->ref->docker_name, digest, sigs, lens, n, err);
+}
+
 static int ds_get_blob(struct image_source *src, const struct blob_info *info, berth_reader_t **out,
                        int64_t *size, berth_error_t *err)
 {
@@ -461,6 +494,7 @@ static void ds_close(struct image_source *src)
             endpoint_clear(&s->eps[i]);
         free(s->eps);
         free(s->ref);
+        free(s->top_digest);
         free(s);
     }
     free(src);
@@ -469,7 +503,7 @@ static void ds_close(struct image_source *src)
 static const struct image_source_ops docker_src_ops = {
     .get_manifest = ds_get_manifest,
     .get_blob = ds_get_blob,
-    .get_signatures = NULL,
+    .get_signatures = ds_get_signatures,
     .thread_safe_get_blob = true,
     .close = ds_close,
 };
@@ -500,6 +534,7 @@ struct docker_dst {
     struct endpoint ep;
     char *tag;
     char *digest;
+    char *put_digest; /* digest of the top-level manifest written (for signatures) */
 };
 
 static const char *const docker_manifest_types[] = {MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST,
@@ -605,6 +640,8 @@ static int dd_put_manifest(struct image_destination *dst, const char *manifest, 
         return registry_put_manifest(d->ep.c, d->ep.repo, instance_digest, manifest, len, NULL,
                                      NULL, err);
     }
+    free(d->put_digest);
+    d->put_digest = digest_buffer(DIGEST_SHA256, manifest, len);
     if (d->digest) {
         cleanup_free char *computed = digest_buffer(DIGEST_SHA256, manifest, len);
         if (!digest_equal(computed, d->digest))
@@ -618,6 +655,16 @@ static int dd_put_manifest(struct image_destination *dst, const char *manifest, 
     }
     return registry_put_manifest(d->ep.c, d->ep.repo, d->tag ? d->tag : IMAGE_REF_DEFAULT_TAG,
                                  manifest, len, NULL, NULL, err);
+}
+
+static int dd_put_signatures(struct image_destination *dst, const char *instance_digest,
+                             char *const *sigs, const size_t *lens, size_t n, berth_error_t *err)
+{
+    struct docker_dst *d = dst->priv;
+    const char *digest = instance_digest ? instance_digest : d->put_digest;
+    if (!digest)
+        return berth_error_make_status(err, EINVAL, "signatures before the manifest");
+    return lookaside_put_signatures(dst->ref->docker_name, digest, sigs, lens, n, err);
 }
 
 static int dd_commit(struct image_destination *dst, berth_error_t *err)
@@ -635,6 +682,7 @@ static void dd_close(struct image_destination *dst)
         endpoint_clear(&d->ep);
         free(d->tag);
         free(d->digest);
+        free(d->put_digest);
         free(d);
     }
     free(dst);
@@ -648,7 +696,7 @@ static const struct image_destination_ops docker_dst_ops = {
     .try_reuse_blob = dd_try_reuse,
     .put_blob = dd_put_blob,
     .put_manifest = dd_put_manifest,
-    .put_signatures = NULL,
+    .put_signatures = dd_put_signatures,
     .commit = dd_commit,
     .thread_safe_put_blob = true,
     .close = dd_close,

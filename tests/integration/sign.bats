@@ -1,0 +1,212 @@
+#!/usr/bin/env bats
+# Signatures and policy: berth copy --sign-by, policy.json decisions (signedBy, reject,
+# insecureAcceptAnything) through dir: and through a registry with a file:// lookaside, and
+# interop with skopeo's simple signing.  GPG keys are generated for the run.
+
+load ../helpers/common
+
+setup_file() {
+    export FIX="$BATS_FILE_TMPDIR/fix"
+    mkdir -p "$FIX"
+    make_busybox_oci_layout "$FIX/base" latest
+    export GNUPGHOME="$BATS_FILE_TMPDIR/gnupg"
+    mkdir -m 700 "$GNUPGHOME"
+    gpg --batch --quiet --passphrase '' --quick-gen-key 'Sign A <a@example.com>' default default never 2>/dev/null
+    gpg --batch --quiet --passphrase '' --quick-gen-key 'Sign B <b@example.com>' default default never 2>/dev/null
+    FPR_A=$(gpg --with-colons --list-keys a@example.com | awk -F: '/^fpr/{print $10; exit}')
+    FPR_B=$(gpg --with-colons --list-keys b@example.com | awk -F: '/^fpr/{print $10; exit}')
+    export FPR_A FPR_B
+    gpg --batch --export "$FPR_A" >"$FIX/a.gpg"
+    gpg --batch --armor --export "$FPR_B" >"$FIX/b.gpg"
+    printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$FIX/accept.json"
+    printf '{"default":[{"type":"reject"}]}' >"$FIX/reject.json"
+    # dir: images have no docker reference: the signature's identity is checked exactly
+    for k in a b; do
+        printf '{"default":[{"type":"reject"}],"transports":{"dir":{"":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"%s","signedIdentity":{"type":"exactReference","dockerReference":"localhost/signed/busybox:1"}}]},"oci":{"":[{"type":"insecureAcceptAnything"}]}}}' \
+            "$FIX/$k.gpg" >"$FIX/dir-signed-$k.json"
+    done
+}
+
+teardown_file() {
+    gpgconf --homedir "$GNUPGHOME" --kill gpg-agent 2>/dev/null || true
+    harness_cleanup
+}
+
+signed_dir() {
+    berth --policy "$FIX/accept.json" copy -q "oci:$FIX/base:latest" "dir:$1" \
+        --sign-by "${2:-$FPR_A}" --sign-identity localhost/signed/busybox:1
+}
+
+@test "copy --sign-by to dir: stores a signature that a signedBy policy accepts" {
+    signed_dir "$BATS_TEST_TMPDIR/signed"
+    [ -s "$BATS_TEST_TMPDIR/signed/signature-1" ]
+    # gpg sees a valid signature by A over the payload
+    gpg --batch --decrypt "$BATS_TEST_TMPDIR/signed/signature-1" >"$BATS_TEST_TMPDIR/payload" 2>/dev/null
+    grep -q '"docker-reference":"localhost/signed/busybox:1"' "$BATS_TEST_TMPDIR/payload"
+    grep -q "$(sha256sum "$BATS_TEST_TMPDIR/signed/manifest.json" | cut -d' ' -f1)" "$BATS_TEST_TMPDIR/payload"
+    run berth --policy "$FIX/dir-signed-a.json" copy -q "dir:$BATS_TEST_TMPDIR/signed" "dir:$BATS_TEST_TMPDIR/copy"
+    [ "$status" -eq 0 ]
+    cmp "$BATS_TEST_TMPDIR/signed/signature-1" "$BATS_TEST_TMPDIR/copy/signature-1"
+    # and pull into the store under the same policy
+    run berth --policy "$FIX/dir-signed-a.json" pull -q "dir:$BATS_TEST_TMPDIR/signed"
+    [ "$status" -eq 0 ]
+}
+
+@test "a policy trusting another key refuses the image and writes nothing" {
+    signed_dir "$BATS_TEST_TMPDIR/signed"
+    run berth --policy "$FIX/dir-signed-b.json" copy -q "dir:$BATS_TEST_TMPDIR/signed" "dir:$BATS_TEST_TMPDIR/copy"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"rejected by policy"* ]]
+    [[ "$output" == *"signedBy"* ]]
+    [[ "$output" == *"not trusted"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/copy" ]
+    # an unsigned image under a signedBy policy
+    berth --policy "$FIX/accept.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/unsigned"
+    run berth --policy "$FIX/dir-signed-a.json" copy -q "dir:$BATS_TEST_TMPDIR/unsigned" "oci:$BATS_TEST_TMPDIR/oci:x"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"no signature exists"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/oci" ]
+    # the signature's identity is not the one the policy wants
+    berth --policy "$FIX/accept.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/other" \
+        --sign-by "$FPR_A" --sign-identity localhost/other:1
+    run berth --policy "$FIX/dir-signed-a.json" copy -q "dir:$BATS_TEST_TMPDIR/other" "dir:$BATS_TEST_TMPDIR/copy"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"exactReference"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/copy" ]
+}
+
+@test "a changed manifest invalidates the signature" {
+    signed_dir "$BATS_TEST_TMPDIR/signed"
+    printf ' ' >>"$BATS_TEST_TMPDIR/signed/manifest.json"
+    run berth --policy "$FIX/dir-signed-a.json" copy -q "dir:$BATS_TEST_TMPDIR/signed" "dir:$BATS_TEST_TMPDIR/copy"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"signature is for manifest"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/copy" ]
+}
+
+@test "reject and insecureAcceptAnything policies; pull writes nothing when rejected" {
+    run berth --policy "$FIX/reject.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"rejected by policy"*"reject"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/d" ]
+    run berth --policy "$FIX/reject.json" pull -q "oci:$FIX/base:latest"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"rejected by policy"* ]]
+    run berth images -q
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    run berth --policy "$FIX/accept.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 0 ]
+    run berth --policy "$FIX/accept.json" pull -q "oci:$FIX/base:latest"
+    [ "$status" -eq 0 ]
+    run berth images -q
+    [ -n "$output" ]
+}
+
+@test "bad policies fail clearly" {
+    run berth --policy "$BATS_TEST_TMPDIR/none.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"none.json"* ]]
+    printf '{"default":[{"type":"sigstoreSigned","keyPath":"/k"}]}' >"$BATS_TEST_TMPDIR/p.json"
+    run berth --policy "$BATS_TEST_TMPDIR/p.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"sigstoreSigned"*"not supported"* ]]
+    printf '{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker":{"x.io":[{"type":"signedBy","keyType":"GPGKeys"}]}}}' >"$BATS_TEST_TMPDIR/p.json"
+    run berth --policy "$BATS_TEST_TMPDIR/p.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *'transports.docker["x.io"][0]'*"keyPath"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/d" ]
+    # --sign-by to a destination without a docker reference needs --sign-identity
+    run berth --policy "$FIX/accept.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/d" --sign-by "$FPR_A"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"--sign-identity"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/d" ]
+    # an OCI layout cannot hold signatures
+    run berth --policy "$FIX/accept.json" copy -q "oci:$FIX/base:latest" "oci:$BATS_TEST_TMPDIR/o:x" \
+        --sign-by "$FPR_A" --sign-identity localhost/x:1
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"cannot store signatures"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/o/index.json" ]
+}
+
+@test "docker:// signatures through a file:// lookaside (berth and skopeo)" {
+    registry_start
+    local rd="$BATS_TEST_TMPDIR/registries.d" la="$BATS_TEST_TMPDIR/lookaside"
+    mkdir -p "$rd"
+    cat >"$rd/test.yaml" <<EOF
+# signatures of the test registry
+docker:
+  $REGISTRY_ADDR/sig:
+    lookaside: "file://$la"
+EOF
+    export BERTH_REGISTRIES_D="$rd"
+    run berth --policy "$FIX/accept.json" copy -q "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/sig/busybox:1" \
+        --dest-tls-verify=false --sign-by "$FPR_A"
+    [ "$status" -eq 0 ]
+    local digest
+    digest=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_ADDR/sig/busybox:1" | sha256sum | cut -d' ' -f1)
+    [ -s "$la/sig/busybox@sha256=$digest/signature-1" ]
+    printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s/sig":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"%s"}]},"dir":{"":[{"type":"insecureAcceptAnything"}]}}}' \
+        "$REGISTRY_ADDR" "$FIX/a.gpg" >"$BATS_TEST_TMPDIR/pa.json"
+    printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s/sig":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"%s"}]}}}' \
+        "$REGISTRY_ADDR" "$FIX/b.gpg" >"$BATS_TEST_TMPDIR/pb.json"
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/sig/busybox:1" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 0 ]
+    [ -s "$BATS_TEST_TMPDIR/d/signature-1" ]
+    run berth --policy "$BATS_TEST_TMPDIR/pb.json" pull -q --tls-verify=false "docker://$REGISTRY_ADDR/sig/busybox:1"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"rejected by policy"*"not trusted"* ]]
+    # the same tag under another name is not what was signed (matchRepoDigestOrExact)
+    skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$REGISTRY_ADDR/sig/busybox:1" "docker://$REGISTRY_ADDR/sig/busybox:2"
+    mkdir -p "$la/sig/busybox@sha256=$digest"
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/sig/busybox:2" "dir:$BATS_TEST_TMPDIR/d2"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"matchRepoDigestOrExact"* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/d2" ]
+    # skopeo reads berth's lookaside signature under the same policy ...
+    run skopeo --policy "$BATS_TEST_TMPDIR/pa.json" --registries.d "$rd" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/sig/busybox:1" "dir:$BATS_TEST_TMPDIR/s"
+    [ "$status" -eq 0 ]
+    # ... and berth reads skopeo's
+    run skopeo --policy "$FIX/accept.json" --registries.d "$rd" copy -q --dest-tls-verify=false \
+        --sign-by "$FPR_A" "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/sig/other:3"
+    [ "$status" -eq 0 ]
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/sig/other:3" "dir:$BATS_TEST_TMPDIR/o"
+    [ "$status" -eq 0 ]
+}
+
+@test "skopeo interop: standalone-sign and standalone-verify both ways, dir: signatures" {
+    local m="$BATS_TEST_TMPDIR/manifest.json"
+    cp "$FIX/base/blobs/sha256/${BUSYBOX_MANIFEST_DIGEST#sha256:}" "$m" 2>/dev/null ||
+        skopeo inspect --raw "oci:$FIX/base:latest" >"$m"
+    run berth standalone-sign "$m" quay.io/x/busybox:1 "$FPR_A" -o "$BATS_TEST_TMPDIR/b.sig"
+    [ "$status" -eq 0 ]
+    run skopeo standalone-verify "$m" quay.io/x/busybox:1 "$FPR_A" "$BATS_TEST_TMPDIR/b.sig"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"Signature verified"* ]]
+    skopeo standalone-sign "$m" quay.io/x/busybox:1 "$FPR_B" -o "$BATS_TEST_TMPDIR/s.sig"
+    run berth standalone-verify "$m" quay.io/x/busybox:1 "$FPR_B" "$BATS_TEST_TMPDIR/s.sig"
+    [ "$status" -eq 0 ]
+    [[ "$output" == "Signature verified using fingerprint $FPR_B, digest sha256:"* ]]
+    run berth standalone-verify "$m" quay.io/x/busybox:2 "$FPR_B" "$BATS_TEST_TMPDIR/s.sig"
+    [ "$status" -eq 125 ]
+    run berth standalone-verify "$m" quay.io/x/busybox:1 "$FPR_A" "$BATS_TEST_TMPDIR/s.sig"
+    [ "$status" -eq 125 ]
+    printf '{}' >"$BATS_TEST_TMPDIR/other.json"
+    run berth standalone-verify "$BATS_TEST_TMPDIR/other.json" quay.io/x/busybox:1 "$FPR_B" "$BATS_TEST_TMPDIR/s.sig"
+    [ "$status" -eq 125 ]
+    # skopeo signs into dir:, berth's policy accepts it; berth signs into dir:, skopeo accepts it
+    skopeo --policy "$FIX/accept.json" copy -q --sign-by "$FPR_A" --sign-identity localhost/signed/busybox:1 \
+        "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/sk"
+    run berth --policy "$FIX/dir-signed-a.json" copy -q "dir:$BATS_TEST_TMPDIR/sk" "dir:$BATS_TEST_TMPDIR/c1"
+    [ "$status" -eq 0 ]
+    signed_dir "$BATS_TEST_TMPDIR/be"
+    run skopeo --policy "$FIX/dir-signed-a.json" copy -q "dir:$BATS_TEST_TMPDIR/be" "dir:$BATS_TEST_TMPDIR/c2"
+    [ "$status" -eq 0 ]
+    run skopeo --policy "$FIX/dir-signed-b.json" copy -q "dir:$BATS_TEST_TMPDIR/be" "dir:$BATS_TEST_TMPDIR/c3"
+    [ "$status" -ne 0 ]
+}
