@@ -51,16 +51,21 @@ tree() {
 # config summary from a config document on stdin
 summary() {
     python3 -c '
-import json, sys
+import json, os, sys
 d = json.load(sys.stdin)
-d = d.get("OCIv1", d)
+docker = os.environ.get("SUMMARY_DOCKER") == "1"
+d = d.get("Docker" if docker else "OCIv1", d)
 c = d.get("config") or d.get("Config") or {}
 labels = {k: v for k, v in (c.get("Labels") or {}).items() if k != "io.buildah.version"}
-out = {k: c.get(k) for k in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "StopSignal")}
+# empty and absent are the same ([] / "" in buildah'"'"'s Docker configs)
+out = {k: c.get(k) or None for k in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "StopSignal")}
 out["Labels"] = labels or None
 out["ExposedPorts"] = sorted(c.get("ExposedPorts") or {})
 out["Volumes"] = sorted(c.get("Volumes") or {})
 out["layers"] = len(d["rootfs"]["diff_ids"])
+if docker:
+    for k in ("Healthcheck", "OnBuild", "Shell"):
+        out[k] = c.get(k)
 print(json.dumps(out, sort_keys=True, indent=1))'
 }
 
@@ -91,6 +96,7 @@ compare() {
     # shellcheck disable=SC2086
     buildah $BH rm "$c" >/dev/null
     diff -u "$IW/$name.buildah.tree" "$IW/$name.berth.tree"
+    [[ " $* " == *" docker "* ]] && export SUMMARY_DOCKER=1 || export SUMMARY_DOCKER=0
     b inspect --config "containers-storage:localhost/$name" | summary >"$IW/$name.berth.cfg"
     # shellcheck disable=SC2086
     buildah $BH inspect --type image "localhost/$name" |
@@ -131,6 +137,24 @@ ENTRYPOINT ["/bin/sh", "-c"]
 CMD ["echo hi"]
 EOF
     compare copyrules "$d"
+}
+
+# (a shell-form CMD after SHELL differs on purpose: buildah 1.28 keeps /bin/sh -c, berth uses
+# the SHELL as docker documents)
+@test "interop: Docker-format metadata (SHELL, HEALTHCHECK, ONBUILD, STOPSIGNAL, USER)" {
+    local d="$IW/ctx-docker"
+    mkdir -p "$d"
+    cat >"$d/Containerfile" <<'EOF'
+FROM localhost/busybox
+SHELL ["/bin/sh", "-ec"]
+RUN echo shell-form > /f
+HEALTHCHECK --interval=5s --timeout=2s --retries=2 CMD wget -q -O- localhost || exit 1
+ONBUILD RUN echo triggered
+STOPSIGNAL SIGINT
+USER 1000:1000
+CMD ["sleep", "1"]
+EOF
+    compare dockerfmt "$d" --format docker
 }
 
 @test "interop: podman runs an image built by berth" {
