@@ -372,17 +372,26 @@ static bool is_archive(int fd)
     return ok;
 }
 
+/* ADD of a URL: the most it may download (the file lands on disk, not in memory) */
+#define ADD_URL_MAX_BYTES (32ull << 30)
+
 struct dl {
     int fd;
     digester_t *d;
     berth_error_t *err;
     int failed;
+    uint64_t total;
 };
 
 static size_t dl_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     struct dl *dl = ud;
     size_t len = size * nmemb, off = 0;
+    dl->total += len;
+    if (dl->total > ADD_URL_MAX_BYTES) {
+        dl->failed = EFBIG;
+        return 0;
+    }
     while (off < len) {
         ssize_t w = write(dl->fd, ptr + off, len - off);
         if (w < 0) {
