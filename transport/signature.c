@@ -375,6 +375,10 @@ int signature_keyring_new(char *const *key_paths, const char *key_data, size_t k
     kr->home = steal_pointer(&home);
     size_t n = 0;
     cleanup_ctx gpgme_ctx_t ctx = NULL;
+    /* public keys need no gpg-agent: none is started for (and left behind by) this home */
+    cleanup_free char *conf = xasprintf("%s/gpg.conf", kr->home);
+    if (fs_write_file_atomic(conf, "no-autostart\n", 13, 0600, err) < 0)
+        goto fail;
     if (new_ctx(kr->home, &ctx, err) < 0)
         goto fail;
     for (char *const *p = key_paths; p && *p; p++) {
