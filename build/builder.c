@@ -12,6 +12,9 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "common/reference.h"
+#include "transport/copy.h"
+#include "transport/transport.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1184,6 +1187,35 @@ static int run_onbuild(struct bctx *b, size_t stage, struct sstate *ss, berth_er
     return rc;
 }
 
+/* FROM an image the store does not have: pulled from its registry (as podman build does). */
+static int pull_base(struct bctx *b, const char *base, storage_image_t **img, berth_error_t *err)
+{
+    cleanup_image_ref image_ref_t *r = NULL;
+    if (image_ref_parse_normalized(base, &r, err) < 0)
+        return -1;
+    cleanup_free char *name = image_ref_string(r);
+    if (r->domain && strcmp(r->domain, "localhost") == 0)
+        return berth_error_make_status(err, ENOENT, "no image \"%s\" in the local store", name);
+    cleanup_free char *src = xasprintf("docker://%s", name);
+    cleanup_free char *dst = xasprintf("containers-storage:%s", name);
+    say(b, "Pulling %s\n", name);
+    struct system_context dsys = {
+        .store = b->s, .tls_verify = -1, .retry_times = -1, .retry_delay_ms = -1};
+    struct copy_options co = {
+        .src_sys = b->o->cache_sys,
+        .dst_sys = &dsys,
+        .quiet = b->o->quiet,
+        .progress_out = b->out,
+        .remove_signatures = true, /* a base image's signatures are of no use to the build */
+    };
+    struct copy_result res = {0};
+    int rc = copy_image_refs(src, dst, &co, &res, err);
+    copy_result_clear(&res);
+    if (rc < 0)
+        return berth_error_wrap(err, "not in the local store; pull %s", src);
+    return storage_image_lookup(b->s, name, img, err);
+}
+
 static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
 {
     const struct cf_stage *st = &b->st->stages[si];
@@ -1229,9 +1261,15 @@ static int build_stage(struct bctx *b, size_t si, berth_error_t *err)
         stage_key_base(b, "scratch", &ss.key);
     } else {
         cleanup_storage_image storage_image_t *img = NULL;
-        if (storage_image_lookup(b->s, base, &img, err) < 0)
-            return berth_error_wrap(err, "%s:%d: FROM %s (pull it first, e.g. berth pull)",
-                                    b->cf->filename, from->start_line, base);
+        if (storage_image_lookup(b->s, base, &img, err) < 0) {
+            if (berth_error_status(*err) != ENOENT || b->o->pull_never)
+                return berth_error_wrap(err, "%s:%d: FROM %s", b->cf->filename, from->start_line,
+                                        base);
+            berth_error_release(err);
+            if (pull_base(b, base, &img, err) < 0)
+                return berth_error_wrap(err, "%s:%d: FROM %s", b->cf->filename, from->start_line,
+                                        base);
+        }
         if (bld_config_from_image(b->s, img->id, &ss.doc, err) < 0)
             return -1;
         ss.top = img->top_layer ? xstrdup(img->top_layer) : NULL;

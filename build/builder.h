@@ -42,11 +42,13 @@ struct builder_options {
     const char *network;       /* RUN default network: "none" (default) or "host" */
     char **cache_from;         /* oci:DIR layouts or docker://REPO:TAG to import cache from */
     const char *cache_to;      /* oci:DIR layout or docker://REPO:TAG to export cache to */
-    const struct system_context *cache_sys; /* registry settings for the cache refs, or NULL */
-    char **labels;                          /* --label K=V for the final image, or NULL */
-    char **annotations;                     /* --annotation K=V for the manifest (OCI), or NULL */
-    bool quiet;                             /* no step lines */
-    FILE *progress;                         /* where step lines go (NULL = stderr) */
+    const struct system_context *cache_sys; /* registry settings (cache refs, base image
+                                               pulls), or NULL */
+    bool pull_never;    /* --pull=never: a FROM image missing from the store is an error */
+    char **labels;      /* --label K=V for the final image, or NULL */
+    char **annotations; /* --annotation K=V for the manifest (OCI), or NULL */
+    bool quiet;         /* no step lines */
+    FILE *progress;     /* where step lines go (NULL = stderr) */
 };
 
 /* Builds the image; *image_id gets the new image's id (hex, owned). */

@@ -45,10 +45,11 @@ static const char usage[] =
     "      --cache-to REF       export this build's cache entries to oci:DIR or\n"
     "                           docker://REPO:TAG\n"
     "      --tls-verify BOOL, --creds USER[:PASS], --authfile FILE, --cert-dir DIR\n"
-    "                           registry settings for --cache-from/--cache-to\n"
+    "                           registry settings for pulls and --cache-from/--cache-to\n"
     "      --label K=V          add a label to the image (repeatable)\n"
     "      --annotation K=V     add an annotation to the (OCI) manifest (repeatable)\n"
-    "      --pull[=never]       accepted; base images come from the local store\n"
+    "      --pull[=never]       a FROM image missing from the store is pulled from its\n"
+    "                           registry, unless --pull=never\n"
     "  -q, --quiet              print only the image id\n"
     "      --print-ast          print the parsed file as JSON and exit\n"
     "  -h, --help               show this help\n";
@@ -217,6 +218,9 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
             o.cache_to = optarg;
             break;
         case OPT_PULL:
+            /* missing base images are pulled unless --pull=never (true/always/missing: the
+             * store's copy is used when it has one) */
+            o.pull_never = optarg && (strcmp(optarg, "never") == 0 || strcmp(optarg, "false") == 0);
             break;
         case OPT_LABEL:
             push(&labels, &nl, optarg);

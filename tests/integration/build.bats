@@ -585,3 +585,23 @@ EOF
         --runroot "$BERTH_TEST_RUNROOT" build -q "$d" >/dev/null
     grep -q 'memo-input-2' "$W/trace2"
 }
+
+@test "FROM an image missing from the store pulls it from its registry (not with --pull=never)" {
+    # as root: a rootless pull currently trips over /var/lib/containers/sigstore (transport)
+    local d
+    registry_start
+    d=$(ctx pullbase)
+    berth import -q "$W/busybox.tar" localhost/busybox >/dev/null
+    berth push --tls-verify=false localhost/busybox "docker://$REGISTRY_ADDR/lib/busybox:1" \
+        >/dev/null
+    printf 'FROM %s/lib/busybox:1\nRUN echo on-pulled-base > /m\n' "$REGISTRY_ADDR" >"$d/Containerfile"
+    run "$BERTH" --root "$W/fresh" --runroot "$W/fresh-run" build -q --pull=never "$d"
+    [ "$status" -ne 0 ]
+    run "$BERTH" --root "$W/fresh" --runroot "$W/fresh-run" build --tls-verify=false \
+        -t localhost/onpulled "$d"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"Pulling $REGISTRY_ADDR/lib/busybox:1"* ]]
+    run "$BERTH" --root "$W/fresh" --runroot "$W/fresh-run" images
+    [[ "$output" == *"$REGISTRY_ADDR/lib/busybox"* ]]
+}
