@@ -164,7 +164,7 @@ int bld_memo_file_digest(struct bld_memo *m, int fd, const struct stat *st, char
         .mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
         .ctime = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
     };
-    if (m) {
+    if (m && m->n) {
         struct memo_ent *f = bsearch(&key, m->v, m->n, sizeof(key), ent_cmp);
         if (f) {
             *out = xstrdup(f->digest);
