@@ -167,7 +167,7 @@ static void test_parallel_then_in_order(void **state)
         storage_staged_layer_discard(f->s, jobs[i].sl); /* committed: only frees */
         free(jobs[i].t.data);
     }
-    char *dir = NULL;
+    cleanup_free char *dir = NULL;
     berth_error_t err = NULL;
     if (storage_layer_mount(f->s, ids[2], &dir, &err) < 0)
         fail_msg("mount: %s", berth_error_msg(err));
