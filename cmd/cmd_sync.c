@@ -4,6 +4,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "transport/policy.h"
 #include "transport/sync.h"
 
 #include <regex.h>
@@ -247,8 +248,12 @@ static int cmd_sync(struct berth_globals *g, int argc, char **argv)
     o.progress = stderr;
 
     berth_error_t err = NULL;
-    struct sync_result res;
-    int r = sync_run(&o, &res, &err);
+    cleanup_policy struct policy *policy = NULL;
+    int r = policy_load_default(g->policy, &policy, &err);
+    o.policy = policy;
+    struct sync_result res = {0};
+    if (r == 0)
+        r = sync_run(&o, &res, &err);
     for (size_t i = 0; i < ninc; i++)
         regfree(&inc[i]);
     for (size_t i = 0; i < nexc; i++)

@@ -929,6 +929,7 @@ static int sync_one(struct runner *rn, size_t idx, berth_error_t *err)
         .compression_level = -1,
         .preserve_digests = o->preserve_digests,
         .remove_signatures = o->remove_signatures,
+        .policy = o->policy,
         .quiet = o->quiet,
         .progress_out = rn->msg,
         .max_parallel = o->blob_jobs,

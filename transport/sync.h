@@ -47,6 +47,7 @@ struct sync_options {
     copy_format_t format;
     bool preserve_digests;
     bool remove_signatures;
+    const struct policy *policy; /* signature policy every source must satisfy (NULL: none) */
     bool quiet;
     FILE *progress; /* messages ("Copying image ..."), NULL: stderr */
 };

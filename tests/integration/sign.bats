@@ -177,6 +177,16 @@ EOF
     run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
         "docker://$REGISTRY_ADDR/sig/other:3" "dir:$BATS_TEST_TMPDIR/o"
     [ "$status" -eq 0 ]
+    # sync obeys the policy too: B's key does not accept A's signature
+    run berth --policy "$BATS_TEST_TMPDIR/pb.json" sync -q --src docker --dest dir --src-tls-verify=false \
+        "$REGISTRY_ADDR/sig/busybox:1" "$BATS_TEST_TMPDIR/sync"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"rejected by policy"* ]]
+    [ -z "$(find "$BATS_TEST_TMPDIR/sync" -name manifest.json 2>/dev/null)" ]
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" sync -q --src docker --dest dir --src-tls-verify=false \
+        "$REGISTRY_ADDR/sig/busybox:1" "$BATS_TEST_TMPDIR/sync"
+    [ "$status" -eq 0 ]
+    [ -n "$(find "$BATS_TEST_TMPDIR/sync" -name signature-1)" ]
 }
 
 @test "skopeo interop: standalone-sign and standalone-verify both ways, dir: signatures" {
