@@ -22,7 +22,8 @@
 
 #define HEADER_VALUE_MAX 8192
 #define CA_FILE_MAX      (8 * 1024 * 1024)
-#define TAG_PAGES_MAX    100000
+#define TAG_PAGES_MAX    10000
+#define TAG_ENTRIES_MAX  1000000
 #define BLOB_BUFFER_MAX  (1024 * 1024)
 
 struct token_entry {
@@ -2003,7 +2004,27 @@ static int list_paged(registry_client_t *c, const char *first_path, const char *
     char **v = xcalloc(1, sizeof(char *));
     size_t n = 0;
     int ret = -1;
-    for (int page = 0; url && page < TAG_PAGES_MAX; page++) {
+    /* every page URL seen so far: a registry whose rel="next" leads back to a page already
+     * read (a loop) would otherwise be asked forever */
+    char **seen = xcalloc(1, sizeof(char *));
+    size_t nseen = 0;
+    for (int page = 0; url; page++) {
+        if (page >= TAG_PAGES_MAX) {
+            berth_error_make_status(err, E2BIG, "%s: more than %d pages", what, TAG_PAGES_MAX);
+            goto out;
+        }
+        for (size_t k = 0; k < nseen; k++) {
+            if (strcmp(seen[k], url) == 0) {
+                berth_error_make_status(err, ELOOP,
+                                        "%s: the registry's next page (%s) was already read: "
+                                        "its pagination loops",
+                                        what, url);
+                goto out;
+            }
+        }
+        seen = xreallocarray(seen, nseen + 2, sizeof(char *));
+        seen[nseen++] = xstrdup(url);
+        seen[nseen] = NULL;
         cleanup_resp struct http_resp resp = {0};
         struct request rq = {.method = "GET",
                              .url = url,
@@ -2031,6 +2052,11 @@ static int list_paged(registry_client_t *c, const char *first_path, const char *
         {
             if (!json_is_string(t))
                 continue;
+            if (n >= TAG_ENTRIES_MAX) {
+                berth_error_make_status(err, E2BIG, "%s: more than %d entries", what,
+                                        TAG_ENTRIES_MAX);
+                goto out;
+            }
             v = xreallocarray(v, n + 2, sizeof(char *));
             v[n++] = xstrdup(json_string_value(t));
             v[n] = NULL;
@@ -2047,6 +2073,9 @@ static int list_paged(registry_client_t *c, const char *first_path, const char *
     ret = 0;
 out:
     free(url);
+    for (size_t k = 0; k < nseen; k++)
+        free(seen[k]);
+    free(seen);
     if (v) {
         for (size_t i = 0; i < n; i++)
             free(v[i]);
