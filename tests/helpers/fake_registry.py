@@ -26,6 +26,13 @@ image per repository, each spoiled in one way. The repository name picks the sce
                   whole blob: a client must start over, not append
   huge-length     the layer blob is announced with Content-Length 2^60, then a few bytes, close
   endless         the manifest body never ends (no Content-Length, bytes until the client hangs up)
+  redirect        the layer blob answers 307 to the "CDN" port (--cdn-port-file), which logs
+                  whether an Authorization header came along (it must not: another origin)
+  redirect-file   the layer blob answers 307 to file:///etc/passwd
+  neg-size        the layer descriptor says size -1; the blob body never ends
+  huge-config     the config descriptor says 2^40 bytes; the config body never ends
+  retry-after     the manifest GET always answers 429 with Retry-After: 100000
+  tags-loop       tags/list always links rel="next" to itself (pagination that never ends)
   index-loop     an index whose only entry is the index itself
 
 --canary DIR names the directory that the hostile tars aim at (it must stay empty).
@@ -33,6 +40,7 @@ Every request is logged to --log as "METHOD PATH -> STATUS".
 """
 
 import argparse
+import base64
 import hashlib
 import io
 import json
@@ -184,6 +192,24 @@ def build_scenarios(canary, arch):
     s["huge-length"] = Image(plain_for("huge-length"), arch)
     s["endless"] = Image(plain_for("endless"), arch)
 
+    for n in ("redirect", "redirect-file"):
+        s[n] = Image(plain_for(n), arch)
+    img = Image(plain_for("neg-size"), arch)
+    doc = json.loads(json.dumps(img.manifest_doc))
+    doc["layers"][0]["size"] = -1
+    img.set_manifest(doc)
+    img.endless_blob = img.layer_digest
+    s["neg-size"] = img
+    img = Image(plain_for("huge-config"), arch)
+    doc = json.loads(json.dumps(img.manifest_doc))
+    doc["config"]["size"] = 1 << 40
+    img.set_manifest(doc)
+    img.endless_blob = img.config_digest
+    s["huge-config"] = img
+
+    for n in ("retry-after", "tags-loop"):
+        s[n] = Image(plain_for(n), arch)
+
     img = Image(plain_for("index-loop"), arch)
     # An index listing a manifest whose digest is that of the index itself cannot be built
     # (a fixed point of sha256); instead the index lists a child index that lists the first.
@@ -222,6 +248,17 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps({"errors": [{"code": code, "message": msg}]}).encode()
         self.send_body(status, body, head=head)
 
+    def challenge(self, head, extra=""):
+        port = self.server.server_address[1]
+        realm = {
+            "endless": "http://127.0.0.1:%d/token/endless" % port,
+            "file": "file:///etc/passwd",
+            "loop": "http://127.0.0.1:%d/token/ok" % port,
+        }[self.server.bearer]
+        chal = 'Bearer realm="%s",service="fake"%s' % (realm, extra)
+        body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+        return self.send_body(401, body, headers={"WWW-Authenticate": chal}, head=head)
+
     def do_HEAD(self):
         self.handle_req(head=True)
 
@@ -230,11 +267,44 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_req(self, head):
         path = self.path.split("?")[0]
+        if self.server.bearer and path.startswith("/v2") and not self.headers.get("Authorization", "").startswith("Bearer "):
+            return self.challenge(head)
+        if self.server.bearer == "loop" and path.startswith("/v2"):
+            return self.challenge(head, ',error="invalid_token"')
+        if self.server.auth:
+            want = "Basic " + base64.b64encode(self.server.auth.encode()).decode()
+            if self.headers.get("Authorization") != want:
+                body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+                return self.send_body(401, body, headers={"WWW-Authenticate": 'Basic realm="fake"'}, head=head)
         if path in ("/v2", "/v2/"):
             return self.send_body(200, b"{}", head=head)
+        if path == "/token/endless":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.log_req("200 endless token")
+            try:
+                self.wfile.write(b'{"token":"')
+                while True:
+                    self.wfile.write(b"a" * 65536)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        if path == "/token/ok":
+            return self.send_body(200, b'{"token":"fake-token","expires_in":300}', head=head)
         if not path.startswith("/v2/"):
             return self.error(404, "NOT_FOUND", "not found", head)
         rest = path[4:]
+        if rest.endswith("/tags/list"):
+            repo = rest[: -len("/tags/list")]
+            if repo.split("/")[-1] == "tags-loop":
+                body = json.dumps({"name": repo, "tags": ["a", "b"]}).encode()
+                link = '</v2/%s/tags/list?n=2&last=b>; rel="next"' % repo
+                return self.send_body(200, body, headers={"Link": link}, head=head)
+            body = json.dumps({"name": repo, "tags": ["latest"]}).encode()
+            return self.send_body(200, body, head=head)
         for kind in ("/manifests/", "/blobs/"):
             if kind in rest:
                 repo, ref = rest.rsplit(kind, 1)
@@ -242,6 +312,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             return self.error(404, "NOT_FOUND", "not found", head)
         name = repo.split("/")[-1]
+        if name == "retry-after":
+            body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}'
+            return self.send_body(429, body, headers={"Retry-After": "100000"}, head=head)
         img = self.server.scenarios.get(name)
         if img is None:
             return self.error(404, "NAME_UNKNOWN", "repository name not known to registry", head)
@@ -304,6 +377,24 @@ class Handler(BaseHTTPRequestHandler):
         if data is None:
             return self.error(404, "BLOB_UNKNOWN", "blob unknown to registry", head)
         is_layer = ref == img.layer_digest
+        if ref == getattr(img, "endless_blob", None) and not head:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.log_req("200 endless")
+            try:
+                while True:
+                    self.wfile.write(b"\0" * 65536)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        if is_layer and name == "redirect":
+            loc = "http://127.0.0.1:%d/cdn/%s" % (self.server.cdn_port, ref)
+            return self.send_body(307, b"", "text/plain", {"Location": loc}, head)
+        if is_layer and name == "redirect-file":
+            return self.send_body(307, b"", "text/plain", {"Location": "file:///etc/passwd"}, head)
         if is_layer and name in ("cut-once", "cut-then-200") and not head:
             with self.server.lock:
                 n = self.server.hits.get(name, 0)
@@ -356,12 +447,48 @@ class Handler(BaseHTTPRequestHandler):
         return self.send_body(200, data, "application/octet-stream", {"Docker-Content-Digest": ref}, head)
 
 
+class CdnHandler(BaseHTTPRequestHandler):
+    """Another origin serving blobs by digest; logs whether credentials were sent to it."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        ref = self.path.rsplit("/", 1)[-1]
+        data = None
+        for img in self.server.scenarios.values():
+            data = img.blobs.get(ref, data)
+        auth = "yes" if self.headers.get("Authorization") else "no"
+        with open(self.server.log, "a") as f:
+            f.write("CDN GET %s auth=%s\n" % (self.path, auth))
+        if data is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--canary", required=True)
     ap.add_argument("--arch", default="amd64")
     ap.add_argument("--log", required=True)
+    ap.add_argument("--auth", help="USER:PASS: every /v2/ request needs these Basic credentials")
+    ap.add_argument(
+        "--bearer",
+        choices=["endless", "file", "loop"],
+        help="every /v2 request without a bearer token gets a challenge whose token endpoint "
+        "answers an endless body (endless), is file:///etc/passwd (file), or hands out tokens "
+        "that are then refused forever (loop)",
+    )
     args = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
@@ -370,6 +497,14 @@ def main():
     srv.log = args.log
     srv.hits = {}
     srv.lock = threading.Lock()
+    srv.auth = args.auth
+    srv.bearer = args.bearer
+    cdn = ThreadingHTTPServer(("127.0.0.1", 0), CdnHandler)
+    cdn.daemon_threads = True
+    cdn.scenarios = srv.scenarios
+    cdn.log = args.log
+    srv.cdn_port = cdn.server_address[1]
+    threading.Thread(target=cdn.serve_forever, daemon=True).start()
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(srv.server_address[1]))

@@ -246,12 +246,15 @@ push_sub_image() {
     done
 }
 
-# fake_registry_start CANARY: the hostile registry of tests/helpers/fake_registry.py; FAKE_ADDR
+# fake_registry_start CANARY [ARGS...]: the hostile registry of tests/helpers/fake_registry.py;
+# FAKE_ADDR, FAKE_LOG
 fake_registry_start() {
-    local dir=$HARNESS_TMP/fake
-    mkdir -p "$dir"
+    local dir
+    dir=$(mktemp -d "$HARNESS_TMP/fake.XXXXXX")
+    local canary=$1
+    shift
     harness_bg "$dir/out" python3 "$BERTH_SRC/tests/helpers/fake_registry.py" \
-        --port-file "$dir/port" --canary "$1" --arch "$(oci_arch)" --log "$dir/log"
+        --port-file "$dir/port" --canary "$canary" --arch "$(oci_arch)" --log "$dir/log" "$@"
     wait_until 10 test -s "$dir/port"
     FAKE_ADDR=127.0.0.1:$(cat "$dir/port")
     FAKE_LOG=$dir/log
@@ -494,4 +497,51 @@ layout_complete() {
         done
     done
     [ "$killed" -ge 2 ]
+}
+
+@test "a hostile registry: redirects, descriptor sizes, token endpoints, endless pagination" {
+    canary=$HARNESS_TMP/canary
+    mkdir -p "$canary"
+    echo v >"$canary/victim"
+    # credentials are not sent to the other origin a blob redirects to
+    fake_registry_start "$canary" --auth u:p
+    run berth pull -q --tls-verify=false --creds u:p "docker://$FAKE_ADDR/x/redirect:latest"
+    [ "$status" -eq 0 ]
+    grep -q 'CDN GET .* auth=no' "$FAKE_LOG"
+    refute grep -q 'auth=yes' "$FAKE_LOG"
+    berth rmi "$FAKE_ADDR/x/redirect:latest" >/dev/null
+    # a redirect to file:// is not followed
+    run berth pull -q --tls-verify=false --creds u:p "docker://$FAKE_ADDR/x/redirect-file:latest"
+    [ "$status" -ne 0 ]
+    [[ "$output" != *root:x:0:0* ]]
+    # a negative layer size and a 1 TiB config are refused without reading the endless bodies
+    run timeout 60 "$BERTH" --root "$BERTH_TEST_ROOT" --runroot "$BERTH_TEST_RUNROOT" pull -q \
+        --tls-verify=false --creds u:p "docker://$FAKE_ADDR/x/neg-size:latest"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+    [[ "$output" == *"negative size"* ]]
+    run timeout 60 "$BERTH" copy -q --src-tls-verify=false --src-creds u:p \
+        "docker://$FAKE_ADDR/x/huge-config:latest" "oci:$HARNESS_TMP/hc:t"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+    [[ "$output" == *"limit"* ]]
+    # endless tag pagination ends
+    run timeout 60 "$BERTH" list-tags --tls-verify=false --creds u:p "docker://$FAKE_ADDR/x/tags-loop"
+    [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+    [[ "$output" == *"pagination loops"* ]]
+    # token endpoints: an endless body, a file:// realm, tokens that are never accepted
+    for mode in endless file loop; do
+        fake_registry_start "$canary" --bearer "$mode"
+        run timeout 60 "$BERTH" --root "$BERTH_TEST_ROOT" --runroot "$BERTH_TEST_RUNROOT" pull -q \
+            --tls-verify=false --creds a:b "docker://$FAKE_ADDR/x/good:latest"
+        echo "# bearer $mode: $output"
+        [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+        case $mode in
+        endless) [[ "$output" == *"larger than"* ]] ;;
+        file) [[ "$output" == *"file"* ]] && [[ "$output" != *root:x:0:0* ]] ;;
+        loop) [[ "$output" == *"not accepted"* ]] ;;
+        esac
+    done
+    run berth images -q
+    [ -z "$output" ]
+    [ "$(layer_count "$BERTH_TEST_ROOT")" -eq 0 ]
+    canary_intact "$canary"
 }
