@@ -143,7 +143,7 @@ static void memo_key(const struct stat *st, struct memo_ent *key)
 
 bool bld_memo_lookup(struct bld_memo *m, const struct stat *st, char **out)
 {
-    if (!m)
+    if (!m || !m->n)
         return false;
     struct memo_ent key;
     memo_key(st, &key);
