@@ -90,7 +90,8 @@ struct bld_memo *bld_memo_open(const char *dir)
         }
         m->v[m->n++] = e;
     }
-    qsort(m->v, m->n, sizeof(*m->v), ent_cmp);
+    if (m->n)
+        qsort(m->v, m->n, sizeof(*m->v), ent_cmp);
     return m;
 }
 
