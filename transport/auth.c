@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -475,6 +476,37 @@ int auth_lookup(const char *auth_file, const char *registry, const char *repo, c
     return 0;
 }
 
+/* Locks the auth file's directory for a read-modify-write: two logins (or a login and a
+ * logout) at once would otherwise each rewrite the file from what they read, and one of the
+ * updates would be lost.  The file itself cannot carry the lock: it is replaced by a rename.
+ * Returns the locked directory fd (closing it unlocks). */
+static int lock_for_edit(const char *path, berth_error_t *err)
+{
+    cleanup_free char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) {
+        free(dir);
+        dir = xstrdup(".");
+    } else if (slash == dir) {
+        dir[1] = '\0';
+    } else {
+        *slash = '\0';
+        if (fs_mkdir_p(dir, 0700, err) < 0)
+            return berth_error_wrap(err, "creating directory for auth file \"%s\"", path);
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return berth_error_make(err, errno, "open directory \"%s\"", dir);
+    while (flock(fd, LOCK_EX) < 0) {
+        if (errno == EINTR)
+            continue;
+        int e = errno;
+        close(fd);
+        return berth_error_make(err, e, "lock directory \"%s\"", dir);
+    }
+    return fd;
+}
+
 static int load_for_edit(const char *path, json_t **out, berth_error_t *err)
 {
     json_t *j = NULL;
@@ -515,6 +547,9 @@ static int save(const char *path, json_t *j, berth_error_t *err)
 int auth_store(const char *path, const char *key, const char *user, const char *pass,
                berth_error_t *err)
 {
+    cleanup_close int lock = lock_for_edit(path, err);
+    if (lock < 0)
+        return -1;
     cleanup_json json_t *j = NULL;
     if (load_for_edit(path, &j, err) < 0)
         return -1;
@@ -536,9 +571,12 @@ int auth_store(const char *path, const char *key, const char *user, const char *
 int auth_remove(const char *path, const char *key, bool *removed, berth_error_t *err)
 {
     *removed = false;
-    cleanup_json json_t *j = NULL;
     if (!fs_exists(path))
         return 0;
+    cleanup_close int lock = lock_for_edit(path, err);
+    if (lock < 0)
+        return -1;
+    cleanup_json json_t *j = NULL;
     if (load_for_edit(path, &j, err) < 0)
         return -1;
     json_t *auths = json_get_object(j, "auths");
