@@ -545,3 +545,30 @@ layout_complete() {
     [ "$(layer_count "$BERTH_TEST_ROOT")" -eq 0 ]
     canary_intact "$canary"
 }
+
+@test "concurrent logins and logouts on one auth file lose no entry" {
+    registry_start --name R1 --htpasswd
+    registry_start --name R2 --htpasswd
+    af=$HARNESS_TMP/auth.json
+    echo '{"auths":{"other.example":{"auth":"eDp5"}}}' >"$af"
+    for i in $(seq 8); do
+        harness_bg "$HARNESS_TMP/l1.log" "$BERTH" login --authfile "$af" -u "$R1_USER" -p "$R1_PASS" \
+            --tls-verify=false "$R1_ADDR"
+        a=$HARNESS_BG_PID
+        harness_bg "$HARNESS_TMP/l2.log" "$BERTH" login --authfile "$af" -u "$R2_USER" -p "$R2_PASS" \
+            --tls-verify=false "$R2_ADDR"
+        b=$HARNESS_BG_PID
+        wait "$a"
+        wait "$b"
+        jq -e --arg a "$R1_ADDR" --arg b "$R2_ADDR" \
+            '.auths | length == 3 and has($a) and has($b) and has("other.example")' "$af"
+        harness_bg "$HARNESS_TMP/l1.log" "$BERTH" logout --authfile "$af" "$R1_ADDR"
+        a=$HARNESS_BG_PID
+        harness_bg "$HARNESS_TMP/l2.log" "$BERTH" logout --authfile "$af" "$R2_ADDR"
+        b=$HARNESS_BG_PID
+        wait "$a"
+        wait "$b"
+        [ "$(jq -c '.auths | keys' "$af")" = '["other.example"]' ]
+    done
+    [ "$(stat -c %a "$af")" = 600 ]
+}
