@@ -32,6 +32,8 @@ image per repository, each spoiled in one way. The repository name picks the sce
   neg-size        the layer descriptor says size -1; the blob body never ends
   huge-config     the config descriptor says 2^40 bytes; the config body never ends
   retry-after     the manifest GET always answers 429 with Retry-After: 100000
+  evil-tags       tags/list names "latest" and tags that are paths (../../<canary>/x, .., a/b);
+                  every tag answers the same valid manifest
   tags-loop       tags/list always links rel="next" to itself (pagination that never ends)
   index-loop     an index whose only entry is the index itself
 
@@ -207,7 +209,7 @@ def build_scenarios(canary, arch):
     img.endless_blob = img.config_digest
     s["huge-config"] = img
 
-    for n in ("retry-after", "tags-loop"):
+    for n in ("retry-after", "tags-loop", "evil-tags"):
         s[n] = Image(plain_for(n), arch)
 
     img = Image(plain_for("index-loop"), arch)
@@ -299,6 +301,10 @@ class Handler(BaseHTTPRequestHandler):
         rest = path[4:]
         if rest.endswith("/tags/list"):
             repo = rest[: -len("/tags/list")]
+            if repo.split("/")[-1] == "evil-tags":
+                up = "../" * 12 + self.server.canary.lstrip("/")
+                tags = ["latest", up + "/pwn", "..", "a/b", "/abs"]
+                return self.send_body(200, json.dumps({"name": repo, "tags": tags}).encode(), head=head)
             if repo.split("/")[-1] == "tags-loop":
                 body = json.dumps({"name": repo, "tags": ["a", "b"]}).encode()
                 link = '</v2/%s/tags/list?n=2&last=b>; rel="next"' % repo
@@ -361,6 +367,8 @@ class Handler(BaseHTTPRequestHandler):
             if body is None:
                 return self.error(404, "MANIFEST_UNKNOWN", "manifest unknown", head)
             return self.send_body(200, body, OCI_INDEX, {"Docker-Content-Digest": sha(body)}, head)
+        if name == "evil-tags":
+            ref = "latest"
         if ref != "latest" and ref != img.manifest_digest:
             if name == "dcd-mismatch" and ref.startswith("sha256:"):
                 # answers another manifest than the one asked for
@@ -499,6 +507,7 @@ def main():
     srv.lock = threading.Lock()
     srv.auth = args.auth
     srv.bearer = args.bearer
+    srv.canary = os.path.abspath(args.canary)
     cdn = ThreadingHTTPServer(("127.0.0.1", 0), CdnHandler)
     cdn.daemon_threads = True
     cdn.scenarios = srv.scenarios

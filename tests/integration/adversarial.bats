@@ -572,3 +572,21 @@ layout_complete() {
     done
     [ "$(stat -c %a "$af")" = 600 ]
 }
+
+@test "sync from a registry whose tags are paths writes nothing outside the destination" {
+    canary=$HARNESS_TMP/canary
+    mkdir -p "$canary" "$HARNESS_TMP/work/sub"
+    echo v >"$canary/victim"
+    fake_registry_start "$canary"
+    cd "$HARNESS_TMP/work/sub"
+    run "$BERTH" sync --keep-going --src docker --dest dir --src-tls-verify=false \
+        "$FAKE_ADDR/x/evil-tags" "$HARNESS_TMP/work/sub/d"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"invalid tag"* ]]
+    # the one valid tag was copied, nothing else was written anywhere
+    [ -f "$HARNESS_TMP/work/sub/d/evil-tags:latest/manifest.json" ]
+    [ "$(ls "$HARNESS_TMP/work/sub/d")" = "evil-tags:latest" ]
+    [ "$(ls -A "$HARNESS_TMP/work/sub")" = d ]
+    [ "$(ls -A "$HARNESS_TMP/work")" = sub ]
+    canary_intact "$canary"
+}
