@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/reference.h"
 #include "common/strutil.h"
+#include "storage/userns.h"
 #include "transport/policy.h"
 #include "transport/signature.h"
 
@@ -235,7 +236,8 @@ static int sig_dir(const char *docker_ref, const char *digest, bool write, char 
     cleanup_free char *builtin = NULL;
     if (!base) {
         const char *home = getenv("HOME");
-        builtin = geteuid() == 0 || !home
+        /* rootless berth runs as root inside its user namespace: ask who the user is */
+        builtin = !userns_is_rootless() || !home
                       ? xstrdup("file:///var/lib/containers/sigstore")
                       : xasprintf("file://%s/.local/share/containers/sigstore", home);
         base = builtin;
@@ -288,6 +290,12 @@ int lookaside_get_signatures(const char *docker_ref, const char *manifest_digest
         if (fs_read_file(path, SIGNATURE_MAX_SIZE, &buf, &l, &e) < 0) {
             if (berth_error_status(e) == ENOENT)
                 break;
+            /* unreadable storage holds no signatures for us: a policy that needs them then
+             * rejects the image, and copies that do not need them go on */
+            if (berth_error_status(e) == EACCES || berth_error_status(e) == ENOTDIR) {
+                log_warn("signatures of %s: %s", docker_ref, berth_error_msg(e));
+                break;
+            }
             for (size_t k = 0; k < *n; k++)
                 free((*sigs)[k]);
             free(*sigs);

@@ -220,3 +220,36 @@ EOF
     run skopeo --policy "$FIX/dir-signed-b.json" copy -q "dir:$BATS_TEST_TMPDIR/be" "dir:$BATS_TEST_TMPDIR/c3"
     [ "$status" -ne 0 ]
 }
+
+@test "rootless: sign with the user's keyring, signatures in the user's default lookaside" {
+    ensure_test_user
+    registry_start
+    local u gh
+    u=$(user_tmpdir)
+    gh="$u/gnupg"
+    cp -a "$GNUPGHOME" "$gh"
+    rm -f "$gh"/S.*
+    cp -a "$FIX/base" "$u/base"
+    cp "$FIX/a.gpg" "$FIX/b.gpg" "$FIX/accept.json" "$u/"
+    chown -R "$TEST_USER:" "$u"
+    chmod 700 "$gh"
+    printf '{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"%s"}]}' "$u/a.gpg" >"$u/pa.json"
+    printf '{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"%s"}]}' "$u/b.gpg" >"$u/pb.json"
+    chmod 644 "$u"/*.json
+    unset BERTH_REGISTRIES_D
+    export GNUPGHOME="$gh" AS_USER_ENV="GNUPGHOME"
+    local uhome
+    uhome=$(as_user sh -c 'echo $HOME')
+    run user_berth --policy "$u/accept.json" copy -q "oci:$u/base:latest" \
+        "docker://$REGISTRY_ADDR/u/busybox:1" --dest-tls-verify=false --sign-by "$FPR_A"
+    [ "$status" -eq 0 ]
+    [ -n "$(find "$uhome/.local/share/containers/sigstore/u" -name signature-1)" ]
+    run user_berth --policy "$u/pa.json" pull -q --tls-verify=false "docker://$REGISTRY_ADDR/u/busybox:1"
+    [ "$status" -eq 0 ]
+    run user_berth --policy "$u/pb.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/u/busybox:1" "dir:$u/out"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"not trusted"* ]]
+    [ ! -e "$u/out" ]
+    as_user gpgconf --kill gpg-agent 2>/dev/null || true
+}
