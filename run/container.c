@@ -7,6 +7,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -149,9 +150,30 @@ static char *join_args(const json_t *args)
     return s;
 }
 
+/* Container names as podman accepts them: [a-zA-Z0-9][a-zA-Z0-9_.-]*.  Names are looked up
+ * next to ids and printed in tables; "..", "a/b", spaces or control characters have no
+ * business there. */
+static bool valid_container_name(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 255 || !isalnum((unsigned char)n[0]))
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        unsigned char ch = (unsigned char)n[i];
+        if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-')
+            return false;
+    }
+    return true;
+}
+
 int container_create(storage_store_t *s, const struct container_create_opts *o,
                      storage_container_t **out, berth_error_t *err)
 {
+    if (o->name && *o->name && !valid_container_name(o->name))
+        return berth_error_make_status(err, EINVAL,
+                                       "invalid container name \"%s\": names are letters, digits, "
+                                       "'_', '.' and '-', starting with a letter or digit",
+                                       o->name);
     cleanup_storage_image storage_image_t *img = NULL;
     if (storage_image_lookup(s, o->image, &img, err) < 0)
         return -1;
