@@ -253,3 +253,26 @@ EOF
     [ ! -e "$u/out" ]
     as_user gpgconf --kill gpg-agent 2>/dev/null || true
 }
+
+@test "a key with a passphrase: --sign-passphrase-file / --passphrase-file" {
+    export GNUPGHOME="$BATS_TEST_TMPDIR/gnupg-pass"
+    mkdir -m 700 "$GNUPGHOME"
+    gpg --batch --quiet --pinentry-mode loopback --passphrase 'open sesame' \
+        --quick-gen-key 'Pass <p@example.com>' default default never 2>/dev/null
+    local fpr
+    fpr=$(gpg --with-colons --list-keys p@example.com | awk -F: '/^fpr/{print $10; exit}')
+    gpgconf --kill gpg-agent
+    printf 'wrong\n' >"$BATS_TEST_TMPDIR/wrong"
+    printf 'open sesame\n' >"$BATS_TEST_TMPDIR/right"
+    local m="$BATS_TEST_TMPDIR/m.json"
+    printf '{"schemaVersion":2}' >"$m"
+    run berth standalone-sign --passphrase-file "$BATS_TEST_TMPDIR/wrong" "$m" x.io/a:1 "$fpr" -o "$BATS_TEST_TMPDIR/s"
+    [ "$status" -eq 125 ]
+    [ ! -e "$BATS_TEST_TMPDIR/s" ]
+    run berth --policy "$FIX/accept.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/d" \
+        --sign-by "$fpr" --sign-identity x.io/a:1 --sign-passphrase-file "$BATS_TEST_TMPDIR/right"
+    [ "$status" -eq 0 ]
+    [ -s "$BATS_TEST_TMPDIR/d/signature-1" ]
+    gpg --batch --verify "$BATS_TEST_TMPDIR/d/signature-1" 2>/dev/null
+    gpgconf --kill gpg-agent
+}
