@@ -590,3 +590,31 @@ layout_complete() {
     [ "$(ls -A "$HARNESS_TMP/work")" = sub ]
     canary_intact "$canary"
 }
+
+@test "run: container names that are paths or odd strings are refused; one name, one container" {
+    require_root
+    tb=$HARNESS_TMP/bb.tar
+    make_busybox_tarball "$tb"
+    berth import "$tb" bb >/dev/null
+    for n in ../../x a/b .. "x y" -x; do
+        run berth run --rm --name "$n" bb true
+        [ "$status" -eq 125 ]
+        [[ "$output" == *"invalid container name"* ]]
+    done
+    run berth ps -a -q
+    [ -z "$output" ]
+    # two runs racing for one name: exactly one wins
+    for i in 1 2 3; do
+        berth_bg "$HARNESS_TMP/n1.log" run --rm --name same bb sleep 0.3
+        a=$HARNESS_BG_PID
+        berth_bg "$HARNESS_TMP/n2.log" run --rm --name same bb sleep 0.3
+        b=$HARNESS_BG_PID
+        ra=0 rb=0
+        wait "$a" || ra=$?
+        wait "$b" || rb=$?
+        [ $((ra == 0 ? 1 : 0)) -ne $((rb == 0 ? 1 : 0)) ]
+        cat "$HARNESS_TMP/n1.log" "$HARNESS_TMP/n2.log" | grep -q 'already in use'
+    done
+    run berth ps -a -q
+    [ -z "$output" ]
+}
