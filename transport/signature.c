@@ -148,6 +148,25 @@ int signature_sign(const char *manifest, size_t manifest_len, const char *docker
         return -1;
     cleanup_key gpgme_key_t key = NULL;
     gpgme_error_t e = gpgme_get_key(ctx, key_id, &key, 1);
+    if (gpgme_err_code(e) == GPG_ERR_INV_VALUE) {
+        /* not a fingerprint or key id: a user id pattern naming exactly one secret key */
+        e = gpgme_op_keylist_start(ctx, key_id, 1);
+        if (!e)
+            e = gpgme_op_keylist_next(ctx, &key);
+        gpgme_key_t more = NULL;
+        if (!e && gpgme_op_keylist_next(ctx, &more) == 0) {
+            gpgme_key_unref(more);
+            gpgme_op_keylist_end(ctx);
+            return berth_error_make_status(err, EINVAL,
+                                           "signing key \"%s\" names several secret keys: use "
+                                           "a fingerprint",
+                                           key_id);
+        }
+        gpgme_op_keylist_end(ctx);
+    }
+    if (gpgme_err_code(e) == GPG_ERR_EOF)
+        return berth_error_make_status(err, ENOENT, "signing key \"%s\": no such secret key",
+                                       key_id);
     if (e)
         return berth_error_make_status(err, ENOENT, "signing key \"%s\": %s", key_id,
                                        gpgme_strerror(e));
