@@ -332,6 +332,23 @@ static const struct image_destination_ops dir_dst_ops = {
     .close = dd_close,
 };
 
+/* What a dir: write killed before it wrote "version" leaves: temp blobs and blobs already
+ * renamed to their hex digest.  A directory holding only these is an interrupted dir: image, not
+ * someone else's data: writing into it again must work (the new image's commit removes what it
+ * does not use). */
+static bool interrupted_write_leftover(const char *name)
+{
+    if (strncmp(name, ".tmp-blob-", 10) == 0)
+        return true;
+    size_t len = strlen(name);
+    if (len != 64 && len != 128)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+            return false;
+    return true;
+}
+
 static int dir_new_destination(struct image_reference *ref, const struct system_context *sys,
                                struct image_destination **out, berth_error_t *err)
 {
@@ -354,7 +371,8 @@ static int dir_new_destination(struct image_reference *ref, const struct system_
         bool empty = true;
         struct dirent *de;
         while (dp && (de = readdir(dp)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+                !interrupted_write_leftover(de->d_name))
                 empty = false;
         struct stat vs;
         if (!empty && fstatat(d->fd, "version", &vs, 0) < 0) {
