@@ -519,7 +519,7 @@ static int da_new_destination(struct image_reference *ref, const struct system_c
     struct da_ref *r = ref->priv;
     if (r->index >= 0)
         return berth_error_make_status(err, EINVAL, "@INDEX cannot be used as a destination");
-    struct da_writer *w;
+    struct da_writer *w = NULL;
     if (da_writer_open_impl(r->path, &w, err) < 0)
         return -1;
     *out = dad_new(ref, w, true, r->name);

@@ -169,8 +169,8 @@ static int oa_put_blob(struct image_destination *dst, berth_reader_t *stream,
                        berth_error_t *err)
 {
     struct oa_dst *o = dst->priv;
-    char *digest;
-    int64_t size;
+    char *digest = NULL;
+    int64_t size = -1;
     if (put_stream(o->w, stream, info->digest, info->size, &digest, &size, err) < 0)
         return -1;
     blob_info_set_written(out, digest, size, info->media_type);
