@@ -204,7 +204,7 @@ static int one_id(int argc, char **argv, const char **id)
 
 static int rt_start(struct rt_globals *g, int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int r = one_id(argc, argv, &id);
     if (r >= 0)
         return r;
@@ -216,7 +216,7 @@ static int rt_start(struct rt_globals *g, int argc, char **argv)
 
 static int rt_state(struct rt_globals *g, int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int r = one_id(argc, argv, &id);
     if (r >= 0)
         return r;
