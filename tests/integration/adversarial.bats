@@ -618,3 +618,50 @@ layout_complete() {
     run berth ps -a -q
     [ -z "$output" ]
 }
+
+@test "kill -9 during a copy into dir: and a sync --dest dir; the next copy or sync completes" {
+    dst=$HARNESS_TMP/d
+    # killed while the first blobs are being written: the directory holds only temp and
+    # digest-named blobs, no version file yet
+    harness_bg "$HARNESS_TMP/c.log" "$BERTH" copy -q "oci:$BIG_LAYOUT:bench" "dir:$dst"
+    wait_until 20 eval 'compgen -G "$dst/*" >/dev/null' || true
+    kill_now "$HARNESS_BG_PID"
+    echo "# copy to dir: exit $KILL_RC" >&3
+    if [ "$KILL_RC" -ne 137 ]; then
+        # the copy (file clones are fast) ended first: make what a kill leaves behind
+        rm "$dst/version" "$dst/manifest.json"
+        head -c 1000 /dev/urandom >"$dst/.tmp-blob-999999-0"
+    fi
+    [ ! -e "$dst/version" ]
+    [ ! -e "$dst/manifest.json" ]
+    run berth copy -q "oci:$BIG_LAYOUT:bench" "dir:$dst"
+    [ "$status" -eq 0 ]
+    run berth copy -q "dir:$dst" "oci:$HARNESS_TMP/back:t"
+    [ "$status" -eq 0 ]
+    layout_complete "$HARNESS_TMP/back"
+    # a directory that is not a dir: image is still refused
+    mkdir -p "$HARNESS_TMP/other"
+    echo precious >"$HARNESS_TMP/other/notes.txt"
+    run berth copy -q "oci:$BIG_LAYOUT:bench" "dir:$HARNESS_TMP/other"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"not a dir: image"* ]]
+    [ "$(cat "$HARNESS_TMP/other/notes.txt")" = precious ]
+
+    # sync: killed mid-way, then run again
+    for t in 1 2; do
+        "$BERTH" copy -q "oci:$BIG_LAYOUT:bench" "docker://$REGISTRY_ADDR/adv/sync:$t" --dest-tls-verify=false
+    done
+    sd=$HARNESS_TMP/syncdir
+    harness_bg "$HARNESS_TMP/s.log" "$BERTH" sync -q -j 1 --src docker --dest dir --src-tls-verify=false \
+        "$REGISTRY_ADDR/adv/sync" "$sd"
+    wait_until 20 eval 'compgen -G "$sd/*/.tmp-blob-*" >/dev/null' || true
+    kill_now "$HARNESS_BG_PID"
+    echo "# sync killed: exit $KILL_RC" >&3
+    run berth sync -q --src docker --dest dir --src-tls-verify=false "$REGISTRY_ADDR/adv/sync" "$sd"
+    [ "$status" -eq 0 ]
+    for t in 1 2; do
+        run berth copy -q "dir:$sd/sync:$t" "oci:$HARNESS_TMP/sback:$t"
+        [ "$status" -eq 0 ]
+    done
+    layout_complete "$HARNESS_TMP/sback"
+}
