@@ -1,6 +1,7 @@
 /* Container commands: berth run, create, start, stop, kill, rm, ps, logs, exec, wait. */
 #include "cmd/cli.h"
 #include "cmd/store_open.h"
+#include "build/builder.h"
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
@@ -797,8 +798,9 @@ static int cmd_wait(struct berth_globals *g, int argc, char **argv)
 }
 
 static const char exec_usage[] =
-    "Usage: berth exec [-i] [-t] [-d] [-e K=V] [-w DIR] [-u USER] CONTAINER COMMAND [ARG...]\n"
-    "\nRun a command in a running container.\n";
+    "Usage: berth exec [-i] [-t] [-d] [-e K=V] [-w DIR] [-u USER] CONTAINER [--] COMMAND [ARG...]\n"
+    "\nRun a command in a running container, or in a scripted build's working container\n"
+    "(from 'berth from'), as buildah run does.\n";
 
 static int cmd_exec(struct berth_globals *g, int argc, char **argv)
 {
@@ -843,6 +845,10 @@ static int cmd_exec(struct berth_globals *g, int argc, char **argv)
         free(env.v);
         return cli_nargs_error(argv[0], "a CONTAINER and a COMMAND");
     }
+    const char *ctr = argv[optind];
+    char **cmd = argv + optind + 1;
+    if (strcmp(cmd[0], "--") == 0 && cmd[1] != NULL)
+        cmd++;
     cleanup_error berth_error_t err = NULL;
     cleanup_storage_store storage_store_t *s = NULL;
     if (store_open_plain(g, &s, &err) < 0) {
@@ -850,8 +856,20 @@ static int cmd_exec(struct berth_globals *g, int argc, char **argv)
         return cli_fail(&err);
     }
     int status = 0;
-    int r = container_exec(s, argv[optind], argv + optind + 1, env.v, cwd, user, tty, interactive,
-                           detach, &status, &err);
+    if (working_is_container(s, ctr)) {
+        /* a scripted build's working container (berth from): run the command in its rootfs,
+         * which needs the store opened inside the user namespace */
+        storage_store_close(s);
+        s = NULL;
+        struct working_exec_options o = {
+            .argv = cmd, .env = env.v, .workdir = cwd, .user = user, .terminal = tty};
+        int r = cli_store_open(g, &s, &err);
+        if (r == 0)
+            r = working_exec(s, ctr, &o, &status, &err);
+        free(env.v);
+        return r < 0 ? cli_fail(&err) : status;
+    }
+    int r = container_exec(s, ctr, cmd, env.v, cwd, user, tty, interactive, detach, &status, &err);
     free(env.v);
     if (r < 0) {
         fprintf(stderr, "Error: %s\n", berth_error_msg(err));

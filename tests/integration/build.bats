@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# berth build and scripted builds (from / build-exec / cp / config / commit), as the unprivileged
+# berth build and scripted builds (from / exec / build-exec / cp / config / commit), as the unprivileged
 # test user: multi-stage, ARG scopes, ignore files, ADD of archives and URLs, cache hits and
 # misses, reproducible output, ONBUILD, RUN mounts, and hostile contexts.
 
@@ -494,6 +494,15 @@ EOF
     [ "$output" = "$(printf 'ran\ncopied')" ]
     run user_berth build-exec "$c" -- false
     [ "$status" -eq 1 ]
+    # `berth exec` reaches working containers too (buildah run), with -e/-w and the exit status
+    run user_berth exec "$c" -- sh -c 'cat /ran'
+    [ "$status" -eq 0 ]
+    [ "$output" = ran ]
+    run user_berth exec -e X=1 -w /app "$c" sh -c 'echo $X $(pwd)'
+    [ "$status" -eq 0 ]
+    [ "$output" = "1 /app" ]
+    run user_berth exec "$c" -- sh -c 'exit 7'
+    [ "$status" -eq 7 ]
 }
 
 @test "--cache-to / --cache-from an OCI layout seed another store's cache" {
