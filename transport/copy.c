@@ -657,8 +657,18 @@ static int copy_index_all(struct copy_ctx *c, const char *buf, size_t len, const
         nb = mf_index_serialize(&ix, want, &wlen);
         wbuf = nb;
     }
-    if (c->o->sign_by && !dst->ops->put_signatures) {
-        berth_error_make_status(err, ENOTSUP, "the destination does not support signatures");
+    /* the index's own signatures travel like an image's */
+    if (!c->o->remove_signatures && get_sigs(c->src, NULL, &sigs, &sig_lens, &n_sigs, err) < 0)
+        goto out;
+    if (changed && n_sigs > 0) {
+        berth_error_make_status(err, EPERM,
+                                "copying this index would change it: would invalidate "
+                                "signatures (use --remove-signatures)");
+        goto out;
+    }
+    if ((c->o->sign_by || n_sigs > 0) && !dst->ops->put_signatures) {
+        berth_error_make_status(err, ENOTSUP, "the destination does not support signatures%s",
+                                c->o->sign_by ? "" : "; use --remove-signatures");
         goto out;
     }
     if (c->o->sign_by && sign_manifest(c, wbuf, wlen, &sigs, &sig_lens, &n_sigs, err) < 0)

@@ -276,3 +276,30 @@ EOF
     gpg --batch --verify "$BATS_TEST_TMPDIR/d/signature-1" 2>/dev/null
     gpgconf --kill gpg-agent
 }
+
+@test "--all: the index is signed, its signature checked by the policy" {
+    # an index of the busybox image, tagged "list"
+    local d="$BATS_TEST_TMPDIR/idx" ms idx is
+    cp -a "$FIX/base" "$d"
+    ms=$(stat -c %s "$d/blobs/sha256/${BUSYBOX_MANIFEST_DIGEST#sha256:}")
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"platform":{"architecture":"%s","os":"linux"}}]}' \
+        "$BUSYBOX_MANIFEST_DIGEST" "$ms" "$(oci_arch)" >"$BATS_TEST_TMPDIR/index"
+    read -r idx is < <(oci_blob_put "$d" "$BATS_TEST_TMPDIR/index")
+    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"list"}}]}' \
+        "$idx" "$is" >"$d/index.json"
+    run berth --policy "$FIX/accept.json" copy -q --all "oci:$d:list" "dir:$BATS_TEST_TMPDIR/signed" \
+        --sign-by "$FPR_A" --sign-identity localhost/signed/busybox:1
+    [ "$status" -eq 0 ]
+    # the signature is over the index (the top-level manifest)
+    gpg --batch --decrypt "$BATS_TEST_TMPDIR/signed/signature-1" 2>/dev/null | grep -q "$idx"
+    run berth --policy "$FIX/dir-signed-a.json" copy -q --all "dir:$BATS_TEST_TMPDIR/signed" "dir:$BATS_TEST_TMPDIR/copy"
+    [ "$status" -eq 0 ]
+    cmp "$BATS_TEST_TMPDIR/signed/signature-1" "$BATS_TEST_TMPDIR/copy/signature-1"
+    run berth --policy "$FIX/dir-signed-b.json" copy -q --all "dir:$BATS_TEST_TMPDIR/signed" "dir:$BATS_TEST_TMPDIR/copy2"
+    [ "$status" -eq 125 ]
+    [ ! -e "$BATS_TEST_TMPDIR/copy2" ]
+    # converting the index would invalidate its signature
+    run berth --policy "$FIX/dir-signed-a.json" copy -q --all -f v2s2 "dir:$BATS_TEST_TMPDIR/signed" "dir:$BATS_TEST_TMPDIR/copy3"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"--remove-signatures"* ]]
+}
