@@ -314,6 +314,43 @@ static int parse_reqlist(const json_t *j, const char *path, struct reqlist *out,
     return 0;
 }
 
+/* A docker scope is "" , "*.domain", or a fully qualified name (what would never match is an
+ * error, not a silent no-op: "busybox" is not "docker.io/library/busybox"). */
+static int docker_scope_check(const char *scope, const char *path, berth_error_t *err)
+{
+    if (!*scope)
+        return 0;
+    if (scope[0] == '*') {
+        if (scope[1] != '.' || !scope[2] || strchr(scope + 2, '/') || strchr(scope + 2, '*'))
+            return bad(err, path, "invalid wildcard scope \"%s\" (expected *.DOMAIN)", scope);
+        return 0;
+    }
+    cleanup_image_ref image_ref_t *r = NULL, *n = NULL;
+    cleanup_error berth_error_t e = NULL;
+    if (!strchr(scope, '/')) {
+        /* a host ("quay.io", "localhost:5000") */
+        if ((strchr(scope, '.') || strchr(scope, ':') || strcmp(scope, "localhost") == 0) &&
+            image_ref_validate_domain(scope, &e) == 0)
+            return 0;
+        return bad(err, path,
+                   "scope \"%s\" is neither a registry host nor a fully qualified "
+                   "image name",
+                   scope);
+    }
+    bool ok = image_ref_parse(scope, &r, &e) == 0 && r->domain;
+    if (ok) {
+        ok = image_ref_parse_normalized(scope, &n, &e) == 0;
+        cleanup_free char *a = ok ? image_ref_name(r) : NULL, *b = ok ? image_ref_name(n) : NULL;
+        ok = ok && strcmp(a, b) == 0;
+    }
+    if (!ok)
+        return bad(err, path,
+                   "scope \"%s\" is not a fully qualified image name (e.g. "
+                   "docker.io/library/busybox)",
+                   scope);
+    return 0;
+}
+
 int policy_parse(const char *buf, size_t len, const char *what, struct policy **out,
                  berth_error_t *err)
 {
@@ -367,6 +404,9 @@ int policy_parse(const char *buf, size_t len, const char *what, struct policy **
                     bad(err, sp, "scope must be an absolute path%s", NULL);
                     goto fail;
                 }
+                if ((strcmp(tname, "docker") == 0 || strcmp(tname, "atomic") == 0) &&
+                    docker_scope_check(sname, sp, err) < 0)
+                    goto fail;
                 if (parse_reqlist(sv, sp, &s->reqs, err) < 0)
                     goto fail;
             }

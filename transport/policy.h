@@ -10,7 +10,11 @@
  * ("host/ns/repo:tag" or "@digest"), then the repository, then each '/' prefix of it down to
  * the host, then "*.domain" wildcards for the host's parent domains; for dir, oci and
  * oci-archive the absolute path of the directory/file, then each parent directory.  The longest
- * match wins; "" is the transport's default and "default" the global one.
+ * match wins; "" is the transport's default and "default" the global one.  Simplifications:
+ * containers-storage images are scoped by their docker name like docker images (no
+ * "[driver@root]" prefix); docker-archive images only by "".  docker scopes must be a host, a
+ * fully qualified name ("docker.io/library/busybox") or "*.domain": others never match and are
+ * refused.  Transports the file names but berth does not know are ignored.
  *
  * Ownership: a struct policy belongs to whoever received it from policy_parse/policy_load* and
  * is released with policy_free (or cleanup_policy).

@@ -68,6 +68,19 @@ static const struct parse_case parse_cases[] = {
      "\"reject\"}]}}}",
      "scope must be an absolute path"},
     {"{\"default\":[{\"type\":\"reject\"}],\"transports\":{\"docker\":[]}}", "not an object"},
+    {"{\"default\":[{\"type\":\"reject\"}],\"transports\":{\"docker\":{\"busybox\":[{\"type\":"
+     "\"reject\"}]}}}",
+     "neither a registry host nor"},
+    {"{\"default\":[{\"type\":\"reject\"}],\"transports\":{\"docker\":{\"docker.io/busybox\":[{"
+     "\"type\":\"reject\"}]}}}",
+     "not a fully qualified image name"},
+    {"{\"default\":[{\"type\":\"reject\"}],\"transports\":{\"docker\":{\"*.a/b\":[{\"type\":"
+     "\"reject\"}]}}}",
+     "invalid wildcard scope"},
+    {"{\"default\":[{\"type\":\"reject\"}],\"transports\":{\"docker\":{\"localhost:5000\":[{"
+     "\"type\":\"reject\"}],\"docker.io/library/busybox:1\":[{\"type\":\"reject\"}],\"*.a.io\":"
+     "[{\"type\":\"reject\"}],\"q.io/ns\":[{\"type\":\"reject\"}]}}}",
+     NULL},
 };
 
 static void test_parse_table(void **state)
