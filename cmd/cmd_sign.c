@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static const char sign_usage[] =
     "Usage: berth standalone-sign [OPTIONS] MANIFEST DOCKER-REFERENCE KEY-FINGERPRINT -o "
@@ -62,17 +63,36 @@ static int cmd_standalone_sign(struct berth_globals *g, int argc, char **argv)
 BERTH_COMMAND(standalone_sign, "standalone-sign",
               "Sign a manifest file with a GPG key (simple signing)", cmd_standalone_sign);
 
+static bool strv_contains_case(char *const *v, const char *s)
+{
+    for (; v && *v; v++)
+        if (strcasecmp(*v, s) == 0)
+            return true;
+    return false;
+}
+
 static const char verify_usage[] =
-    "Usage: berth standalone-verify MANIFEST DOCKER-REFERENCE KEY-FINGERPRINTS SIGNATURE\n\n"
+    "Usage: berth standalone-verify [OPTIONS] MANIFEST DOCKER-REFERENCE KEY-FINGERPRINTS "
+    "SIGNATURE\n\n"
     "Verify that SIGNATURE, made by one of KEY-FINGERPRINTS (comma-separated) of the user's\n"
-    "keyring, signs MANIFEST as DOCKER-REFERENCE.  Prints the signer and the digest.\n";
+    "keyring, signs MANIFEST as DOCKER-REFERENCE.  Prints the signer and the digest.\n\n"
+    "Options:\n"
+    "      --public-key-file FILE   trust the keys of FILE instead of the user's keyring\n"
+    "                               (repeatable; KEY-FINGERPRINTS may then be \"any\")\n";
 
 static int cmd_standalone_verify(struct berth_globals *g, int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+    enum { OPT_PUBKEY = 1000 };
+    static const struct option opts[] = {{"public-key-file", required_argument, NULL, OPT_PUBKEY},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    cleanup_strv char **keyfiles = NULL;
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts, false)) != -1) {
         switch (c) {
+        case OPT_PUBKEY:
+            strv_add(&keyfiles, optarg);
+            break;
         case 'h':
             return cli_usage(verify_usage);
         default:
@@ -97,9 +117,23 @@ static int cmd_standalone_verify(struct berth_globals *g, int argc, char **argv)
             strv_add(&fprs, t);
     if (!fprs)
         return cli_failf("no key fingerprint given");
-    struct signature_info si;
-    if (signature_verify(NULL, fprs, sig, slen, &si, &err) < 0)
+    bool any = strv_len(fprs) == 1 && strcmp(fprs[0], "any") == 0;
+    if (any && !keyfiles)
+        return cli_failf("\"any\" key is only possible with --public-key-file");
+    struct signature_keyring *kr = NULL;
+    if (keyfiles && signature_keyring_new(keyfiles, NULL, 0, &kr, &err) < 0)
         return cli_fail(&err);
+    struct signature_info si;
+    int vr = signature_verify(kr, fprs, sig, slen, &si, &err);
+    signature_keyring_free(kr);
+    if (vr < 0)
+        return cli_fail(&err);
+    if (keyfiles && !any && !strv_contains_case(fprs, si.fingerprint)) {
+        int r = cli_failf("signature by key %s, which is not among %s", si.fingerprint,
+                          argv[optind + 2]);
+        signature_info_clear(&si);
+        return r;
+    }
     int r = 0;
     if (signature_check_manifest(&si, manifest, mlen, &err) < 0)
         r = cli_fail(&err);

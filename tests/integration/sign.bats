@@ -206,6 +206,16 @@ EOF
     [ "$status" -eq 125 ]
     run berth standalone-verify "$m" quay.io/x/busybox:1 "$FPR_A" "$BATS_TEST_TMPDIR/s.sig"
     [ "$status" -eq 125 ]
+    # trusted keys from a file instead of the keyring
+    run berth standalone-verify --public-key-file "$FIX/b.gpg" "$m" quay.io/x/busybox:1 any "$BATS_TEST_TMPDIR/s.sig"
+    [ "$status" -eq 0 ]
+    run berth standalone-verify --public-key-file "$FIX/a.gpg" "$m" quay.io/x/busybox:1 any "$BATS_TEST_TMPDIR/s.sig"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"not trusted"* ]]
+    run berth standalone-verify --public-key-file "$FIX/a.gpg" --public-key-file "$FIX/b.gpg" \
+        "$m" quay.io/x/busybox:1 "$FPR_A" "$BATS_TEST_TMPDIR/s.sig"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"not among"* ]]
     printf '{}' >"$BATS_TEST_TMPDIR/other.json"
     run berth standalone-verify "$BATS_TEST_TMPDIR/other.json" quay.io/x/busybox:1 "$FPR_B" "$BATS_TEST_TMPDIR/s.sig"
     [ "$status" -eq 125 ]
