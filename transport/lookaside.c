@@ -215,6 +215,8 @@ static int sig_dir(const char *docker_ref, const char *digest, bool write, char 
                    berth_error_t *err)
 {
     *out = NULL;
+    if (!docker_ref)
+        return berth_error_make_status(err, EINVAL, "signature storage: the image has no name");
     digest_algo_t algo;
     const char *hex;
     if (digest_parse(digest, &algo, &hex, err) < 0)
