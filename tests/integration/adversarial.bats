@@ -665,3 +665,33 @@ layout_complete() {
     done
     layout_complete "$HARNESS_TMP/sback"
 }
+
+@test "a full disk (ENOSPC) during a pull, a copy to oci:, dir: and an archive: clear error, nothing left" {
+    require_root
+    m=$HARNESS_TMP/small
+    mkdir -p "$m"
+    mount -t tmpfs -o size=60m tmpfs "$m"
+    harness_defer umount -l "$m"
+    b=("$BERTH" --root "$m/root" --runroot "$m/run")
+    run "${b[@]}" pull -q --tls-verify=false "docker://$REGISTRY_ADDR/$BIG_REPO"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"No space left on device"* ]]
+    run "${b[@]}" system check
+    [[ "$output" == *"store is clean"* ]]
+    run "${b[@]}" images -q
+    [ -z "$output" ]
+    no_staging_leftovers "$m/root"
+    [ "$(du -sm "$m" | cut -f1)" -lt 2 ]
+    # the store still works
+    run "${b[@]}" pull -q --tls-verify=false "docker://$REGISTRY_ADDR/adv/busybox:1"
+    [ "$status" -eq 0 ]
+    run "${b[@]}" run --rm "$REGISTRY_ADDR/adv/busybox:1" echo ok
+    [ "$status" -eq 0 ]
+    [[ "$output" == *ok* ]]
+    for dst in "oci:$m/oci:t" "dir:$m/dir" "docker-archive:$m/x.tar:a/b:1" "oci-archive:$m/y.tar:t"; do
+        run "$BERTH" copy -q "oci:$BIG_LAYOUT:bench" "$dst"
+        [ "$status" -eq 125 ]
+        [[ "$output" == *"No space left on device"* ]]
+    done
+    [ "$(ls -A "$m")" = "$(printf 'root\nrun')" ]
+}
