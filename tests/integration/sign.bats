@@ -248,6 +248,7 @@ EOF
     chmod 644 "$u"/*.json
     unset BERTH_REGISTRIES_D
     export GNUPGHOME="$gh" AS_USER_ENV="GNUPGHOME"
+    harness_defer as_user gpgconf --kill gpg-agent
     local uhome
     uhome=$(as_user sh -c 'echo $HOME')
     run user_berth --policy "$u/accept.json" copy -q "oci:$u/base:latest" \
@@ -261,12 +262,12 @@ EOF
     [ "$status" -eq 125 ]
     [[ "$output" == *"not trusted"* ]]
     [ ! -e "$u/out" ]
-    as_user gpgconf --kill gpg-agent 2>/dev/null || true
 }
 
 @test "a key with a passphrase: --sign-passphrase-file / --passphrase-file" {
     export GNUPGHOME="$BATS_TEST_TMPDIR/gnupg-pass"
     mkdir -m 700 "$GNUPGHOME"
+    harness_defer gpgconf --homedir "$GNUPGHOME" --kill gpg-agent
     gpg --batch --quiet --pinentry-mode loopback --passphrase 'open sesame' \
         --quick-gen-key 'Pass <p@example.com>' default default never 2>/dev/null
     local fpr
@@ -284,7 +285,6 @@ EOF
     [ "$status" -eq 0 ]
     [ -s "$BATS_TEST_TMPDIR/d/signature-1" ]
     gpg --batch --verify "$BATS_TEST_TMPDIR/d/signature-1" 2>/dev/null
-    gpgconf --kill gpg-agent
 }
 
 @test "--all: the index is signed, its signature checked by the policy" {
