@@ -695,3 +695,30 @@ layout_complete() {
     done
     [ "$(ls -A "$m")" = "$(printf 'root\nrun')" ]
 }
+
+@test "rootless: two concurrent pulls into the user's store store the layers once" {
+    ensure_test_user
+    ref=docker://$REGISTRY_ADDR/$BIG_REPO
+    store=$TEST_USER_HOME/.local/share/berth/storage
+    user_berth images >/dev/null
+    harness_bg "$HARNESS_TMP/a.log" as_user "$BERTH" pull -q --tls-verify=false "$ref"
+    a=$HARNESS_BG_PID
+    harness_bg "$HARNESS_TMP/b.log" as_user "$BERTH" pull -q --tls-verify=false "$ref"
+    b=$HARNESS_BG_PID
+    wait "$a" || {
+        cat "$HARNESS_TMP/a.log"
+        false
+    }
+    wait "$b" || {
+        cat "$HARNESS_TMP/b.log"
+        false
+    }
+    [ "$(layer_count "$store")" -eq 4 ]
+    [ "$(ls "$store/overlay" | grep -vc '^l$\|^empty$')" -eq 4 ]
+    run user_berth system check
+    [[ "$output" == *"store is clean"* ]]
+    no_staging_leftovers "$store"
+    run user_berth rmi "$REGISTRY_ADDR/$BIG_REPO"
+    [ "$status" -eq 0 ]
+    [ "$(layer_count "$store")" -eq 0 ]
+}
