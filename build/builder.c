@@ -14,6 +14,7 @@
 #include "common/path.h"
 #include "common/reference.h"
 #include "transport/copy.h"
+#include "transport/policy.h"
 #include "transport/transport.h"
 
 #include <ctype.h>
@@ -1201,7 +1202,12 @@ static int pull_base(struct bctx *b, const char *base, storage_image_t **img, be
     say(b, "Pulling %s\n", name);
     struct system_context dsys = {
         .store = b->s, .tls_verify = -1, .retry_times = -1, .retry_delay_ms = -1};
+    /* a base image passes the same signature policy as `berth pull` */
+    cleanup_policy struct policy *policy = NULL;
+    if (policy_load_default(b->o->policy_path, &policy, err) < 0)
+        return berth_error_wrap(err, "pull %s", src);
     struct copy_options co = {
+        .policy = policy,
         .src_sys = b->o->cache_sys,
         .dst_sys = &dsys,
         .quiet = b->o->quiet,

@@ -42,6 +42,8 @@ struct builder_options {
     const char *network;       /* RUN default network: "none" (default) or "host" */
     char **cache_from;         /* oci:DIR layouts or docker://REPO:TAG to import cache from */
     const char *cache_to;      /* oci:DIR layout or docker://REPO:TAG to export cache to */
+    /* policy.json for base images pulled by FROM (NULL: the default lookup, as pull does) */
+    const char *policy_path;
     const struct system_context *cache_sys; /* registry settings (cache refs, base image
                                                pulls), or NULL */
     bool pull_never;    /* --pull=never: a FROM image missing from the store is an error */

@@ -296,6 +296,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
         return cli_failf("--cache-to %s: use oci:DIR or docker://REPO:TAG", o.cache_to);
     sys.registries_conf = g->registries_conf;
     o.cache_sys = &sys;
+    o.policy_path = g->policy;
     /* RUN steps must not read the terminal; the Containerfile may come from stdin though */
     if (strcmp(path, "-") != 0) {
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -606,6 +606,14 @@ EOF
     printf 'FROM %s/lib/busybox:1\nRUN echo on-pulled-base > /m\n' "$REGISTRY_ADDR" >"$d/Containerfile"
     run "$BERTH" --root "$W/fresh" --runroot "$W/fresh-run" build -q --pull=never "$d"
     [ "$status" -ne 0 ]
+    # the pulled base passes the signature policy, as `berth pull` does
+    echo '{"default":[{"type":"reject"}]}' >"$W/reject.json"
+    run "$BERTH" --root "$W/fresh" --runroot "$W/fresh-run" --policy "$W/reject.json" \
+        build -q --tls-verify=false "$d"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *reject* ]]
+    run "$BERTH" --root "$W/fresh" --runroot "$W/fresh-run" images -q
+    [ -z "$output" ]
     run "$BERTH" --root "$W/fresh" --runroot "$W/fresh-run" build --tls-verify=false \
         -t localhost/onpulled "$d"
     echo "$output"
