@@ -596,7 +596,7 @@ EOF
 }
 
 @test "FROM an image missing from the store pulls it from its registry (not with --pull=never)" {
-    # as root: a rootless pull currently trips over /var/lib/containers/sigstore (transport)
+    # as root (rootless pulls are covered by transports.bats and registry.bats)
     local d
     registry_start
     d=$(ctx pullbase)
