@@ -35,6 +35,9 @@ image per repository, each spoiled in one way. The repository name picks the sce
   evil-tags       tags/list names "latest" and tags that are paths (../../<canary>/x, .., a/b);
                   every tag answers the same valid manifest
   tags-loop       tags/list always links rel="next" to itself (pagination that never ends)
+  diffid-lie      the config's diff_id names the "good" image's layer, the blob is another tar (a
+                  store keyed by diff_id must not be poisoned)
+  extra-layer     the manifest lists two layers, the config one diff_id
   index-loop     an index whose only entry is the index itself
 
 --canary DIR names the directory that the hostile tars aim at (it must stay empty).
@@ -211,6 +214,25 @@ def build_scenarios(canary, arch):
 
     for n in ("retry-after", "tags-loop", "evil-tags"):
         s[n] = Image(plain_for(n), arch)
+
+    img = Image(plain_for("diffid-lie"), arch)
+    cfg = json.loads(img.blobs[img.config_digest])
+    cfg["rootfs"]["diff_ids"] = [s["good"].layer_digest]
+    cb = json.dumps(cfg).encode()
+    del img.blobs[img.config_digest]
+    img.config_digest = sha(cb)
+    img.blobs[img.config_digest] = cb
+    doc = json.loads(json.dumps(img.manifest_doc))
+    doc["config"] = {"mediaType": OCI_CONFIG, "digest": img.config_digest, "size": len(cb)}
+    img.set_manifest(doc)
+    s["diffid-lie"] = img
+    img = Image(plain_for("extra-layer"), arch)
+    other = plain_for("extra-layer-2")
+    img.blobs[sha(other)] = other
+    doc = json.loads(json.dumps(img.manifest_doc))
+    doc["layers"].append({"mediaType": OCI_LAYER, "digest": sha(other), "size": len(other)})
+    img.set_manifest(doc)
+    s["extra-layer"] = img
 
     img = Image(plain_for("index-loop"), arch)
     # An index listing a manifest whose digest is that of the index itself cannot be built

@@ -335,6 +335,15 @@ hostile_case() {
     hostile_case root huge-length 'size is 1152921504606846976' "$root" "$canary"
     hostile_case root endless 'larger than 4194304' "$root" "$canary"
     hostile_case root index-loop 'manifest' "$root" "$canary"
+    # a config whose diff_id names another layer must not poison the store (layers are keyed
+    # by diff_id); nor may layers and diff_ids disagree in number
+    run berth pull -q --tls-verify=false "docker://$FAKE_ADDR/x/diffid-lie:latest"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"diff digest"* ]]
+    run berth pull -q --tls-verify=false "docker://$FAKE_ADDR/x/extra-layer:latest"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"DiffIDs"* ]]
+    [ "$(layer_count "$root")" -eq 0 ]
     # by digest, an answer with other content is refused
     run berth pull -q --tls-verify=false "docker://$FAKE_ADDR/x/dcd-mismatch@sha256:$(printf '1%.0s' {1..64})"
     [ "$status" -ne 0 ]
