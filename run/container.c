@@ -249,6 +249,65 @@ static char *rt_root(const char *rundir)
     return xasprintf("%s/rt", rundir);
 }
 
+/* Start time of a process (field 22 of /proc/PID/stat, clock ticks since boot); 0 if gone. */
+static unsigned long long proc_start_time(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    /* the command name may hold spaces and parentheses: fields restart after the last ')' */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    p++;
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* The process that records the container's exit (foreground berth or the -d monitor) notes
+ * itself in the run dir: a container whose recorder was killed (kill -9) would otherwise show
+ * "stopping" forever, and wait/stop would wait for a code that never comes. */
+static void write_owner(const char *rundir)
+{
+    cleanup_free char *path = xasprintf("%s/owner", rundir);
+    cleanup_free char *tmp = xasprintf("%s/owner.tmp", rundir);
+    cleanup_free char *text = xasprintf("%d %llu\n", (int)getpid(), proc_start_time(getpid()));
+    berth_error_t e = NULL;
+    if (write_text(tmp, text, &e) < 0 || rename(tmp, path) < 0)
+        log_debug("record the container's owner: %s", e ? berth_error_msg(e) : strerror(errno));
+    berth_error_release(&e);
+}
+
+/* True when the recorded owner process no longer exists (a missing record: unknown, false). */
+static bool owner_gone(const char *rundir)
+{
+    cleanup_free char *path = xasprintf("%s/owner", rundir);
+    char buf[64];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    int pid;
+    unsigned long long start;
+    if (sscanf(buf, "%d %llu", &pid, &start) != 2 || pid <= 0)
+        return false;
+    unsigned long long now = proc_start_time(pid);
+    return now == 0 || now != start;
+}
+
 /* Writes the exit code into the record (not for --rm containers, which go away). */
 static void record_exit(storage_store_t *s, const char *id, int status)
 {
@@ -338,6 +397,7 @@ __attribute__((noreturn)) static void monitor_main(const struct container_start_
     for (int fd = 3; fd < 1024; fd++)
         if (fd != ready_fd)
             close(fd);
+    write_owner(rundir);
     cleanup_free char *root = rt_root(rundir);
     bool terminal = json_is_true(json_object_get(json_object_get(spec, "process"), "terminal"));
     int master = -1;
@@ -429,6 +489,13 @@ int container_start(storage_store_t *s, const char *id_or_name,
     /* a foreground --rm container is never seen stopped: skip recording "running" (one atomic
      * write less on the hot path); `ps` finds it running from its runtime state */
     bool transient = !o->detach && json_is_true(json_object_get(meta, "rm"));
+    /* a previous run's owner is not this one's (the -d monitor writes its own below) */
+    if (o->detach) {
+        cleanup_free char *owner = xasprintf("%s/owner", rundir);
+        unlink(owner);
+    } else {
+        write_owner(rundir);
+    }
     json_object_set_new(meta, "status", json_string("running"));
     json_object_set_new(meta, "started", json_integer(now_s()));
     json_object_del(meta, "exit_code");
@@ -557,15 +624,16 @@ int container_inspect(storage_store_t *s, const char *id_or_name, struct contain
                 if (!out->started)
                     out->started = out->created;
             } else if (!was_created) {
-                st = "stopping"; /* the monitor has yet to record the exit code */
+                /* the monitor has yet to record the exit code, unless it was killed */
+                st = owner_gone(rundir) ? "exited" : "stopping";
             }
             runtime_state_free(&rs);
         } else if (berth_error_status(e2) == EAGAIN || was_created) {
             /* being created, or never started */
         } else if (json_string_value(json_object_get(meta, "runtime")) == NULL) {
-            /* the process is gone and its exit code is being recorded (or whoever ran it
-             * died: `wait` gives up after a grace period) */
-            st = "stopping";
+            /* the process is gone and its exit code is being recorded, or whoever ran it
+             * was killed (then the code is unknown) */
+            st = owner_gone(rundir) ? "exited" : "stopping";
         }
         berth_error_release(&e2);
     }
