@@ -3,6 +3,7 @@
 #include "storage/tar.h"
 #include "storage/userns.h"
 
+#include "common/strutil.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
@@ -71,56 +72,6 @@ static bool is_hex64(const char *s)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
             return false;
     return true;
-}
-
-static void strv_free(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
-}
-
-static size_t strv_len(char *const *v)
-{
-    size_t n = 0;
-    while (v && v[n])
-        n++;
-    return n;
-}
-
-static void strv_add(char ***v, const char *s)
-{
-    size_t n = strv_len(*v);
-    *v = xreallocarray(*v, n + 2, sizeof(char *));
-    (*v)[n] = xstrdup(s);
-    (*v)[n + 1] = NULL;
-}
-
-static bool strv_contains(char *const *v, const char *s)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        if (strcmp(v[i], s) == 0)
-            return true;
-    return false;
-}
-
-static bool strv_remove(char **v, const char *s)
-{
-    bool found = false;
-    size_t o = 0;
-    for (size_t i = 0; v && v[i]; i++) {
-        if (strcmp(v[i], s) == 0) {
-            free(v[i]);
-            found = true;
-        } else {
-            v[o++] = v[i];
-        }
-    }
-    if (v)
-        v[o] = NULL;
-    return found;
 }
 
 /* Sorted names in dir ending in suffix (suffix stripped); NULL-terminated. */

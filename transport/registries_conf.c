@@ -1,5 +1,6 @@
 /* registries.conf parsing (a TOML subset) and short-name resolution. */
 #include "transport/registries_conf.h"
+#include "common/strutil.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -16,15 +17,6 @@
 registries_conf_t *registries_conf_new(void)
 {
     return xzalloc(sizeof(registries_conf_t));
-}
-
-static void strv_free(char **v)
-{
-    if (!v)
-        return;
-    for (char **p = v; *p; p++)
-        free(*p);
-    free(v);
 }
 
 static void entry_clear(struct registry_entry *e)
