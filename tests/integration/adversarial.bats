@@ -731,3 +731,23 @@ layout_complete() {
     [ "$status" -eq 0 ]
     [ "$(layer_count "$store")" -eq 0 ]
 }
+
+@test "kill -9 of a foreground berth run: the container shows exited, wait returns, rm works" {
+    require_root
+    tb=$HARNESS_TMP/bb.tar
+    make_busybox_tarball "$tb"
+    berth import "$tb" bb >/dev/null
+    berth_bg "$HARNESS_TMP/run.log" run --name victim bb sh -c 'sleep 1; exit 7'
+    sleep 0.5
+    kill -9 "$HARNESS_BG_PID"
+    wait "$HARNESS_BG_PID" || true
+    # the container's own process ends by itself a moment later
+    wait_until 10 eval '! pgrep -f "sh -c sleep 1; exit 7" >/dev/null'
+    run timeout 3 "$BERTH" --root "$BERTH_TEST_ROOT" --runroot "$BERTH_TEST_RUNROOT" wait victim
+    [ "$status" -eq 0 ]
+    run berth ps -a
+    [[ "$output" == *Exited*victim* ]]
+    run berth rm victim
+    [ "$status" -eq 0 ]
+    [ -z "$(grep "$BERTH_TEST_ROOT\|$BERTH_TEST_RUNROOT" /proc/mounts || true)" ]
+}
