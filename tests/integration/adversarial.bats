@@ -272,7 +272,11 @@ canary_intact() {
 hostile_case() {
     local who=$1 s=$2 want=$3 root=$4 canary=$5 ref="docker://$FAKE_ADDR/x/$2:latest"
     local tmp
-    tmp=$([ "$who" = user ] && user_tmpdir || mktemp -d "$HARNESS_TMP/oci.XXXXXX")
+    if [ "$who" = user ]; then
+        tmp=$(user_tmpdir)
+    else
+        tmp=$(mktemp -d "$HARNESS_TMP/oci.XXXXXX")
+    fi
     local run_b=(timeout 60 "$BERTH" --root "$BERTH_TEST_ROOT" --runroot "$BERTH_TEST_RUNROOT")
     [ "$who" = user ] && run_b=(as_user timeout 60 "$BERTH")
     run "${run_b[@]}" pull -q --retry 1 --tls-verify=false "$ref"
