@@ -452,10 +452,21 @@ layout_complete() {
     berth copy -q "oci:$HARNESS_TMP/bb:latest" "oci:$dst:keep"
     cp "$dst/index.json" "$HARNESS_TMP/index.before"
     killed=0
-    for delay in 0.05 0.2 0.4 0.6; do
-        harness_bg "$HARNESS_TMP/copy.log" "$BERTH" copy -q "oci:$BIG_LAYOUT:bench" "oci:$dst:big"
-        sleep "$delay"
+    cp -a "$dst" "$HARNESS_TMP/dst.before"
+    nkeep=$(ls "$dst/blobs/sha256" | wc -l)
+    # from the registry (slower than a local clone of files, so the kill lands mid-way)
+    for moment in early mid late; do
+        rm -rf "$dst"
+        cp -a "$HARNESS_TMP/dst.before" "$dst"
+        harness_bg "$HARNESS_TMP/copy.log" "$BERTH" copy -q --src-tls-verify=false \
+            "docker://$REGISTRY_ADDR/$BIG_REPO" "oci:$dst:big"
+        case $moment in
+        early) sleep 0.05 ;;
+        mid) wait_until 20 eval 'compgen -G "$dst/blobs/sha256/.tmp-blob-*" >/dev/null' || true ;;
+        late) wait_until 20 eval '[ "$(ls "$dst/blobs/sha256" | grep -vc "^\.tmp")" -ge $((nkeep + 2)) ]' || true ;;
+        esac
         kill_now "$HARNESS_BG_PID"
+        echo "# oci $moment: exit $KILL_RC" >&3
         [ "$KILL_RC" -ne 137 ] || killed=$((killed + 1))
         jq -e . "$dst/index.json" >/dev/null
         # index.json is the old one, or the new one with a complete image
@@ -464,8 +475,6 @@ layout_complete() {
         fi
         layout_complete "$dst"
         has_tag "$dst" keep
-        # start over
-        cp "$HARNESS_TMP/index.before" "$dst/index.json"
     done
     [ "$killed" -ge 2 ]
     echo "# temp blobs after the kills: $(find "$dst" -name '.tmp*' | wc -l)" >&3
@@ -618,9 +627,9 @@ layout_complete() {
     [ -z "$output" ]
     # two runs racing for one name: exactly one wins
     for i in 1 2 3; do
-        berth_bg "$HARNESS_TMP/n1.log" run --rm --name same bb sleep 0.3
+        berth_bg "$HARNESS_TMP/n1.log" run --rm --name same bb sleep 1
         a=$HARNESS_BG_PID
-        berth_bg "$HARNESS_TMP/n2.log" run --rm --name same bb sleep 0.3
+        berth_bg "$HARNESS_TMP/n2.log" run --rm --name same bb sleep 1
         b=$HARNESS_BG_PID
         ra=0 rb=0
         wait "$a" || ra=$?
