@@ -17,6 +17,7 @@
 #include "common/digest.h"
 #include "common/json.h"
 #include "common/reference.h"
+#include "common/strutil.h"
 #include "storage/store.h"
 #include "transport/internal.h"
 #include "transport/manifest.h"
@@ -67,6 +68,47 @@ static bool is_hex64(const char *s)
     return true;
 }
 
+/* The store keeps one manifest digest per image (image id = config digest).  The same config can
+ * arrive under other manifests (another format, another compression, a push then pull): those are
+ * kept as big-data items "manifest-sha256:<hex>", and "name-manifest-<sha256 of name>" records
+ * which manifest digest the name was last written with, so reading the image by that name or by
+ * that digest returns the manifest that was written for it. */
+static char *extra_manifest_key(const char *digest)
+{
+    return xasprintf("manifest-%s", digest);
+}
+
+static char *name_manifest_key(const char *name)
+{
+    cleanup_free char *d = digest_buffer(DIGEST_SHA256, name, strlen(name));
+    return xasprintf("name-manifest-%s", digest_hex(d));
+}
+
+/* The image that has digest as an additional manifest (see above), or ENOENT. */
+static int lookup_by_extra_manifest(storage_store_t *store, const char *digest,
+                                    storage_image_t **out, berth_error_t *err)
+{
+    storage_image_t **all = NULL;
+    if (storage_image_list(store, &all, err) < 0)
+        return -1;
+    cleanup_free char *key = extra_manifest_key(digest);
+    int ret = -1;
+    for (size_t i = 0; all[i]; i++) {
+        if (strv_contains(all[i]->big_data, key)) {
+            *out = all[i];
+            /* take it out of the list before freeing the rest */
+            for (size_t k = i; all[k]; k++)
+                all[k] = all[k + 1];
+            ret = 0;
+            break;
+        }
+    }
+    storage_image_list_free(all);
+    if (ret < 0)
+        return berth_error_make_status(err, ENOENT, "image %s not known", digest);
+    return 0;
+}
+
 static int open_store(const struct st_ref *r, const struct system_context *sys,
                       storage_store_t **store, bool *owned, berth_error_t *err)
 {
@@ -94,6 +136,7 @@ struct st_src {
     storage_image_t *img;
     char *manifest;
     size_t manifest_len;
+    char *manifest_digest; /* of the manifest served (the image's own or an additional one) */
     char *config;
     size_t config_len;
     char *config_digest;
@@ -105,7 +148,7 @@ static int ss_get_manifest(struct image_source *src, const char *instance, char 
                            size_t *len, char **mime, berth_error_t *err)
 {
     struct st_src *s = src->priv;
-    if (instance && !digest_equal(instance, s->img->digest))
+    if (instance && !digest_equal(instance, s->manifest_digest))
         return berth_error_make_status(err, ENOENT, "the stored image has no instance %s",
                                        instance);
     *manifest = xmalloc(s->manifest_len + 1);
@@ -182,6 +225,7 @@ static void ss_close(struct image_source *src)
     free(s->layers);
     storage_image_free(s->img);
     free(s->manifest);
+    free(s->manifest_digest);
     free(s->config);
     free(s->config_digest);
     if (s->owned)
@@ -210,14 +254,58 @@ static int st_new_source(struct image_reference *ref, const struct system_contex
     src->ref = ref;
     src->priv = s;
     cleanup_strv char **ids = NULL;
+    cleanup_free char *mkey = NULL; /* big-data key of the manifest served, NULL = "manifest" */
     if (open_store(r, sys, &s->store, &s->owned, err) < 0)
         goto fail;
     const char *spec = r->spec[0] == '@' ? r->spec + 1 : r->spec;
-    if (storage_image_lookup(s->store, spec, &s->img, err) < 0)
+    /* a manifest digest given as "@sha256:..." or "NAME@sha256:..." */
+    const char *at = strchr(r->spec, '@');
+    const char *want = at && strncmp(at + 1, "sha256:", 7) == 0 ? at + 1 : NULL;
+    if (storage_image_lookup(s->store, spec, &s->img, err) < 0) {
+        cleanup_error berth_error_t e = NULL;
+        if (berth_error_status(*err) != ENOENT || !want ||
+            lookup_by_extra_manifest(s->store, want, &s->img, &e) < 0)
+            goto fail;
+        berth_error_release(err);
+    }
+    bool named_as_given = false;
+    for (size_t i = 0; ref->docker_name && s->img->names && s->img->names[i]; i++)
+        named_as_given = named_as_given || strcmp(s->img->names[i], ref->docker_name) == 0;
+    if (want && !digest_equal(want, s->img->digest)) {
+        mkey = extra_manifest_key(want);
+        if (!strv_contains(s->img->big_data, mkey)) {
+            berth_error_make_status(err, ENOENT, "the stored image has no manifest %s", want);
+            goto fail;
+        }
+        s->manifest_digest = xstrdup(want);
+    } else if (!want && named_as_given) {
+        cleanup_free char *nkey = name_manifest_key(ref->docker_name);
+        cleanup_free char *nd = NULL;
+        cleanup_error berth_error_t e = NULL;
+        if (strv_contains(s->img->big_data, nkey) &&
+            storage_image_get_big_data(s->store, s->img->id, nkey, 128, &nd, NULL, &e) == 0 &&
+            digest_validate(nd, &e) == 0 && !digest_equal(nd, s->img->digest)) {
+            mkey = extra_manifest_key(nd);
+            if (strv_contains(s->img->big_data, mkey))
+                s->manifest_digest = steal_pointer(&nd);
+            else
+                free(steal_pointer(&mkey));
+        }
+    }
+    if (!s->manifest_digest)
+        s->manifest_digest = xstrdup(s->img->digest);
+    if (storage_image_get_big_data(s->store, s->img->id, mkey ? mkey : "manifest", MF_MAX_MANIFEST,
+                                   &s->manifest, &s->manifest_len, err) < 0)
         goto fail;
-    if (storage_image_get_big_data(s->store, s->img->id, "manifest", MF_MAX_MANIFEST, &s->manifest,
-                                   &s->manifest_len, err) < 0)
-        goto fail;
+    if (mkey) {
+        /* never serve bytes that don't match the digest they are served for */
+        cleanup_free char *dg = digest_buffer(DIGEST_SHA256, s->manifest, s->manifest_len);
+        if (!digest_equal(dg, s->manifest_digest)) {
+            berth_error_make_status(err, EIO, "stored manifest %s has digest %s",
+                                    s->manifest_digest, dg);
+            goto fail;
+        }
+    }
     if (storage_image_get_big_data(s->store, s->img->id, "config", MF_MAX_CONFIG, &s->config,
                                    &s->config_len, err) < 0)
         goto fail;
@@ -230,9 +318,6 @@ static int st_new_source(struct image_reference *ref, const struct system_contex
     for (size_t i = 0; i < s->n; i++)
         if (storage_layer_get(s->store, ids[i], &s->layers[i], err) < 0)
             goto fail;
-    bool named_as_given = false;
-    for (size_t i = 0; ref->docker_name && s->img->names && s->img->names[i]; i++)
-        named_as_given = named_as_given || strcmp(s->img->names[i], ref->docker_name) == 0;
     if (!named_as_given && s->img->names && s->img->names[0]) {
         free(ref->docker_name);
         ref->docker_name = xstrdup(s->img->names[0]);
@@ -552,8 +637,15 @@ static int sd_commit(struct image_destination *dst, berth_error_t *err)
             return berth_error_make_status(err, EINVAL, "layer %zu was not stored", i);
     const char *names[2] = {d->name, NULL};
     cleanup_free char *digest = digest_buffer(DIGEST_SHA256, d->manifest, d->manifest_len);
+    cleanup_free char *cfg_digest = digest_buffer(DIGEST_SHA256, d->config, d->config_len);
+    /* An image with this config may be stored already under another manifest: then the name is
+     * added only once the manifest is recorded, so a failure leaves no new name behind. */
+    cleanup_storage_image storage_image_t *old = NULL;
+    cleanup_error berth_error_t e = NULL;
+    bool existed = storage_image_lookup(d->store, digest_hex(cfg_digest), &old, &e) == 0 &&
+                   strcmp(old->id, digest_hex(cfg_digest)) == 0;
     struct storage_image_options o = {
-        .names = d->name ? names : NULL,
+        .names = d->name && !existed ? names : NULL,
         .top_layer = d->n ? d->plan[d->n - 1].id : NULL,
         .manifest = d->manifest,
         .manifest_len = d->manifest_len,
@@ -561,10 +653,23 @@ static int sd_commit(struct image_destination *dst, berth_error_t *err)
         .config_len = d->config_len,
         .digest = digest,
     };
-    storage_image_t *img = NULL;
+    cleanup_storage_image storage_image_t *img = NULL;
     if (storage_image_create(d->store, &o, &img, err) < 0)
         return -1;
-    storage_image_free(img);
+    if (!digest_equal(img->digest, digest)) {
+        cleanup_free char *key = extra_manifest_key(digest);
+        if (storage_image_set_big_data(d->store, img->id, key, d->manifest, d->manifest_len, err) <
+            0)
+            return berth_error_wrap(err, "record manifest %s of image %.12s", digest, img->id);
+    }
+    if (d->name) {
+        cleanup_free char *nkey = name_manifest_key(d->name);
+        if ((!digest_equal(img->digest, digest) || strv_contains(img->big_data, nkey)) &&
+            storage_image_set_big_data(d->store, img->id, nkey, digest, strlen(digest), err) < 0)
+            return berth_error_wrap(err, "record manifest of \"%s\"", d->name);
+        if (existed && storage_image_add_name(d->store, img->id, d->name, err) < 0)
+            return -1;
+    }
     d->committed = true;
     return 0;
 }
