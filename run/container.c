@@ -405,7 +405,10 @@ __attribute__((noreturn)) static void monitor_main(const struct container_start_
                                      .id = id,
                                      .bundle = rundir,
                                      .spec = spec,
-                                     .pty_master = terminal ? &master : NULL};
+                                     .pty_master = terminal ? &master : NULL,
+                                     /* killing the monitor must not leave the container
+                                      * running unrecorded */
+                                     .die_with_parent = true};
     pid_t pid;
     if (runtime_create(&ro, &pid, &err) < 0) {
         dprintf(ready_fd, "%s", berth_error_msg(err));

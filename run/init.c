@@ -532,5 +532,5 @@ void init_main(struct init_ctx *c)
         loopback_up();
 
     process_exec(json_object_get(spec, "process"), json_object_get(linux_, "seccomp"), c->sync_fd,
-                 c->fifo_fd);
+                 c->fifo_fd, c->pdeath_parent);
 }

@@ -24,6 +24,9 @@ struct init_ctx {
     int fifo_fd; /* O_PATH fd of exec.fifo, or -1 */
     bool userns; /* a new user namespace was created */
     bool setsid_no_tty;
+    /* die with the parent: 0 no; >0 the parent's pid as seen by the child; -1 the parent is
+     * outside the child's new pid namespace (getppid() is 0) */
+    pid_t pdeath_parent;
     const char *ns_paths[8]; /* setns targets for namespaces given by path (NULL-terminated) */
     int ns_types[8];
 };
@@ -32,9 +35,11 @@ struct init_ctx {
 void init_main(struct init_ctx *c) __attribute__((noreturn));
 
 /* Applies a "process" object in the current process and execs it; used by init and exec.
+ * pdeath_parent as in struct init_ctx: nonzero sets PR_SET_PDEATHSIG(SIGKILL) after the last
+ * credential change, then exits if the parent already died (its end of sync_fd is closed).
  * On failure sends SYNC_ERROR on sync_fd and _exits (127 not found, 126 not executable, 1). */
-void process_exec(const json_t *process, const json_t *seccomp, int sync_fd, int fifo_fd)
-    __attribute__((noreturn));
+void process_exec(const json_t *process, const json_t *seccomp, int sync_fd, int fifo_fd,
+                  pid_t pdeath_parent) __attribute__((noreturn));
 
 /* Sends an error on the sync socket and _exit(code). */
 void child_fail(int sync_fd, int code, const char *fmt, ...)

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,7 +218,24 @@ __attribute__((noreturn)) static void exec_in_path(int sync_fd, char **argv, cha
     child_fail(sync_fd, 126, "exec \"%s\": %s", cmd, strerror(saved));
 }
 
-void process_exec(const json_t *process, const json_t *seccomp, int sync_fd, int fifo_fd)
+/* The container must not outlive the process that waits for it (berth run, the -d monitor):
+ * SIGKILL when that process dies.  Set last, because credential changes clear it; then check
+ * the parent is still there, since it may have died before the prctl. */
+static void die_with_parent(int sync_fd, pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        return; /* best effort (a seccomp profile may deny prctl) */
+    if (parent > 0 && getppid() != parent)
+        _exit(1);
+    /* in a new pid namespace getppid() is 0 whoever the parent is: the parent holds the other
+     * end of the sync socket until we exec, so a hangup means it is gone */
+    struct pollfd pfd = {.fd = sync_fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+        _exit(1);
+}
+
+void process_exec(const json_t *process, const json_t *seccomp, int sync_fd, int fifo_fd,
+                  pid_t pdeath_parent)
 {
     berth_error_t err = NULL;
     if (!json_is_object(process))
@@ -276,5 +295,7 @@ void process_exec(const json_t *process, const json_t *seccomp, int sync_fd, int
     if (json_is_true(json_object_get(process, "noNewPrivileges")) &&
         prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         child_fail(sync_fd, 1, "set no_new_privs: %s", strerror(errno));
+    if (pdeath_parent != 0)
+        die_with_parent(sync_fd, pdeath_parent);
     exec_in_path(sync_fd, argv, env);
 }

@@ -242,6 +242,7 @@ static int create_impl(const struct runtime_create_opts *o, pid_t *pidp, int *ex
     int flags = 0;
     struct init_ctx ic = {
         .spec = spec, .rootfs = rootfs, .fifo_fd = -1, .setsid_no_tty = o->setsid_no_tty};
+    pid_t self = getpid();
     int npaths = 0;
     size_t i;
     json_t *n;
@@ -339,7 +340,15 @@ static int create_impl(const struct runtime_create_opts *o, pid_t *pidp, int *ex
         for (int s = 1; s < NSIG; s++)
             if (s != SIGKILL && s != SIGSTOP)
                 signal(s, SIG_DFL);
-        prctl(PR_SET_PDEATHSIG, 0);
+        if (o->die_with_parent) {
+            /* set now for the setup, and again before exec (id changes clear it) */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            ic.pdeath_parent = (flags & CLONE_NEWPID) ? -1 : self;
+            if (!(flags & CLONE_NEWPID) && getppid() != self)
+                _exit(1);
+        } else {
+            prctl(PR_SET_PDEATHSIG, 0);
+        }
         ic.sync_fd = sv[1];
         init_main(&ic);
     }
@@ -493,9 +502,17 @@ int runtime_run(const struct runtime_create_opts *o, int *status, berth_error_t 
     if (terminal && !c.console_socket)
         c.pty_master = &master;
     c.wait_start = false;
+    c.die_with_parent = true;
+    /* a signal that arrives while the container is being set up is held, then forwarded */
+    sigset_t fw, old;
+    sigemptyset(&fw);
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+        sigaddset(&fw, forwarded[i]);
+    sigprocmask(SIG_BLOCK, &fw, &old);
     pid_t pid;
     int code = -1;
     if (create_impl(&c, &pid, &code, err) < 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
         if (code > 0) {
             /* the process could not be exec'd: report like podman (127/126) */
             *status = code;
@@ -503,6 +520,7 @@ int runtime_run(const struct runtime_create_opts *o, int *status, berth_error_t 
         return -1;
     }
     forward_signals(pid, true);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     if (master >= 0) {
         tty_pump(master);
         close(master);
@@ -857,7 +875,7 @@ int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *
             sigset_t all;
             sigemptyset(&all);
             sigprocmask(SIG_SETMASK, &all, NULL);
-            process_exec(proc, seccomp, sv[1], -1);
+            process_exec(proc, seccomp, sv[1], -1, 0);
         }
         char pb[32];
         int l = snprintf(pb, sizeof(pb), "%d", (int)b);

@@ -34,6 +34,9 @@ struct runtime_create_opts {
     int *pty_master;            /* terminal without console_socket: receives the master */
     const char *pid_file;
     bool setsid_no_tty; /* put the init in its own session even without a terminal */
+    /* the caller waits for the init (runtime_run sets it itself): SIGKILL the container if the
+     * caller dies, so it never runs on as an orphan */
+    bool die_with_parent;
 };
 
 /* Creates (and, without wait_start, starts) a container.  *pid gets the init's host pid. */
