@@ -249,7 +249,8 @@ static char *rt_root(const char *rundir)
     return xasprintf("%s/rt", rundir);
 }
 
-/* Start time of a process (field 22 of /proc/PID/stat, clock ticks since boot); 0 if gone. */
+/* Start time of a process (field 22 of /proc/PID/stat, clock ticks since boot); 0 if gone
+ * (or a zombie). */
 static unsigned long long proc_start_time(pid_t pid)
 {
     char path[64], buf[1024];
@@ -267,6 +268,9 @@ static unsigned long long proc_start_time(pid_t pid)
     if (!p)
         return 0;
     p++;
+    /* a zombie is gone too: a killed owner stays one until its new parent reaps it */
+    if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
+        return 0;
     for (int field = 3; field < 22 && p; field++) {
         p = strchr(p + 1, ' ');
     }
@@ -626,8 +630,9 @@ int container_inspect(storage_store_t *s, const char *id_or_name, struct contain
                 st = "running";
                 if (!out->started)
                     out->started = out->created;
-            } else if (!was_created) {
-                /* the monitor has yet to record the exit code, unless it was killed */
+            } else {
+                /* the monitor has yet to record the exit code, unless it was killed (a
+                 * foreground --rm run never records "running": its record still says created) */
                 st = owner_gone(rundir) ? "exited" : "stopping";
             }
             runtime_state_free(&rs);
