@@ -4,6 +4,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
+#include "common/log.h"
 #include "common/reference.h"
 #include "transport/copy.h"
 #include "transport/policy.h"
@@ -91,6 +92,12 @@ static int pull_one(struct berth_globals *g, struct image_reference *src,
         return -1;
     struct copy_result res = {0};
     int r = copy_image(src, dst, &o, &res, err);
+    if (r < 0 && berth_error_status(*err) == EAGAIN) {
+        /* the store lost a layer this pull reused (a concurrent rmi): once more from the top */
+        log_warn("%s; pulling again", berth_error_msg(*err));
+        berth_error_release(err);
+        r = copy_image(src, dst, &o, &res, err);
+    }
     if (r < 0) {
         cli_store_release(&h);
         return -1;

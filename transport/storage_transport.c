@@ -426,6 +426,23 @@ static ssize_t plan_find_diff(struct st_dst *d, const char *diff_id)
     return -1;
 }
 
+/* A layer this copy reused from the store (not created by it) can be removed by a concurrent rmi
+ * before the image record holds it; the next layer's commit or the image record then fails with
+ * ENOENT.  The blobs were consumed already, so this copy cannot repair it: report it as EAGAIN so
+ * the caller can run the whole copy again (pull does, once). */
+static int reused_vanished(struct st_dst *d, berth_error_t *err)
+{
+    bool reused = false;
+    for (size_t i = 0; i < d->n; i++)
+        reused = reused || (d->plan[i].done && !d->plan[i].created);
+    if (!reused || !*err || berth_error_status(*err) != ENOENT)
+        return -1;
+    berth_error_wrap(err, "a layer reused from the store was removed meanwhile (concurrent rmi?), "
+                          "retry");
+    (*err)->status = EAGAIN;
+    return -1;
+}
+
 /* Staging mode: commits the staged layers whose parents are committed, in order.  Caller holds
  * d->mu. */
 static int commit_ready(struct st_dst *d, berth_error_t *err)
@@ -440,7 +457,7 @@ static int commit_ready(struct st_dst *d, berth_error_t *err)
         int r = storage_layer_commit_staged(d->store, p->staged, i > 0 ? d->plan[i - 1].id : NULL,
                                             &l, err);
         if (r < 0)
-            return -1;
+            return reused_vanished(d, err);
         storage_staged_layer_discard(d->store, p->staged);
         p->staged = NULL;
         p->id = xstrdup(l->id);
@@ -586,7 +603,7 @@ static int sd_put_blob(struct image_destination *dst, berth_reader_t *stream,
     };
     storage_layer_t *l = NULL;
     if (storage_layer_create_from_tar(d->store, &lo, stream, &l, err) < 0)
-        return -1;
+        return reused_vanished(d, err);
     if (check_consumed(stream, err) < 0) {
         cleanup_error berth_error_t e = NULL;
         storage_layer_remove(d->store, l->id, &e);
@@ -655,7 +672,7 @@ static int sd_commit(struct image_destination *dst, berth_error_t *err)
     };
     cleanup_storage_image storage_image_t *img = NULL;
     if (storage_image_create(d->store, &o, &img, err) < 0)
-        return -1;
+        return reused_vanished(d, err);
     if (!digest_equal(img->digest, digest)) {
         cleanup_free char *key = extra_manifest_key(digest);
         if (storage_image_set_big_data(d->store, img->id, key, d->manifest, d->manifest_len, err) <
