@@ -110,6 +110,9 @@ int storage_driver_lookup(const char *name, const struct storage_driver_ops **ou
 /* Checks whether overlay can be mounted here (in the current user namespace) using a scratch
  * directory under `home`; on failure returns false and stores the reason (owned) in *why. */
 bool storage_overlay_probe(const char *home, bool rootless, char **why);
+/* Removes probe-* directories (unmounting first) that an interrupted probe left under `home`.
+ * The store runs probes and this cleanup only under its exclusive lock, so none is live. */
+void storage_overlay_probe_cleanup(const char *home);
 
 /* Checks a layer id (see above). */
 int storage_check_id(const char *id, berth_error_t *err);

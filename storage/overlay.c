@@ -15,6 +15,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -217,13 +218,16 @@ static int ovl_rename(void *state, const char *from, const char *to, berth_error
     return 0;
 }
 
+/* A layer is complete when both its diff dir and its short link name exist (a layer whose
+ * files were partly deleted by an interrupted removal must not count as present). */
 static bool ovl_exists(void *state, const char *id)
 {
     struct overlay *o = state;
     if (storage_check_id(id, NULL) < 0)
         return false;
     cleanup_free char *d = driver_path(o->home, id, "diff");
-    return fs_exists(d);
+    cleanup_free char *lf = driver_path(o->home, id, "link");
+    return fs_exists(d) && fs_exists(lf);
 }
 
 static int do_mount(struct overlay *o, const char *id, bool readonly, berth_error_t *err)
@@ -342,9 +346,41 @@ static char *ovl_layer_dir(void *state, const char *id)
     return driver_path(o->home, id, "diff");
 }
 
+/* Removes short-name links in l/ whose layer directory is gone (a removal interrupted after
+ * the layer's "link" file was deleted can't find them any more). */
 static int ovl_cleanup(void *state, berth_error_t *err)
 {
+    struct overlay *o = state;
+    (void)err;
+    cleanup_free char *l = xasprintf("%s/l", o->home);
+    cleanup_dir DIR *d = opendir(l);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 && errno == ENOENT)
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
     return 0;
+}
+
+void storage_overlay_probe_cleanup(const char *home)
+{
+    cleanup_dir DIR *d = opendir(home);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strncmp(de->d_name, "probe-", 6) != 0)
+            continue;
+        cleanup_free char *base = xasprintf("%s/%s", home, de->d_name);
+        cleanup_free char *merged = xasprintf("%s/merged", base);
+        umount2(merged, MNT_DETACH);
+        berth_error_t e = NULL;
+        log_info("removing \"%s\" left by an interrupted overlay probe", base);
+        if (fs_rm_rf(base, &e) < 0)
+            log_warn("%s", berth_error_msg(e));
+        berth_error_release(&e);
+    }
 }
 
 bool storage_overlay_probe(const char *home, bool rootless, char **why)

@@ -36,6 +36,7 @@ struct storage_store {
     const struct storage_driver_ops *drv;
     void *dstate;
     int lock_fd;
+    int lease_fd; /* shared "layer writer" lease, see writer_lease() */
     int depth;
     bool excl;
     bool rootless;
@@ -322,9 +323,30 @@ int storage_layer_list(storage_store_t *s, storage_layer_t ***out, berth_error_t
     return 0;
 }
 
+/* A handle that stages or reuses layers takes a shared lease on <root>/layer-writers.lock and
+ * keeps it until it is closed: a pull commits its layers one by one and creates the image that
+ * uses them last, so layers no image uses yet may be in use by a live writer.  Pruning of
+ * dangling layers checks the lease (see storage_layer_prune).  Called without the store lock;
+ * a failure only makes pruning less careful, so it is not an error. */
+static void writer_lease(storage_store_t *s)
+{
+    if (__atomic_load_n(&s->lease_fd, __ATOMIC_ACQUIRE) >= 0)
+        return;
+    cleanup_free char *p = xasprintf("%s/layer-writers.lock", s->root);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    int none = -1;
+    /* threads staging in parallel: the first one's lease is kept */
+    if (flock(fd, LOCK_SH) < 0 || !__atomic_compare_exchange_n(&s->lease_fd, &none, fd, false,
+                                                               __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        close(fd);
+}
+
 int storage_layer_find_by_digest(storage_store_t *s, const char *digest, storage_layer_t **out,
                                  berth_error_t *err)
 {
+    writer_lease(s);
     if (digest_validate(digest, err) < 0)
         return -1;
     storage_layer_t **all = NULL;
@@ -413,6 +435,30 @@ static void cleanup_incomplete(storage_store_t *s)
     }
     strv_free(locks);
     berth_error_release(&e);
+    /* other staging files whose writer is gone: a tar-split record without its lock (the lock
+     * was removed first), a lock that a writer killed before renaming it left as .lock.new */
+    {
+        cleanup_dir DIR *sd = opendir(staging);
+        struct dirent *se;
+        while (sd && (se = readdir(sd))) {
+            const char *n = se->d_name;
+            size_t len = strlen(n);
+            if (n[0] == '.' || (len > 5 && strcmp(n + len - 5, ".lock") == 0))
+                continue;
+            cleanup_free char *path = xasprintf("%s/%s", staging, n);
+            cleanup_free char *lp = NULL;
+            if (len > 9 && strcmp(n + len - 9, ".lock.new") == 0) {
+                lp = xstrdup(path);
+            } else {
+                const char *dot = strchr(n, '.');
+                lp = xasprintf("%s/%.*s.lock", staging, (int)(dot ? dot - n : (ptrdiff_t)len), n);
+            }
+            if (!lock_is_stale(lp))
+                continue;
+            log_info("removing staging file %s left by an interrupted command", n);
+            unlink(path);
+        }
+    }
     /* driver dirs without a record: a crash between rename and record write, or staging dirs
      * whose lock file never got created */
     char **dirs = NULL;
@@ -438,6 +484,9 @@ static void cleanup_incomplete(storage_store_t *s)
         }
     }
     strv_free(dirs);
+    berth_error_release(&e);
+    if (s->drv->cleanup && s->drv->cleanup(s->dstate, &e) < 0)
+        log_warn("%s", berth_error_msg(e));
     berth_error_release(&e);
     /* temp files of atomic record writes (records are written under the exclusive lock, which
      * we hold: none of these is live) */
@@ -511,6 +560,14 @@ static int choose_driver(storage_store_t *s, const char *wanted, berth_error_t *
         name = recorded;
     }
     cleanup_free char *probe_note = NULL;
+    {
+        /* a probe killed midway leaves probe-PID behind: we hold the exclusive lock, which
+         * every probe runs under, so none of them is live */
+        cleanup_free char *home = xasprintf("%s/overlay", s->root);
+        storage_overlay_probe_cleanup(home);
+        if (name && strcmp(name, "overlay") != 0)
+            rmdir(home);
+    }
     if (!name) {
         cleanup_free char *home = xasprintf("%s/overlay", s->root);
         if (fs_mkdir_p(home, 0700, err) < 0)
@@ -547,6 +604,7 @@ int storage_store_open(const struct storage_options *opts, storage_store_t **out
 {
     storage_store_t *s = xzalloc(sizeof(*s));
     s->lock_fd = -1;
+    s->lease_fd = -1;
     {
         pthread_mutexattr_t ma;
         pthread_mutexattr_init(&ma);
@@ -606,6 +664,8 @@ void storage_store_close(storage_store_t *s)
         s->drv->fini(s->dstate);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
+    if (s->lease_fd >= 0)
+        close(s->lease_fd);
     free(s->root);
     free(s->runroot);
     free(s->driver_home);
@@ -624,6 +684,7 @@ struct staging {
 
 static int staging_begin(storage_store_t *s, struct staging *st, berth_error_t *err)
 {
+    writer_lease(s);
     cleanup_free char *rnd = random_hex(8);
     st->id = xasprintf("stg-%d-%s", (int)getpid(), rnd);
     st->lock_path = xasprintf("%s/staging/%s.lock", s->root, st->id);
@@ -780,8 +841,16 @@ int storage_layer_commit_staged(storage_store_t *s, storage_staged_layer_t *sl, 
     storage_layer_t *existing = NULL;
     berth_error_t e2 = NULL;
     if (layer_read(s, id, &existing, &e2) == 0) {
-        *out = existing; /* someone else committed it first: our copy goes with discard */
-        return 1;
+        if (s->drv->exists(s->dstate, id)) {
+            *out = existing; /* someone else committed it first: our copy goes with discard */
+            return 1;
+        }
+        /* a record whose files are incomplete (left by an older berth's interrupted removal):
+         * replace the files with ours */
+        log_warn("layer %.12s is incomplete: replacing it", id);
+        storage_layer_free(existing);
+        if (storage_layer_remove_record_step(s, id, err) < 0)
+            return -1;
     }
     berth_error_release(&e2);
     if (parent) {
@@ -799,8 +868,8 @@ int storage_layer_commit_staged(storage_store_t *s, storage_staged_layer_t *sl, 
         free(sl->parent);
         sl->parent = dup_or_null(parent);
     }
-    if (s->drv->exists(s->dstate, id)) /* orphan from a crash while we held no lock */
-        s->drv->remove(s->dstate, id, &e2);
+    /* orphan (possibly partly deleted) from a crash while we held no lock */
+    s->drv->remove(s->dstate, id, &e2);
     berth_error_release(&e2);
     if (s->drv->rename(s->dstate, sl->st.id, id, err) < 0)
         return -1;
@@ -933,6 +1002,39 @@ static const char *layer_user(struct usage *u, const char *id, const char *skip_
     return NULL;
 }
 
+/* Removal is two steps so that `kill -9` between or inside them never leaves a record that
+ * points at half-deleted files: first the record goes (durably), which makes the layer
+ * invisible; then its files, which are an orphan directory from then on and are removed by
+ * cleanup_incomplete() at the next open if we die before finishing. */
+int storage_layer_remove_record_step(storage_store_t *s, const char *id, berth_error_t *err)
+{
+    cleanup_free char *rp = layer_record_path(s, id);
+    cleanup_free char *sp = layer_split_path(s, id);
+    if (unlink(rp) < 0 && errno != ENOENT)
+        return berth_error_make(err, errno, "remove \"%s\"", rp);
+    unlink(sp);
+    cleanup_free char *dir = xasprintf("%s/layers", s->root);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return berth_error_make(err, e, "sync \"%s\"", dir);
+    }
+    close(fd);
+    return 0;
+}
+
+static int layer_remove_record(storage_store_t *s, const char *id, berth_error_t *err)
+{
+    return storage_layer_remove_record_step(s, id, err);
+}
+
+static int layer_remove_files(storage_store_t *s, const char *id, berth_error_t *err)
+{
+    return s->drv->remove(s->dstate, id, err);
+}
+
 static int layer_remove_locked(storage_store_t *s, const char *id, berth_error_t *err)
 {
     int lfd = layer_lock(s, id, err);
@@ -941,15 +1043,11 @@ static int layer_remove_locked(storage_store_t *s, const char *id, berth_error_t
     berth_error_t e2 = NULL;
     s->drv->unmount(s->dstate, id, s->mounts_dir, true, &e2);
     berth_error_release(&e2);
-    int r = s->drv->remove(s->dstate, id, err);
-    if (r == 0) {
-        cleanup_free char *rp = layer_record_path(s, id);
-        cleanup_free char *sp = layer_split_path(s, id);
-        cleanup_free char *lp = xasprintf("%s/layers/%s.lock", s->root, id);
-        unlink(rp);
-        unlink(sp);
-        unlink(lp);
-    }
+    int r = layer_remove_record(s, id, err);
+    if (r == 0)
+        r = layer_remove_files(s, id, err);
+    cleanup_free char *lp = xasprintf("%s/layers/%s.lock", s->root, id);
+    unlink(lp);
     close(lfd);
     return r;
 }
@@ -968,6 +1066,49 @@ int storage_layer_remove(storage_store_t *s, const char *id, berth_error_t *err)
     if (user)
         return berth_error_make_status(err, EBUSY, "layer \"%s\" is used by %s", id, user);
     return layer_remove_locked(s, id, err);
+}
+
+int storage_layer_prune(storage_store_t *s, int64_t busy_min_age, char ***removed,
+                        berth_error_t *err)
+{
+    *removed = xzalloc(sizeof(char *));
+    LOCK_OR_FAIL(s, true, err);
+    /* writers that started after this probe can commit or reuse layers only once we release the
+     * store lock, so a probe that finds no writer stays true for the whole prune */
+    bool busy = true;
+    if (s->lease_fd < 0) {
+        cleanup_free char *p = xasprintf("%s/layer-writers.lock", s->root);
+        int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            busy = flock(fd, LOCK_EX | LOCK_NB) < 0;
+            close(fd);
+        }
+    }
+    int64_t now = time(NULL);
+    for (bool again = true; again;) {
+        again = false;
+        struct usage u;
+        if (usage_load(s, &u, err) < 0)
+            return -1;
+        int r = 0;
+        for (size_t i = 0; u.layers[i] && r == 0; i++) {
+            storage_layer_t *l = u.layers[i];
+            if (l->rw || layer_user(&u, l->id, NULL))
+                continue;
+            if (busy && now - l->created < busy_min_age)
+                continue;
+            if (layer_remove_locked(s, l->id, err) < 0) {
+                r = -1;
+                break;
+            }
+            strv_add(removed, l->id);
+            again = true;
+        }
+        usage_free(&u);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int storage_layer_diff(storage_store_t *s, const char *id, const struct storage_diff_options *opts,
@@ -1841,7 +1982,7 @@ int storage_check(storage_store_t *s, bool repair, struct storage_check_report *
             storage_layer_t *l = u.layers[i];
             const char *why = NULL;
             if (!s->drv->exists(s->dstate, l->id))
-                why = "its files are missing";
+                why = "its files are missing or incomplete";
             else if (l->parent && !usage_layer(&u, l->parent))
                 why = "its parent layer is missing";
             if (!why)

@@ -164,6 +164,17 @@ int storage_layer_set_compressed(storage_store_t *s, const char *id, const char 
                                  int64_t size, berth_error_t *err);
 /* Fails with EBUSY if another layer, an image or a container uses it. */
 int storage_layer_remove(storage_store_t *s, const char *id, berth_error_t *err);
+/* Removes "dangling" layers: committed read-only layers that no image, container or other
+ * layer uses (e.g. what a killed pull committed before it could create its image).  A layer
+ * a live writer (another open handle that staged or reused layers: a pull in progress) may be
+ * about to use is kept when it is younger than busy_min_age seconds.  *removed: the removed ids
+ * (NULL-terminated, owned; set even on error). */
+int storage_layer_prune(storage_store_t *s, int64_t busy_min_age, char ***removed,
+                        berth_error_t *err);
+/* First step of a layer removal, exposed so tests can simulate a crash right after it: durably
+ * removes the layer's record (the layer is gone for every reader; its files are an orphan that
+ * the next store open removes).  Callers hold the store lock exclusively. */
+int storage_layer_remove_record_step(storage_store_t *s, const char *id, berth_error_t *err);
 /* Tar stream of the layer's changes.  For an unmodified layer applied from a tar (has_tar_split,
  * clamp_mtime < 0) the stream is byte-identical to the original uncompressed tar and is verified
  * against diff_digest while it is read.  Reader owned by caller; opts may be NULL. */
