@@ -9,6 +9,8 @@
 #include "common/json.h"
 #include "common/reference.h"
 #include "common/stream.h"
+#include "common/strutil.h"
+#include "run/container.h"
 #include "storage/store.h"
 #include "storage/userns.h"
 
@@ -223,6 +225,35 @@ static const char rmi_usage[] =
     "Remove local images.  Given a name of an image that has several, only that name is\n"
     "removed.  -f also removes containers using the image and all of its names.\n";
 
+/* rmi -f: stops and removes the containers using image `id` (their monitors and processes
+ * included, through run/'s removal) before the image goes; without -f the store refuses to
+ * remove an image a container uses (EBUSY, naming the container). */
+static int remove_image(storage_store_t *s, const char *id, bool force, berth_error_t *err)
+{
+    if (force) {
+        storage_container_t **ctrs = NULL;
+        if (storage_container_list(s, &ctrs, err) < 0)
+            return -1;
+        int r = 0;
+        for (size_t k = 0; ctrs[k] && r == 0; k++) {
+            if (!ctrs[k]->image_id || strcmp(ctrs[k]->image_id, id) != 0)
+                continue;
+            if (container_remove(s, ctrs[k]->id, true, err) < 0)
+                r = berth_error_wrap(err, "remove container %.12s using image %.12s", ctrs[k]->id,
+                                     id);
+        }
+        storage_container_list_free(ctrs);
+        if (r < 0)
+            return -1;
+    }
+    if (storage_image_remove(s, id, force, err) < 0) {
+        if (berth_error_status(*err) == EBUSY && !force)
+            return berth_error_wrap(err, "image is in use (use -f to remove its containers too)");
+        return -1;
+    }
+    return 0;
+}
+
 static int cmd_rmi(struct berth_globals *g, int argc, char **argv)
 {
     static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
@@ -257,7 +288,7 @@ static int cmd_rmi(struct berth_globals *g, int argc, char **argv)
         if (storage_image_list(s, &imgs, &err) < 0)
             return cli_fail(&err);
         for (size_t i = 0; imgs[i]; i++) {
-            if (storage_image_remove(s, imgs[i]->id, force, &err) < 0)
+            if (remove_image(s, imgs[i]->id, force, &err) < 0)
                 rc = cli_fail(&err);
             else
                 printf("%s\n", imgs[i]->id);
@@ -289,7 +320,7 @@ static int cmd_rmi(struct berth_globals *g, int argc, char **argv)
                 printf("Untagged: %s\n", matched);
             continue;
         }
-        if (storage_image_remove(s, img->id, force, &err) < 0) {
+        if (remove_image(s, img->id, force, &err) < 0) {
             rc = cli_fail(&err);
             continue;
         }
@@ -430,6 +461,25 @@ static const char prune_usage[] =
     "Usage: berth image prune [-a] [-f]\n\n"
     "Remove dangling images (without names); with -a every image no container uses.\n";
 
+/* Layers no image or container uses (a killed pull's, an image removal's leftovers): kept only
+ * while another berth process that stages layers (a pull in progress) runs and they are younger
+ * than this, since a pull commits its layers before the image that uses them. */
+#define PRUNE_BUSY_MIN_AGE (10 * 60)
+
+static int prune_layers(storage_store_t *s)
+{
+    berth_error_t err = NULL;
+    char **removed = NULL;
+    int r = storage_layer_prune(s, PRUNE_BUSY_MIN_AGE, &removed, &err);
+    size_t n = 0;
+    while (removed && removed[n])
+        n++;
+    if (n)
+        fprintf(stderr, "removed %zu layer(s) no image or container uses\n", n);
+    strv_free(removed);
+    return r < 0 ? cli_fail(&err) : 0;
+}
+
 static int cmd_image_prune(struct berth_globals *g, int argc, char **argv)
 {
     static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
@@ -477,7 +527,7 @@ static int cmd_image_prune(struct berth_globals *g, int argc, char **argv)
     }
     storage_image_list_free(imgs);
     storage_container_list_free(ctrs);
-    return 0;
+    return prune_layers(s);
 }
 
 BERTH_COMMAND(image_prune, "image prune", "Remove unused images", cmd_image_prune);
@@ -567,6 +617,21 @@ static int cmd_system_check(struct berth_globals *g, int argc, char **argv)
     struct storage_check_report r;
     if (storage_check(s, repair, &r, &err) < 0)
         return cli_fail(&err);
+    if (repair) {
+        char **removed = NULL;
+        if (storage_layer_prune(s, PRUNE_BUSY_MIN_AGE, &removed, &err) < 0) {
+            strv_free(removed);
+            storage_check_report_clear(&r);
+            return cli_fail(&err);
+        }
+        for (char **p = removed; p && *p; p++) {
+            cleanup_free char *m = xasprintf("layer %.12s: not used by any image or container", *p);
+            strv_add(&r.problems, m);
+            r.n_problems++;
+            r.n_repaired++;
+        }
+        strv_free(removed);
+    }
     for (size_t i = 0; i < r.n_problems; i++)
         printf("%s\n", r.problems[i]);
     int rc = 0;
