@@ -364,18 +364,32 @@ static int run_external(const char *runtime, const char *rundir, const char *id,
                         berth_error_t *err)
 {
     cleanup_free char *root = xasprintf("%s/ext", rundir);
+    /* sig-proxy to the runtime, which passes the signals on to the container */
+    sigset_t old;
+    runtime_hold_signals(&old);
     pid_t p = fork();
-    if (p < 0)
-        return berth_error_make(err, errno, "fork");
+    if (p < 0) {
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return berth_error_make(err, e, "fork");
+    }
     if (p == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
         execl(runtime, runtime, "--root", root, "run", "--bundle", rundir, id, (char *)NULL);
         dprintf(2, "Error: exec runtime \"%s\": %s\n", runtime, strerror(errno));
         _exit(127);
     }
+    runtime_forward_signals(p);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     int st;
-    while (waitpid(p, &st, 0) < 0)
-        if (errno != EINTR)
-            return berth_error_make(err, errno, "wait for \"%s\"", runtime);
+    while (waitpid(p, &st, 0) < 0) {
+        if (errno != EINTR) {
+            int e = errno;
+            runtime_forward_signals(0);
+            return berth_error_make(err, e, "wait for \"%s\"", runtime);
+        }
+    }
+    runtime_forward_signals(0);
     *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return 0;
 }

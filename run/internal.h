@@ -5,6 +5,7 @@
 #include "common/error.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -40,6 +41,12 @@ void init_main(struct init_ctx *c) __attribute__((noreturn));
  * On failure sends SYNC_ERROR on sync_fd and _exits (127 not found, 126 not executable, 1). */
 void process_exec(const json_t *process, const json_t *seccomp, int sync_fd, int fifo_fd,
                   pid_t pdeath_parent) __attribute__((noreturn));
+
+/* Sig-proxy: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 received by berth go to pid (0:
+ * default actions again).  runtime_hold_signals blocks them (old mask in *old) until the
+ * target exists; restore the mask after runtime_forward_signals(). */
+void runtime_forward_signals(pid_t pid);
+void runtime_hold_signals(sigset_t *old);
 
 /* Sends an error on the sync socket and _exit(code). */
 void child_fail(int sync_fd, int code, const char *fmt, ...)

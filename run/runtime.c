@@ -480,6 +480,20 @@ static void forward_signals(pid_t pid, bool on)
         sigaction(forwarded[i], &sa, NULL);
 }
 
+void runtime_forward_signals(pid_t pid)
+{
+    forward_signals(pid, pid > 0);
+}
+
+void runtime_hold_signals(sigset_t *old)
+{
+    sigset_t fw;
+    sigemptyset(&fw);
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+        sigaddset(&fw, forwarded[i]);
+    sigprocmask(SIG_BLOCK, &fw, old);
+}
+
 static int wait_status(pid_t pid)
 {
     int st;
@@ -504,11 +518,8 @@ int runtime_run(const struct runtime_create_opts *o, int *status, berth_error_t 
     c.wait_start = false;
     c.die_with_parent = true;
     /* a signal that arrives while the container is being set up is held, then forwarded */
-    sigset_t fw, old;
-    sigemptyset(&fw);
-    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-        sigaddset(&fw, forwarded[i]);
-    sigprocmask(SIG_BLOCK, &fw, &old);
+    sigset_t old;
+    runtime_hold_signals(&old);
     pid_t pid;
     int code = -1;
     if (create_impl(&c, &pid, &code, err) < 0) {
