@@ -397,3 +397,147 @@ PYEOF
     [[ "${lines[0]}" == "10 20"* ]]
     [[ "${lines[1]}" == "33 99"* ]]
 }
+
+# ctr_pid MARKER: host pid of the container process `sh -c 'while :; ... # MARKER'` (waits 5 s)
+ctr_pid() {
+    local n p
+    for ((n = 0; n < 100; n++)); do
+        # (the as_user wrapper's own `sh -c cd ...` holds the same words until it execs berth)
+        p=$(pgrep -f "^sh -c (trap|while) .*# $1\$" | head -n 1)
+        if [ -n "$p" ]; then
+            echo "$p"
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# kill_marked PID MARKER: SIGKILL PID if it still is the container process with MARKER (cleanup)
+kill_marked() {
+    if tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "# $2 *\$"; then
+        kill -9 "$1"
+    fi
+    return 0
+}
+
+# gone_within SECONDS PID: PID ends (or is only a zombie) within SECONDS
+gone_within() {
+    local n
+    for ((n = 0; n < $1 * 20; n++)); do
+        proc_alive "$2" || return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+@test "run: signals to a foreground run go to the container; berth waits until it exits" {
+    for who in root user; do
+        harness_bg "$BATS_TEST_TMPDIR/sp-$who.log" both $who run --rm --name sp localhost/busybox \
+            sh -c "trap 'echo got-term' TERM; trap 'echo got-int' INT; trap '' HUP; while :; do sleep 0.1; done # sp-$who-$$"
+        job=$HARNESS_BG_PID
+        cp=$(ctr_pid "sp-$who-$$")
+        harness_defer kill_marked "$cp" "sp-$who-$$"
+        bp=$(ps -o ppid= -p "$cp" | tr -d ' ')
+        [[ "$(cat "/proc/$bp/cmdline" | tr '\0' ' ')" == *" run --rm --name sp "* ]]
+        kill -TERM "$bp"
+        kill -INT "$bp"
+        kill -HUP "$bp"
+        sleep 1
+        proc_alive "$bp"
+        proc_alive "$cp"
+        grep -q got-term "$BATS_TEST_TMPDIR/sp-$who.log"
+        grep -q got-int "$BATS_TEST_TMPDIR/sp-$who.log"
+        both $who kill sp
+        st=0
+        wait "$job" || st=$?
+        [ "$st" -eq 137 ]
+        ! proc_alive "$cp"
+        run both $who ps -a -q
+        [ -z "$output" ]
+    done
+}
+
+@test "run: kill -9 of a foreground run kills the container too; ps shows it exited, rm cleans" {
+    for who in root user; do
+        # another user in the container: the uid change must not drop the parent-death signal
+        harness_bg "$BATS_TEST_TMPDIR/k9-$who.log" both $who run --rm --name k9 --user 1000:1000 localhost/busybox \
+            sh -c "trap '' TERM; while :; do sleep 0.1; done # k9-$who-$$"
+        cp=$(ctr_pid "k9-$who-$$")
+        harness_defer kill_marked "$cp" "k9-$who-$$"
+        bp=$(ps -o ppid= -p "$cp" | tr -d ' ')
+        kill -9 "$bp"
+        gone_within 2 "$cp"
+        run both $who ps -a
+        [[ "$output" == *Exited*k9* ]]
+        both $who rm k9
+        run both $who ps -a -q
+        [ -z "$output" ]
+    done
+}
+
+@test "run -d: kill -9 of the monitor kills the container; ps shows it exited, wait and rm work" {
+    for who in root user; do
+        both $who run -d --name mk localhost/busybox sh -c "while :; do sleep 0.1; done # mk-$who-$$" >/dev/null
+        cp=$(ctr_pid "mk-$who-$$")
+        harness_defer kill_marked "$cp" "mk-$who-$$"
+        mp=$(ps -o ppid= -p "$cp" | tr -d ' ')
+        [[ "$(cat "/proc/$mp/cmdline" | tr '\0' ' ')" == *" run -d --name mk "* ]]
+        kill -9 "$mp"
+        gone_within 2 "$cp"
+        run both $who ps -a
+        [[ "$output" == *Exited*mk* ]]
+        if [ "$who" = root ]; then
+            run timeout 5 "$BERTH" --root "$FILE_TMP/root" --runroot "$FILE_TMP/run" wait mk
+        else
+            run as_user timeout 5 "$BERTH" --root "$FILE_TMP/user/root" --runroot "$FILE_TMP/user/run" wait mk
+        fi
+        [ "$status" -eq 0 ]
+        both $who rm mk
+        run both $who ps -a -q
+        [ -z "$output" ]
+    done
+}
+
+@test "runtime run: kill -9 of berth kills the container" {
+    bundle=$BATS_TEST_TMPDIR/bundle
+    make_busybox_rootfs "$bundle/rootfs"
+    (cd "$bundle" && "$BERTH" runtime spec)
+    jq --arg cmd "while :; do sleep 0.1; done # rr-root-$$" \
+        '.process.terminal = false | .process.args = ["sh", "-c", $cmd]' \
+        "$bundle/config.json" >"$bundle/c.json"
+    mv "$bundle/c.json" "$bundle/config.json"
+    harness_bg "$BATS_TEST_TMPDIR/rr.log" "$BERTH" runtime --root "$BATS_TEST_TMPDIR/state" run \
+        --bundle "$bundle" rr
+    cp=$(ctr_pid "rr-root-$$")
+    harness_defer kill_marked "$cp" "rr-root-$$"
+    bp=$(ps -o ppid= -p "$cp" | tr -d ' ')
+    kill -TERM "$bp"
+    sleep 0.3
+    proc_alive "$bp"
+    proc_alive "$cp"
+    kill -9 "$bp"
+    gone_within 2 "$cp"
+}
+
+@test "run --runtime runc: signals to berth reach the container through runc" {
+    skip_unless_cmd runc
+    harness_bg "$BATS_TEST_TMPDIR/xr.log" berth run --rm --runtime "$(command -v runc)" --name xr \
+        localhost/busybox sh -c "trap 'echo got-term' TERM; while :; do sleep 0.1; done # xr-root-$$"
+    job=$HARNESS_BG_PID
+    cp=$(ctr_pid "xr-root-$$")
+    harness_defer kill_marked "$cp" "xr-root-$$"
+    rp=$(ps -o ppid= -p "$cp" | tr -d ' ')
+    bp=$(ps -o ppid= -p "$rp" | tr -d ' ')
+    [[ "$(cat "/proc/$bp/cmdline" | tr '\0' ' ')" == *" run --rm --runtime "* ]]
+    kill -TERM "$bp"
+    sleep 1
+    proc_alive "$bp"
+    grep -q got-term "$BATS_TEST_TMPDIR/xr.log"
+    kill -9 "$cp"
+    st=0
+    wait "$job" || st=$?
+    [ "$st" -eq 137 ]
+    run berth ps -a -q
+    [ -z "$output" ]
+}
