@@ -37,6 +37,34 @@ enum {
     OPT_SIGN_PASS,
 };
 
+/* The registry flags pull and push share.  Returns 1 when c was one of them (applied to sys),
+ * 0 when it was not, -1 on a bad value (message printed). */
+static int registry_opt(int c, struct system_context *sys)
+{
+    bool b;
+    switch (c) {
+    case OPT_CREDS:
+        sys->creds = optarg;
+        return 1;
+    case OPT_TLS:
+        if (cli_parse_bool("--tls-verify", optarg ? optarg : "true", &b) < 0)
+            return -1;
+        sys->tls_verify = b;
+        return 1;
+    case OPT_CERT:
+        sys->cert_dir = optarg;
+        return 1;
+    case OPT_AUTHFILE:
+        sys->auth_file = optarg;
+        return 1;
+    case OPT_RETRY:
+        sys->retry_times = atoi(optarg);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static const char pull_usage[] =
     "Usage: berth pull [OPTIONS] IMAGE\n\n"
     "Pull an image into local storage.  IMAGE is a transport reference (oci:DIR, docker://NAME,\n"
@@ -133,26 +161,17 @@ static int cmd_pull(struct berth_globals *g, int argc, char **argv)
 {
     struct system_context sys;
     cli_system_context_init(g, &sys);
-    bool quiet = false, b;
+    bool quiet = false;
     int c;
     while ((c = cli_getopt(argc, argv, "qh", pull_opts, false)) != -1) {
+        int ro = registry_opt(c, &sys);
+        if (ro < 0)
+            return BERTH_EXIT_ERROR;
+        if (ro > 0)
+            continue;
         switch (c) {
         case 'q':
             quiet = true;
-            break;
-        case OPT_CREDS:
-            sys.creds = optarg;
-            break;
-        case OPT_TLS:
-            if (cli_parse_bool("--tls-verify", optarg ? optarg : "true", &b) < 0)
-                return BERTH_EXIT_ERROR;
-            sys.tls_verify = b;
-            break;
-        case OPT_CERT:
-            sys.cert_dir = optarg;
-            break;
-        case OPT_AUTHFILE:
-            sys.auth_file = optarg;
             break;
         case OPT_OS:
             sys.os_override = optarg;
@@ -177,9 +196,6 @@ static int cmd_pull(struct berth_globals *g, int argc, char **argv)
             sys.variant_override = v;
             break;
         }
-        case OPT_RETRY:
-            sys.retry_times = atoi(optarg);
-            break;
         case OPT_ALL_TAGS:
             return cli_failf("--all-tags is not supported");
         case 'h':
@@ -272,9 +288,13 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
     cli_system_context_init(g, &sys);
     struct copy_options o = {.compression_level = -1, .progress_out = stderr};
     const char *digestfile = NULL;
-    bool b;
     int c;
     while ((c = cli_getopt(argc, argv, "qf:h", opts, false)) != -1) {
+        int ro = registry_opt(c, &sys);
+        if (ro < 0)
+            return BERTH_EXIT_ERROR;
+        if (ro > 0)
+            continue;
         switch (c) {
         case 'q':
             o.quiet = true;
@@ -302,23 +322,6 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
             break;
         case OPT_DIGESTFILE:
             digestfile = optarg;
-            break;
-        case OPT_CREDS:
-            sys.creds = optarg;
-            break;
-        case OPT_TLS:
-            if (cli_parse_bool("--tls-verify", optarg ? optarg : "true", &b) < 0)
-                return BERTH_EXIT_ERROR;
-            sys.tls_verify = b;
-            break;
-        case OPT_CERT:
-            sys.cert_dir = optarg;
-            break;
-        case OPT_AUTHFILE:
-            sys.auth_file = optarg;
-            break;
-        case OPT_RETRY:
-            sys.retry_times = atoi(optarg);
             break;
         case OPT_SIGN_BY:
             o.sign_by = optarg;
