@@ -22,47 +22,19 @@
 #include <signal.h>
 #include <unistd.h>
 
-struct fx {
-    char *top;
-    struct storage_options o;
-    char *root, *run;
-    storage_store_t *s;
-};
-
 static int fx_setup(void **state)
 {
-    struct fx *f = xzalloc(sizeof(*f));
-    f->top = tmpdir_new("store");
-    f->root = xasprintf("%s/root", f->top);
-    f->run = xasprintf("%s/run", f->top);
-    f->o = (struct storage_options){.root = f->root, .runroot = f->run, .driver = "vfs"};
-    berth_error_t err = NULL;
-    if (storage_store_open(&f->o, &f->s, &err) < 0)
-        fail_msg("%s", berth_error_msg(err));
-    *state = f;
+    *state = store_fx_new("store", "vfs");
     return 0;
 }
 
 static int fx_teardown(void **state)
 {
-    struct fx *f = *state;
-    storage_store_close(f->s);
-    tmpdir_remove(f->top);
-    free(f->root);
-    free(f->run);
-    free(f);
+    store_fx_free(*state);
     return 0;
 }
 
-static void reopen(struct fx *f)
-{
-    storage_store_close(f->s);
-    berth_error_t err = NULL;
-    if (storage_store_open(&f->o, &f->s, &err) < 0)
-        fail_msg("%s", berth_error_msg(err));
-}
-
-static storage_layer_t *layer_from(struct fx *f, const char *parent, const char *file,
+static storage_layer_t *layer_from(struct store_fx *f, const char *parent, const char *file,
                                    const char *content)
 {
     struct tentry e[] = {{'f', file, content, 0, 0, 0, NULL}};
@@ -78,7 +50,8 @@ static storage_layer_t *layer_from(struct fx *f, const char *parent, const char 
     return l;
 }
 
-static storage_image_t *image_with(struct fx *f, const char *top, const char *cfg, const char *name)
+static storage_image_t *image_with(struct store_fx *f, const char *top, const char *cfg,
+                                   const char *name)
 {
     const char *names[] = {name, NULL};
     struct storage_image_options o = {.names = name ? names : NULL,
@@ -96,7 +69,7 @@ static storage_image_t *image_with(struct fx *f, const char *top, const char *cf
 
 static void test_images_and_names(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     cleanup_storage_layer storage_layer_t *l = layer_from(f, NULL, "a", "a");
     cleanup_storage_image storage_image_t *i1 =
         image_with(f, l->id, "{\"c\":1}", "localhost/one:latest");
@@ -173,7 +146,7 @@ static void test_images_and_names(void **state)
 
 static void test_remove_gc_layers(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     cleanup_storage_layer storage_layer_t *base = layer_from(f, NULL, "base", "b");
     cleanup_storage_layer storage_layer_t *top1 = layer_from(f, base->id, "t1", "1");
     cleanup_storage_layer storage_layer_t *top2 = layer_from(f, base->id, "t2", "2");
@@ -223,7 +196,7 @@ static void test_remove_gc_layers(void **state)
 
 static void test_crash_cleanup(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     /* a dead writer's staging layer: lock file present but not held */
     cleanup_free char *sdir = xasprintf("%s/vfs/stg-1-dead/dir", f->root);
     berth_error_t err = NULL;
@@ -254,7 +227,7 @@ static void test_crash_cleanup(void **state)
     /* a temp file of an interrupted atomic record write */
     cleanup_free char *tmprec = xasprintf("%s/layers/%064d.json.tmp-AbCdEf", f->root, 3);
     assert_int_equal(fs_write_file_atomic(tmprec, "{", 1, 0600, &err), 0);
-    reopen(f);
+    store_fx_reopen(f);
     assert_false(fs_exists(tmprec));
     assert_false(fs_exists(sdir));
     assert_false(fs_exists(slock));
@@ -264,7 +237,7 @@ static void test_crash_cleanup(void **state)
     waitpid(child, NULL, 0);
     close(p[0]);
     close(p[1]);
-    reopen(f);
+    store_fx_reopen(f);
     assert_false(fs_exists(ldir));
     struct storage_check_report r;
     assert_int_equal(storage_check(f->s, false, &r, &err), 0);
@@ -274,7 +247,7 @@ static void test_crash_cleanup(void **state)
 
 static void test_check_repair(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     cleanup_storage_layer storage_layer_t *l = layer_from(f, NULL, "x", "x");
     cleanup_storage_image storage_image_t *i =
         image_with(f, l->id, "{\"r\":1}", "localhost/r:latest");
@@ -302,7 +275,7 @@ static void test_check_repair(void **state)
 
 static void test_concurrent_same_layer(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     char big[100000];
     memset(big, 'q', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
@@ -358,7 +331,7 @@ static void test_concurrent_same_layer(void **state)
 
 static void test_driver_recorded(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     cleanup_storage_layer storage_layer_t *l = layer_from(f, NULL, "x", "x");
     (void)l;
     storage_store_close(f->s);
@@ -374,7 +347,7 @@ static void test_driver_recorded(void **state)
     berth_error_release(&err);
     o.driver = "zfs";
     f->s = NULL;
-    reopen(f);
+    store_fx_reopen(f);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)

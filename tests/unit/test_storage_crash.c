@@ -29,51 +29,22 @@
 
 static const char *driver_name = "vfs";
 
-struct fx {
-    char *top;
-    struct storage_options o;
-    char *root, *run;
-    storage_store_t *s;
-};
-
 static int fx_setup(void **state)
 {
-    struct fx *f = xzalloc(sizeof(*f));
-    f->top = tmpdir_new("crash");
-    f->root = xasprintf("%s/root", f->top);
-    f->run = xasprintf("%s/run", f->top);
-    f->o = (struct storage_options){.root = f->root, .runroot = f->run, .driver = driver_name};
-    berth_error_t err = NULL;
-    if (storage_store_open(&f->o, &f->s, &err) < 0)
-        fail_msg("%s", berth_error_msg(err));
-    *state = f;
+    *state = store_fx_new("crash", driver_name);
     return 0;
 }
 
 static int fx_teardown(void **state)
 {
-    struct fx *f = *state;
-    storage_store_close(f->s);
-    tmpdir_remove(f->top);
-    free(f->root);
-    free(f->run);
-    free(f);
+    store_fx_free(*state);
     return 0;
-}
-
-static void reopen(struct fx *f)
-{
-    storage_store_close(f->s);
-    f->s = NULL;
-    berth_error_t err = NULL;
-    if (storage_store_open(&f->o, &f->s, &err) < 0)
-        fail_msg("%s", berth_error_msg(err));
 }
 
 #define NFILES 600
 
 /* A layer of NFILES small files (with content `tag`) on `parent`. */
-static storage_layer_t *big_layer(struct fx *f, const char *parent, const char *tag)
+static storage_layer_t *big_layer(struct store_fx *f, const char *parent, const char *tag)
 {
     struct tentry *e = xcalloc(NFILES + 1, sizeof(*e));
     char **names = xcalloc(NFILES, sizeof(char *));
@@ -98,14 +69,14 @@ static storage_layer_t *big_layer(struct fx *f, const char *parent, const char *
     return l;
 }
 
-static char *layer_files_dir(struct fx *f, const char *id)
+static char *layer_files_dir(struct store_fx *f, const char *id)
 {
     if (strcmp(driver_name, "overlay") == 0)
         return xasprintf("%s/overlay/%s/diff/d", f->root, id);
     return xasprintf("%s/vfs/%s/dir/d", f->root, id);
 }
 
-static char *layer_top_dir(struct fx *f, const char *id)
+static char *layer_top_dir(struct store_fx *f, const char *id)
 {
     return xasprintf("%s/%s/%s", f->root, driver_name, id);
 }
@@ -123,7 +94,7 @@ static size_t count_entries(const char *dir)
     return n;
 }
 
-static bool layer_recorded(struct fx *f, const char *id)
+static bool layer_recorded(struct store_fx *f, const char *id)
 {
     storage_layer_t *l = NULL;
     berth_error_t err = NULL;
@@ -133,7 +104,7 @@ static bool layer_recorded(struct fx *f, const char *id)
     return r == 0;
 }
 
-static void assert_check_clean(struct fx *f)
+static void assert_check_clean(struct store_fx *f)
 {
     struct storage_check_report r;
     berth_error_t err = NULL;
@@ -148,7 +119,7 @@ static void assert_check_clean(struct fx *f)
  * files, or is gone entirely (record and, after the next open, its directory). */
 static void test_kill_during_remove(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     int partial_seen = 0, gone = 0;
     for (int round = 0; round < 8; round++) {
         cleanup_storage_layer storage_layer_t *l = big_layer(f, NULL, "x");
@@ -169,7 +140,7 @@ static void test_kill_during_remove(void **state)
         size_t n_before = count_entries(files);
         if (n_before > 0 && n_before < NFILES)
             partial_seen++;
-        reopen(f);
+        store_fx_reopen(f);
         if (layer_recorded(f, l->id)) {
             assert_int_equal(count_entries(files), NFILES);
         } else {
@@ -190,7 +161,7 @@ static void test_kill_during_remove(void **state)
  * the next open removes the rest (and overlay's short-name link). */
 static void test_remove_interrupted_after_record(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     cleanup_storage_layer storage_layer_t *base = big_layer(f, NULL, "a");
     cleanup_storage_layer storage_layer_t *top = big_layer(f, base->id, "b");
     berth_error_t err = NULL;
@@ -211,7 +182,7 @@ static void test_remove_interrupted_after_record(void **state)
         assert_int_equal(unlink(lf), 0);
     }
     assert_false(layer_recorded(f, top->id));
-    reopen(f);
+    store_fx_reopen(f);
     cleanup_free char *topdir = layer_top_dir(f, top->id);
     assert_false(fs_exists(topdir));
     if (link_name) {
@@ -236,7 +207,7 @@ static void test_remove_interrupted_after_record(void **state)
  * reported by check and removed by repair. */
 static void test_check_incomplete_layer(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     cleanup_storage_layer storage_layer_t *l = big_layer(f, NULL, "c");
     berth_error_t err = NULL;
     if (strcmp(driver_name, "overlay") == 0) {
@@ -263,7 +234,7 @@ static void test_check_incomplete_layer(void **state)
 /* Committing a layer whose record exists but whose files are incomplete replaces the files. */
 static void test_recreate_incomplete_layer(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     cleanup_storage_layer storage_layer_t *l = big_layer(f, NULL, "e");
     berth_error_t err = NULL;
     cleanup_free char *files = layer_files_dir(f, l->id);
@@ -291,7 +262,7 @@ static void test_recreate_incomplete_layer(void **state)
 /* A probe directory of a killed overlay probe (no driver recorded yet) is removed at open. */
 static void test_probe_leftover(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     cleanup_free char *root2 = xasprintf("%s/fresh", f->top);
     cleanup_free char *run2 = xasprintf("%s/fresh-run", f->top);
     cleanup_free char *probe = xasprintf("%s/overlay/probe-%d", root2, 999999);
@@ -320,7 +291,7 @@ static void test_probe_leftover(void **state)
     storage_store_close(s);
 }
 
-static storage_layer_t *small_layer(struct fx *f, const char *parent, const char *content)
+static storage_layer_t *small_layer(struct store_fx *f, const char *parent, const char *content)
 {
     struct tentry e[] = {{'f', "f", content, 0, 0, 0, NULL}};
     struct tbuf t = tar_build(ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, e, 1);
@@ -335,7 +306,7 @@ static storage_layer_t *small_layer(struct fx *f, const char *parent, const char
     return l;
 }
 
-static size_t prune(struct fx *f, int64_t min_age)
+static size_t prune(struct store_fx *f, int64_t min_age)
 {
     char **removed = NULL;
     berth_error_t err = NULL;
@@ -352,7 +323,7 @@ static size_t prune(struct fx *f, int64_t min_age)
  * used ones stay; while another handle that creates layers is open, young ones stay. */
 static void test_prune_dangling_layers(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     cleanup_storage_layer storage_layer_t *base = small_layer(f, NULL, "base");
     cleanup_storage_layer storage_layer_t *top = small_layer(f, base->id, "top");
     const char *names[] = {"localhost/keep:1", NULL};
@@ -377,7 +348,7 @@ static void test_prune_dangling_layers(void **state)
     if (storage_container_create(f->s, &co, &ctr, &err) < 0)
         fail_msg("%s", berth_error_msg(err));
     storage_container_free(ctr);
-    reopen(f); /* this handle created layers: a fresh one holds no writer lease */
+    store_fx_reopen(f); /* this handle created layers: a fresh one holds no writer lease */
     /* a live writer (another process that staged or reused layers) keeps young layers */
     int p[2];
     assert_int_equal(pipe(p), 0);
@@ -426,7 +397,7 @@ static void test_prune_dangling_layers(void **state)
 /* Staging files whose writer is gone are removed at open, a live writer's stay. */
 static void test_staging_strays(void **state)
 {
-    struct fx *f = *state;
+    struct store_fx *f = *state;
     berth_error_t err = NULL;
     cleanup_free char *split = xasprintf("%s/staging/stg-1-aa.tar-split.gz", f->root);
     cleanup_free char *splittmp = xasprintf("%s/staging/stg-1-bb.tar-split.gz.tmp", f->root);
@@ -451,7 +422,7 @@ static void test_staging_strays(void **state)
     }
     char c;
     assert_int_equal(read(p[0], &c, 1), 1);
-    reopen(f);
+    store_fx_reopen(f);
     assert_false(fs_exists(split));
     assert_false(fs_exists(splittmp));
     assert_false(fs_exists(lnew));
@@ -461,7 +432,7 @@ static void test_staging_strays(void **state)
     waitpid(child, NULL, 0);
     close(p[0]);
     close(p[1]);
-    reopen(f);
+    store_fx_reopen(f);
     assert_false(fs_exists(live_lock));
     assert_false(fs_exists(live_split));
 }

@@ -8,6 +8,7 @@
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/stream.h"
+#include "storage/store.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -153,6 +154,46 @@ __attribute__((unused)) static char *file_content(const char *path)
         return NULL;
     }
     return out;
+}
+
+/* A store in a fresh temp dir (cmocka must be included before this header). */
+struct store_fx {
+    char *top;
+    struct storage_options o;
+    char *root, *run;
+    storage_store_t *s;
+};
+
+__attribute__((unused)) static struct store_fx *store_fx_new(const char *tag, const char *driver)
+{
+    struct store_fx *f = xzalloc(sizeof(*f));
+    f->top = tmpdir_new(tag);
+    f->root = xasprintf("%s/root", f->top);
+    f->run = xasprintf("%s/run", f->top);
+    f->o = (struct storage_options){.root = f->root, .runroot = f->run, .driver = driver};
+    berth_error_t err = NULL;
+    if (storage_store_open(&f->o, &f->s, &err) < 0)
+        fail_msg("%s", berth_error_msg(err));
+    return f;
+}
+
+__attribute__((unused)) static void store_fx_free(struct store_fx *f)
+{
+    storage_store_close(f->s);
+    tmpdir_remove(f->top);
+    free(f->root);
+    free(f->run);
+    free(f);
+}
+
+/* Closes and opens the store again, as the next command would. */
+__attribute__((unused)) static void store_fx_reopen(struct store_fx *f)
+{
+    storage_store_close(f->s);
+    f->s = NULL;
+    berth_error_t err = NULL;
+    if (storage_store_open(&f->o, &f->s, &err) < 0)
+        fail_msg("%s", berth_error_msg(err));
 }
 
 #endif
