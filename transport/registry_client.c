@@ -1185,6 +1185,16 @@ const char *registry_manifest_mime(const char *body, size_t len)
     return ret;
 }
 
+/* "<base>/v2/<repo>/<kind>/<ref>" (kind: manifests or blobs), pinging first; NULL on error. */
+static char *repo_url(registry_client_t *c, const char *repo, const char *kind, const char *ref,
+                      berth_error_t *err)
+{
+    cleanup_free char *base = NULL;
+    if (get_base(c, &base, err) < 0)
+        return NULL;
+    return xasprintf("%s/v2/%s/%s/%s", base, repo, kind, ref);
+}
+
 static void repo_scope(char *buf, size_t n, const char *repo, const char *actions)
 {
     snprintf(buf, n, "repository:%s:%s", repo, actions);
@@ -1211,10 +1221,9 @@ int registry_get_manifest(registry_client_t *c, const char *repo, const char *re
     char scope[512];
     repo_scope(scope, sizeof(scope), repo, "pull");
     const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
+    cleanup_free char *url = repo_url(c, repo, "manifests", ref, err);
+    if (url == NULL)
         return -1;
-    cleanup_free char *url = xasprintf("%s/v2/%s/manifests/%s", base, repo, ref);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {.method = "GET",
                          .url = url,
@@ -1287,10 +1296,9 @@ int registry_head_manifest(registry_client_t *c, const char *repo, const char *r
     char scope[512];
     repo_scope(scope, sizeof(scope), repo, "pull");
     const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
+    cleanup_free char *url = repo_url(c, repo, "manifests", ref, err);
+    if (url == NULL)
         return -1;
-    cleanup_free char *url = xasprintf("%s/v2/%s/manifests/%s", base, repo, ref);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {.method = "HEAD",
                          .url = url,
@@ -1333,10 +1341,9 @@ int registry_put_manifest(registry_client_t *c, const char *repo, const char *re
     repo_scope(scope, sizeof(scope), repo, "pull,push");
     const char *scopes[] = {scope, NULL};
     cleanup_free char *computed = digest_buffer(DIGEST_SHA256, body, len);
-    cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
+    cleanup_free char *url = repo_url(c, repo, "manifests", ref, err);
+    if (url == NULL)
         return -1;
-    cleanup_free char *url = xasprintf("%s/v2/%s/manifests/%s", base, repo, ref);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {.method = "PUT",
                          .url = url,
@@ -1368,10 +1375,9 @@ int registry_delete_manifest(registry_client_t *c, const char *repo, const char 
     char scope[512];
     repo_scope(scope, sizeof(scope), repo, "pull,push,delete");
     const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
+    cleanup_free char *url = repo_url(c, repo, "manifests", digest, err);
+    if (url == NULL)
         return -1;
-    cleanup_free char *url = xasprintf("%s/v2/%s/manifests/%s", base, repo, digest);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {.method = "DELETE", .url = url, .scopes = scopes, .idempotent = true};
     if (do_request(c, &rq, &resp, err) < 0)
@@ -1714,10 +1720,9 @@ int registry_head_blob(registry_client_t *c, const char *repo, const char *diges
     char scope[512];
     repo_scope(scope, sizeof(scope), repo, "pull");
     const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
+    cleanup_free char *url = repo_url(c, repo, "blobs", digest, err);
+    if (url == NULL)
         return -1;
-    cleanup_free char *url = xasprintf("%s/v2/%s/blobs/%s", base, repo, digest);
     cleanup_resp struct http_resp resp = {0};
     struct request rq = {
         .method = "HEAD", .url = url, .scopes = scopes, .idempotent = true, .follow = true};
