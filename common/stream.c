@@ -397,8 +397,25 @@ static void verify_close(berth_reader_t *r)
     free(v);
 }
 
-static const struct berth_reader_ops verify_reader_ops = {.read = verify_read,
-                                                          .close = verify_close};
+static const char *verify_digest(berth_reader_t *r, int64_t *size)
+{
+    struct verify_reader *v = (struct verify_reader *)r;
+    if (v->d == NULL) /* an invalid expected digest fails every read */
+        return NULL;
+    *size = v->expected_size;
+    return v->expected;
+}
+
+static const struct berth_reader_ops verify_reader_ops = {
+    .read = verify_read, .close = verify_close, .verified_digest = verify_digest};
+
+const char *reader_verified_digest(berth_reader_t *r, int64_t *size)
+{
+    *size = -1;
+    if (r == NULL || r->ops->verified_digest == NULL)
+        return NULL;
+    return r->ops->verified_digest(r, size);
+}
 
 berth_reader_t *reader_verify(berth_reader_t *lower, bool own, const char *expected_digest,
                               int64_t expected_size)

@@ -26,6 +26,10 @@ typedef struct berth_reader berth_reader_t;
 struct berth_reader_ops {
     ssize_t (*read)(berth_reader_t *r, void *buf, size_t len, berth_error_t *err);
     void (*close)(berth_reader_t *r); /* frees r and (if owned) the lower reader */
+    /* optional: the digest (and size, -1 if unchecked) this stream's bytes are guaranteed to
+     * have once it returned EOF — set by reader_verify, forwarded by readers that pass bytes
+     * through unchanged; NULL = no guarantee */
+    const char *(*verified_digest)(berth_reader_t *r, int64_t *size);
 };
 
 struct berth_reader {
@@ -66,6 +70,11 @@ uint64_t reader_digest_size(berth_reader_t *digest_reader);
  * differ.  Only a reader that returned 0 (EOF) has been verified. */
 berth_reader_t *reader_verify(berth_reader_t *lower, bool own, const char *expected_digest,
                               int64_t expected_size);
+
+/* The digest r's bytes are checked against by a reader_verify below it (NULL if none), so a
+ * consumer of r need not hash them again: a read that returned EOF has been verified.  *size
+ * receives the checked size or -1. */
+const char *reader_verified_digest(berth_reader_t *r, int64_t *size);
 
 /* Fails with EFBIG once more than max bytes are read. */
 berth_reader_t *reader_limit(berth_reader_t *lower, bool own, uint64_t max);

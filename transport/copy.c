@@ -51,7 +51,13 @@ static void count_close(berth_reader_t *r)
     free(c);
 }
 
-static const struct berth_reader_ops count_ops = {.read = count_read, .close = count_close};
+static const char *count_verified(berth_reader_t *r, int64_t *size)
+{
+    return reader_verified_digest(((struct count_reader *)r)->lower, size);
+}
+
+static const struct berth_reader_ops count_ops = {
+    .read = count_read, .close = count_close, .verified_digest = count_verified};
 
 static berth_reader_t *reader_count(berth_reader_t *lower, progress_bar_t *bar)
 {

@@ -318,6 +318,30 @@ static int verify_all(const char *data, const char *digest, int64_t size, berth_
     return r;
 }
 
+static void test_verified_digest(void **state)
+{
+    const char data[] = "payload";
+    cleanup_free char *dg = digest_buffer(DIGEST_SHA256, data, sizeof(data) - 1);
+    int64_t size = 0;
+    /* a plain reader promises nothing */
+    berth_reader_t *plain = reader_from_buffer(data, sizeof(data) - 1, false);
+    assert_null(reader_verified_digest(plain, &size));
+    assert_int_equal(size, -1);
+    /* a verifier promises its expected digest and size */
+    berth_reader_t *v = reader_verify(plain, true, dg, (int64_t)sizeof(data) - 1);
+    assert_string_equal(reader_verified_digest(v, &size), dg);
+    assert_int_equal(size, (int64_t)sizeof(data) - 1);
+    /* a stage that changes the bytes hides the promise */
+    berth_reader_t *z = reader_compress(v, true, COMPRESSION_GZIP, -1);
+    assert_null(reader_verified_digest(z, &size));
+    reader_close(z);
+    /* an invalid expected digest promises nothing (every read fails) */
+    berth_reader_t *bad = reader_verify(reader_from_buffer(data, 3, false), true, "sha256:xyz", -1);
+    assert_null(reader_verified_digest(bad, &size));
+    reader_close(bad);
+    assert_null(reader_verified_digest(NULL, &size));
+}
+
 static void test_verify(void **state)
 {
     (void)state;
@@ -509,8 +533,9 @@ int main(void)
         cmocka_unit_test(test_detect_and_passthrough), cmocka_unit_test(test_multi_member),
         cmocka_unit_test(test_truncated_and_corrupt),  cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_interop_with_tools),     cmocka_unit_test(test_verify),
-        cmocka_unit_test(test_digest_reader),          cmocka_unit_test(test_limit_and_read_all),
-        cmocka_unit_test(test_writer_chain),           cmocka_unit_test(test_buffer_writer),
+        cmocka_unit_test(test_verified_digest),        cmocka_unit_test(test_digest_reader),
+        cmocka_unit_test(test_limit_and_read_all),     cmocka_unit_test(test_writer_chain),
+        cmocka_unit_test(test_buffer_writer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
