@@ -273,6 +273,15 @@ int fs_mkdir_p(const char *path, mode_t mode, berth_error_t *err)
     return 0;
 }
 
+void fs_writeback_progress(int fd, int64_t *mark, int64_t written)
+{
+    if (written - *mark < FS_WRITEBACK_STEP)
+        return;
+    /* advisory: an error (EINVAL on a pipe, ENOSYS) only loses the head start */
+    (void)sync_file_range(fd, *mark, written - *mark, SYNC_FILE_RANGE_WRITE);
+    *mark = written;
+}
+
 int fs_fsync_dir(const char *path, berth_error_t *err)
 {
     cleanup_close int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

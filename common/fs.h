@@ -49,6 +49,12 @@ int fs_mkdir_p(const char *path, mode_t mode, berth_error_t *err);
 int fs_rm_rf(const char *path, berth_error_t *err);
 int fs_rm_rf_at(int dirfd, const char *name, berth_error_t *err);
 int fs_fsync_dir(const char *path, berth_error_t *err);
+/* Early writeback for a large file being written sequentially: once `written` has moved
+ * FS_WRITEBACK_STEP past the last call's mark, asks the kernel to start (not wait for) writing
+ * those pages, so that the fsync before a commit finds little left to do and disk writes
+ * overlap the producer (a download, a decompression).  Durability still comes from fsync. */
+#define FS_WRITEBACK_STEP (8LL * 1024 * 1024)
+void fs_writeback_progress(int fd, int64_t *mark, int64_t written);
 bool fs_exists(const char *path);
 /* Joins with exactly one '/' between; result owned by caller. */
 char *fs_join(const char *a, const char *b);

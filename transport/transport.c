@@ -472,7 +472,7 @@ int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_diges
     bool upstream_verified = expected_digest && vdigest && digest_equal(vdigest, expected_digest) &&
                              (expected_size < 0 || vsize == expected_size);
     cleanup_digester digester_t *d = upstream_verified ? NULL : digester_new(algo);
-    int64_t total = 0;
+    int64_t total = 0, wb_mark = 0;
     cleanup_free char *got = NULL;
     for (;;) {
         ssize_t n = reader_read(r, buf, COPY_BUF, err);
@@ -499,6 +499,7 @@ int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_diges
             }
             off += w;
         }
+        fs_writeback_progress(fd, &wb_mark, total);
     }
     got = d ? digester_finish(d) : xstrdup(expected_digest);
     if (expected_size >= 0 && total != expected_size) {

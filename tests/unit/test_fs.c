@@ -320,6 +320,41 @@ static void test_join(void **state)
     assert_string_equal(c, "/x");
 }
 
+/* the mark advances only in FS_WRITEBACK_STEP strides; a pipe (where the kernel refuses the
+ * request) is harmless and the data written is untouched */
+static void test_writeback_progress(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_free char *path = fs_join(dir, "f");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    cleanup_free char *buf = xmalloc(1024 * 1024);
+    memset(buf, 'x', 1024 * 1024);
+    int64_t mark = 0, total = 0;
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(write(fd, buf, 1024 * 1024), 1024 * 1024);
+        total += 1024 * 1024;
+        fs_writeback_progress(fd, &mark, total);
+        assert_true(mark <= total && total - mark < FS_WRITEBACK_STEP);
+    }
+    assert_int_equal(mark, 2 * FS_WRITEBACK_STEP);
+    assert_int_equal(fsync(fd), 0);
+    close(fd);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, total);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    mark = 0;
+    fs_writeback_progress(p[1], &mark, FS_WRITEBACK_STEP);
+    assert_int_equal(mark, FS_WRITEBACK_STEP);
+    close(p[0]);
+    close(p[1]);
+    cleanup_error berth_error_t e = NULL;
+    assert_int_equal(fs_rm_rf(dir, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_rm_rf_mount_point),
         cmocka_unit_test(test_tree_size),
         cmocka_unit_test(test_join),
+        cmocka_unit_test(test_writeback_progress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
