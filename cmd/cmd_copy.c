@@ -31,6 +31,7 @@ static const char copy_usage[] =
     "      --sign-by KEY                 sign the written manifest with this GPG key\n"
     "      --sign-identity REF           docker reference to sign (default: the destination's)\n"
     "      --sign-passphrase-file FILE   passphrase of the --sign-by key\n"
+    "  -j, --jobs N                      blob transfers at once (default 6)\n"
     "  -q, --quiet                       no progress output\n"
     "      --override-os/--override-arch/--override-variant   platform to pick from a list\n"
     "      --src-creds/--dest-creds USER[:PASS]  --src-tls-verify/--dest-tls-verify BOOL\n"
@@ -75,6 +76,7 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
         {"preserve-digests", no_argument, NULL, OPT_PRESERVE},
         {"remove-signatures", no_argument, NULL, OPT_RMSIG},
         {"quiet", no_argument, NULL, 'q'},
+        {"jobs", required_argument, NULL, 'j'},
         {"override-os", required_argument, NULL, OPT_OS},
         {"override-arch", required_argument, NULL, OPT_ARCH},
         {"override-variant", required_argument, NULL, OPT_VARIANT},
@@ -106,7 +108,7 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
     const char *digestfile = NULL;
     int c;
     bool b;
-    while ((c = cli_getopt(argc, argv, "af:qh", opts, false)) != -1) {
+    while ((c = cli_getopt(argc, argv, "af:j:qh", opts, false)) != -1) {
         switch (c) {
         case 'a':
             o.all = true;
@@ -144,6 +146,14 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
         case 'q':
             o.quiet = true;
             break;
+        case 'j': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 64)
+                return cli_failf("invalid --jobs \"%s\": expected 1..64", optarg);
+            o.max_parallel = (int)v;
+            break;
+        }
         case OPT_OS:
             o.os = optarg;
             break;

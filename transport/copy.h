@@ -38,7 +38,7 @@ struct copy_options {
     bool remove_signatures;
     bool quiet;
     FILE *progress_out; /* NULL: stderr */
-    int max_parallel;   /* 0: default (4) */
+    int max_parallel;   /* blob transfers at once; 0: default (6, as skopeo) */
     /* platform selection for an index without --all (NULL: this machine) */
     const char *os, *arch, *variant;
     /* signature policy (transport/policy.h) the source must satisfy before anything is

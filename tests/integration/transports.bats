@@ -75,7 +75,7 @@ diff_ids_of() { # REF -> DiffIDs on one line, via skopeo
         }
         [ "$(skopeo_digest "$t")" = "$want" ]
         rm -rf "$HARNESS_TMP/back"
-        run berth copy -q "$t" "oci:$HARNESS_TMP/back:y"
+        run berth copy -q --jobs 1 "$t" "oci:$HARNESS_TMP/back:y"
         [ "$status" -eq 0 ]
         [ "$(skopeo_digest "oci:$HARNESS_TMP/back:y")" = "$want" ]
     done
@@ -85,6 +85,10 @@ diff_ids_of() { # REF -> DiffIDs on one line, via skopeo
     run berth copy -q "oci-archive:$HARNESS_TMP/b.tar" "dir:$HARNESS_TMP/d2"
     [ "$status" -eq 0 ]
     cmp "$HARNESS_TMP/d/manifest.json" "$HARNESS_TMP/d2/manifest.json"
+    run berth copy -q --jobs 0 "$src" "oci:$HARNESS_TMP/never:x"
+    [ "$status" -eq 125 ]
+    [[ $output == *'invalid --jobs "0"'* ]]
+    [ ! -e "$HARNESS_TMP/never" ]
 }
 
 @test "copy through docker-archive converts and keeps the DiffIDs and config" {
