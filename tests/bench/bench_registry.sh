@@ -5,6 +5,9 @@
 #   2. registry -> oci layout of the same image;
 #   3. a re-sync of 20 up-to-date tags (berth sync / skopeo sync, docker -> docker), after a
 #      first sync that copied them.
+# Also measured, as the floor of (1): the destination registry's own ingest, i.e. plain curl
+# monolithic PUTs of the same blobs from local files, all at once, into a third fresh registry.
+# No client can copy registry -> registry faster than that registry accepts the bytes.
 # Prints wall times (best of 2 runs, 1 in quick mode) and the ratio berth/skopeo. Goal: at most
 # 0.5x skopeo's wall time on each.
 #
@@ -70,6 +73,27 @@ manifest_digest() { # URL
         -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$1"
 }
 
+# put_blobs_with_curl URL: every blob of the image, POST + monolithic PUT, all in parallel
+put_blobs_with_curl() {
+    local url=$1 b pids=() rc=0
+    for b in "$cache"/blobs/sha256/*; do
+        (
+            set -e
+            loc=$(curl -sSf -X POST -D - -o /dev/null "$url/v2/bench/big/blobs/uploads/" |
+                tr -d '\r' | awk -F': ' 'tolower($1) == "location" { print $2 }')
+            case $loc in http*) ;; *) loc=$url$loc ;; esac
+            case $loc in *\?*) loc="$loc&" ;; *) loc="$loc?" ;; esac
+            curl -sSf -X PUT -H 'Expect:' -H 'Content-Type: application/octet-stream' \
+                -T "$b" -o /dev/null "${loc}digest=sha256:$(basename "$b")"
+        ) &
+        pids+=($!)
+    done
+    for b in "${pids[@]}"; do
+        wait "$b" || rc=1
+    done
+    return $rc
+}
+
 status=0
 for r in $(seq 1 $reps); do
     # ---- 1. registry -> registry (each tool into its own fresh, empty registry) ----
@@ -88,6 +112,10 @@ for r in $(seq 1 $reps); do
     }
     registry_stop "RB$r"
     registry_stop "RS$r"
+    registry_start --name "RF$r"
+    rfu=RF${r}_URL
+    run floor_r2r put_blobs_with_curl "${!rfu}" || status=1
+    registry_stop "RF$r"
 
     # ---- 2. registry -> oci ----
     if [ $have_skopeo = 1 ]; then
@@ -152,6 +180,7 @@ line() { # label name peer
 }
 line "berth  registry -> registry" berth_r2r skopeo_r2r
 line "skopeo registry -> registry" skopeo_r2r
+line "(floor: curl PUTs from local files)" floor_r2r skopeo_r2r
 line "berth  registry -> oci" berth_r2o skopeo_r2o
 line "skopeo registry -> oci" skopeo_r2o
 line "berth  re-sync of $ntags up-to-date tags" berth_resync skopeo_resync
