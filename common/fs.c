@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,13 +96,58 @@ static void random_suffix(char out[7])
     out[6] = '\0';
 }
 
-/* Creates "<name>.tmp-XXXXXX" relative to dirfd with O_EXCL; returns fd, *tmp owned. */
+bool fs_temp_is_stale(int dirfd, const char *entry, long pid)
+{
+    struct stat st;
+    return pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) < 0 && errno == ESRCH &&
+           fstatat(dirfd, entry, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+           st.st_mtime < time(NULL) - FS_STALE_TEMP_AGE;
+}
+
+/* "<base>.tmp-<pid>-XXXXXX" -> pid, or -1 when entry is not such a name (with base, when given) */
+static long temp_name_pid(const char *entry, const char *base)
+{
+    const char *t = strstr(entry, ".tmp-");
+    if (!t || t == entry ||
+        (base && ((size_t)(t - entry) != strlen(base) || strncmp(entry, base, strlen(base)) != 0)))
+        return -1;
+    char *end;
+    errno = 0;
+    long pid = strtol(t + 5, &end, 10);
+    if (errno || end == t + 5 || *end != '-' || strlen(end + 1) != 6)
+        return -1;
+    return pid;
+}
+
+void fs_remove_stale_temps_at(int dirfd, const char *name)
+{
+    const char *slash = name ? strrchr(name, '/') : NULL;
+    cleanup_free char *dir = slash ? xstrndup(name, (size_t)(slash - name + 1)) : xstrdup(".");
+    const char *base = slash ? slash + 1 : name;
+    int fd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    cleanup_dir DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long pid = temp_name_pid(de->d_name, base);
+        if (pid > 0 && fs_temp_is_stale(fd, de->d_name, pid))
+            unlinkat(fd, de->d_name, 0);
+    }
+}
+
+/* Creates "<name>.tmp-<pid>-XXXXXX" relative to dirfd with O_EXCL; returns fd, *tmp owned.  The
+ * pid lets fs_remove_stale_temps_at tell a dead writer's leftover from a live writer's file. */
 static int create_temp_at(int dirfd, const char *name, mode_t mode, char **tmp, berth_error_t *err)
 {
     for (int attempt = 0; attempt < 100; attempt++) {
         char sfx[7];
         random_suffix(sfx);
-        char *t = xasprintf("%s.tmp-%s", name, sfx);
+        char *t = xasprintf("%s.tmp-%d-%s", name, (int)getpid(), sfx);
         int fd = openat(dirfd, t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, mode);
         if (fd >= 0) {
             *tmp = t;
@@ -199,6 +246,8 @@ int fs_atomic_open(const char *final_path, mode_t mode, struct fs_atomic_file *o
     out->tmp_path = NULL;
     out->final_path = NULL;
     char *tmp = NULL;
+    /* large outputs (archives): a killed earlier writer's temp file is worth reclaiming */
+    fs_remove_stale_temps_at(AT_FDCWD, final_path);
     int fd = create_temp_at(AT_FDCWD, final_path, mode, &tmp, err);
     if (fd < 0)
         return -1;

@@ -42,6 +42,15 @@ static inline void cleanup_atomic_filep(struct fs_atomic_file *f)
 }
 #define cleanup_atomic_file __attribute__((cleanup(cleanup_atomic_filep)))
 
+/* Temp files of the atomic writers above are "<name>.tmp-<pid>-XXXXXX".  A writer killed with
+ * kill -9 leaves its temp file; these reclaim such leftovers.  stale: the pid is gone and the file
+ * has not been written for FS_STALE_TEMP_AGE seconds (the age guards live writers in another pid
+ * namespace).  remove_stale_temps_at removes stale temps of `name` (relative to dirfd), or with
+ * name NULL those of every file in dirfd. */
+#define FS_STALE_TEMP_AGE 600
+bool fs_temp_is_stale(int dirfd, const char *entry, long pid);
+void fs_remove_stale_temps_at(int dirfd, const char *name);
+
 int fs_mkdir_p(const char *path, mode_t mode, berth_error_t *err);
 /* Removes a tree without following symlinks and without crossing mount points (a mount point
  * inside, or the path itself being one, is an EBUSY error and the mounted tree is untouched).

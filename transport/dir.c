@@ -365,6 +365,7 @@ static int dir_new_destination(struct image_reference *ref, const struct system_
     if (dest_dir_open(r->path, &d->fd, &d->created_root, err) < 0)
         goto fail;
     blob_dir_remove_stale_temps(d->fd);
+    fs_remove_stale_temps_at(d->fd, NULL); /* manifest.json.tmp-..., version.tmp-... */
     if (!d->created_root) {
         /* like skopeo: refuse to write into a non-empty directory that is not a dir: image */
         cleanup_dir DIR *dp = fdopendir(openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));

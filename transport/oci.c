@@ -515,6 +515,7 @@ static int oci_new_destination(struct image_reference *ref, const struct system_
         goto fail;
     }
     blob_dir_remove_stale_temps(o->blobfd);
+    fs_remove_stale_temps_at(o->rootfd, NULL); /* index.json.tmp-..., oci-layout.tmp-... */
     *out = dst;
     return 0;
 fail:

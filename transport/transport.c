@@ -434,12 +434,8 @@ void blob_dir_remove_stale_temps(int dirfd)
         unsigned n;
         if (sscanf(de->d_name, ".tmp-blob-%d-%u", &pid, &n) != 2 || pid <= 0)
             continue;
-        /* a writer killed before it could clean up (kill -9, power loss); the age check keeps
-         * files of live writers in another pid namespace */
-        struct stat st;
-        if (kill(pid, 0) < 0 && errno == ESRCH &&
-            fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            st.st_mtime < time(NULL) - 600)
+        /* a writer killed before it could clean up (kill -9, power loss) */
+        if (fs_temp_is_stale(dirfd, de->d_name, pid))
             unlinkat(dirfd, de->d_name, 0);
     }
     closedir(d);

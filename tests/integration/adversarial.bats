@@ -780,3 +780,45 @@ layout_complete() {
     [ "$status" -eq 0 ]
     [ -z "$(grep "$BERTH_TEST_ROOT\|$BERTH_TEST_RUNROOT" /proc/mounts || true)" ]
 }
+
+@test "kill -9 while writing an oci-archive: the next write reclaims the dead writer's temp file" {
+    out=$HARNESS_TMP/out.tar
+    harness_bg "$HARNESS_TMP/a.log" "$BERTH" copy -q "oci:$BIG_LAYOUT:bench" "oci-archive:$out:x"
+    wait_until 20 eval 'compgen -G "$out.tmp-*" >/dev/null' || true
+    kill_now "$HARNESS_BG_PID"
+    echo "# copy to oci-archive: exit $KILL_RC" >&3
+    if [ "$KILL_RC" -ne 137 ]; then
+        # the copy ended first: make what a kill leaves behind
+        rm -f "$out"
+        head -c 1000 /dev/urandom >"$out.tmp-999999-abcdef"
+    fi
+    [ ! -e "$out" ]
+    left=$(compgen -G "$out.tmp-*")
+    [ "$(echo "$left" | wc -l)" -eq 1 ]
+    # young leftovers are kept (a live writer in another pid namespace looks dead from here),
+    # so is an old one of a live process and any other file
+    run berth copy -q "oci:$BIG_LAYOUT:bench" "oci-archive:$out:x"
+    [ "$status" -eq 0 ]
+    [ -e "$left" ]
+    rm "$out"
+    touch -d '-20 minutes' "$left"
+    : >"$out.tmp-$$-live00"
+    touch -d '-20 minutes' "$out.tmp-$$-live00"
+    : >"$out.tmpfile-999999-abcdef"
+    touch -d '-20 minutes' "$out.tmpfile-999999-abcdef"
+    run berth copy -q "oci:$BIG_LAYOUT:bench" "oci-archive:$out:x"
+    [ "$status" -eq 0 ]
+    [ ! -e "$left" ]
+    [ -e "$out.tmp-$$-live00" ]
+    [ -e "$out.tmpfile-999999-abcdef" ]
+    skopeo inspect --raw "oci-archive:$out:x" >/dev/null
+    # an oci: layout: index.json's temp from a dead writer goes when the layout is next written
+    run berth copy -q "oci:$BIG_LAYOUT:bench" "oci:$HARNESS_TMP/lay:x"
+    [ "$status" -eq 0 ]
+    : >"$HARNESS_TMP/lay/index.json.tmp-999999-abcdef"
+    touch -d '-20 minutes' "$HARNESS_TMP/lay/index.json.tmp-999999-abcdef"
+    run berth copy -q "oci:$BIG_LAYOUT:bench" "oci:$HARNESS_TMP/lay:y"
+    [ "$status" -eq 0 ]
+    [ ! -e "$HARNESS_TMP/lay/index.json.tmp-999999-abcdef" ]
+    layout_complete "$HARNESS_TMP/lay"
+}

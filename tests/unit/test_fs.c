@@ -16,6 +16,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <signal.h>
 #include <unistd.h>
 
 static char *make_tmpdir(void)
@@ -355,6 +358,73 @@ static void test_writeback_progress(void **state)
     assert_int_equal(fs_rm_rf(dir, &e), 0);
 }
 
+static void make_aged(const char *dir, const char *name, int age_s)
+{
+    cleanup_free char *p = fs_join(dir, name);
+    write_file(p, "x");
+    struct timespec ts[2] = {{.tv_sec = time(NULL) - age_s}, {.tv_sec = time(NULL) - age_s}};
+    assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+static bool present(const char *dir, const char *name)
+{
+    cleanup_free char *p = fs_join(dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* only "<name>.tmp-<dead pid>-XXXXXX" files older than FS_STALE_TEMP_AGE go */
+static void test_remove_stale_temps(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = make_tmpdir();
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    assert_true(child > 0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    char dead[64], young[64], live[64], other[64], bad[64];
+    snprintf(dead, sizeof(dead), "f.tmp-%d-abcdef", (int)child);
+    snprintf(young, sizeof(young), "f.tmp-%d-ghijkl", (int)child);
+    snprintf(live, sizeof(live), "f.tmp-%d-mnopqr", (int)getpid());
+    snprintf(other, sizeof(other), "g.tmp-%d-abcdef", (int)child);
+    snprintf(bad, sizeof(bad), "f.tmp-%d-abcdefg", (int)child);
+    make_aged(dir, dead, FS_STALE_TEMP_AGE + 60);
+    make_aged(dir, young, 10);
+    make_aged(dir, live, FS_STALE_TEMP_AGE + 60);
+    make_aged(dir, other, FS_STALE_TEMP_AGE + 60);
+    make_aged(dir, bad, FS_STALE_TEMP_AGE + 60);
+    make_aged(dir, "f", FS_STALE_TEMP_AGE + 60);
+    cleanup_free char *f = fs_join(dir, "f");
+    fs_remove_stale_temps_at(AT_FDCWD, f);
+    assert_false(present(dir, dead));
+    assert_true(present(dir, young));
+    assert_true(present(dir, live));
+    assert_true(present(dir, other));
+    assert_true(present(dir, bad));
+    assert_true(present(dir, "f"));
+    /* NULL: any file's temps in the directory */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    assert_true(dfd >= 0);
+    fs_remove_stale_temps_at(dfd, NULL);
+    close(dfd);
+    assert_false(present(dir, other));
+    assert_true(present(dir, young));
+    assert_true(present(dir, live));
+    assert_true(present(dir, bad));
+    /* the atomic writers name their temps so that this applies to them */
+    struct fs_atomic_file af;
+    cleanup_error berth_error_t e2 = NULL;
+    assert_int_equal(fs_atomic_open(f, 0644, &af, &e2), 0);
+    char want[64];
+    snprintf(want, sizeof(want), "/f.tmp-%d-", (int)getpid());
+    const char *at = strstr(af.tmp_path, want);
+    assert_non_null(at);
+    assert_int_equal(strlen(at + strlen(want)), 6);
+    fs_atomic_abort(&af);
+    cleanup_error berth_error_t e = NULL;
+    assert_int_equal(fs_rm_rf(dir, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_tree_size),
         cmocka_unit_test(test_join),
         cmocka_unit_test(test_writeback_progress),
+        cmocka_unit_test(test_remove_stale_temps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
