@@ -1,5 +1,6 @@
 /* berth copy / inspect / manifest-digest: skopeo's image commands for every transport. */
 #include "cmd/cli.h"
+#include "cmd/registry_flags.h"
 #include "cmd/transport_cli.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
@@ -34,9 +35,15 @@ static const char copy_usage[] =
     "  -j, --jobs N                      blob transfers at once (default 6)\n"
     "  -q, --quiet                       no progress output\n"
     "      --override-os/--override-arch/--override-variant   platform to pick from a list\n"
-    "      --src-creds/--dest-creds USER[:PASS]  --src-tls-verify/--dest-tls-verify BOOL\n"
-    "      --src-cert-dir/--dest-cert-dir DIR    --authfile FILE  --retry-times N\n"
-    "      --digestfile FILE                 write the manifest digest to FILE\n";
+    "      --digestfile FILE                 write the manifest digest to FILE\n"
+    "Registry options (--src-X: the source only, --dest-X: the destination only):\n"
+    "      --src-creds/--dest-creds USER[:PASS]     --src-no-creds/--dest-no-creds\n"
+    "      --src-tls-verify/--dest-tls-verify BOOL  --src-cert-dir/--dest-cert-dir DIR\n"
+    "      --authfile FILE         --src-authfile/--dest-authfile FILE\n"
+    "      --retry-times N         --src-retry-times/--dest-retry-times N   (0..100)\n"
+    "      --retry-delay DURATION  --src-retry-delay/--dest-retry-delay DURATION\n"
+    "                              (e.g. 500ms, 2s; default: exponential backoff)\n"
+    "  --authfile, --retry-times and --retry-delay without a prefix set both sides.\n";
 
 enum {
     OPT_DCF = 1000,
@@ -46,16 +53,6 @@ enum {
     OPT_OS,
     OPT_ARCH,
     OPT_VARIANT,
-    OPT_SRC_CREDS,
-    OPT_DST_CREDS,
-    OPT_SRC_TLS,
-    OPT_DST_TLS,
-    OPT_SRC_CERT,
-    OPT_DST_CERT,
-    OPT_AUTHFILE,
-    OPT_SRC_AUTHFILE,
-    OPT_DST_AUTHFILE,
-    OPT_RETRY,
     OPT_DIGESTFILE,
     OPT_SRC_NOCREDS,
     OPT_DST_NOCREDS,
@@ -64,11 +61,20 @@ enum {
     OPT_TMPDIR,
     OPT_SIGN_IDENTITY,
     OPT_SIGN_PASS,
+    /* registry flags (registry_flags.h): --src-X, --dest-X, and --X for both sides */
+    OPT_RF_SRC,
+    OPT_RF_DST = OPT_RF_SRC + RF_COUNT,
+    OPT_RF_BOTH = OPT_RF_DST + RF_COUNT,
+    /* inspect's --X */
+    OPT_RF = OPT_RF_BOTH + RF_COUNT,
 };
+
+/* the unprefixed registry flags of copy (skopeo's): they set both sides */
+#define COPY_RF_BOTH (RF_BIT(RF_AUTHFILE) | RF_BIT(RF_RETRY_TIMES) | RF_BIT(RF_RETRY_DELAY))
 
 static int cmd_copy(struct berth_globals *g, int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const struct option fixed_opts[] = {
         {"all", no_argument, NULL, 'a'},
         {"format", required_argument, NULL, 'f'},
         {"dest-compress-format", required_argument, NULL, OPT_DCF},
@@ -80,18 +86,8 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
         {"override-os", required_argument, NULL, OPT_OS},
         {"override-arch", required_argument, NULL, OPT_ARCH},
         {"override-variant", required_argument, NULL, OPT_VARIANT},
-        {"src-creds", required_argument, NULL, OPT_SRC_CREDS},
-        {"dest-creds", required_argument, NULL, OPT_DST_CREDS},
-        {"src-tls-verify", optional_argument, NULL, OPT_SRC_TLS},
-        {"dest-tls-verify", optional_argument, NULL, OPT_DST_TLS},
-        {"src-cert-dir", required_argument, NULL, OPT_SRC_CERT},
-        {"dest-cert-dir", required_argument, NULL, OPT_DST_CERT},
-        {"authfile", required_argument, NULL, OPT_AUTHFILE},
-        {"src-authfile", required_argument, NULL, OPT_SRC_AUTHFILE},
-        {"dest-authfile", required_argument, NULL, OPT_DST_AUTHFILE},
         {"src-no-creds", no_argument, NULL, OPT_SRC_NOCREDS},
         {"dest-no-creds", no_argument, NULL, OPT_DST_NOCREDS},
-        {"retry-times", required_argument, NULL, OPT_RETRY},
         {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
         {"multi-arch", required_argument, NULL, OPT_MULTI_ARCH},
         {"tmpdir", required_argument, NULL, OPT_TMPDIR},
@@ -99,16 +95,32 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
         {"sign-identity", required_argument, NULL, OPT_SIGN_IDENTITY},
         {"sign-passphrase-file", required_argument, NULL, OPT_SIGN_PASS},
         {"help", no_argument, NULL, 'h'},
-        {0},
     };
+    enum { NFIXED = sizeof(fixed_opts) / sizeof(fixed_opts[0]) };
+    struct option opts[NFIXED + 3 * RF_COUNT + 1];
+    char src_names[RF_COUNT][48], dst_names[RF_COUNT][48], both_names[RF_COUNT][48];
+    memcpy(opts, fixed_opts, sizeof(fixed_opts));
+    size_t n = NFIXED;
+    n += registry_flags_options_mask(&opts[n], src_names, "src-", OPT_RF_SRC, RF_ALL);
+    n += registry_flags_options_mask(&opts[n], dst_names, "dest-", OPT_RF_DST, RF_ALL);
+    n += registry_flags_options_mask(&opts[n], both_names, "", OPT_RF_BOTH, COPY_RF_BOTH);
+    memset(&opts[n], 0, sizeof(opts[n]));
     struct system_context src_sys, dst_sys;
     cli_system_context_init(g, &src_sys);
     cli_system_context_init(g, &dst_sys);
     struct copy_options o = {.compression_level = -1, .progress_out = stdout};
     const char *digestfile = NULL;
     int c;
-    bool b;
     while ((c = cli_getopt(argc, argv, "af:j:qh", opts, false)) != -1) {
+        int r = registry_flags_apply(c, OPT_RF_SRC, "src-", optarg, &src_sys);
+        if (r == 0)
+            r = registry_flags_apply(c, OPT_RF_DST, "dest-", optarg, &dst_sys);
+        if (r == 0)
+            r = registry_flags_apply_both(c, OPT_RF_BOTH, "", optarg, &src_sys, &dst_sys);
+        if (r < 0)
+            return BERTH_EXIT_ERROR;
+        if (r > 0)
+            continue;
         switch (c) {
         case 'a':
             o.all = true;
@@ -163,45 +175,9 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
         case OPT_VARIANT:
             o.variant = optarg;
             break;
-        case OPT_SRC_CREDS:
-            src_sys.creds = optarg;
-            break;
-        case OPT_DST_CREDS:
-            dst_sys.creds = optarg;
-            break;
-        case OPT_SRC_TLS:
-        case OPT_DST_TLS:
-            if (cli_parse_bool(c == OPT_SRC_TLS ? "--src-tls-verify" : "--dest-tls-verify",
-                               optarg ? optarg : "true", &b) < 0)
-                return BERTH_EXIT_ERROR;
-            (c == OPT_SRC_TLS ? &src_sys : &dst_sys)->tls_verify = b;
-            break;
-        case OPT_SRC_CERT:
-            src_sys.cert_dir = optarg;
-            break;
-        case OPT_DST_CERT:
-            dst_sys.cert_dir = optarg;
-            break;
-        case OPT_AUTHFILE:
-            src_sys.auth_file = dst_sys.auth_file = optarg;
-            break;
-        case OPT_SRC_AUTHFILE:
-            src_sys.auth_file = optarg;
-            break;
-        case OPT_DST_AUTHFILE:
-            dst_sys.auth_file = optarg;
-            break;
         case OPT_SRC_NOCREDS:
         case OPT_DST_NOCREDS:
             break;
-        case OPT_RETRY: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 100)
-                return cli_failf("invalid --retry-times \"%s\"", optarg);
-            src_sys.retry_times = dst_sys.retry_times = (int)v;
-            break;
-        }
         case OPT_DIGESTFILE:
             digestfile = optarg;
             break;
@@ -270,7 +246,10 @@ static const char inspect_usage[] =
     "      --config       print the image config\n"
     "  -n, --no-tags      do not list the repository's tags\n"
     "      --override-os/--override-arch/--override-variant   platform to pick from a list\n"
-    "      --creds USER[:PASS]  --tls-verify BOOL  --cert-dir DIR  --authfile FILE\n";
+    "      --creds USER[:PASS]  --tls-verify BOOL  --cert-dir DIR  --authfile FILE\n"
+    "      --retry-times N      retries of a failed registry request (0..100)\n"
+    "      --retry-delay DURATION  delay between retries (e.g. 500ms, 2s; default: exponential\n"
+    "                           backoff)\n";
 
 static int read_blob_all(struct image_source *src, const struct blob_info *bi, size_t max,
                          char **out, size_t *len, berth_error_t *err)
@@ -292,28 +271,32 @@ static void set_str(json_t *o, const char *k, const char *v)
 
 static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const struct option fixed_opts[] = {
         {"raw", no_argument, NULL, 'r'},
         {"config", no_argument, NULL, 'c'},
         {"no-tags", no_argument, NULL, 'n'},
         {"override-os", required_argument, NULL, OPT_OS},
         {"override-arch", required_argument, NULL, OPT_ARCH},
         {"override-variant", required_argument, NULL, OPT_VARIANT},
-        {"creds", required_argument, NULL, OPT_SRC_CREDS},
-        {"tls-verify", optional_argument, NULL, OPT_SRC_TLS},
-        {"cert-dir", required_argument, NULL, OPT_SRC_CERT},
-        {"authfile", required_argument, NULL, OPT_AUTHFILE},
-        {"retry-times", required_argument, NULL, OPT_RETRY},
         {"format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
-        {0},
     };
+    enum { NFIXED = sizeof(fixed_opts) / sizeof(fixed_opts[0]) };
+    struct option opts[NFIXED + RF_COUNT + 1];
+    char rf_names[RF_COUNT][48];
+    memcpy(opts, fixed_opts, sizeof(fixed_opts));
+    registry_flags_options(&opts[NFIXED], rf_names, "", OPT_RF);
+    memset(&opts[NFIXED + RF_COUNT], 0, sizeof(opts[0]));
     struct system_context sys;
     cli_system_context_init(g, &sys);
     bool raw = false, config = false, no_tags = false;
     int c;
-    bool b;
     while ((c = cli_getopt(argc, argv, "nh", opts, false)) != -1) {
+        int r = registry_flags_apply(c, OPT_RF, "", optarg, &sys);
+        if (r < 0)
+            return BERTH_EXIT_ERROR;
+        if (r > 0)
+            continue;
         switch (c) {
         case 'r':
             raw = true;
@@ -332,23 +315,6 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
             break;
         case OPT_VARIANT:
             sys.variant_override = optarg;
-            break;
-        case OPT_SRC_CREDS:
-            sys.creds = optarg;
-            break;
-        case OPT_SRC_TLS:
-            if (cli_parse_bool("--tls-verify", optarg ? optarg : "true", &b) < 0)
-                return BERTH_EXIT_ERROR;
-            sys.tls_verify = b;
-            break;
-        case OPT_SRC_CERT:
-            sys.cert_dir = optarg;
-            break;
-        case OPT_AUTHFILE:
-            sys.auth_file = optarg;
-            break;
-        case OPT_RETRY:
-            sys.retry_times = atoi(optarg);
             break;
         case 'f':
             return cli_failf("--format templates are not supported; use jq");
