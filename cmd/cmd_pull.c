@@ -1,5 +1,6 @@
 /* berth pull / push: move images between the store and any transport (docker:// by default). */
 #include "cmd/cli.h"
+#include "cmd/registry_flags.h"
 #include "cmd/transport_cli.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
@@ -17,11 +18,7 @@
 #include <string.h>
 
 enum {
-    OPT_CREDS = 1000,
-    OPT_TLS,
-    OPT_CERT,
-    OPT_AUTHFILE,
-    OPT_OS,
+    OPT_OS = 1000,
     OPT_ARCH,
     OPT_VARIANT,
     OPT_PLATFORM,
@@ -35,34 +32,19 @@ enum {
     OPT_SIGN_BY,
     OPT_SIGN_IDENTITY,
     OPT_SIGN_PASS,
+    OPT_RF, /* registry_flags.h: --tls-verify ... --retry-delay */
 };
 
-/* The registry flags pull and push share.  Returns 1 when c was one of them (applied to sys),
- * 0 when it was not, -1 on a bad value (message printed). */
-static int registry_opt(int c, struct system_context *sys)
+/* Copies fixed (n entries, no terminator) into opts and appends the registry flags pull and push
+ * share (registry_flags.h's six, plus --retry: podman's name for --retry-times) and the
+ * terminator; opts must have room for n + RF_COUNT + 2 entries. */
+static void registry_options(struct option *opts, char names[][48], const struct option *fixed,
+                             size_t n)
 {
-    bool b;
-    switch (c) {
-    case OPT_CREDS:
-        sys->creds = optarg;
-        return 1;
-    case OPT_TLS:
-        if (cli_parse_bool("--tls-verify", optarg ? optarg : "true", &b) < 0)
-            return -1;
-        sys->tls_verify = b;
-        return 1;
-    case OPT_CERT:
-        sys->cert_dir = optarg;
-        return 1;
-    case OPT_AUTHFILE:
-        sys->auth_file = optarg;
-        return 1;
-    case OPT_RETRY:
-        sys->retry_times = atoi(optarg);
-        return 1;
-    default:
-        return 0;
-    }
+    memcpy(opts, fixed, n * sizeof(*fixed));
+    registry_flags_options(&opts[n], names, "", OPT_RF);
+    opts[n + RF_COUNT] = (struct option){"retry", required_argument, NULL, OPT_RETRY};
+    memset(&opts[n + RF_COUNT + 1], 0, sizeof(*opts));
 }
 
 static const char pull_usage[] =
@@ -74,22 +56,18 @@ static const char pull_usage[] =
     "  -q, --quiet                      no progress output\n"
     "      --platform OS/ARCH[/VARIANT] --os/--arch/--variant   platform to pick from a list\n"
     "      --creds USER[:PASS]  --tls-verify BOOL  --cert-dir DIR  --authfile FILE\n"
-    "      --retry N\n";
+    "      --retry-times N, --retry N       retries of a failed registry request (0..100)\n"
+    "      --retry-delay DURATION           delay between retries (e.g. 500ms, 2s; default:\n"
+    "                                       exponential backoff)\n";
 
 static const struct option pull_opts[] = {
     {"quiet", no_argument, NULL, 'q'},
-    {"creds", required_argument, NULL, OPT_CREDS},
-    {"tls-verify", optional_argument, NULL, OPT_TLS},
-    {"cert-dir", required_argument, NULL, OPT_CERT},
-    {"authfile", required_argument, NULL, OPT_AUTHFILE},
     {"os", required_argument, NULL, OPT_OS},
     {"arch", required_argument, NULL, OPT_ARCH},
     {"variant", required_argument, NULL, OPT_VARIANT},
     {"platform", required_argument, NULL, OPT_PLATFORM},
-    {"retry", required_argument, NULL, OPT_RETRY},
     {"all-tags", no_argument, NULL, OPT_ALL_TAGS},
     {"help", no_argument, NULL, 'h'},
-    {0},
 };
 
 /* The name an image gets in the store when pulled from ref. */
@@ -159,17 +137,25 @@ static int pull_one(struct berth_globals *g, struct image_reference *src,
 
 static int cmd_pull(struct berth_globals *g, int argc, char **argv)
 {
+    enum { NFIXED = sizeof(pull_opts) / sizeof(pull_opts[0]) };
+    struct option opts[NFIXED + RF_COUNT + 2];
+    char rf_names[RF_COUNT][48];
+    registry_options(opts, rf_names, pull_opts, NFIXED);
     struct system_context sys;
     cli_system_context_init(g, &sys);
     bool quiet = false;
     int c;
-    while ((c = cli_getopt(argc, argv, "qh", pull_opts, false)) != -1) {
-        int ro = registry_opt(c, &sys);
-        if (ro < 0)
+    while ((c = cli_getopt(argc, argv, "qh", opts, false)) != -1) {
+        int r = registry_flags_apply(c, OPT_RF, "", optarg, &sys);
+        if (r < 0)
             return BERTH_EXIT_ERROR;
-        if (ro > 0)
+        if (r > 0)
             continue;
         switch (c) {
+        case OPT_RETRY:
+            if (registry_flags_set(RF_RETRY_TIMES, "--retry", optarg, &sys) < 0)
+                return BERTH_EXIT_ERROR;
+            break;
         case 'q':
             quiet = true;
             break;
@@ -262,40 +248,45 @@ static const char push_usage[] =
     "      --remove-signatures      --digestfile FILE\n"
     "      --sign-by KEY            sign the pushed manifest with this GPG key\n"
     "      --sign-identity REF  --sign-passphrase-file FILE\n"
-    "      --creds USER[:PASS]  --tls-verify BOOL  --cert-dir DIR  --authfile FILE\n";
+    "      --creds USER[:PASS]  --tls-verify BOOL  --cert-dir DIR  --authfile FILE\n"
+    "      --retry-times N, --retry N   retries of a failed registry request (0..100)\n"
+    "      --retry-delay DURATION   delay between retries (e.g. 500ms, 2s; default:\n"
+    "                               exponential backoff)\n";
 
 static int cmd_push(struct berth_globals *g, int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const struct option fixed_opts[] = {
         {"quiet", no_argument, NULL, 'q'},
         {"format", required_argument, NULL, 'f'},
         {"compression-format", required_argument, NULL, OPT_DCF},
         {"compression-level", required_argument, NULL, OPT_DCL},
         {"remove-signatures", no_argument, NULL, OPT_RMSIG},
         {"digestfile", required_argument, NULL, OPT_DIGESTFILE},
-        {"creds", required_argument, NULL, OPT_CREDS},
-        {"tls-verify", optional_argument, NULL, OPT_TLS},
-        {"cert-dir", required_argument, NULL, OPT_CERT},
-        {"authfile", required_argument, NULL, OPT_AUTHFILE},
-        {"retry", required_argument, NULL, OPT_RETRY},
         {"sign-by", required_argument, NULL, OPT_SIGN_BY},
         {"sign-identity", required_argument, NULL, OPT_SIGN_IDENTITY},
         {"sign-passphrase-file", required_argument, NULL, OPT_SIGN_PASS},
         {"help", no_argument, NULL, 'h'},
-        {0},
     };
+    enum { NFIXED = sizeof(fixed_opts) / sizeof(fixed_opts[0]) };
+    struct option opts[NFIXED + RF_COUNT + 2];
+    char rf_names[RF_COUNT][48];
+    registry_options(opts, rf_names, fixed_opts, NFIXED);
     struct system_context sys;
     cli_system_context_init(g, &sys);
     struct copy_options o = {.compression_level = -1, .progress_out = stderr};
     const char *digestfile = NULL;
     int c;
     while ((c = cli_getopt(argc, argv, "qf:h", opts, false)) != -1) {
-        int ro = registry_opt(c, &sys);
-        if (ro < 0)
+        int r = registry_flags_apply(c, OPT_RF, "", optarg, &sys);
+        if (r < 0)
             return BERTH_EXIT_ERROR;
-        if (ro > 0)
+        if (r > 0)
             continue;
         switch (c) {
+        case OPT_RETRY:
+            if (registry_flags_set(RF_RETRY_TIMES, "--retry", optarg, &sys) < 0)
+                return BERTH_EXIT_ERROR;
+            break;
         case 'q':
             o.quiet = true;
             break;
