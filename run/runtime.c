@@ -857,6 +857,7 @@ int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *
         return berth_error_make(err, errno, "socketpair");
     fflush(stdout);
     fflush(stderr);
+    pid_t self = getpid();
     pid_t a = fork();
     if (a < 0)
         return berth_error_make(err, errno, "fork");
@@ -879,6 +880,14 @@ int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *
                        strerror(errno));
         if (chdir("/") < 0)
             child_fail(sv[1], 1, "chdir /: %s", strerror(errno));
+        /* In the foreground the exec'd process must not outlive berth (kill -9 of berth exec):
+         * A dies with berth, B with A.  Set after the credential change above, which clears
+         * it.  Detached, B is left to the caller's subreaper instead. */
+        if (!o->detach) {
+            if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0 && getppid() != self)
+                _exit(1);
+        }
+        pid_t apid = getpid();
         pid_t b = fork();
         if (b < 0)
             child_fail(sv[1], 1, "fork: %s", strerror(errno));
@@ -886,7 +895,9 @@ int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *
             sigset_t all;
             sigemptyset(&all);
             sigprocmask(SIG_SETMASK, &all, NULL);
-            process_exec(proc, seccomp, sv[1], -1, 0);
+            /* in the container's pid namespace getppid() is 0: -1 makes process_exec watch
+             * the sync socket instead */
+            process_exec(proc, seccomp, sv[1], -1, o->detach ? 0 : (nsfd[4] >= 0 ? -1 : apid));
         }
         char pb[32];
         int l = snprintf(pb, sizeof(pb), "%d", (int)b);

@@ -520,6 +520,29 @@ gone_within() {
     gone_within 2 "$cp"
 }
 
+@test "exec: kill -9 of a foreground berth exec kills the exec'd process, not the container" {
+    for who in root user; do
+        both $who run -d --name ek localhost/busybox sh -c "while :; do sleep 0.1; done # ekc-$who-$$" >/dev/null
+        cp=$(ctr_pid "ekc-$who-$$")
+        harness_defer kill_marked "$cp" "ekc-$who-$$"
+        # another user, as for run: the uid change must not drop the parent-death signal
+        harness_bg "$BATS_TEST_TMPDIR/ek-$who.log" both $who exec --user 1000:1000 ek \
+            sh -c "trap '' TERM; while :; do sleep 0.1; done # eke-$who-$$"
+        ep=$(ctr_pid "eke-$who-$$")
+        harness_defer kill_marked "$ep" "eke-$who-$$"
+        # berth exec -> its forked helper (which joined the namespaces) -> the process
+        hp=$(ps -o ppid= -p "$ep" | tr -d ' ')
+        bp=$(ps -o ppid= -p "$hp" | tr -d ' ')
+        [[ "$(cat "/proc/$bp/cmdline" | tr '\0' ' ')" == *" exec --user 1000:1000 ek "* ]]
+        kill -9 "$bp"
+        gone_within 2 "$ep"
+        proc_alive "$cp"
+        run both $who exec ek true
+        [ "$status" -eq 0 ]
+        both $who rm -f ek
+    done
+}
+
 @test "run --runtime runc: signals to berth reach the container through runc" {
     skip_unless_cmd runc
     harness_bg "$BATS_TEST_TMPDIR/xr.log" berth run --rm --runtime "$(command -v runc)" --name xr \
