@@ -44,7 +44,7 @@ static const char usage[] =
     "      --src-creds USER[:PASS]    --dest-creds USER[:PASS]\n"
     "      --src-authfile FILE        --dest-authfile FILE   --authfile FILE (both)\n"
     "      --src-retry-times N        --dest-retry-times N   --retry-times N (both)\n"
-    "      --src-retry-delay DUR      --dest-retry-delay DUR\n";
+    "      --src-retry-delay DUR      --dest-retry-delay DUR --retry-delay DUR (both)\n";
 
 static int parse_kind(const char *flag, const char *v, enum sync_kind *out)
 {
@@ -86,6 +86,7 @@ static int cmd_sync(struct berth_globals *g, int argc, char **argv)
         O_REMOVESIG,
         O_AUTHFILE,
         O_RETRY,
+        O_RETRY_DELAY,
         O_SRC = 1100,
         O_DST = 1200,
     };
@@ -109,9 +110,12 @@ static int cmd_sync(struct berth_globals *g, int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"authfile", required_argument, NULL, O_AUTHFILE},
         {"retry-times", required_argument, NULL, O_RETRY},
+        {"retry-delay", required_argument, NULL, O_RETRY_DELAY},
         {"help", no_argument, NULL, 'h'},
     };
-    size_t base = 20;
+    size_t base = 0; /* the registry flags go after the fixed ones */
+    while (opts[base].name)
+        base++;
     char src_names[RF_COUNT][48], dst_names[RF_COUNT][48];
     registry_flags_options(&opts[base], src_names, "src-", O_SRC);
     registry_flags_options(&opts[base + RF_COUNT], dst_names, "dest-", O_DST);
@@ -220,9 +224,10 @@ static int cmd_sync(struct berth_globals *g, int argc, char **argv)
             src_sys.auth_file = dst_sys.auth_file = optarg;
             break;
         case O_RETRY:
-            if (registry_flags_apply(O_SRC + RF_RETRY_TIMES, O_SRC, "", optarg, &src_sys) < 0)
+        case O_RETRY_DELAY:
+            if (registry_flags_apply_both(O_SRC + (c == O_RETRY ? RF_RETRY_TIMES : RF_RETRY_DELAY),
+                                          O_SRC, "", optarg, &src_sys, &dst_sys) < 0)
                 return BERTH_EXIT_ERROR;
-            dst_sys.retry_times = src_sys.retry_times;
             break;
         case 'h':
             return cli_usage(usage);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# The registry flags (cmd/registry_flags.h) of copy, inspect, pull and push: --retry-times and
+# The registry flags (cmd/registry_flags.h) of copy, inspect, pull, push (and sync): --retry-times and
 # --retry-delay everywhere (copy also per side, pull/push also podman's --retry), one validation
 # and one error message for all of them.
 # The helpers read bats' $output/$status, which each @test sets in its own subshell:
@@ -20,6 +20,7 @@ cmd_args() {
     inspect) echo "oci:$FIX/base:latest" ;;
     pull) echo "oci:$FIX/base:latest" ;;
     push) echo "localhost/never oci:$BATS_TEST_TMPDIR/never:1" ;;
+    sync) echo "--src dir --dest dir $FIX/base $BATS_TEST_TMPDIR/never" ;;
     esac
 }
 
@@ -42,7 +43,7 @@ expect_bad_flag() {
 
 @test "registry flags: copy, inspect, pull, push reject a bad --retry-times or --retry-delay (125, naming the flag)" {
     local cmd
-    for cmd in copy inspect pull push; do
+    for cmd in copy inspect pull push sync; do
         expect_bad_flag "$cmd" --retry-times abc
         expect_bad_flag "$cmd" --retry-times 101
         expect_bad_flag "$cmd" --retry-times -1
