@@ -11,7 +11,12 @@
  * Reading: the manifest and config are returned as stored.  The store keeps layers uncompressed,
  * so the original compressed blobs cannot be served byte for byte: layer_infos_for_copy offers
  * the uncompressed diffs instead (digest = DiffID) and the copy engine rewrites the manifest;
- * DiffIDs and the config digest stay the same. */
+ * DiffIDs and the config digest stay the same.
+ *
+ * Signatures: put_signatures keeps the signatures of the manifest being written; commit stores
+ * them with the image record as big-data item "signatures-<manifest digest>" (see sig_encode),
+ * replacing an earlier set for that digest, and get_signatures returns them.  An image reached by
+ * several manifest digests keeps one set per digest; they go when the image is removed. */
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
@@ -20,7 +25,9 @@
 #include "common/strutil.h"
 #include "storage/store.h"
 #include "transport/internal.h"
+#include "transport/lookaside.h"
 #include "transport/manifest.h"
+#include "transport/signature.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -106,6 +113,127 @@ static int lookup_by_extra_manifest(storage_store_t *store, const char *digest,
     storage_image_list_free(all);
     if (ret < 0)
         return berth_error_make_status(err, ENOENT, "image %s not known", digest);
+    return 0;
+}
+
+/* Signatures of manifest `digest` (sha256: manifests written here are hashed with sha256, and
+ * "signatures-sha256:<hex>" fits the 128-character limit of big-data keys). */
+static char *signatures_key(const char *digest, berth_error_t *err)
+{
+    digest_algo_t algo;
+    const char *hex;
+    if (digest_parse(digest, &algo, &hex, err) < 0)
+        return NULL;
+    if (algo != DIGEST_SHA256) {
+        berth_error_make_status(err, ENOTSUP,
+                                "containers-storage: signatures of %s: only sha256 "
+                                "manifest digests are supported",
+                                digest);
+        return NULL;
+    }
+    return xasprintf("signatures-sha256:%s", hex);
+}
+
+/* The stored form of a set of signatures: the magic "BERTHSG1", a 4-byte big-endian count, then
+ * for each signature a 4-byte big-endian length and the bytes.  Binary signatures need the
+ * explicit lengths; the limits are those of lookaside storage. */
+#define SIG_MAGIC     "BERTHSG1"
+#define SIG_MAGIC_LEN 8
+#define SIG_MAX_TOTAL (64u * 1024 * 1024) /* all signatures of one manifest, bytes */
+#define SIG_BLOB_MAX  (SIG_MAGIC_LEN + 4 + 4 * (size_t)LOOKASIDE_MAX_SIGS + SIG_MAX_TOTAL)
+
+static void put_be32(char *p, uint32_t v)
+{
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+
+static uint32_t get_be32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | (uint32_t)u[3];
+}
+
+static int sig_encode(char *const *sigs, const size_t *lens, size_t n, char **out, size_t *len,
+                      berth_error_t *err)
+{
+    if (n > LOOKASIDE_MAX_SIGS)
+        return berth_error_make_status(err, E2BIG, "%zu signatures, at most %u can be stored", n,
+                                       LOOKASIDE_MAX_SIGS);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > SIGNATURE_MAX_SIZE)
+            return berth_error_make_status(err, EFBIG,
+                                           "signature %zu has %zu bytes, at most %u can be stored",
+                                           i + 1, lens[i], SIGNATURE_MAX_SIZE);
+        if (lens[i] > SIG_MAX_TOTAL - total)
+            return berth_error_make_status(err, EFBIG, "the signatures exceed %u bytes in all",
+                                           SIG_MAX_TOTAL);
+        total += lens[i];
+    }
+    size_t size = SIG_MAGIC_LEN + 4 + 4 * n + total;
+    char *buf = xmalloc(size);
+    memcpy(buf, SIG_MAGIC, SIG_MAGIC_LEN);
+    put_be32(buf + SIG_MAGIC_LEN, (uint32_t)n);
+    char *p = buf + SIG_MAGIC_LEN + 4;
+    for (size_t i = 0; i < n; i++) {
+        put_be32(p, (uint32_t)lens[i]);
+        memcpy(p + 4, sigs[i], lens[i]);
+        p += 4 + lens[i];
+    }
+    *out = buf;
+    *len = size;
+    return 0;
+}
+
+/* Parses what sig_encode wrote; anything else (truncated, trailing bytes, over the limits) is an
+ * error, never a shorter list. */
+static int sig_decode(const char *buf, size_t len, char ***sigs, size_t **lens, size_t *n,
+                      berth_error_t *err)
+{
+    *sigs = NULL;
+    *lens = NULL;
+    *n = 0;
+    if (len < SIG_MAGIC_LEN + 4 || memcmp(buf, SIG_MAGIC, SIG_MAGIC_LEN) != 0)
+        return berth_error_make_status(err, EINVAL, "not a stored signature list");
+    uint32_t count = get_be32(buf + SIG_MAGIC_LEN);
+    if (count > LOOKASIDE_MAX_SIGS)
+        return berth_error_make_status(err, EINVAL, "stored signature list: %u signatures", count);
+    size_t off = SIG_MAGIC_LEN + 4;
+    char **v = xcalloc((size_t)count + 1, sizeof(*v));
+    size_t *l = xcalloc((size_t)count + 1, sizeof(*l));
+    size_t i = 0;
+    for (; i < count; i++) {
+        if (len - off < 4)
+            break;
+        uint32_t sl = get_be32(buf + off);
+        off += 4;
+        if (sl > SIGNATURE_MAX_SIZE || sl > len - off)
+            break;
+        v[i] = xmalloc((size_t)sl + 1);
+        memcpy(v[i], buf + off, sl);
+        v[i][sl] = 0;
+        l[i] = sl;
+        off += sl;
+    }
+    if (i < count || off != len) {
+        for (size_t k = 0; k < i; k++)
+            free(v[k]);
+        free(v);
+        free(l);
+        return berth_error_make_status(err, EINVAL, "stored signature list is corrupt (%s)",
+                                       i < count ? "truncated" : "trailing bytes");
+    }
+    if (count == 0) {
+        free(v);
+        free(l);
+        return 0;
+    }
+    *sigs = v;
+    *lens = l;
+    *n = count;
     return 0;
 }
 
@@ -217,6 +345,31 @@ static int ss_get_blob(struct image_source *src, const struct blob_info *info, b
                                    info->digest);
 }
 
+static int ss_get_signatures(struct image_source *src, const char *instance, char ***sigs,
+                             size_t **lens, size_t *n, berth_error_t *err)
+{
+    struct st_src *s = src->priv;
+    *sigs = NULL;
+    *lens = NULL;
+    *n = 0;
+    /* the store serves one manifest per source (see ss_get_manifest) */
+    if (instance && !digest_equal(instance, s->manifest_digest))
+        return berth_error_make_status(err, ENOENT, "the stored image has no instance %s",
+                                       instance);
+    cleanup_free char *key = signatures_key(s->manifest_digest, err);
+    if (!key)
+        return -1;
+    if (!strv_contains(s->img->big_data, key))
+        return 0;
+    cleanup_free char *buf = NULL;
+    size_t len;
+    if (storage_image_get_big_data(s->store, s->img->id, key, SIG_BLOB_MAX, &buf, &len, err) < 0 ||
+        sig_decode(buf, len, sigs, lens, n, err) < 0)
+        return berth_error_wrap(err, "signatures of %s in image %.12s", s->manifest_digest,
+                                s->img->id);
+    return 0;
+}
+
 static void ss_close(struct image_source *src)
 {
     struct st_src *s = src->priv;
@@ -237,6 +390,7 @@ static void ss_close(struct image_source *src)
 static const struct image_source_ops st_src_ops = {
     .get_manifest = ss_get_manifest,
     .get_blob = ss_get_blob,
+    .get_signatures = ss_get_signatures,
     .layer_infos_for_copy = ss_layer_infos,
     .thread_safe_get_blob = false,
     .close = ss_close,
@@ -351,6 +505,10 @@ struct st_dst {
     size_t config_len;
     char *manifest;
     size_t manifest_len;
+    /* from put_signatures: the encoded set (sig_encode) and the manifest digest it is for */
+    char *sigs;
+    size_t sigs_len;
+    char *sigs_digest;
     bool committed;
     /* staging mode: put_blob runs in several threads; mu guards the plan and the commits */
     bool staging;
@@ -639,6 +797,31 @@ static int sd_put_manifest(struct image_destination *dst, const char *manifest, 
     return 0;
 }
 
+static int sd_put_signatures(struct image_destination *dst, const char *instance, char *const *sigs,
+                             const size_t *lens, size_t n, berth_error_t *err)
+{
+    struct st_dst *d = dst->priv;
+    if (instance)
+        return berth_error_make_status(err, ENOTSUP,
+                                       "containers-storage keeps one image per copy: copy "
+                                       "without --all");
+    if (!d->manifest)
+        return berth_error_make_status(err, EINVAL, "signatures before the manifest");
+    free(d->sigs);
+    free(d->sigs_digest);
+    d->sigs = NULL;
+    d->sigs_len = 0;
+    d->sigs_digest = NULL;
+    /* none: an earlier set for this manifest stays (it still signs the same digest) */
+    if (n == 0)
+        return 0;
+    cleanup_free char *digest = digest_buffer(DIGEST_SHA256, d->manifest, d->manifest_len);
+    if (sig_encode(sigs, lens, n, &d->sigs, &d->sigs_len, err) < 0)
+        return berth_error_wrap(err, "containers-storage: signatures of %s", digest);
+    d->sigs_digest = steal_pointer(&digest);
+    return 0;
+}
+
 static int sd_commit(struct image_destination *dst, berth_error_t *err)
 {
     struct st_dst *d = dst->priv;
@@ -655,6 +838,17 @@ static int sd_commit(struct image_destination *dst, berth_error_t *err)
     const char *names[2] = {d->name, NULL};
     cleanup_free char *digest = digest_buffer(DIGEST_SHA256, d->manifest, d->manifest_len);
     cleanup_free char *cfg_digest = digest_buffer(DIGEST_SHA256, d->config, d->config_len);
+    cleanup_free char *sig_key = NULL;
+    if (d->sigs) {
+        if (!digest_equal(d->sigs_digest, digest))
+            return berth_error_make_status(err, EINVAL,
+                                           "signatures are for manifest %s, the manifest written "
+                                           "is %s",
+                                           d->sigs_digest, digest);
+        sig_key = signatures_key(digest, err);
+        if (!sig_key)
+            return -1;
+    }
     /* An image with this config may be stored already under another manifest: then the name is
      * added only once the manifest is recorded, so a failure leaves no new name behind. */
     cleanup_storage_image storage_image_t *old = NULL;
@@ -670,6 +864,12 @@ static int sd_commit(struct image_destination *dst, berth_error_t *err)
         .config_len = d->config_len,
         .digest = digest,
     };
+    /* a new image record gets its signatures atomically with it (nothing stays if it fails) */
+    struct storage_big_data sig_item = {.key = sig_key, .data = d->sigs, .len = d->sigs_len};
+    if (sig_key) {
+        o.extra = &sig_item;
+        o.n_extra = 1;
+    }
     cleanup_storage_image storage_image_t *img = NULL;
     if (storage_image_create(d->store, &o, &img, err) < 0)
         return reused_vanished(d, err);
@@ -679,6 +879,11 @@ static int sd_commit(struct image_destination *dst, berth_error_t *err)
             0)
             return berth_error_wrap(err, "record manifest %s of image %.12s", digest, img->id);
     }
+    /* an image that was there already (extra items are only written with a new record): replace
+     * the set for this digest, before the name moves here */
+    if (sig_key && (existed || !strv_contains(img->big_data, sig_key)) &&
+        storage_image_set_big_data(d->store, img->id, sig_key, d->sigs, d->sigs_len, err) < 0)
+        return berth_error_wrap(err, "store the signatures of %s in image %.12s", digest, img->id);
     if (d->name) {
         cleanup_free char *nkey = name_manifest_key(d->name);
         if ((!digest_equal(img->digest, digest) || strv_contains(img->big_data, nkey)) &&
@@ -709,6 +914,8 @@ static void sd_close(struct image_destination *dst)
     plan_clear(d);
     free(d->config);
     free(d->manifest);
+    free(d->sigs);
+    free(d->sigs_digest);
     free(d->name);
     if (d->owned)
         storage_store_close(d->store);
@@ -724,6 +931,7 @@ static const struct image_destination_ops st_dst_ops = {
     .try_reuse_blob = sd_try_reuse,
     .put_blob = sd_put_blob,
     .put_manifest = sd_put_manifest,
+    .put_signatures = sd_put_signatures,
     .commit = sd_commit,
     .thread_safe_put_blob = false,
     .close = sd_close,
@@ -737,6 +945,7 @@ static const struct image_destination_ops st_dst_ops_staging = {
     .try_reuse_blob = sd_try_reuse,
     .put_blob = sd_put_blob,
     .put_manifest = sd_put_manifest,
+    .put_signatures = sd_put_signatures,
     .commit = sd_commit,
     .thread_safe_put_blob = true,
     .close = sd_close,
