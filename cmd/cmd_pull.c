@@ -91,7 +91,10 @@ static int pull_one(struct berth_globals *g, struct image_reference *src,
     if (policy_load_default(g->policy, &policy, err) < 0)
         return -1;
     o.policy = policy;
-    /* the policy has checked the signatures; the store cannot keep them (yet) */
+    /* The policy has checked the signatures.  The store could keep them (copy into
+     * containers-storage: does), but it keeps layers uncompressed, so a later push of a kept
+     * signed image anywhere the original compressed layers are not would stop for
+     * --remove-signatures (as podman's does); pull drops them so that pull-then-push works. */
     o.remove_signatures = true;
     struct cli_store_holder h = {0};
     if (cli_store_for_refs(g, &h, src, dst, sys, NULL, err) < 0)

@@ -128,6 +128,9 @@ static int save_all(struct system_context *sys_, int argc, char **argv, const ch
                 goto out;
         }
         struct copy_options o = cli_plain_copy_options(&sys, quiet);
+        /* as podman save: archives do not carry signatures, and a stored image's layers are
+         * recompressed (which would invalidate them) */
+        o.remove_signatures = true;
         struct copy_result res = {0};
         if (copy_image(src, dst, &o, &res, errp) < 0) {
             berth_error_wrap(errp, "saving \"%s\"", argv[i]);

@@ -126,6 +126,13 @@ sign_into_registry() {
         "docker://$REGISTRY_ADDR/mirror/other:1"
     [ "$status" -eq 0 ]
 
+    # save drops them, as podman save does (archives hold none; layers are recompressed)
+    for f in docker-archive oci-archive; do
+        run berth save -q --format "$f" -o "$BATS_TEST_TMPDIR/s-$f.tar" "$REGISTRY_ADDR/sig/busybox:1"
+        [ "$status" -eq 0 ] || { echo "$output"; false; }
+        skopeo inspect --raw "$f:$BATS_TEST_TMPDIR/s-$f.tar" >/dev/null
+    done
+
     # the same manifest copied in again under another name: one image, still one set
     run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q \
         "docker://$REGISTRY_ADDR/mirror/busybox:1" "containers-storage:localhost/again:1" --src-tls-verify=false
