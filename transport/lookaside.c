@@ -1,4 +1,5 @@
-/* registries.d lookaside signature storage (file:// only): see lookaside.h. */
+/* registries.d lookaside signature storage (file://, and http(s):// for reading): see
+ * lookaside.h. */
 #include "transport/lookaside.h"
 
 #include "common/alloc.h"
@@ -13,10 +14,13 @@
 #include "transport/signature.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct la_entry {
@@ -209,12 +213,42 @@ static int load_config(struct la_config *c, berth_error_t *err)
     return 0;
 }
 
-/* The signature directory of (docker_ref, digest) for reading or writing; *out NULL when the
- * configured location is not file:// (reading only). */
-static int sig_dir(const char *docker_ref, const char *digest, bool write, char **out,
-                   berth_error_t *err)
+static bool is_http(const char *base)
+{
+    return strncmp(base, "http://", 7) == 0 || strncmp(base, "https://", 8) == 0;
+}
+
+/* An http(s) base is used as a prefix of request URLs: a query or fragment would swallow the
+ * appended path, and user information would be sent as credentials. */
+static int check_http_base(const char *base, berth_error_t *err)
+{
+    const char *auth = strstr(base, "://") + 3;
+    size_t alen = strcspn(auth, "/");
+    if (alen == 0)
+        return berth_error_make_status(err, EINVAL, "lookaside \"%s\" has no host", base);
+    if (memchr(auth, '@', alen))
+        return berth_error_make_status(
+            err, EINVAL, "lookaside \"%s\": credentials in the URL are not supported", base);
+    for (const char *c = base; *c; c++) {
+        if (!isgraph((unsigned char)*c))
+            return berth_error_make_status(
+                err, EINVAL, "lookaside \"%s\": spaces and control characters are not allowed",
+                base);
+        if (*c == '?' || *c == '#')
+            return berth_error_make_status(
+                err, EINVAL, "lookaside \"%s\": a query or fragment is not supported", base);
+    }
+    return 0;
+}
+
+/* Where the signatures of (docker_ref, digest) live, for reading or writing: *out is a
+ * directory for file:// locations or, when reading, a URL prefix for http(s) ones (*remote
+ * true); *out NULL when the configured location cannot be used (reading only, warned). */
+static int sig_location(const char *docker_ref, const char *digest, bool write, char **out,
+                        bool *remote, berth_error_t *err)
 {
     *out = NULL;
+    *remote = false;
     if (!docker_ref)
         return berth_error_make_status(err, EINVAL, "signature storage: the image has no name");
     digest_algo_t algo;
@@ -224,6 +258,10 @@ static int sig_dir(const char *docker_ref, const char *digest, bool write, char 
     cleanup_image_ref image_ref_t *r = NULL;
     if (image_ref_parse_normalized(docker_ref, &r, err) < 0)
         return -1;
+    /* the path becomes part of a file name or a URL: the reference grammar keeps it to
+     * [a-z0-9._/-], and ".." must not climb out of the base */
+    if (strstr(r->path, ".."))
+        return berth_error_make_status(err, EINVAL, "unexpected repository path \"%s\"", r->path);
     struct la_config c;
     if (load_config(&c, err) < 0)
         return -1;
@@ -245,15 +283,31 @@ static int sig_dir(const char *docker_ref, const char *digest, bool write, char 
         base = builtin;
     }
     int ret = 0;
-    if (strncmp(base, "file://", 7) != 0) {
+    if (write && is_http(base)) {
+        /* like skopeo: a web server is read-only storage; writes go to a staging directory */
+        ret = berth_error_make_status(err, ENOTSUP,
+                                      "signature storage \"%s\" for %s: writing needs a file:// "
+                                      "location (set lookaside-staging: file://...)",
+                                      base, docker_ref);
+    } else if (is_http(base)) {
+        size_t bl = strlen(base);
+        while (bl > 1 && base[bl - 1] == '/')
+            bl--;
+        if (check_http_base(base, err) < 0)
+            ret = -1;
+        else {
+            *out = xasprintf("%.*s/%s@%s=%s", (int)bl, base, r->path, digest_algo_name(algo), hex);
+            *remote = true;
+        }
+    } else if (strncmp(base, "file://", 7) != 0) {
         if (write)
             ret = berth_error_make_status(err, ENOTSUP,
                                           "signature storage \"%s\" for %s: only file:// "
-                                          "lookaside locations are supported",
+                                          "lookaside locations are supported for writing",
                                           base, docker_ref);
         else
-            log_warn("signature storage \"%s\" for %s: only file:// lookaside locations are "
-                     "supported; no signatures read",
+            log_warn("signature storage \"%s\" for %s: only file://, http:// and https:// "
+                     "lookaside locations are supported; no signatures read",
                      base, docker_ref);
     } else {
         const char *p = base + 7;
@@ -265,9 +319,6 @@ static int sig_dir(const char *docker_ref, const char *digest, bool write, char 
                                           "lookaside \"%s\" is not an absolute "
                                           "file:// URL",
                                           base);
-        else if (strstr(r->path, ".."))
-            ret =
-                berth_error_make_status(err, EINVAL, "unexpected repository path \"%s\"", r->path);
         else
             *out = xasprintf("%.*s/%s@%s=%s", (int)pl, p, r->path, digest_algo_name(algo), hex);
     }
@@ -275,21 +326,50 @@ static int sig_dir(const char *docker_ref, const char *digest, bool write, char 
     return ret;
 }
 
-int lookaside_get_signatures(const char *docker_ref, const char *manifest_digest, char ***sigs,
-                             size_t **lens, size_t *n, berth_error_t *err)
+struct sig_list {
+    char **sigs;
+    size_t *lens;
+    size_t n;
+    size_t total;
+};
+
+static void sig_list_clear(struct sig_list *l)
 {
-    *sigs = NULL;
-    *lens = NULL;
-    *n = 0;
-    cleanup_free char *dir = NULL;
-    if (sig_dir(docker_ref, manifest_digest, false, &dir, err) < 0)
-        return -1;
-    for (size_t i = 1; dir && i <= LOOKASIDE_MAX_SIGS; i++) {
+    for (size_t i = 0; i < l->n; i++)
+        free(l->sigs[i]);
+    free(l->sigs);
+    free(l->lens);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Takes buf.  The total is bounded too: LOOKASIDE_MAX_SIGS signatures of the maximum size
+ * would be gigabytes. */
+static int sig_list_add(struct sig_list *l, char *buf, size_t len, const char *where,
+                        berth_error_t *err)
+{
+    if (len > LOOKASIDE_MAX_TOTAL - l->total) {
+        free(buf);
+        return berth_error_make_status(err, EFBIG, "%s: the signatures exceed %u bytes in total",
+                                       where, LOOKASIDE_MAX_TOTAL);
+    }
+    l->sigs = xreallocarray(l->sigs, l->n + 1, sizeof(char *));
+    l->lens = xreallocarray(l->lens, l->n + 1, sizeof(size_t));
+    l->sigs[l->n] = buf;
+    l->lens[l->n] = len;
+    l->n++;
+    l->total += len;
+    return 0;
+}
+
+static int get_file_signatures(const char *docker_ref, const char *dir, struct sig_list *l,
+                               berth_error_t *err)
+{
+    for (size_t i = 1; i <= LOOKASIDE_MAX_SIGS; i++) {
         cleanup_free char *path = xasprintf("%s/signature-%zu", dir, i);
         cleanup_error berth_error_t e = NULL;
         char *buf;
-        size_t l;
-        if (fs_read_file(path, SIGNATURE_MAX_SIZE, &buf, &l, &e) < 0) {
+        size_t len;
+        if (fs_read_file(path, SIGNATURE_MAX_SIZE, &buf, &len, &e) < 0) {
             if (berth_error_status(e) == ENOENT)
                 break;
             /* unreadable storage holds no signatures for us: a policy that needs them then
@@ -298,22 +378,197 @@ int lookaside_get_signatures(const char *docker_ref, const char *manifest_digest
                 log_warn("signatures of %s: %s", docker_ref, berth_error_msg(e));
                 break;
             }
-            for (size_t k = 0; k < *n; k++)
-                free((*sigs)[k]);
-            free(*sigs);
-            free(*lens);
-            *sigs = NULL;
-            *lens = NULL;
-            *n = 0;
             *err = steal_pointer(&e);
             return -1;
         }
-        *sigs = xreallocarray(*sigs, *n + 1, sizeof(char *));
-        *lens = xreallocarray(*lens, *n + 1, sizeof(size_t));
-        (*sigs)[*n] = buf;
-        (*lens)[*n] = l;
-        (*n)++;
+        if (sig_list_add(l, buf, len, dir, err) < 0)
+            return -1;
     }
+    return 0;
+}
+
+/* ---------- http(s) ---------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct http_body {
+    CURL *easy;
+    char *data;
+    size_t len, cap;
+    bool too_big;
+};
+
+static size_t http_body_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct http_body *b = ud;
+    size_t n = size * nmemb;
+    long status = 0;
+    curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &status);
+    /* the status decides alone what any other answer means: its body is not needed */
+    if (status != 200)
+        return 0;
+    if (n > SIGNATURE_MAX_SIZE - b->len) {
+        b->too_big = true;
+        return 0;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->data = xrealloc(b->data, cap);
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+/* One handle for all signature-N of an image, so that the connection is reused. */
+static CURL *http_handle(char *errbuf)
+{
+    pthread_once(&curl_once, curl_init_once);
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SIGNATURE_MAX_SIZE);
+    curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_body_write);
+    /* TLS is verified against the system CAs; SSL_CERT_FILE names another bundle, as for the
+     * registry client (certs.d directories are not consulted for lookaside hosts) */
+    const char *ca = getenv("SSL_CERT_FILE");
+    if (ca && *ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+    return e;
+}
+
+static void cleanup_curlp(CURL **e)
+{
+    if (*e)
+        curl_easy_cleanup(*e);
+}
+
+/* 0 and the signature, 1 when there is none (404), -1 on any other answer or failure;
+ * *transient then says whether trying again may help (connection failures, 429, 5xx). */
+static int http_get_signature(CURL *e, char *errbuf, const char *url, char **out, size_t *len,
+                              bool *transient, berth_error_t *err)
+{
+    *transient = false;
+    struct http_body b = {.easy = e};
+    errbuf[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+    log_debug("GET %s", url);
+    CURLcode rc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    int ret;
+    if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+        ret = berth_error_make_status(err, EFBIG, "GET %s: the signature is larger than %u bytes",
+                                      url, SIGNATURE_MAX_SIZE);
+    } else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE) {
+        ret = berth_error_make_status(err, EPROTO,
+                                      "GET %s: TLS certificate verification failed: %s "
+                                      "(lookaside servers are checked against the system CAs)",
+                                      url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    } else if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && status != 200)) {
+        *transient = rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT ||
+                     rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING ||
+                     rc == CURLE_PARTIAL_FILE;
+        ret =
+            berth_error_make_status(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO,
+                                    "GET %s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    } else if (status == 404) {
+        ret = 1;
+    } else if (status != 200) {
+        *transient = status == 429 || status >= 500;
+        ret = berth_error_make_status(err, status == 401 || status == 403 ? EACCES : EIO,
+                                      "GET %s: HTTP %ld", url, status);
+    } else {
+        *out = b.data ? b.data : xstrdup("");
+        *len = b.len;
+        return 0;
+    }
+    free(b.data);
+    return ret;
+}
+
+/* As containers/image reads them: signature-1, -2, ... until the first 404; any other answer
+ * is an error, so that a broken server is not mistaken for an unsigned image. */
+static int get_http_signatures(const char *base, struct sig_list *l, berth_error_t *err)
+{
+    char errbuf[CURL_ERROR_SIZE];
+    __attribute__((cleanup(cleanup_curlp))) CURL *e = http_handle(errbuf);
+    if (!e)
+        return berth_error_make_status(err, ENOMEM, "GET %s: cannot create a curl handle", base);
+    for (size_t i = 1; i <= LOOKASIDE_MAX_SIGS; i++) {
+        cleanup_free char *url = xasprintf("%s/signature-%zu", base, i);
+        char *buf = NULL;
+        size_t len = 0;
+        bool transient = false;
+        int r = -1;
+        /* idempotent: a server that hiccups gets two more chances, 0.5 s and 1 s later */
+        for (int attempt = 0; attempt < 3; attempt++) {
+            if (attempt > 0) {
+                log_debug("%s; trying again", berth_error_msg(*err));
+                berth_error_release(err);
+                struct timespec ts = {.tv_nsec = 500000000L};
+                if (attempt == 2)
+                    ts = (struct timespec){.tv_sec = 1};
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                    ;
+            }
+            r = http_get_signature(e, errbuf, url, &buf, &len, &transient, err);
+            if (r >= 0 || !transient)
+                break;
+        }
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            break;
+        if (sig_list_add(l, buf, len, base, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int lookaside_get_signatures(const char *docker_ref, const char *manifest_digest, char ***sigs,
+                             size_t **lens, size_t *n, berth_error_t *err)
+{
+    *sigs = NULL;
+    *lens = NULL;
+    *n = 0;
+    cleanup_free char *loc = NULL;
+    bool remote;
+    if (sig_location(docker_ref, manifest_digest, false, &loc, &remote, err) < 0)
+        return -1;
+    if (!loc)
+        return 0;
+    struct sig_list l = {0};
+    int r =
+        remote ? get_http_signatures(loc, &l, err) : get_file_signatures(docker_ref, loc, &l, err);
+    if (r < 0) {
+        sig_list_clear(&l);
+        return berth_error_wrap(err, "signatures of %s", docker_ref);
+    }
+    *sigs = l.sigs;
+    *lens = l.lens;
+    *n = l.n;
     return 0;
 }
 
@@ -321,7 +576,8 @@ int lookaside_put_signatures(const char *docker_ref, const char *manifest_digest
                              const size_t *lens, size_t n, berth_error_t *err)
 {
     cleanup_free char *dir = NULL;
-    if (sig_dir(docker_ref, manifest_digest, true, &dir, err) < 0)
+    bool remote;
+    if (sig_location(docker_ref, manifest_digest, true, &dir, &remote, err) < 0)
         return -1;
     if (n > LOOKASIDE_MAX_SIGS)
         return berth_error_make_status(err, EINVAL, "too many signatures (%zu)", n);

@@ -13,8 +13,17 @@
  * (/var/lib/containers/sigstore for root, ~/.local/share/containers/sigstore otherwise).  The
  * signatures of an image are <base>/<repository path>@<algo>=<hex>/signature-<N>, N from 1.
  *
- * Only file:// locations are implemented; an http(s) location is skipped with a warning when
- * reading and is an error when writing.
+ * Reading: file:// locations are read from disk (missing signature-N ends the list; unreadable
+ * storage is warned about and holds no signatures).  http:// and https:// locations are read
+ * with GET like containers/image does: a 404 ends the list, any other answer than 200 and any
+ * connection or TLS failure is an error naming the URL (connection failures, 429 and 5xx after
+ * two more tries).  TLS is verified against the system CAs (or $SSL_CERT_FILE), not certs.d;
+ * no credentials are sent; redirects only to http(s), at most 5; 30 s to connect, 120 s per
+ * signature.  Each signature is at most SIGNATURE_MAX_SIZE bytes, at most LOOKASIDE_MAX_SIGS of
+ * them and LOOKASIDE_MAX_TOTAL bytes in all are read.
+ *
+ * Writing: file:// only (the lookaside-staging location when set); an http(s) or other location
+ * is an error, as in skopeo.
  *
  * The directory: $BERTH_REGISTRIES_D when set, else ~/.config/containers/registries.d when it
  * exists, else /etc/containers/registries.d.
@@ -28,10 +37,11 @@
 
 #define LOOKASIDE_MAX_SIGS   1000
 #define LOOKASIDE_CONFIG_MAX (1024u * 1024)
+#define LOOKASIDE_MAX_TOTAL  (64u * 1024 * 1024)
 
 /* docker_ref: the image's normalized docker reference ("host/repo:tag"); manifest_digest: the
  * digest the signatures belong to.  the *sigs and *lens arrays (and each signature) owned by
- * caller; *n 0 and *sigs NULL when there are none. */
+ * caller; *n 0 and *sigs NULL when there are none.  Errors are wrapped with the image name. */
 int lookaside_get_signatures(const char *docker_ref, const char *manifest_digest, char ***sigs,
                              size_t **lens, size_t *n, berth_error_t *err);
 /* Replaces the stored signatures of (docker_ref, manifest_digest) with sigs. */

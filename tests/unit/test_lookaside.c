@@ -45,7 +45,13 @@ static int setup(void **state)
                                         "  q.io/team/special:\n"
                                         "    sigstore: file://%s/special/\n"
                                         "  web.io:\n"
-                                        "    lookaside: https://web.io/sigs\n",
+                                        "    lookaside: https://127.0.0.1:1/sigs/\n"
+                                        "  creds.io:\n"
+                                        "    lookaside: https://u:p@creds.io/sigs\n"
+                                        "  query.io:\n"
+                                        "    lookaside: http://query.io/sigs?x=1\n"
+                                        "  ftp.io:\n"
+                                        "    lookaside: ftp://ftp.io/sigs\n",
                                         root, root, root, root);
     write_conf("a.yaml", conf);
     write_conf("ignored.txt", "this: [is not read\n");
@@ -108,12 +114,31 @@ static void test_locations(void **state)
     /* fewer signatures replace more: no stale signature-2 */
     put("docker.io/library/busybox:1", 1);
     assert_false(exists("default/library/busybox@sha256=" HEX "/signature-2"));
-    /* http(s): nothing read (warned), writing refused */
-    assert_int_equal(lookaside_get_signatures("web.io/a:1", DIGEST, &sigs, &lens, &n, &err), 0);
+    /* http(s): a server that cannot be reached is an error naming the URL, not "unsigned" */
+    assert_int_equal(lookaside_get_signatures("web.io/a:1", DIGEST, &sigs, &lens, &n, &err), -1);
+    assert_non_null(strstr(berth_error_msg(err),
+                           "signatures of web.io/a:1: GET "
+                           "https://127.0.0.1:1/sigs/a@sha256=" HEX "/signature-1: "));
+    assert_null(sigs);
     assert_int_equal(n, 0);
+    berth_error_release(&err);
+    /* writing there is refused: that is what lookaside-staging is for */
     char *one[] = {"x"};
     size_t l1[] = {1};
     assert_int_equal(lookaside_put_signatures("web.io/a:1", DIGEST, one, l1, 1, &err), -1);
+    assert_non_null(strstr(berth_error_msg(err), "writing needs a file://"));
+    berth_error_release(&err);
+    /* no credentials in lookaside URLs; no query that would swallow the path */
+    assert_int_equal(lookaside_get_signatures("creds.io/a:1", DIGEST, &sigs, &lens, &n, &err), -1);
+    assert_non_null(strstr(berth_error_msg(err), "credentials"));
+    berth_error_release(&err);
+    assert_int_equal(lookaside_get_signatures("query.io/a:1", DIGEST, &sigs, &lens, &n, &err), -1);
+    assert_non_null(strstr(berth_error_msg(err), "a query or fragment"));
+    berth_error_release(&err);
+    /* other schemes: nothing read (warned), writing refused */
+    assert_int_equal(lookaside_get_signatures("ftp.io/a:1", DIGEST, &sigs, &lens, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(lookaside_put_signatures("ftp.io/a:1", DIGEST, one, l1, 1, &err), -1);
     assert_non_null(strstr(berth_error_msg(err), "only file://"));
     berth_error_release(&err);
     /* a bad digest never becomes a path */
