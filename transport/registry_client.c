@@ -24,7 +24,7 @@
 #define CA_FILE_MAX      (8 * 1024 * 1024)
 #define TAG_PAGES_MAX    10000
 #define TAG_ENTRIES_MAX  1000000
-#define BLOB_BUFFER_MAX  (1024 * 1024)
+#define BLOB_BUFFER_MAX  (512 * 1024)
 
 struct token_entry {
     char *scope;
@@ -1439,7 +1439,7 @@ static size_t blob_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
         if (b->hdr.status == 200 && b->received > 0)
             b->skip = b->received;
     }
-    /* keep memory flat: stop the transfer while a megabyte waits to be read; curl delivers
+    /* keep memory flat: stop the transfer while BLOB_BUFFER_MAX waits to be read; curl delivers
      * this chunk again after curl_easy_pause(CURLPAUSE_CONT) */
     if (b->len > b->off && b->len - b->off + n > BLOB_BUFFER_MAX) {
         b->paused = true;
@@ -1454,7 +1454,8 @@ static size_t blob_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
             return size * nmemb;
     }
     if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2;
+        /* the pause above bounds len + n by BLOB_BUFFER_MAX (or one chunk): no doubling */
+        b->cap = b->len + n > BLOB_BUFFER_MAX ? b->len + n : BLOB_BUFFER_MAX;
         b->buf = xrealloc(b->buf, b->cap);
     }
     memcpy(b->buf + b->len, ptr, n);
@@ -1487,7 +1488,7 @@ static int blob_start(struct blob_reader *b, bool refresh, berth_error_t *err)
     setup_common(b->c, b->easy, b->errbuf);
     curl_easy_setopt(b->easy, CURLOPT_URL, b->url);
     curl_easy_setopt(b->easy, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(b->easy, CURLOPT_BUFFERSIZE, 512L * 1024L);
+    curl_easy_setopt(b->easy, CURLOPT_BUFFERSIZE, 256L * 1024L);
     curl_easy_setopt(b->easy, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(b->easy, CURLOPT_HEADERDATA, &b->hdr);
     curl_easy_setopt(b->easy, CURLOPT_WRITEFUNCTION, blob_write_cb);

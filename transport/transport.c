@@ -421,7 +421,7 @@ int read_all_close(berth_reader_t *r, size_t max, char **out, size_t *len, berth
     return ret;
 }
 
-#define COPY_BUF (1024 * 1024)
+#define COPY_BUF (256 * 1024)
 
 void blob_dir_remove_stale_temps(int dirfd)
 {
