@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,6 +449,13 @@ static void cleanup_incomplete(storage_store_t *s)
             cleanup_free char *path = xasprintf("%s/%s", staging, n);
             cleanup_free char *lp = NULL;
             if (len > 9 && strcmp(n + len - 9, ".lock.new") == 0) {
+                /* its writer creates it, then locks it, then renames it: between the first two
+                 * steps it is unlocked but not stale, so only a dead writer's counts (the name
+                 * holds the writer's pid: stg-<pid>-<random>) */
+                int pid = 0;
+                if (sscanf(n, "stg-%d-", &pid) == 1 && pid > 0 &&
+                    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+                    continue;
                 lp = xstrdup(path);
             } else {
                 const char *dot = strchr(n, '.');

@@ -401,12 +401,21 @@ static void test_staging_strays(void **state)
     berth_error_t err = NULL;
     cleanup_free char *split = xasprintf("%s/staging/stg-1-aa.tar-split.gz", f->root);
     cleanup_free char *splittmp = xasprintf("%s/staging/stg-1-bb.tar-split.gz.tmp", f->root);
-    cleanup_free char *lnew = xasprintf("%s/staging/stg-2-cc.lock.new", f->root);
+    /* a .lock.new is stale only when its writer (pid in the name) is gone: a live writer's is
+     * unlocked between its creation and its flock */
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    assert_int_equal(waitpid(dead, NULL, 0), dead);
+    cleanup_free char *lnew = xasprintf("%s/staging/stg-%d-cc.lock.new", f->root, (int)dead);
+    cleanup_free char *live_new =
+        xasprintf("%s/staging/stg-%d-ee.lock.new", f->root, (int)getpid());
     cleanup_free char *live_lock = xasprintf("%s/staging/stg-3-dd.lock", f->root);
     cleanup_free char *live_split = xasprintf("%s/staging/stg-3-dd.tar-split.gz", f->root);
     assert_int_equal(fs_write_file_atomic(split, "x", 1, 0600, &err), 0);
     assert_int_equal(fs_write_file_atomic(splittmp, "x", 1, 0600, &err), 0);
     assert_int_equal(fs_write_file_atomic(lnew, "", 0, 0600, &err), 0);
+    assert_int_equal(fs_write_file_atomic(live_new, "", 0, 0600, &err), 0);
     assert_int_equal(fs_write_file_atomic(live_lock, "", 0, 0600, &err), 0);
     assert_int_equal(fs_write_file_atomic(live_split, "x", 1, 0600, &err), 0);
     int p[2];
@@ -426,6 +435,7 @@ static void test_staging_strays(void **state)
     assert_false(fs_exists(split));
     assert_false(fs_exists(splittmp));
     assert_false(fs_exists(lnew));
+    assert_true(fs_exists(live_new));
     assert_true(fs_exists(live_lock));
     assert_true(fs_exists(live_split));
     kill(child, SIGKILL);
