@@ -8,6 +8,8 @@
 #include "transport/auth.h"
 #include "transport/lookaside.h"
 #include "transport/registries_conf.h"
+#include "transport/sigstore.h"
+#include "transport/sigstore_attach.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -452,7 +454,8 @@ static int ds_get_manifest(struct image_source *src, const char *instance, char 
     return 0;
 }
 
-/* Signatures live beside the registry, in the lookaside storage of registries.d. */
+/* Simple signing signatures live beside the registry, in the lookaside storage of
+ * registries.d; sigstore ones in the registry itself when use-sigstore-attachments is on. */
 static int ds_get_signatures(struct image_source *src, const char *instance, char ***sigs,
                              size_t **lens, size_t *n, berth_error_t *err)
 {
@@ -467,7 +470,26 @@ static int ds_get_signatures(struct image_source *src, const char *instance, cha
             return -1;
     }
     const char *digest = instance ? instance : s->top_digest;
-    return lookaside_get_signatures(src->ref->docker_name, digest, sigs, lens, n, err);
+    bool attachments;
+    if (lookaside_use_sigstore_attachments(src->ref->docker_name, &attachments, err) < 0)
+        return -1;
+    if (lookaside_get_signatures(src->ref->docker_name, digest, sigs, lens, n, err) < 0)
+        return -1;
+    if (!attachments)
+        return 0;
+    /* sigstore signatures follow the lookaside ones, from where the manifest came from */
+    struct endpoint *ep = &s->eps[s->pinned ? s->chosen : s->neps - 1];
+    if (sigstore_attachments_get(ep->c, ep->repo, digest, sigs, lens, n, err) < 0) {
+        for (size_t i = 0; i < *n; i++)
+            free((*sigs)[i]);
+        free(*sigs);
+        free(*lens);
+        *sigs = NULL;
+        *lens = NULL;
+        *n = 0;
+        return berth_error_wrap(err, "signatures of %s", src->ref->docker_name);
+    }
+    return 0;
 }
 
 static int ds_get_blob(struct image_source *src, const struct blob_info *info, berth_reader_t **out,

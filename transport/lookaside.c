@@ -27,6 +27,7 @@ struct la_entry {
     char *scope; /* NULL for default-docker */
     char *lookaside;
     char *staging;
+    int attachments; /* use-sigstore-attachments: 0 unset, 1 false, 2 true */
 };
 
 struct la_config {
@@ -69,17 +70,33 @@ static char *scalar(char *s)
     return s;
 }
 
-static void set_key(struct la_entry *e, const char *key, const char *val)
+static int set_key(struct la_entry *e, const char *key, const char *val, const char *file,
+                   size_t lineno, berth_error_t *err)
 {
+    if (strcmp(key, "use-sigstore-attachments") == 0) {
+        /* YAML 1.2 booleans, as containers/image reads them */
+        if (strcmp(val, "true") == 0 || strcmp(val, "True") == 0 || strcmp(val, "TRUE") == 0)
+            e->attachments = 2;
+        else if (strcmp(val, "false") == 0 || strcmp(val, "False") == 0 ||
+                 strcmp(val, "FALSE") == 0)
+            e->attachments = 1;
+        else
+            return berth_error_make_status(err, EINVAL,
+                                           "%s:%zu: use-sigstore-attachments: \"%s\" is not "
+                                           "true or false",
+                                           file, lineno, val);
+        return 0;
+    }
     char **slot = NULL;
     if (strcmp(key, "lookaside") == 0 || strcmp(key, "sigstore") == 0)
         slot = &e->lookaside;
     else if (strcmp(key, "lookaside-staging") == 0 || strcmp(key, "sigstore-staging") == 0)
         slot = &e->staging;
     if (!slot || !*val)
-        return;
+        return 0;
     free(*slot);
     *slot = xstrdup(val);
+    return 0;
 }
 
 /* The subset of YAML registries.d files use: nested block mappings of plain or quoted scalars,
@@ -141,7 +158,8 @@ static int parse_yaml(char *buf, const char *file, struct la_config *c, berth_er
                                                      : SEC_OTHER;
             cur = NULL;
         } else if (level == 1 && sec == SEC_DEFAULT) {
-            set_key(&c->def, key, val);
+            if (set_key(&c->def, key, val, file, lineno, err) < 0)
+                return -1;
         } else if (level == 1 && sec == SEC_DOCKER) {
             cur = NULL;
             for (size_t i = 0; i < c->n && !cur; i++)
@@ -154,7 +172,8 @@ static int parse_yaml(char *buf, const char *file, struct la_config *c, berth_er
                 cur->scope = xstrdup(key);
             }
         } else if (level == 2 && sec == SEC_DOCKER && cur) {
-            set_key(cur, key, val);
+            if (set_key(cur, key, val, file, lineno, err) < 0)
+                return -1;
         }
     }
     return 0;
@@ -594,5 +613,27 @@ int lookaside_put_signatures(const char *docker_ref, const char *manifest_digest
         if (unlink(path) < 0)
             break;
     }
+    return 0;
+}
+
+int lookaside_use_sigstore_attachments(const char *docker_ref, bool *out, berth_error_t *err)
+{
+    *out = false;
+    if (!docker_ref)
+        return 0;
+    struct la_config c;
+    if (load_config(&c, err) < 0)
+        return -1;
+    /* the most specific scope that sets it, then default-docker; off when nothing does */
+    int v = 0;
+    cleanup_strv char **cands = policy_scope_candidates("docker", docker_ref);
+    for (char **s = cands; s && *s && !v; s++)
+        for (size_t i = 0; i < c.n && !v; i++)
+            if (strcmp(c.e[i].scope, *s) == 0)
+                v = c.e[i].attachments;
+    if (!v)
+        v = c.def.attachments;
+    la_config_clear(&c);
+    *out = v == 2;
     return 0;
 }

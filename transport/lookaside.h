@@ -8,7 +8,9 @@
  *       registry.example.com/ns:
  *         lookaside: file:///srv/sigs
  *         lookaside-staging: file:///srv/staging     # where writes go, when set
- * ("sigstore"/"sigstore-staging" are accepted as the older names).  The most specific "docker"
+ * ("sigstore"/"sigstore-staging" are accepted as the older names), and
+ *         use-sigstore-attachments: true             # sigstore signatures as registry attachments
+ * at either level.  The most specific "docker"
  * key wins (same scopes as policy.json), then default-docker, then the built-in default
  * (/var/lib/containers/sigstore for root, ~/.local/share/containers/sigstore otherwise).  The
  * signatures of an image are <base>/<repository path>@<algo>=<hex>/signature-<N>, N from 1.
@@ -33,6 +35,7 @@
 
 #include "common/error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define LOOKASIDE_MAX_SIGS   1000
@@ -47,5 +50,10 @@ int lookaside_get_signatures(const char *docker_ref, const char *manifest_digest
 /* Replaces the stored signatures of (docker_ref, manifest_digest) with sigs. */
 int lookaside_put_signatures(const char *docker_ref, const char *manifest_digest, char *const *sigs,
                              const size_t *lens, size_t n, berth_error_t *err);
+
+/* registries.d's use-sigstore-attachments for the image (same scopes, the most specific key
+ * that sets it wins, then default-docker; false when none does): whether sigstore signatures
+ * are read from and written to the registry as sha256-<hex>.sig attachments. */
+int lookaside_use_sigstore_attachments(const char *docker_ref, bool *out, berth_error_t *err);
 
 #endif

@@ -8,6 +8,7 @@
 #include "common/reference.h"
 #include "transport/internal.h"
 #include "transport/signature.h"
+#include "transport/sigstore.h"
 #include "transport/transport.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum req_type { REQ_ACCEPT, REQ_REJECT, REQ_SIGNED_BY };
+enum req_type { REQ_ACCEPT, REQ_REJECT, REQ_SIGNED_BY, REQ_SIGSTORE_SIGNED };
 enum ident_type {
     ID_MATCH_REPO_DIGEST_OR_EXACT,
     ID_MATCH_EXACT,
@@ -116,51 +117,10 @@ static int known_keys(const json_t *obj, const char *path, const char *const *ke
     return 0;
 }
 
-static int b64_val(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Standard base64 with padding; whitespace is not allowed. */
-static int b64_decode(const char *s, char **out, size_t *len)
+static int b64_decode(const char *str, char **out, size_t *len)
 {
-    size_t n = strlen(s);
-    if (n % 4)
-        return -1;
-    char *buf = xmalloc(n / 4 * 3 + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        for (int k = 0; k < 4; k++) {
-            if (s[i + k] == '=' && i + 4 == n && k >= 2) {
-                v[k] = -2;
-                continue;
-            }
-            v[k] = b64_val((unsigned char)s[i + k]);
-            if (v[k] < 0 || (k == 3 && v[2] == -2)) {
-                free(buf);
-                return -1;
-            }
-        }
-        buf[o++] = (char)((v[0] << 2) | (v[1] >> 4));
-        if (v[2] >= 0)
-            buf[o++] = (char)(((v[1] & 15) << 4) | (v[2] >> 2));
-        if (v[3] >= 0)
-            buf[o++] = (char)(((v[2] & 3) << 6) | v[3]);
-    }
-    *out = buf;
-    *len = o;
-    return 0;
+    return sigstore_base64_decode(str, strlen(str), out, len);
 }
 
 static int norm_ref(const char *s, bool name_only, char **out)
@@ -229,6 +189,44 @@ static int parse_identity(const json_t *j, const char *path, struct requirement 
     return bad(err, path, "unknown signedIdentity type \"%s\"", type);
 }
 
+/* {"type":"sigstoreSigned","keyPath":P | "keyData":BASE64-PEM,"signedIdentity":...}: the key is
+ * read when the requirement is evaluated, as containers/image does. */
+static int parse_sigstore_signed(const json_t *j, const char *path, struct requirement *r,
+                                 berth_error_t *err)
+{
+    static const char *const keys[] = {"type", "keyPath", "keyData", "signedIdentity", NULL};
+    if (json_object_get(j, "fulcio") || json_object_get(j, "rekorPublicKeyPath") ||
+        json_object_get(j, "rekorPublicKeyData"))
+        return bad(err, path,
+                   "sigstoreSigned: Fulcio certificates and Rekor are not supported (only "
+                   "keyPath/keyData public keys)%s",
+                   NULL);
+    if (known_keys(j, path, keys, err) < 0)
+        return -1;
+    r->type = REQ_SIGSTORE_SIGNED;
+    json_t *kp = json_object_get(j, "keyPath"), *kd = json_object_get(j, "keyData");
+    if (!!kp + !!kd != 1)
+        return bad(err, path, "sigstoreSigned: exactly one of keyPath and keyData is required%s",
+                   NULL);
+    if (kp) {
+        if (!json_is_string(kp) || !*json_string_value(kp))
+            return bad(err, path, "keyPath is not a non-empty string%s", NULL);
+        r->key_paths = xcalloc(2, sizeof(char *));
+        r->key_paths[0] = xstrdup(json_string_value(kp));
+    } else if (!json_is_string(kd) ||
+               b64_decode(json_string_value(kd), &r->key_data, &r->key_data_len) < 0 ||
+               r->key_data_len == 0) {
+        return bad(err, path, "keyData is not non-empty base64%s", NULL);
+    }
+    json_t *si = json_object_get(j, "signedIdentity");
+    r->ident = ID_MATCH_REPO_DIGEST_OR_EXACT;
+    if (si) {
+        cleanup_free char *p = xasprintf("%s.signedIdentity", path);
+        return parse_identity(si, p, r, err);
+    }
+    return 0;
+}
+
 static int parse_requirement(const json_t *j, const char *path, struct requirement *r,
                              berth_error_t *err)
 {
@@ -243,10 +241,7 @@ static int parse_requirement(const json_t *j, const char *path, struct requireme
         return known_keys(j, path, only_type, err);
     }
     if (strcmp(type, "sigstoreSigned") == 0)
-        return berth_error_make_status(err, ENOTSUP,
-                                       "%s: requirement type \"sigstoreSigned\" is not supported "
-                                       "by berth (only GPG \"signedBy\"); refusing the policy",
-                                       path);
+        return parse_sigstore_signed(j, path, r, err);
     if (strcmp(type, "signedBy") != 0)
         return bad(err, path, "unknown requirement type \"%s\"", type);
     static const char *const keys[] = {"type",    "keyType",        "keyPath", "keyPaths",
@@ -648,7 +643,15 @@ static int check_signed_by(const struct requirement *r, const char *docker_ref,
     for (size_t i = 0; i < nsigs && ret < 0; i++) {
         struct signature_info si;
         berth_error_t e = NULL;
-        if (signature_verify(kr, NULL, sigs[i], sig_lens[i], &si, &e) == 0) {
+        const char *body;
+        size_t body_len;
+        enum signature_format f = signature_blob_format(sigs[i], sig_lens[i], &body, &body_len);
+        if (f != SIGNATURE_FORMAT_SIMPLE) {
+            berth_error_make_status(&e, EACCES, "%s",
+                                    f == SIGNATURE_FORMAT_SIGSTORE
+                                        ? "a sigstore signature (signedBy needs simple signing)"
+                                        : "a signature of an unknown format");
+        } else if (signature_verify(kr, NULL, body, body_len, &si, &e) == 0) {
             if (signature_check_manifest(&si, manifest, len, &e) == 0) {
                 if (identity_matches(r, docker_ref, si.docker_reference))
                     ret = 0;
@@ -677,6 +680,67 @@ static int check_signed_by(const struct requirement *r, const char *docker_ref,
     return ret;
 }
 
+/* The reason an identity is refused (shared by signedBy and sigstoreSigned). */
+static void identity_refused(const struct requirement *r, const char *docker_ref,
+                             const char *claimed, berth_error_t *e)
+{
+    berth_error_make_status(
+        e, EACCES, "its identity \"%s\" is not accepted for %s%s%s by signedIdentity %s", claimed,
+        docker_ref ? "\"" : "", docker_ref ? docker_ref : "an image without a docker reference",
+        docker_ref ? "\"" : "", ident_name(r->ident));
+}
+
+/* One sigstoreSigned requirement: at least one sigstore signature must verify with the public
+ * key, be for this manifest and claim an acceptable identity. */
+static int check_sigstore_signed(const struct requirement *r, const char *docker_ref,
+                                 const char *manifest, size_t len, char *const *sigs,
+                                 const size_t *sig_lens, size_t nsigs, berth_error_t *err)
+{
+    size_t nsst = 0;
+    for (size_t i = 0; i < nsigs; i++)
+        if (signature_blob_format(sigs[i], sig_lens[i], NULL, NULL) == SIGNATURE_FORMAT_SIGSTORE)
+            nsst++;
+    if (nsst == 0)
+        return berth_error_make_status(err, EACCES,
+                                       "a sigstore signature was required, but no sigstore "
+                                       "signature exists%s",
+                                       nsigs ? " (only simple signing signatures)" : "");
+    struct sigstore_pubkey *key = NULL;
+    if (sigstore_pubkey_load(r->key_paths ? r->key_paths[0] : NULL, r->key_data, r->key_data_len,
+                             &key, err) < 0)
+        return berth_error_wrap(err, "sigstoreSigned key");
+    cleanup_free char *reasons = NULL;
+    int ret = -1;
+    size_t k = 0;
+    for (size_t i = 0; i < nsigs && ret < 0; i++) {
+        if (signature_blob_format(sigs[i], sig_lens[i], NULL, NULL) != SIGNATURE_FORMAT_SIGSTORE)
+            continue;
+        k++;
+        struct signature_info si;
+        berth_error_t e = NULL;
+        if (sigstore_verify(key, sigs[i], sig_lens[i], &si, &e) == 0) {
+            if (signature_check_manifest(&si, manifest, len, &e) == 0) {
+                if (identity_matches(r, docker_ref, si.docker_reference))
+                    ret = 0;
+                else
+                    identity_refused(r, docker_ref, si.docker_reference, &e);
+            }
+            signature_info_clear(&si);
+        }
+        if (ret < 0) {
+            char *n = xasprintf("%s%ssigstore signature %zu: %s", reasons ? reasons : "",
+                                reasons ? "; " : "", k, berth_error_msg(e));
+            free(reasons);
+            reasons = n;
+        }
+        berth_error_release(&e);
+    }
+    sigstore_pubkey_free(key);
+    if (ret < 0)
+        berth_error_make_status(err, EACCES, "no valid sigstore signature: %s", reasons);
+    return ret;
+}
+
 int policy_check_image_ident(const struct policy *p, const char *transport, const char *scope_ref,
                              const char *docker_ref, const char *manifest, size_t len,
                              char *const *sigs, const size_t *sig_lens, size_t nsigs,
@@ -694,6 +758,9 @@ int policy_check_image_ident(const struct policy *p, const char *transport, cons
         } else if (r->type == REQ_SIGNED_BY) {
             name = "signedBy";
             rr = check_signed_by(r, docker_ref, manifest, len, sigs, sig_lens, nsigs, err);
+        } else if (r->type == REQ_SIGSTORE_SIGNED) {
+            name = "sigstoreSigned";
+            rr = check_sigstore_signed(r, docker_ref, manifest, len, sigs, sig_lens, nsigs, err);
         }
         if (rr < 0)
             return berth_error_wrap(err,
@@ -769,7 +836,8 @@ int policy_check_source(const struct policy *p, struct image_source *src, const 
     const struct reqlist *l = find_reqs(p, src->ref->transport->name, scope, &scope_name);
     bool need_sigs = false;
     for (size_t i = 0; i < l->n; i++)
-        need_sigs = need_sigs || l->r[i].type == REQ_SIGNED_BY;
+        need_sigs =
+            need_sigs || l->r[i].type == REQ_SIGNED_BY || l->r[i].type == REQ_SIGSTORE_SIGNED;
     char **sigs = NULL;
     size_t *lens = NULL, n = 0;
     if (need_sigs && src->ops->get_signatures &&

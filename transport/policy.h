@@ -2,9 +2,10 @@
  *
  * A policy maps (transport, scope) to a list of requirements that must all accept an image:
  * insecureAcceptAnything, reject, signedBy (GPG keys, "simple signing" signatures, see
- * signature.h).  sigstoreSigned and unknown requirement types are refused when the file is
- * parsed (fail closed).  Parsing is strict like containers/image: unknown or duplicated fields
- * are errors, and the error names the key path ("transports.docker.\"quay.io\"[0].keyPath").
+ * signature.h), sigstoreSigned (keyPath/keyData public keys, cosign-format signatures, see
+ * sigstore.h; Fulcio and Rekor are refused).  Unknown requirement types are refused when the
+ * file is parsed (fail closed).  Parsing is strict like containers/image: unknown or duplicated
+ * fields are errors, and the error names the key path ("transports.docker.\"quay.io\"[0].keyPath").
  *
  * Scopes: for docker (and atomic) the most specific scope is the full reference
  * ("host/ns/repo:tag" or "@digest"), then the repository, then each '/' prefix of it down to

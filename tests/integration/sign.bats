@@ -107,7 +107,7 @@ signed_dir() {
     run berth --policy "$BATS_TEST_TMPDIR/none.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/d"
     [ "$status" -eq 125 ]
     [[ "$output" == *"none.json"* ]]
-    printf '{"default":[{"type":"sigstoreSigned","keyPath":"/k"}]}' >"$BATS_TEST_TMPDIR/p.json"
+    printf '{"default":[{"type":"sigstoreSigned","fulcio":{"caPath":"/ca"}}]}' >"$BATS_TEST_TMPDIR/p.json"
     run berth --policy "$BATS_TEST_TMPDIR/p.json" copy -q "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/d"
     [ "$status" -eq 125 ]
     [[ "$output" == *"sigstoreSigned"*"not supported"* ]]

@@ -158,11 +158,47 @@ static void test_bad_yaml(void **state)
     unlink(p);
 }
 
+static void test_sigstore_attachments(void **state)
+{
+    (void)state;
+    cleanup_error berth_error_t err = NULL;
+    bool on = true;
+    /* nothing sets it: off */
+    assert_int_equal(lookaside_use_sigstore_attachments("q.io/a:1", &on, &err), 0);
+    assert_false(on);
+    write_conf("c.yaml", "default-docker:\n"
+                         "  use-sigstore-attachments: true\n"
+                         "docker:\n"
+                         "  q.io/team:\n"
+                         "    use-sigstore-attachments: false\n"
+                         "  q.io/team/special:\n"
+                         "    use-sigstore-attachments: True   # on again\n"
+                         "  q.io/team/other:\n"
+                         "    lookaside: file:///x\n");
+    assert_int_equal(lookaside_use_sigstore_attachments("q.io/a:1", &on, &err), 0);
+    assert_true(on);
+    assert_int_equal(lookaside_use_sigstore_attachments("q.io/team/x:1", &on, &err), 0);
+    assert_false(on);
+    assert_int_equal(lookaside_use_sigstore_attachments("q.io/team/special:1", &on, &err), 0);
+    assert_true(on);
+    /* a more specific scope that does not set it inherits the enclosing one */
+    assert_int_equal(lookaside_use_sigstore_attachments("q.io/team/other:1", &on, &err), 0);
+    assert_false(on);
+    assert_int_equal(lookaside_use_sigstore_attachments(NULL, &on, &err), 0);
+    assert_false(on);
+    write_conf("c.yaml", "docker:\n  q.io:\n    use-sigstore-attachments: yes\n");
+    assert_int_equal(lookaside_use_sigstore_attachments("q.io/a:1", &on, &err), -1);
+    assert_non_null(strstr(berth_error_msg(err), "c.yaml:3: use-sigstore-attachments"));
+    cleanup_free char *p = xasprintf("%s/registries.d/c.yaml", root);
+    unlink(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_locations),
         cmocka_unit_test(test_bad_yaml),
+        cmocka_unit_test(test_sigstore_attachments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -37,6 +37,9 @@ static const struct parse_case parse_cases[] = {
     {"{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\",\"keyPath\":\"/k\","
      "\"signedIdentity\":{\"type\":\"matchExact\"}}]}",
      NULL},
+    {"{\"default\":[{\"type\":\"sigstoreSigned\",\"keyPath\":\"/k\","
+     "\"signedIdentity\":{\"type\":\"matchRepository\"}}]}",
+     NULL},
     /* errors */
     {"", "invalid"},
     {"[]", "not a JSON object"},
@@ -46,7 +49,14 @@ static const struct parse_case parse_cases[] = {
      "unknown field \"extra\""},
     {"{\"default\":[{\"type\":\"bogus\"}]}", "default[0]: unknown requirement type \"bogus\""},
     {"{\"default\":[{\"type\":\"reject\",\"keyPath\":\"/x\"}]}", "unknown field \"keyPath\""},
-    {"{\"default\":[{\"type\":\"sigstoreSigned\",\"keyPath\":\"/x\"}]}", "not supported"},
+    {"{\"default\":[{\"type\":\"sigstoreSigned\",\"fulcio\":{}}]}", "not supported"},
+    {"{\"default\":[{\"type\":\"sigstoreSigned\"}]}", "exactly one of keyPath and keyData"},
+    {"{\"default\":[{\"type\":\"sigstoreSigned\",\"keyPath\":\"/k\",\"keyData\":\"AA==\"}]}",
+     "exactly one of keyPath and keyData"},
+    {"{\"default\":[{\"type\":\"sigstoreSigned\",\"keyData\":\"!!\"}]}",
+     "keyData is not non-empty base64"},
+    {"{\"default\":[{\"type\":\"sigstoreSigned\",\"keyPath\":\"/k\",\"keyType\":\"GPGKeys\"}]}",
+     "unknown field \"keyType\""},
     {"{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"X509Certificates\",\"keyPath\":\"/k\"}]}",
      "keyType \"X509Certificates\" is not supported"},
     {"{\"default\":[{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\"}]}", "exactly one of keyPath"},

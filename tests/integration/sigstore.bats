@@ -1,0 +1,188 @@
+#!/usr/bin/env bats
+# Sigstore (cosign-format) signatures: reading them from registry attachments
+# (registries.d use-sigstore-attachments), policy.json sigstoreSigned verification, and
+# carrying them through copy, sync and dir:.  Debian's skopeo 1.9.3 is built with sigstore
+# disabled: it copies attachments (reads and writes them) but can neither sign with a sigstore
+# key nor verify sigstoreSigned.  So signatures are made by tests/helpers/cosign_sign.py
+# (cosign's layout, keys from cosign_keygen.py) and skopeo is the interop peer for the bytes:
+# what it writes into dir: and into a registry, berth reads, and the other way round.
+
+load ../helpers/common
+
+PY=/usr/bin/python3
+
+setup_file() {
+    export FIX="$BATS_FILE_TMPDIR/fix"
+    mkdir -p "$FIX"
+    make_busybox_oci_layout "$FIX/base" latest
+    echo 'correct horse' >"$FIX/pass"
+    $PY "$HARNESS_DIR/cosign_keygen.py" "$FIX/a.key" "$FIX/a.pub" "$FIX/pass"
+    $PY "$HARNESS_DIR/cosign_keygen.py" --pem-type COSIGN "$FIX/b.key" "$FIX/b.pub" "$FIX/pass"
+    $PY "$HARNESS_DIR/cosign_keygen.py" --type p384 "$FIX/c.key" "$FIX/c.pub" "$FIX/pass"
+    $PY "$HARNESS_DIR/cosign_keygen.py" --type rsa "$FIX/d.key" "$FIX/d.pub" "$FIX/pass"
+    printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$FIX/accept.json"
+}
+
+# setup_reg: a registry with attachments on for all of it, and policies trusting key a / b
+# (matchRepoDigestOrExact) for docker, anything for dir:.
+setup_reg() {
+    registry_start
+    export RD="$BATS_TEST_TMPDIR/registries.d"
+    mkdir -p "$RD"
+    printf 'docker:\n  %s:\n    use-sigstore-attachments: true\n' "$REGISTRY_ADDR" >"$RD/reg.yaml"
+    export BERTH_REGISTRIES_D="$RD"
+    for k in a b c d; do
+        printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s":[{"type":"sigstoreSigned","keyPath":"%s"}]},"dir":{"":[{"type":"insecureAcceptAnything"}]}}}' \
+            "$REGISTRY_ADDR" "$FIX/$k.pub" >"$BATS_TEST_TMPDIR/p$k.json"
+    done
+}
+
+# push_image REPO:TAG
+push_image() {
+    skopeo --policy "$FIX/accept.json" copy -q --dest-tls-verify=false \
+        "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/$1"
+}
+
+# sign_image KEY REPO TAG [cosign_sign.py options]: prints the manifest digest
+sign_image() {
+    local key=$1 repo=$2 tag=$3
+    shift 3
+    $PY "$HARNESS_DIR/cosign_sign.py" --key "$FIX/$key.key" --passphrase-file "$FIX/pass" "$@" \
+        "$REGISTRY_ADDR" "$repo" "$tag"
+}
+
+# sig_manifest [N] REPO DIGEST: the attachment manifest of DIGEST in registry N
+sig_manifest() {
+    local name=REGISTRY
+    if [ $# -eq 3 ]; then name=$1; shift; fi
+    local u="${name}_URL"
+    curl -sfS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "${!u}/v2/$1/manifests/sha256-${2#sha256:}.sig"
+}
+
+nlayers() {
+    $PY -c 'import json,sys; print(len(json.load(sys.stdin)["layers"]))'
+}
+
+@test "sigstoreSigned accepts an image signed in the registry; berth reads what skopeo reads" {
+    setup_reg
+    push_image lib/bb:1
+    # unsigned: refused, nothing written
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$BATS_TEST_TMPDIR/d0"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *'rejected by policy'*'"sigstoreSigned"'*'no sigstore signature exists'* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/d0" ]
+    local digest
+    digest=$(sign_image a lib/bb 1)
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    # the dir: signature is byte for byte what skopeo writes for the same image
+    skopeo --policy "$FIX/accept.json" --registries.d "$RD" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$BATS_TEST_TMPDIR/s"
+    cmp "$BATS_TEST_TMPDIR/d/signature-1" "$BATS_TEST_TMPDIR/s/signature-1"
+    [ ! -e "$BATS_TEST_TMPDIR/d/signature-2" ]
+    head -c 15 "$BATS_TEST_TMPDIR/d/signature-1" | od -c | grep -q 's   i   g   s   t   o   r   e'
+    # pull into the store and by digest (matchRepoDigestOrExact accepts the repository)
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" pull -q --tls-verify=false "docker://$REGISTRY_ADDR/lib/bb:1"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" pull -q --tls-verify=false "docker://$REGISTRY_ADDR/lib/bb@$digest"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    # keyData works like keyPath; a key in the COSIGN PEM variant signs as well
+    printf '{"default":[{"type":"sigstoreSigned","keyData":"%s","signedIdentity":{"type":"matchRepository"}}]}' \
+        "$(base64 -w0 "$FIX/a.pub")" >"$BATS_TEST_TMPDIR/pkd.json"
+    run berth --policy "$BATS_TEST_TMPDIR/pkd.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$BATS_TEST_TMPDIR/kd"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+}
+
+@test "sigstoreSigned: P-384 and RSA keys, several signatures (any one of them may match)" {
+    setup_reg
+    push_image lib/bb:1
+    sign_image c lib/bb 1 >/dev/null
+    sign_image d lib/bb 1 >/dev/null
+    sign_image b lib/bb 1 >/dev/null
+    for k in c d b; do
+        run berth --policy "$BATS_TEST_TMPDIR/p$k.json" copy -q --src-tls-verify=false \
+            "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$BATS_TEST_TMPDIR/d$k"
+        [ "$status" -eq 0 ] || { echo "$k: $output"; false; }
+        [ -s "$BATS_TEST_TMPDIR/d$k/signature-3" ]
+    done
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$BATS_TEST_TMPDIR/da"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *'sigstore signature 1: '*'does not verify'*'sigstore signature 3: '*'does not verify'* ]]
+}
+
+@test "sigstoreSigned rejects: other key, deleted, tampered, other digest, other identity, attachments off" {
+    setup_reg
+    push_image lib/bb:1
+    push_image lib/bb:2
+    local digest out="$BATS_TEST_TMPDIR/out"
+    digest=$(sign_image a lib/bb 1)
+    refuse() { # refuse POLICY REF PATTERN
+        run berth --policy "$1" copy -q --src-tls-verify=false "docker://$REGISTRY_ADDR/$2" "dir:$out"
+        [ "$status" -eq 125 ] || { echo "$output"; return 1; }
+        [[ "$output" == *"rejected by policy"*$3* ]] || { echo "$output"; return 1; }
+        [ ! -e "$out" ]
+    }
+    # another key
+    refuse "$BATS_TEST_TMPDIR/pb.json" lib/bb:1 'does not verify with the key'
+    # the same manifest under another tag: the signature names lib/bb:1
+    refuse "$BATS_TEST_TMPDIR/pa.json" lib/bb:2 'identity "'"$REGISTRY_ADDR"'/lib/bb:1" is not accepted for "'"$REGISTRY_ADDR"'/lib/bb:2" by signedIdentity matchRepoDigestOrExact'
+    # registries.d without use-sigstore-attachments: the signature is not read
+    printf 'docker:\n  %s/lib:\n    use-sigstore-attachments: false\n' "$REGISTRY_ADDR" >"$RD/off.yaml"
+    refuse "$BATS_TEST_TMPDIR/pa.json" lib/bb:1 'no sigstore signature exists'
+    rm "$RD/off.yaml"
+    # an altered signature annotation
+    sign_image a lib/bb 1 --replace --tamper-signature >/dev/null
+    refuse "$BATS_TEST_TMPDIR/pa.json" lib/bb:1 'does not verify with the key'
+    # an altered payload (its blob digest is right)
+    sign_image a lib/bb 1 --replace --tamper-payload >/dev/null
+    refuse "$BATS_TEST_TMPDIR/pa.json" lib/bb:1 'does not verify with the key'
+    # a valid signature for another manifest digest
+    sign_image a lib/bb 1 --replace --claim-digest "sha256:$(printf other | sha256sum | cut -d' ' -f1)" >/dev/null
+    refuse "$BATS_TEST_TMPDIR/pa.json" lib/bb:1 'signature is for manifest sha256:'
+    # a valid signature claiming another image
+    sign_image a lib/bb 1 --replace --identity "$REGISTRY_ADDR/lib/other:1" >/dev/null
+    refuse "$BATS_TEST_TMPDIR/pa.json" lib/bb:1 'identity "'"$REGISTRY_ADDR"'/lib/other:1" is not accepted'
+    # a valid signature of a payload of another type
+    sign_image a lib/bb 1 --replace --type 'atomic container signature' >/dev/null
+    refuse "$BATS_TEST_TMPDIR/pa.json" lib/bb:1 'critical.type is not'
+    # a good one again, then the .sig tag deleted
+    sign_image a lib/bb 1 --replace >/dev/null
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$out"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    rm -rf "$out"
+    local sd
+    sd=$(curl -sfSI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "$REGISTRY_URL/v2/lib/bb/manifests/sha256-${digest#sha256:}.sig" | tr -d '\r' |
+        awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')
+    [ -n "$sd" ]
+    curl -sfS -X DELETE "$REGISTRY_URL/v2/lib/bb/manifests/$sd"
+    refuse "$BATS_TEST_TMPDIR/pa.json" lib/bb:1 'no sigstore signature exists'
+}
+
+@test "sigstore attachments: a broken attachment is an error naming it, not an unsigned image" {
+    setup_reg
+    push_image lib/bb:1
+    local digest pd
+    digest=$(sign_image a lib/bb 1)
+    # the payload blob is gone
+    pd=$(sig_manifest lib/bb "$digest" | $PY -c 'import json,sys; print(json.load(sys.stdin)["layers"][0]["digest"])')
+    curl -sfS -X DELETE "$REGISTRY_URL/v2/lib/bb/blobs/$pd"
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$BATS_TEST_TMPDIR/o"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"sigstore signature 1 in lib/bb:sha256-${digest#sha256:}.sig"* ]] || { echo "$output"; false; }
+    [ ! -e "$BATS_TEST_TMPDIR/o" ]
+    # a layer over the payload limit is refused before it is downloaded
+    head -c $((5 * 1024 * 1024)) /dev/zero >"$BATS_TEST_TMPDIR/big"
+    sign_image a lib/bb 1 --replace --payload-file "$BATS_TEST_TMPDIR/big" >/dev/null
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$BATS_TEST_TMPDIR/o"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"size 5242880 is over the 4194304 byte limit"* ]] || { echo "$output"; false; }
+    [ "$(registry_requests REGISTRY GET "/v2/lib/bb/blobs/sha256:$(sha256sum "$BATS_TEST_TMPDIR/big" | cut -d' ' -f1)")" -eq 0 ]
+}
