@@ -375,6 +375,14 @@ static void free_sigs(char **sigs, size_t *lens, size_t n)
     free(lens);
 }
 
+/* Whether a layer media type is one of the image-spec / Docker layer types (a tar stream,
+ * maybe compressed); NULL (Docker schema 2 leaves no doubt) counts as one. */
+static bool image_layer_type(const char *mt)
+{
+    return !mt || strncmp(mt, "application/vnd.oci.image.layer.", 32) == 0 ||
+           strncmp(mt, "application/vnd.docker.image.rootfs.", 36) == 0;
+}
+
 /* --sign-by: appends a signature of the manifest about to be written as the top level. */
 static int sign_manifest(struct copy_ctx *c, const char *buf, size_t len, char ***sigs,
                          size_t **lens, size_t *n, berth_error_t *err)
@@ -477,6 +485,21 @@ static int copy_single(struct copy_ctx *c, const char *src_instance, const char 
         compression_t from = mf_layer_compression(l->media_type);
         bool foreign = mf_layer_is_foreign(l->media_type);
         compression_t to = from;
+        if (!desires_unc && !image_layer_type(l->media_type)) {
+            /* an artifact's blob (a cosign signature payload, ...): not a tar stream, so
+             * neither compressed nor converted; copied as it is, as containers/image does */
+            if (strcmp(want, MT_OCI_MANIFEST) != 0 || strcmp(m.media_type, MT_OCI_MANIFEST) != 0) {
+                berth_error_make_status(err, ENOTSUP,
+                                        "layer %s has media type \"%s\", which cannot be "
+                                        "stored in a %s manifest",
+                                        l->digest, l->media_type, want);
+                goto out;
+            }
+            j->transform = false;
+            j->to = from;
+            j->new_mt = l->media_type;
+            continue;
+        }
         if (desires_unc)
             to = COMPRESSION_NONE;
         else if (o->set_compression)

@@ -686,7 +686,39 @@ static int dd_put_signatures(struct image_destination *dst, const char *instance
     const char *digest = instance_digest ? instance_digest : d->put_digest;
     if (!digest)
         return berth_error_make_status(err, EINVAL, "signatures before the manifest");
-    return lookaside_put_signatures(dst->ref->docker_name, digest, sigs, lens, n, err);
+    /* like containers/image: sigstore signatures become attachments, the others go to the
+     * lookaside; the attachments are written first since they can only merge, not replace */
+    cleanup_free char **simple = xcalloc(n + 1, sizeof(char *)),
+                      **sst = xcalloc(n + 1, sizeof(char *));
+    cleanup_free size_t *simple_lens = xcalloc(n + 1, sizeof(size_t)),
+                        *sst_lens = xcalloc(n + 1, sizeof(size_t));
+    size_t nsimple = 0, nsst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (signature_blob_format(sigs[i], lens[i], NULL, NULL) == SIGNATURE_FORMAT_SIGSTORE) {
+            sst[nsst] = sigs[i];
+            sst_lens[nsst++] = lens[i];
+        } else {
+            simple[nsimple] = sigs[i];
+            simple_lens[nsimple++] = lens[i];
+        }
+    }
+    if (nsst > 0) {
+        bool attachments;
+        if (lookaside_use_sigstore_attachments(dst->ref->docker_name, &attachments, err) < 0)
+            return -1;
+        if (!attachments)
+            return berth_error_make_status(err, ENOTSUP,
+                                           "writing sigstore signatures of %s: "
+                                           "use-sigstore-attachments is not enabled for it in "
+                                           "registries.d (or use --remove-signatures)",
+                                           dst->ref->docker_name);
+        if (sigstore_attachments_put(d->ep.c, d->ep.repo, digest, sst, sst_lens, nsst, err) < 0)
+            return -1;
+    }
+    if (nsimple == 0)
+        return 0;
+    return lookaside_put_signatures(dst->ref->docker_name, digest, simple, simple_lens, nsimple,
+                                    err);
 }
 
 static int dd_commit(struct image_destination *dst, berth_error_t *err)

@@ -186,3 +186,172 @@ nlayers() {
     [[ "$output" == *"size 5242880 is over the 4194304 byte limit"* ]] || { echo "$output"; false; }
     [ "$(registry_requests REGISTRY GET "/v2/lib/bb/blobs/sha256:$(sha256sum "$BATS_TEST_TMPDIR/big" | cut -d' ' -f1)")" -eq 0 ]
 }
+
+@test "copy registry->registry carries sigstore signatures as attachments, merged like skopeo" {
+    setup_reg
+    registry_start --name R2
+    printf 'docker:\n  %s:\n    use-sigstore-attachments: true\n' "$R2_ADDR" >"$RD/r2.yaml"
+    push_image lib/bb:1
+    local digest
+    digest=$(sign_image a lib/bb 1)
+    printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s":[{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"exactRepository","dockerRepository":"%s/lib/bb"}}]},"dir":{"":[{"type":"insecureAcceptAnything"}]}}}' \
+        "$R2_ADDR" "$FIX/a.pub" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/pr2.json"
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "docker://$R2_ADDR/mirror/bb:1"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    # the attachment is the one skopeo writes for the same signature (same bytes, same digest)
+    sig_manifest lib/bb "$digest" >"$BATS_TEST_TMPDIR/src.sig.json"
+    sig_manifest R2 mirror/bb "$digest" >"$BATS_TEST_TMPDIR/berth.sig.json"
+    [ "$(nlayers <"$BATS_TEST_TMPDIR/berth.sig.json")" -eq 1 ]
+    skopeo --policy "$FIX/accept.json" --registries.d "$RD" copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "docker://$R2_ADDR/skopeo/bb:1"
+    sig_manifest R2 skopeo/bb "$digest" >"$BATS_TEST_TMPDIR/skopeo.sig.json"
+    cmp "$BATS_TEST_TMPDIR/berth.sig.json" "$BATS_TEST_TMPDIR/skopeo.sig.json"
+    # berth verifies at the destination; skopeo reads berth's attachment into dir:
+    run berth --policy "$BATS_TEST_TMPDIR/pr2.json" copy -q --src-tls-verify=false \
+        "docker://$R2_ADDR/mirror/bb:1" "dir:$BATS_TEST_TMPDIR/v"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    skopeo --policy "$FIX/accept.json" --registries.d "$RD" copy -q --src-tls-verify=false \
+        "docker://$R2_ADDR/mirror/bb:1" "dir:$BATS_TEST_TMPDIR/sv"
+    cmp "$BATS_TEST_TMPDIR/v/signature-1" "$BATS_TEST_TMPDIR/sv/signature-1"
+    # copying again adds nothing; a new signature at the source is merged in, not duplicated
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "docker://$R2_ADDR/mirror/bb:1"
+    [ "$status" -eq 0 ]
+    [ "$(sig_manifest R2 mirror/bb "$digest" | nlayers)" -eq 1 ]
+    sign_image b lib/bb 1 >/dev/null
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "docker://$R2_ADDR/mirror/bb:1"
+    [ "$status" -eq 0 ]
+    [ "$(sig_manifest R2 mirror/bb "$digest" | nlayers)" -eq 2 ]
+    skopeo --policy "$FIX/accept.json" --registries.d "$RD" copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "docker://$R2_ADDR/skopeo/bb:1"
+    sig_manifest R2 skopeo/bb "$digest" >"$BATS_TEST_TMPDIR/skopeo2.sig.json"
+    sig_manifest R2 mirror/bb "$digest" | cmp - "$BATS_TEST_TMPDIR/skopeo2.sig.json"
+    # a destination without attachments refuses sigstore signatures, as skopeo does
+    registry_start --name R3
+    run berth --policy "$FIX/accept.json" copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "docker://$R3_ADDR/x/bb:1"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"use-sigstore-attachments is not enabled"* ]]
+    run berth --policy "$FIX/accept.json" copy -q --remove-signatures --src-tls-verify=false \
+        --dest-tls-verify=false "docker://$REGISTRY_ADDR/lib/bb:1" "docker://$R3_ADDR/x/bb:1"
+    [ "$status" -eq 0 ]
+}
+
+@test "sync docker->docker carries sigstore signatures" {
+    setup_reg
+    registry_start --name R2
+    printf 'default-docker:\n  use-sigstore-attachments: true\n' >"$RD/default.yaml"
+    push_image lib/bb:1
+    push_image lib/bb:2
+    local d1
+    d1=$(sign_image a lib/bb 1)
+    sign_image a lib/bb 2 >/dev/null
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" sync -q --src docker --dest docker \
+        --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/bb:1" "$R2_ADDR/mirror"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    # :1 and :2 are the same manifest: both signatures are attached to its digest
+    [ "$(sig_manifest R2 mirror/bb "$d1" | nlayers)" -eq 2 ]
+    printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s":[{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"remapIdentity","prefix":"%s/mirror","signedPrefix":"%s/lib"}}]},"dir":{"":[{"type":"insecureAcceptAnything"}]}}}' \
+        "$R2_ADDR" "$FIX/a.pub" "$R2_ADDR" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/pr2.json"
+    run berth --policy "$BATS_TEST_TMPDIR/pr2.json" copy -q --src-tls-verify=false \
+        "docker://$R2_ADDR/mirror/bb:1" "dir:$BATS_TEST_TMPDIR/v"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    # the whole repository: like skopeo, the sha256-<hex>.sig tags are images of the
+    # repository too, and they are not signed: a sigstoreSigned policy refuses them ...
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" sync -q --src docker --dest docker \
+        --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/bb" "$R2_ADDR/all"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"lib/bb:sha256-${d1#sha256:}.sig"*"no sigstore signature exists"* ]]
+    # ... so they are left out, and the signed tags carry them
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" sync -q --src docker --dest docker \
+        --exclude-tag '^sha256-.*[.]sig$' --src-tls-verify=false --dest-tls-verify=false \
+        "$REGISTRY_ADDR/lib/bb" "$R2_ADDR/all"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ "$(sig_manifest R2 all/bb "$d1" | nlayers)" -eq 2 ]
+    # without a policy needing signatures the .sig tag is copied as an image and as the
+    # attachment of the others: the same manifest either way
+    run berth --policy "$FIX/accept.json" sync -q --src docker --dest docker \
+        --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/bb" "$R2_ADDR/acc"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ "$(sig_manifest R2 acc/bb "$d1" | nlayers)" -eq 2 ]
+    sig_manifest lib/bb "$d1" | cmp - <(sig_manifest R2 acc/bb "$d1")
+}
+
+@test "dir: keeps sigstore signatures both ways (berth <-> skopeo)" {
+    setup_reg
+    push_image lib/bb:1
+    local digest
+    digest=$(sign_image a lib/bb 1)
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/lib/bb:1" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 0 ]
+    # berth's dir: to the registry with berth, then verified there
+    run berth --policy "$FIX/accept.json" copy -q --dest-tls-verify=false \
+        "dir:$BATS_TEST_TMPDIR/d" "docker://$REGISTRY_ADDR/back/bb:1"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ "$(sig_manifest back/bb "$digest" | nlayers)" -eq 1 ]
+    # skopeo reads berth's dir: (and writes it to a registry that berth verifies)
+    skopeo --policy "$FIX/accept.json" --registries.d "$RD" copy -q \
+        "dir:$BATS_TEST_TMPDIR/d" "dir:$BATS_TEST_TMPDIR/s"
+    cmp "$BATS_TEST_TMPDIR/d/signature-1" "$BATS_TEST_TMPDIR/s/signature-1"
+    skopeo --policy "$FIX/accept.json" --registries.d "$RD" copy -q --dest-tls-verify=false \
+        "dir:$BATS_TEST_TMPDIR/d" "docker://$REGISTRY_ADDR/viaskopeo/bb:1"
+    printf '{"default":[{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"exactReference","dockerReference":"%s/lib/bb:1"}}]}' \
+        "$FIX/a.pub" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/px.json"
+    run berth --policy "$BATS_TEST_TMPDIR/px.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/viaskopeo/bb:1" "dir:$BATS_TEST_TMPDIR/v"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    # and a dir: image is verified by its signatures too (exactReference: dir has no name)
+    run berth --policy "$BATS_TEST_TMPDIR/px.json" copy -q "dir:$BATS_TEST_TMPDIR/s" "dir:$BATS_TEST_TMPDIR/v2"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    printf '{"default":[{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"exactReference","dockerReference":"%s/lib/bb:1"}}]}' \
+        "$FIX/b.pub" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/pxb.json"
+    run berth --policy "$BATS_TEST_TMPDIR/pxb.json" copy -q "dir:$BATS_TEST_TMPDIR/s" "dir:$BATS_TEST_TMPDIR/v4"
+    [ "$status" -eq 125 ]
+    [ ! -e "$BATS_TEST_TMPDIR/v4" ]
+}
+
+@test "simple signing and sigstore signatures together: lookaside and attachments, both verified" {
+    export GNUPGHOME="$BATS_TEST_TMPDIR/gnupg"
+    mkdir -m 700 "$GNUPGHOME"
+    harness_defer gpgconf --homedir "$GNUPGHOME" --kill gpg-agent
+    gpg --batch --quiet --passphrase '' --quick-gen-key 'Sign G <g@example.com>' default default never 2>/dev/null
+    local fpr
+    fpr=$(gpg --with-colons --list-keys g@example.com | awk -F: '/^fpr/{print $10; exit}')
+    gpg --batch --export "$fpr" >"$BATS_TEST_TMPDIR/g.gpg"
+    setup_reg
+    registry_start --name R2
+    local la="$BATS_TEST_TMPDIR/la"
+    printf 'default-docker:
+  lookaside: file://%s
+  use-sigstore-attachments: true
+' "$la" >"$RD/default.yaml"
+    run berth --policy "$FIX/accept.json" copy -q --dest-tls-verify=false --sign-by "$fpr" \
+        "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/mix/bb:1"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    local digest
+    digest=$(sign_image a mix/bb 1)
+    run berth --policy "$FIX/accept.json" copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$REGISTRY_ADDR/mix/bb:1" "docker://$R2_ADDR/mix/bb:1"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    # the simple signing one in the lookaside (as before), the sigstore one attached
+    [ -s "$la/mix/bb@sha256=${digest#sha256:}/signature-1" ]
+    [ ! -e "$la/mix/bb@sha256=${digest#sha256:}/signature-2" ]
+    head -c 1 "$la/mix/bb@sha256=${digest#sha256:}/signature-1" | od -An -tx1 | grep -vq ' 00'
+    [ "$(sig_manifest R2 mix/bb "$digest" | nlayers)" -eq 1 ]
+    printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"%s","signedIdentity":{"type":"exactRepository","dockerRepository":"%s/mix/bb"}},{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"exactRepository","dockerRepository":"%s/mix/bb"}}]},"dir":{"":[{"type":"insecureAcceptAnything"}]}}}' \
+        "$R2_ADDR" "$BATS_TEST_TMPDIR/g.gpg" "$REGISTRY_ADDR" "$FIX/a.pub" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/both.json"
+    run berth --policy "$BATS_TEST_TMPDIR/both.json" copy -q --src-tls-verify=false \
+        "docker://$R2_ADDR/mix/bb:1" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ -s "$BATS_TEST_TMPDIR/d/signature-2" ]
+    # each requirement looks only at its kind of signature
+    sed "s|$FIX/a.pub|$FIX/b.pub|" "$BATS_TEST_TMPDIR/both.json" >"$BATS_TEST_TMPDIR/both-b.json"
+    run berth --policy "$BATS_TEST_TMPDIR/both-b.json" copy -q --src-tls-verify=false \
+        "docker://$R2_ADDR/mix/bb:1" "dir:$BATS_TEST_TMPDIR/d2"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *'"sigstoreSigned"'*'sigstore signature 1: '*'does not verify'* ]]
+    [ ! -e "$BATS_TEST_TMPDIR/d2" ]
+}
