@@ -8,8 +8,9 @@
 # Also measured, as the floor of (1): the destination registry's own ingest, i.e. plain curl
 # monolithic PUTs of the same blobs from local files, all at once, into a third fresh registry.
 # No client can copy registry -> registry faster than that registry accepts the bytes.
-# Prints wall times (best of 2 runs, 1 in quick mode) and the ratio berth/skopeo. Goal: at most
-# 0.5x skopeo's wall time on each.
+# Prints wall times (best of 2 runs, 1 in quick mode) and the ratio berth/skopeo, plus each
+# client's own CPU time (user+sys, best run) and peak RSS. Goal: at most 0.5x skopeo's wall time
+# on each.
 #
 # BERTH_BENCH_QUICK=1: ~18 MB image (what ctest runs). Exit status 1 only when berth fails or
 # produces a wrong result; the goals are reported, not enforced (timings vary between hosts).
@@ -47,14 +48,23 @@ reps=2
 [ "${BERTH_BENCH_QUICK:-0}" = 1 ] && reps=1
 "$BERTH" copy -q "oci:$cache:bench" "docker://$SRC_ADDR/bench/big:1" --dest-tls-verify=false
 
-# run NAME CMD...: records wall seconds
-declare -A WALL
+# run NAME CMD...: records wall seconds (best of the repetitions: the machine may be busy with
+# other work) and, for a program (not a shell function), its CPU seconds and peak RSS
+declare -A WALL CPU RSS
+TIME=/usr/bin/time
 run() {
-    local name=$1 t0 t1
+    local name=$1 t0 t1 timed=0
     shift
     sync
+    [ -x "$TIME" ] && ! declare -F "$1" >/dev/null && timed=1
     t0=$(date +%s.%N)
-    if ! "$@" >"$W/out.$name" 2>&1; then
+    if [ $timed = 1 ]; then
+        "$TIME" -f "%U %S %M" -o "$W/time.$name" "$@" >"$W/out.$name" 2>&1 || {
+            echo "FAILED: $name: $*" >&2
+            cat "$W/out.$name" >&2
+            return 1
+        }
+    elif ! "$@" >"$W/out.$name" 2>&1; then
         echo "FAILED: $name: $*" >&2
         cat "$W/out.$name" >&2
         return 1
@@ -62,9 +72,19 @@ run() {
     t1=$(date +%s.%N)
     local w
     w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    # best of the repetitions: the machine may be busy with other work
     if [ -z "${WALL[$name]:-}" ] || awk -v a="$w" -v b="${WALL[$name]}" 'BEGIN { exit !(a < b) }'; then
         WALL[$name]=$w
+    fi
+    if [ $timed = 1 ]; then
+        local u sy m c
+        read -r u sy m < <(tail -n 1 "$W/time.$name")
+        c=$(awk -v a="$u" -v b="$sy" 'BEGIN { printf "%.2f", a + b }')
+        if [ -z "${CPU[$name]:-}" ] || awk -v a="$c" -v b="${CPU[$name]}" 'BEGIN { exit !(a < b) }'; then
+            CPU[$name]=$c
+        fi
+        if [ -z "${RSS[$name]:-}" ] || [ "$m" -gt "${RSS[$name]}" ]; then
+            RSS[$name]=$m
+        fi
     fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -168,15 +188,19 @@ if [ $have_skopeo = 1 ]; then
 fi
 
 echo
-printf '%-40s %9s %10s\n' "operation" "wall (s)" "vs skopeo"
+printf '%-40s %9s %10s %8s %8s %9s\n' "operation" "wall (s)" "vs skopeo" "cpu (s)" "vs" "peak RSS"
 line() { # label name peer
     local w=${WALL[$2]:-}
     [ -n "$w" ] || return 0
-    local vs=""
+    local vs="" c=${CPU[$2]:-} cvs="" m=""
     if [ -n "${3:-}" ] && [ -n "${WALL[$3]:-}" ]; then
         vs="$(ratio "$w" "${WALL[$3]}")x"
     fi
-    printf '%-40s %9s %10s\n' "$1" "$w" "$vs"
+    if [ -n "$c" ] && [ -n "${3:-}" ] && [ -n "${CPU[$3]:-}" ]; then
+        cvs="$(ratio "$c" "${CPU[$3]}")x"
+    fi
+    [ -n "${RSS[$2]:-}" ] && m="$((RSS[$2] / 1024)) MiB"
+    printf '%-40s %9s %10s %8s %8s %9s\n' "$1" "$w" "$vs" "$c" "$cvs" "$m"
 }
 line "berth  registry -> registry" berth_r2r skopeo_r2r
 line "skopeo registry -> registry" skopeo_r2r
