@@ -32,6 +32,7 @@ static const char copy_usage[] =
     "      --sign-by KEY                 sign the written manifest with this GPG key\n"
     "      --sign-identity REF           docker reference to sign (default: the destination's)\n"
     "      --sign-passphrase-file FILE   passphrase of the --sign-by key\n"
+    "      --sign-by-sigstore-private-key FILE   sign with this cosign private key (sigstore)\n"
     "  -j, --jobs N                      blob transfers at once (default 6)\n"
     "  -q, --quiet                       no progress output\n"
     "      --override-os/--override-arch/--override-variant   platform to pick from a list\n"
@@ -61,6 +62,7 @@ enum {
     OPT_TMPDIR,
     OPT_SIGN_IDENTITY,
     OPT_SIGN_PASS,
+    OPT_SIGN_SIGSTORE,
     /* registry flags (registry_flags.h): --src-X, --dest-X, and --X for both sides */
     OPT_RF_SRC,
     OPT_RF_DST = OPT_RF_SRC + RF_COUNT,
@@ -94,6 +96,7 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
         {"sign-by", required_argument, NULL, OPT_SIGN_BY},
         {"sign-identity", required_argument, NULL, OPT_SIGN_IDENTITY},
         {"sign-passphrase-file", required_argument, NULL, OPT_SIGN_PASS},
+        {"sign-by-sigstore-private-key", required_argument, NULL, OPT_SIGN_SIGSTORE},
         {"help", no_argument, NULL, 'h'},
     };
     enum { NFIXED = sizeof(fixed_opts) / sizeof(fixed_opts[0]) };
@@ -198,6 +201,9 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
             break;
         case OPT_SIGN_PASS:
             o.sign_passphrase_file = optarg;
+            break;
+        case OPT_SIGN_SIGSTORE:
+            o.sign_by_sigstore = optarg;
             break;
         case 'h':
             return cli_usage(copy_usage);

@@ -32,6 +32,7 @@ enum {
     OPT_SIGN_BY,
     OPT_SIGN_IDENTITY,
     OPT_SIGN_PASS,
+    OPT_SIGN_SIGSTORE,
     OPT_RF, /* registry_flags.h: --tls-verify ... --retry-delay */
 };
 
@@ -251,6 +252,7 @@ static const char push_usage[] =
     "      --remove-signatures      --digestfile FILE\n"
     "      --sign-by KEY            sign the pushed manifest with this GPG key\n"
     "      --sign-identity REF  --sign-passphrase-file FILE\n"
+    "      --sign-by-sigstore-private-key FILE  sign with this cosign private key\n"
     "      --creds USER[:PASS]  --tls-verify BOOL  --cert-dir DIR  --authfile FILE\n"
     "      --retry-times N, --retry N   retries of a failed registry request (0..100)\n"
     "      --retry-delay DURATION   delay between retries (e.g. 500ms, 2s; default:\n"
@@ -268,6 +270,7 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
         {"sign-by", required_argument, NULL, OPT_SIGN_BY},
         {"sign-identity", required_argument, NULL, OPT_SIGN_IDENTITY},
         {"sign-passphrase-file", required_argument, NULL, OPT_SIGN_PASS},
+        {"sign-by-sigstore-private-key", required_argument, NULL, OPT_SIGN_SIGSTORE},
         {"help", no_argument, NULL, 'h'},
     };
     enum { NFIXED = sizeof(fixed_opts) / sizeof(fixed_opts[0]) };
@@ -325,6 +328,9 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
             break;
         case OPT_SIGN_PASS:
             o.sign_passphrase_file = optarg;
+            break;
+        case OPT_SIGN_SIGSTORE:
+            o.sign_by_sigstore = optarg;
             break;
         case 'h':
             return cli_usage(push_usage);

@@ -10,6 +10,7 @@
 #include "transport/manifest.h"
 #include "transport/policy.h"
 #include "transport/signature.h"
+#include "transport/sigstore.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -383,22 +384,40 @@ static bool image_layer_type(const char *mt)
            strncmp(mt, "application/vnd.docker.image.rootfs.", 36) == 0;
 }
 
-/* --sign-by: appends a signature of the manifest about to be written as the top level. */
+static bool signing(const struct copy_options *o)
+{
+    return o->sign_by || o->sign_by_sigstore;
+}
+
+/* --sign-by / --sign-by-sigstore-private-key: appends signatures of the manifest about to be
+ * written as the top level. */
 static int sign_manifest(struct copy_ctx *c, const char *buf, size_t len, char ***sigs,
                          size_t **lens, size_t *n, berth_error_t *err)
 {
     const struct copy_options *o = c->o;
     const char *ident = o->sign_identity ? o->sign_identity : c->dst->ref->docker_name;
-    char *sig = NULL;
-    size_t sl;
-    progress_message(c->prog, "Signing manifest using simple signing");
-    if (signature_sign(buf, len, ident, o->sign_by, o->sign_passphrase_file, &sig, &sl, err) < 0)
-        return berth_error_wrap(err, "signing");
-    *sigs = xreallocarray(*sigs, *n + 1, sizeof(char *));
-    *lens = xreallocarray(*lens, *n + 1, sizeof(size_t));
-    (*sigs)[*n] = sig;
-    (*lens)[*n] = sl;
-    (*n)++;
+    for (int kind = 0; kind < 2; kind++) {
+        char *sig = NULL;
+        size_t sl;
+        if (kind == 0 && o->sign_by) {
+            progress_message(c->prog, "Signing manifest using simple signing");
+            if (signature_sign(buf, len, ident, o->sign_by, o->sign_passphrase_file, &sig, &sl,
+                               err) < 0)
+                return berth_error_wrap(err, "signing");
+        } else if (kind == 1 && o->sign_by_sigstore) {
+            progress_message(c->prog, "Signing manifest using a sigstore signature");
+            if (sigstore_sign(buf, len, ident, o->sign_by_sigstore, o->sign_passphrase_file, &sig,
+                              &sl, err) < 0)
+                return berth_error_wrap(err, "signing");
+        } else {
+            continue;
+        }
+        *sigs = xreallocarray(*sigs, *n + 1, sizeof(char *));
+        *lens = xreallocarray(*lens, *n + 1, sizeof(size_t));
+        (*sigs)[*n] = sig;
+        (*lens)[*n] = sl;
+        (*n)++;
+    }
     return 0;
 }
 
@@ -577,7 +596,7 @@ static int copy_single(struct copy_ctx *c, const char *src_instance, const char 
         wbuf = newbuf;
     }
     digest = digest_buffer(DIGEST_SHA256, wbuf, wlen);
-    if (o->sign_by && !write_instance &&
+    if (signing(o) && !write_instance &&
         sign_manifest(c, wbuf, wlen, &sigs, &sig_lens, &n_sigs, err) < 0)
         goto out;
     progress_message(c->prog, "Writing manifest to image destination");
@@ -697,12 +716,12 @@ static int copy_index_all(struct copy_ctx *c, const char *buf, size_t len, const
                                 "signatures (use --remove-signatures)");
         goto out;
     }
-    if ((c->o->sign_by || n_sigs > 0) && !dst->ops->put_signatures) {
+    if ((signing(c->o) || n_sigs > 0) && !dst->ops->put_signatures) {
         berth_error_make_status(err, ENOTSUP, "the destination does not support signatures%s",
-                                c->o->sign_by ? "" : "; use --remove-signatures");
+                                signing(c->o) ? "" : "; use --remove-signatures");
         goto out;
     }
-    if (c->o->sign_by && sign_manifest(c, wbuf, wlen, &sigs, &sig_lens, &n_sigs, err) < 0)
+    if (signing(c->o) && sign_manifest(c, wbuf, wlen, &sigs, &sig_lens, &n_sigs, err) < 0)
         goto out;
     progress_message(c->prog, "Writing manifest list to image destination");
     if (dst->ops->put_manifest(dst, wbuf, wlen, NULL, err) < 0)
@@ -730,7 +749,7 @@ int copy_image(struct image_reference *srcref, struct image_reference *dstref,
     struct copy_ctx c = {.o = o, .prog = prog, .level = o->compression_level};
     pthread_mutex_init(&c.lock, NULL);
 
-    if (o->sign_by && !o->sign_identity && !dstref->docker_name) {
+    if (signing(o) && !o->sign_identity && !dstref->docker_name) {
         cleanup_free char *s = image_reference_string(dstref);
         berth_error_make_status(err, EINVAL,
                                 "cannot determine the docker reference to sign for %s: use "
@@ -752,7 +771,7 @@ int copy_image(struct image_reference *srcref, struct image_reference *dstref,
     if (dstref->ops->new_destination(dstref, o->dst_sys, &dst, err) < 0)
         goto out;
     c.dst = dst;
-    if (o->sign_by && !dst->ops->put_signatures) {
+    if (signing(o) && !dst->ops->put_signatures) {
         cleanup_free char *s = image_reference_string(dstref);
         berth_error_make_status(err, ENOTSUP, "%s cannot store signatures (--sign-by)", s);
         goto out;

@@ -49,6 +49,9 @@ struct copy_options {
     const char *sign_by;
     const char *sign_identity;
     const char *sign_passphrase_file;
+    /* --sign-by-sigstore-private-key: cosign private key file (transport/sigstore.h); the
+     * passphrase is sign_passphrase_file's too, as in skopeo */
+    const char *sign_by_sigstore;
 };
 
 struct copy_result {

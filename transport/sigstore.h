@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SIGSTORE_BLOB_PREFIX     "\0sigstore-json\n"
 #define SIGSTORE_BLOB_PREFIX_LEN 15
@@ -93,5 +94,19 @@ int sigstore_payload_parse(const char *payload, size_t len, struct signature_inf
  * (signature_check_manifest) and the identity.  Errors (EACCES/EINVAL) say why. */
 int sigstore_verify(const struct sigstore_pubkey *key, const char *blob, size_t len,
                     struct signature_info *out, berth_error_t *err);
+
+/* Signs the manifest (its sha256 digest is computed here) as the image docker_ref (normalized)
+ * with a cosign private key file (PEM "ENCRYPTED SIGSTORE PRIVATE KEY" or "ENCRYPTED COSIGN
+ * PRIVATE KEY": scrypt and NaCl secretbox over a PKCS#8 key).  passphrase_file: its first line
+ * is the passphrase (NULL: empty).  *out is a "\0sigstore-json\n" blob owned by the caller. */
+int sigstore_sign(const char *manifest, size_t manifest_len, const char *docker_ref,
+                  const char *key_path, const char *passphrase_file, char **out, size_t *len,
+                  berth_error_t *err);
+
+/* NaCl crypto_secretbox_open (XSalsa20-Poly1305): box is the 16-byte tag then the ciphertext.
+ * EACCES when the tag does not match.  *out (out_len bytes) owned by caller. */
+int sigstore_secretbox_open(const uint8_t *box, size_t len, const uint8_t nonce[24],
+                            const uint8_t key[32], uint8_t **out, size_t *out_len,
+                            berth_error_t *err);
 
 #endif

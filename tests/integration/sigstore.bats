@@ -4,8 +4,9 @@
 # carrying them through copy, sync and dir:.  Debian's skopeo 1.9.3 is built with sigstore
 # disabled: it copies attachments (reads and writes them) but can neither sign with a sigstore
 # key nor verify sigstoreSigned.  So signatures are made by tests/helpers/cosign_sign.py
-# (cosign's layout, keys from cosign_keygen.py) and skopeo is the interop peer for the bytes:
-# what it writes into dir: and into a registry, berth reads, and the other way round.
+# (cosign's layout, keys from cosign_keygen.py) and by berth --sign-by-sigstore-private-key
+# (checked with python's cryptography too), and skopeo is the interop peer for the bytes: what
+# it writes into dir: and into a registry, berth reads, and the other way round.
 
 load ../helpers/common
 
@@ -354,4 +355,105 @@ nlayers() {
     [ "$status" -eq 125 ]
     [[ "$output" == *'"sigstoreSigned"'*'sigstore signature 1: '*'does not verify'* ]]
     [ ! -e "$BATS_TEST_TMPDIR/d2" ]
+}
+
+# verify_attached REGISTRY_URL REPO DIGEST PUBKEY IDENTITY: checks every attached signature with
+# python's cryptography (independent of berth's verifier) and that one claims IDENTITY
+verify_attached() {
+    $PY - "$@" <<'PYEOF'
+import base64, hashlib, json, sys, urllib.request
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+base, repo, digest, pub, ident = sys.argv[1:]
+key = serialization.load_pem_public_key(open(pub, "rb").read())
+tag = digest.replace(":", "-") + ".sig"
+req = urllib.request.Request("%s/v2/%s/manifests/%s" % (base, repo, tag),
+                             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+m = json.load(urllib.request.urlopen(req))
+found = False
+for l in m["layers"]:
+    assert l["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json", l
+    payload = urllib.request.urlopen("%s/v2/%s/blobs/%s" % (base, repo, l["digest"])).read()
+    assert "sha256:" + hashlib.sha256(payload).hexdigest() == l["digest"]
+    sig = base64.b64decode(l["annotations"]["dev.cosignproject.cosign/signature"])
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(sig, payload, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        key.verify(sig, payload, ec.ECDSA(hashes.SHA256()))
+    p = json.loads(payload)
+    assert p["critical"]["type"] == "cosign container image signature", p
+    assert p["critical"]["image"]["docker-manifest-digest"] == digest, p
+    found = found or p["critical"]["identity"]["docker-reference"] == ident
+assert found, "no signature for " + ident
+PYEOF
+}
+
+@test "copy and push --sign-by-sigstore-private-key: cosign keys (both PEM labels, P-256, P-384, RSA)" {
+    setup_reg
+    local digest k
+    for k in a b c d; do
+        run berth --policy "$FIX/accept.json" copy -q --dest-tls-verify=false \
+            --sign-by-sigstore-private-key "$FIX/$k.key" --sign-passphrase-file "$FIX/pass" \
+            "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/signed/$k:1"
+        [ "$status" -eq 0 ] || { echo "$k: $output"; false; }
+        digest=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_ADDR/signed/$k:1" | sha256sum | cut -d' ' -f1)
+        verify_attached "$REGISTRY_URL" "signed/$k" "sha256:$digest" "$FIX/$k.pub" "$REGISTRY_ADDR/signed/$k:1"
+        run berth --policy "$BATS_TEST_TMPDIR/p$k.json" copy -q --src-tls-verify=false \
+            "docker://$REGISTRY_ADDR/signed/$k:1" "dir:$BATS_TEST_TMPDIR/v$k"
+        [ "$status" -eq 0 ] || { echo "$k: $output"; false; }
+    done
+    # signing again adds a second signature (a new timestamp), as skopeo would
+    run berth --policy "$FIX/accept.json" copy -q --dest-tls-verify=false \
+        --sign-by-sigstore-private-key "$FIX/a.key" --sign-passphrase-file "$FIX/pass" \
+        "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/signed/a:1"
+    [ "$status" -eq 0 ]
+    digest=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_ADDR/signed/a:1" | sha256sum | cut -d' ' -f1)
+    [ "$(sig_manifest signed/a "sha256:$digest" | nlayers)" -eq 2 ]
+    # push from the store, with another identity
+    run berth --policy "$FIX/accept.json" pull -q "oci:$FIX/base:latest"
+    [ "$status" -eq 0 ]
+    local id
+    id=$(berth images -q | head -n1)
+    run berth --policy "$FIX/accept.json" push -q --tls-verify=false --sign-identity "$REGISTRY_ADDR/claimed/x:7" \
+        --sign-by-sigstore-private-key "$FIX/a.key" --sign-passphrase-file "$FIX/pass" \
+        "$id" "docker://$REGISTRY_ADDR/pushed/bb:1"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    digest=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_ADDR/pushed/bb:1" | sha256sum | cut -d' ' -f1)
+    verify_attached "$REGISTRY_URL" pushed/bb "sha256:$digest" "$FIX/a.pub" "$REGISTRY_ADDR/claimed/x:7"
+    # into dir: with --sign-identity; skopeo keeps it when copying that dir:
+    run berth --policy "$FIX/accept.json" copy -q --sign-identity "$REGISTRY_ADDR/lib/bb:1" \
+        --sign-by-sigstore-private-key "$FIX/b.key" --sign-passphrase-file "$FIX/pass" \
+        "oci:$FIX/base:latest" "dir:$BATS_TEST_TMPDIR/sd"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    skopeo --policy "$FIX/accept.json" copy -q "dir:$BATS_TEST_TMPDIR/sd" "dir:$BATS_TEST_TMPDIR/sd2"
+    cmp "$BATS_TEST_TMPDIR/sd/signature-1" "$BATS_TEST_TMPDIR/sd2/signature-1"
+    printf '{"default":[{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"exactReference","dockerReference":"%s/lib/bb:1"}}]}' \
+        "$FIX/b.pub" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/pdir.json"
+    run berth --policy "$BATS_TEST_TMPDIR/pdir.json" copy -q "dir:$BATS_TEST_TMPDIR/sd2" "dir:$BATS_TEST_TMPDIR/sd3"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+}
+
+@test "--sign-by-sigstore-private-key: wrong passphrase, not a cosign key, no attachments: clear errors" {
+    setup_reg
+    echo 'wrong' >"$BATS_TEST_TMPDIR/wrong"
+    run berth --policy "$FIX/accept.json" copy -q --dest-tls-verify=false \
+        --sign-by-sigstore-private-key "$FIX/a.key" --sign-passphrase-file "$BATS_TEST_TMPDIR/wrong" \
+        "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/bad/a:1"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"sigstore private key \"$FIX/a.key\": cannot decrypt the key (wrong passphrase"* ]]
+    run curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/bad/a/manifests/1"
+    [ "$output" = 404 ]
+    run berth --policy "$FIX/accept.json" copy -q --dest-tls-verify=false \
+        --sign-by-sigstore-private-key "$FIX/a.pub" --sign-passphrase-file "$FIX/pass" \
+        "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/bad/a:1"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *'PEM "PUBLIC KEY" is not a cosign private key'* ]]
+    # a registry without attachments configured: as in skopeo, storing the signature fails
+    # (after the manifest was written) with an error naming the configuration
+    rm "$RD/reg.yaml"
+    run berth --policy "$FIX/accept.json" copy -q --dest-tls-verify=false \
+        --sign-by-sigstore-private-key "$FIX/a.key" --sign-passphrase-file "$FIX/pass" \
+        "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/bad/b:1"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"use-sigstore-attachments is not enabled"* ]]
 }

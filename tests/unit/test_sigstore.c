@@ -431,12 +431,61 @@ static void test_policy_decisions(void **state)
     EVP_PKEY_free(k);
 }
 
+/* crypto_secretbox with key 0..31, nonce 100..123, message 0..199 + "hello world" (made with
+ * PyNaCl), so the XSalsa20 here is checked against libsodium's. */
+static const char BOX_HEX[] =
+    "22db52267e1545ed1996362fbf09664502b89bca3eb3c8eeb8f4299f3b89ad172ebb2ab4f0b35d0cbe15588f16"
+    "96d797884ed63b6b12bdc3dd3f3d492c3ef34af1a19c2b26b30f683bd8693fe78fa05b03ca0e2e8c790ecdf1c655"
+    "b90c8ea3dc04c6df54f3aa2d55cac2d37c24bbbb999aa88b188bbc5ca06b1215e0d031fb57085ee439a35e367e38"
+    "f574d8986ca8433e818f9bb34b9b8ec5aaa1b351446edaf3ba648cb9b2e48b33903de9faa5576f21de898b79747"
+    "5c03a49498df5154c484c1344ae4d5491adfdc29638f8e4a0ff70ac408e0b6bea130c1f9849211c2d820b5d10";
+
+static void test_secretbox(void **state)
+{
+    (void)state;
+    size_t bl = strlen(BOX_HEX) / 2;
+    uint8_t *box = malloc(bl);
+    for (size_t i = 0; i < bl; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(BOX_HEX + 2 * i, "%2x", &v), 1);
+        box[i] = (uint8_t)v;
+    }
+    uint8_t key[32], nonce[24], msg[211];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)i;
+    for (int i = 0; i < 24; i++)
+        nonce[i] = (uint8_t)(100 + i);
+    for (int i = 0; i < 200; i++)
+        msg[i] = (uint8_t)i;
+    memcpy(msg + 200, "hello world", 11);
+    uint8_t *out = NULL;
+    size_t ol = 0;
+    berth_error_t err = NULL;
+    assert_int_equal(sigstore_secretbox_open(box, bl, nonce, key, &out, &ol, &err), 0);
+    assert_int_equal(ol, sizeof(msg));
+    assert_memory_equal(out, msg, ol);
+    free(out);
+    /* any changed byte (tag or ciphertext) or another key fails the tag check */
+    box[bl - 1] ^= 1;
+    assert_int_equal(sigstore_secretbox_open(box, bl, nonce, key, &out, &ol, &err), -1);
+    assert_non_null(strstr(berth_error_msg(err), "wrong passphrase"));
+    berth_error_release(&err);
+    box[bl - 1] ^= 1;
+    key[0] ^= 1;
+    assert_int_equal(sigstore_secretbox_open(box, bl, nonce, key, &out, &ol, &err), -1);
+    berth_error_release(&err);
+    assert_int_equal(sigstore_secretbox_open(box, 15, nonce, key, &out, &ol, &err), -1);
+    berth_error_release(&err);
+    free(box);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64_and_format), cmocka_unit_test(test_blob_roundtrip),
         cmocka_unit_test(test_payload_parse),     cmocka_unit_test(test_verify_key_types),
         cmocka_unit_test(test_verify_rejects),    cmocka_unit_test(test_policy_decisions),
+        cmocka_unit_test(test_secretbox),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
