@@ -599,6 +599,9 @@ static int copy_single(struct copy_ctx *c, const char *src_instance, const char 
     if (signing(o) && !write_instance &&
         sign_manifest(c, wbuf, wlen, &sigs, &sig_lens, &n_sigs, err) < 0)
         goto out;
+    if (n_sigs > 0 && dst->ops->check_signatures &&
+        dst->ops->check_signatures(dst, sigs, sig_lens, n_sigs, err) < 0)
+        goto out;
     progress_message(c->prog, "Writing manifest to image destination");
     if (dst->ops->put_manifest(dst, wbuf, wlen, write_instance ? digest : NULL, err) < 0) {
         berth_error_wrap(err, "writing manifest");
@@ -722,6 +725,9 @@ static int copy_index_all(struct copy_ctx *c, const char *buf, size_t len, const
         goto out;
     }
     if (signing(c->o) && sign_manifest(c, wbuf, wlen, &sigs, &sig_lens, &n_sigs, err) < 0)
+        goto out;
+    if (n_sigs > 0 && dst->ops->check_signatures &&
+        dst->ops->check_signatures(dst, sigs, sig_lens, n_sigs, err) < 0)
         goto out;
     progress_message(c->prog, "Writing manifest list to image destination");
     if (dst->ops->put_manifest(dst, wbuf, wlen, NULL, err) < 0)

@@ -679,6 +679,27 @@ static int dd_put_manifest(struct image_destination *dst, const char *manifest, 
                                  manifest, len, NULL, NULL, err);
 }
 
+/* sigstore signatures need use-sigstore-attachments for the destination (as in skopeo) */
+static int dd_check_signatures(struct image_destination *dst, char *const *sigs, const size_t *lens,
+                               size_t n, berth_error_t *err)
+{
+    bool any = false;
+    for (size_t i = 0; i < n && !any; i++)
+        any = signature_blob_format(sigs[i], lens[i], NULL, NULL) == SIGNATURE_FORMAT_SIGSTORE;
+    if (!any)
+        return 0;
+    bool attachments;
+    if (lookaside_use_sigstore_attachments(dst->ref->docker_name, &attachments, err) < 0)
+        return -1;
+    if (!attachments)
+        return berth_error_make_status(err, ENOTSUP,
+                                       "writing sigstore signatures of %s: "
+                                       "use-sigstore-attachments is not enabled for it in "
+                                       "registries.d (or use --remove-signatures)",
+                                       dst->ref->docker_name);
+    return 0;
+}
+
 static int dd_put_signatures(struct image_destination *dst, const char *instance_digest,
                              char *const *sigs, const size_t *lens, size_t n, berth_error_t *err)
 {
@@ -703,15 +724,8 @@ static int dd_put_signatures(struct image_destination *dst, const char *instance
         }
     }
     if (nsst > 0) {
-        bool attachments;
-        if (lookaside_use_sigstore_attachments(dst->ref->docker_name, &attachments, err) < 0)
+        if (dd_check_signatures(dst, sst, sst_lens, nsst, err) < 0)
             return -1;
-        if (!attachments)
-            return berth_error_make_status(err, ENOTSUP,
-                                           "writing sigstore signatures of %s: "
-                                           "use-sigstore-attachments is not enabled for it in "
-                                           "registries.d (or use --remove-signatures)",
-                                           dst->ref->docker_name);
         if (sigstore_attachments_put(d->ep.c, d->ep.repo, digest, sst, sst_lens, nsst, err) < 0)
             return -1;
     }
@@ -751,6 +765,7 @@ static const struct image_destination_ops docker_dst_ops = {
     .put_blob = dd_put_blob,
     .put_manifest = dd_put_manifest,
     .put_signatures = dd_put_signatures,
+    .check_signatures = dd_check_signatures,
     .commit = dd_commit,
     .thread_safe_put_blob = true,
     .close = dd_close,

@@ -152,6 +152,11 @@ struct image_destination_ops {
     /* optional */
     int (*put_signatures)(struct image_destination *dst, const char *instance_digest,
                           char *const *sigs, const size_t *lens, size_t n, berth_error_t *err);
+    /* optional: fails when put_signatures would refuse these signatures (e.g. sigstore ones
+     * where they cannot be stored); asked before the manifest is written, so that such a copy
+     * leaves no new tag behind */
+    int (*check_signatures)(struct image_destination *dst, char *const *sigs, const size_t *lens,
+                            size_t n, berth_error_t *err);
     /* Makes the image visible. */
     int (*commit)(struct image_destination *dst, berth_error_t *err);
     bool thread_safe_put_blob;

@@ -235,6 +235,8 @@ nlayers() {
         "docker://$REGISTRY_ADDR/lib/bb:1" "docker://$R3_ADDR/x/bb:1"
     [ "$status" -eq 125 ]
     [[ "$output" == *"use-sigstore-attachments is not enabled"* ]]
+    run curl -s -o /dev/null -w '%{http_code}' "$R3_URL/v2/x/bb/manifests/1"
+    [ "$output" = 404 ]
     run berth --policy "$FIX/accept.json" copy -q --remove-signatures --src-tls-verify=false \
         --dest-tls-verify=false "docker://$REGISTRY_ADDR/lib/bb:1" "docker://$R3_ADDR/x/bb:1"
     [ "$status" -eq 0 ]
@@ -448,12 +450,14 @@ PYEOF
         "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/bad/a:1"
     [ "$status" -eq 125 ]
     [[ "$output" == *'PEM "PUBLIC KEY" is not a cosign private key'* ]]
-    # a registry without attachments configured: as in skopeo, storing the signature fails
-    # (after the manifest was written) with an error naming the configuration
+    # a registry without attachments configured: the signature cannot be stored, which is
+    # found out before the manifest is written (skopeo writes it, then fails)
     rm "$RD/reg.yaml"
     run berth --policy "$FIX/accept.json" copy -q --dest-tls-verify=false \
         --sign-by-sigstore-private-key "$FIX/a.key" --sign-passphrase-file "$FIX/pass" \
         "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/bad/b:1"
     [ "$status" -eq 125 ]
     [[ "$output" == *"use-sigstore-attachments is not enabled"* ]]
+    run curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/bad/b/manifests/1"
+    [ "$output" = 404 ]
 }
