@@ -112,7 +112,7 @@ int sigstore_attachments_get(registry_client_t *c, const char *repo, const char 
     if (!m)
         return 0;
     json_t *layers = json_object_get(m, "layers");
-    size_t i;
+    size_t i, total = 0;
     json_t *l;
     log_debug("%s:%s: %zu sigstore signatures", repo, tag, json_array_size(layers));
     json_array_foreach(layers, i, l)
@@ -122,9 +122,18 @@ int sigstore_attachments_get(registry_client_t *c, const char *repo, const char 
         json_t *ann;
         cleanup_free char *payload = NULL, *blob = NULL;
         size_t plen, blen;
-        if (layer_fields(l, i, &mt, &digest, &size, &ann, err) < 0 ||
-            get_small_blob(c, repo, digest, size, SIGSTORE_PAYLOAD_MAX, &payload, &plen, err) < 0 ||
-            sigstore_blob_make(mt, payload, plen, ann, &blob, &blen, err) < 0)
+        if (layer_fields(l, i, &mt, &digest, &size, &ann, err) < 0)
+            return berth_error_wrap(err, "sigstore signature %zu in %s:%s", i + 1, repo, tag);
+        if (get_small_blob(c, repo, digest, size, SIGSTORE_PAYLOAD_MAX, &payload, &plen, err) < 0)
+            return berth_error_wrap(err, "sigstore signature %zu in %s:%s", i + 1, repo, tag);
+        /* a thousand payloads of the maximum size would be gigabytes */
+        if (plen > SIGSTORE_ATTACH_MAX_TOTAL - total)
+            return berth_error_make_status(err, EFBIG,
+                                           "sigstore signatures in %s:%s: more than %u bytes in "
+                                           "total",
+                                           repo, tag, SIGSTORE_ATTACH_MAX_TOTAL);
+        total += plen;
+        if (sigstore_blob_make(mt, payload, plen, ann, &blob, &blen, err) < 0)
             return berth_error_wrap(err, "sigstore signature %zu in %s:%s", i + 1, repo, tag);
         *sigs = xreallocarray(*sigs, *n + 1, sizeof(char *));
         *lens = xreallocarray(*lens, *n + 1, sizeof(size_t));

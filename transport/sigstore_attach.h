@@ -7,11 +7,12 @@
  * is a minimal OCI image config whose rootfs.diff_ids lists the payload digests.
  *
  * Reading: a 404 for the tag means no signatures; the manifest must be an OCI image manifest;
- * at most SIGSTORE_ATTACH_MAX_SIGS layers; each payload at most SIGSTORE_PAYLOAD_MAX bytes and
- * checked against its layer digest and size.  Writing merges: signatures already attached
- * (same media type, payload digest and annotations) are not added twice, others are kept, and
- * nothing is written when all are already there.  Payload and config blobs are uploaded
- * before the manifest, so a failure never leaves a manifest naming missing blobs.
+ * at most SIGSTORE_ATTACH_MAX_SIGS layers; each payload at most SIGSTORE_PAYLOAD_MAX bytes (and
+ * SIGSTORE_ATTACH_MAX_TOTAL in all), checked against its layer digest and size.  Writing merges:
+ * signatures already attached (same media type, payload digest and annotations) are not added
+ * twice, others are kept, and nothing is written when all are already there.  Payload and config
+ * blobs are uploaded before the manifest, so a failure never leaves a manifest naming missing
+ * blobs.
  */
 #ifndef BERTH_TRANSPORT_SIGSTORE_ATTACH_H
 #define BERTH_TRANSPORT_SIGSTORE_ATTACH_H
@@ -21,7 +22,8 @@
 
 #include <stddef.h>
 
-#define SIGSTORE_ATTACH_MAX_SIGS 1000
+#define SIGSTORE_ATTACH_MAX_SIGS  1000
+#define SIGSTORE_ATTACH_MAX_TOTAL (64u * 1024 * 1024) /* payload bytes read per image */
 
 /* Appends the attached signatures of manifest_digest (as "\0sigstore-json\n" blobs) to
  * *sigs, *lens and *n (arrays grown with xreallocarray; each blob owned by the caller).  Errors

@@ -461,3 +461,65 @@ PYEOF
     run curl -s -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/bad/b/manifests/1"
     [ "$output" = 404 ]
 }
+
+# An OCI layout holding an index of two images (amd64 and arm64 configs, same busybox layer).
+make_index_layout() {
+    local dir=$1 a cfg csize man msize lsize entries=""
+    make_busybox_oci_layout "$dir" base >/dev/null
+    lsize=$(stat -c %s "$dir/blobs/sha256/${BUSYBOX_LAYER_DIGEST#sha256:}")
+    for a in amd64 arm64; do
+        printf '{"architecture":"%s","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+            "$a" "$BUSYBOX_DIFF_ID" >"$dir/cfg.$a"
+        read -r cfg csize < <(oci_blob_put "$dir" "$dir/cfg.$a")
+        printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
+            "$cfg" "$csize" "$BUSYBOX_LAYER_DIGEST" "$lsize" >"$dir/man.$a"
+        read -r man msize < <(oci_blob_put "$dir" "$dir/man.$a")
+        entries+="${entries:+,}{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"$man\",\"size\":$msize,\"platform\":{\"architecture\":\"$a\",\"os\":\"linux\"}}"
+        eval "IDX_${a^^}=$man"
+    done
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[%s]}' "$entries" >"$dir/idx"
+    read -r IDX_DIGEST msize < <(oci_blob_put "$dir" "$dir/idx")
+    printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"multi"}}]}' \
+        "$IDX_DIGEST" "$msize" >"$dir/index.json"
+}
+
+@test "an index and its instances keep their own sigstore signatures through copy --all" {
+    setup_reg
+    registry_start --name R2
+    printf 'docker:\n  %s:\n    use-sigstore-attachments: true\n' "$R2_ADDR" >"$RD/r2.yaml"
+    make_index_layout "$BATS_TEST_TMPDIR/multi"
+    skopeo --policy "$FIX/accept.json" copy -q --all --dest-tls-verify=false \
+        "oci:$BATS_TEST_TMPDIR/multi:multi" "docker://$REGISTRY_ADDR/ma/bb:1"
+    [ "$(sign_image a ma/bb 1)" = "$IDX_DIGEST" ]
+    [ "$(sign_image b ma/bb "$IDX_ARM64" --identity "$REGISTRY_ADDR/ma/bb:1")" = "$IDX_ARM64" ]
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --all --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$REGISTRY_ADDR/ma/bb:1" "docker://$R2_ADDR/ma/bb:1"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    same_layers() { # the source's attachment is python's JSON: compare the layers
+        $PY -c 'import json,sys; a,b=(json.load(open(f))["layers"] for f in sys.argv[1:]); assert a==b,(a,b)' "$@"
+    }
+    same_layers <(sig_manifest ma/bb "$IDX_DIGEST") <(sig_manifest R2 ma/bb "$IDX_DIGEST")
+    same_layers <(sig_manifest ma/bb "$IDX_ARM64") <(sig_manifest R2 ma/bb "$IDX_ARM64")
+    run curl -s -o /dev/null -w '%{http_code}' "$R2_URL/v2/ma/bb/manifests/sha256-${IDX_AMD64#sha256:}.sig"
+    [ "$output" = 404 ]
+    # the policy looks at the index's signatures (a), and the instance's (b) for the instance
+    printf '{"default":[{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"matchRepository"}}]}' \
+        "$FIX/a.pub" >"$BATS_TEST_TMPDIR/ia.json"
+    run berth --policy "$BATS_TEST_TMPDIR/ia.json" copy -q --all --src-tls-verify=false \
+        "docker://$R2_ADDR/ma/bb:1" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"identity \"$REGISTRY_ADDR/ma/bb:1\" is not accepted"* ]]
+    printf '{"default":[{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"exactRepository","dockerRepository":"%s/ma/bb"}}]}' \
+        "$FIX/a.pub" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/ia.json"
+    run berth --policy "$BATS_TEST_TMPDIR/ia.json" copy -q --all --src-tls-verify=false \
+        "docker://$R2_ADDR/ma/bb:1" "dir:$BATS_TEST_TMPDIR/d"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ -s "$BATS_TEST_TMPDIR/d/signature-1" ]
+    [ -s "$BATS_TEST_TMPDIR/d/${IDX_ARM64#sha256:}.signature-1" ]
+    [ ! -e "$BATS_TEST_TMPDIR/d/${IDX_AMD64#sha256:}.signature-1" ]
+    printf '{"default":[{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"exactRepository","dockerRepository":"%s/ma/bb"}}]}' \
+        "$FIX/b.pub" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/ib.json"
+    run berth --policy "$BATS_TEST_TMPDIR/ib.json" copy -q --src-tls-verify=false \
+        "docker://$R2_ADDR/ma/bb@$IDX_ARM64" "dir:$BATS_TEST_TMPDIR/arm"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+}
