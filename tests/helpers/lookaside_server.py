@@ -39,6 +39,11 @@ def main():
             pass
 
         def answer(self, status, body=b"", headers=()):
+            # logged before the client sees any byte: a test that greps the log right after
+            # the client exits must find the line
+            if args.log:
+                with open(args.log, "a") as f:
+                    f.write("%s %s %d\n" % (self.command, self.path, status))
             self.send_response(status)
             for k, v in headers:
                 self.send_header(k, v)
@@ -46,9 +51,6 @@ def main():
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
-            if args.log:
-                with open(args.log, "a") as f:
-                    f.write("%s %s %d\n" % (self.command, self.path, status))
 
         def do_GET(self):
             if args.status:
