@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,6 +355,8 @@ static void test_prune_dangling_layers(void **state)
     assert_int_equal(pipe(p), 0);
     pid_t child = fork();
     if (child == 0) {
+        /* a failed assertion in the parent must not leave us holding ctest's output pipe */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         storage_store_t *s = NULL;
         berth_error_t e = NULL;
         storage_layer_t *l = NULL;
@@ -368,14 +371,21 @@ static void test_prune_dangling_layers(void **state)
         pause();
         _exit(0);
     }
+    /* our copy of the write end closed first: a child that dies before writing gives EOF (a
+     * failed assertion) instead of a read that blocks until ctest's timeout */
+    close(p[1]);
     char c;
-    assert_int_equal(read(p[0], &c, 1), 1);
+    ssize_t got = read(p[0], &c, 1);
+    close(p[0]);
+    if (got != 1) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        fail_msg("the writer child died before taking its lease");
+    }
     assert_int_equal(prune(f, 600), 0);
     assert_true(layer_recorded(f, d2->id));
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    close(p[0]);
-    close(p[1]);
     /* no writer: every dangling layer goes, used ones stay */
     assert_int_equal(prune(f, 600), 3);
     assert_false(layer_recorded(f, d1->id));
@@ -422,6 +432,7 @@ static void test_staging_strays(void **state)
     assert_int_equal(pipe(p), 0);
     pid_t child = fork();
     if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* as above */
         int fd = open(live_lock, O_RDWR);
         flock(fd, LOCK_EX);
         if (write(p[1], "x", 1) != 1)
@@ -429,8 +440,15 @@ static void test_staging_strays(void **state)
         pause();
         _exit(0);
     }
+    close(p[1]); /* as above: EOF, not a hang, if the child dies first */
     char c;
-    assert_int_equal(read(p[0], &c, 1), 1);
+    ssize_t got = read(p[0], &c, 1);
+    close(p[0]);
+    if (got != 1) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        fail_msg("the lock-holding child died before locking");
+    }
     store_fx_reopen(f);
     assert_false(fs_exists(split));
     assert_false(fs_exists(splittmp));
@@ -440,8 +458,6 @@ static void test_staging_strays(void **state)
     assert_true(fs_exists(live_split));
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    close(p[0]);
-    close(p[1]);
     store_fx_reopen(f);
     assert_false(fs_exists(live_lock));
     assert_false(fs_exists(live_split));
