@@ -7,8 +7,10 @@
 #include "common/log.h"
 #include "common/reference.h"
 #include "transport/docker.h"
+#include "transport/lookaside.h"
 #include "transport/manifest.h"
 #include "transport/registry_client.h"
+#include "transport/sigstore_attach.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -840,6 +842,89 @@ static int dest_digest(const struct work *w, const struct system_context *sys, c
     return 0;
 }
 
+/* HEAD of repo:ref; *digest NULL when it does not exist */
+static int head_or_none(registry_client_t *c, const char *repo, const char *ref, char **digest,
+                        berth_error_t *err)
+{
+    *digest = NULL;
+    berth_error_t e2 = NULL;
+    if (registry_head_manifest(c, repo, ref, digest, NULL, NULL, &e2) == 0)
+        return 0;
+    if (berth_error_status(e2) == ENOENT) {
+        berth_error_release(&e2);
+        return 0;
+    }
+    *err = e2;
+    return -1;
+}
+
+static void free_sigs(char **sigs, size_t *lens, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(sigs[i]);
+    free(sigs);
+    free(lens);
+}
+
+/* An image whose manifest the destination already holds may still have gained sigstore
+ * signatures at the source.  Only with registries.d use-sigstore-attachments for both sides
+ * (otherwise nothing is looked at: an up-to-date mirror still costs one HEAD per tag): the
+ * sha256-<hex>.sig tags are compared by HEAD, and when their digests differ, by content
+ * (*changed when a source signature is not attached at the destination; the destination may
+ * hold more, since writes merge). */
+static int attachments_changed(const struct sync_options *o, const struct work *w,
+                               const struct src_state *s, bool *changed, berth_error_t *err)
+{
+    *changed = false;
+    if (o->remove_signatures || !s->c || !s->ref || !s->digest ||
+        strncmp(w->dst, "docker://", 9) != 0)
+        return 0;
+    cleanup_image_reference struct image_reference *dref = NULL;
+    if (transport_parse_reference(w->dst, &dref, err) < 0)
+        return -1;
+    bool src_att = false, dst_att = false;
+    if (lookaside_use_sigstore_attachments(s->ref->docker_name, &src_att, err) < 0 ||
+        lookaside_use_sigstore_attachments(dref->docker_name, &dst_att, err) < 0)
+        return -1;
+    if (!src_att || !dst_att)
+        return 0;
+    digest_algo_t algo;
+    const char *hex;
+    if (digest_parse(s->digest, &algo, &hex, err) < 0)
+        return -1;
+    cleanup_free char *tag = xasprintf("%s-%s.sig", digest_algo_name(algo), hex);
+    cleanup_free char *sd = NULL, *dd = NULL;
+    if (head_or_none(s->c, s->repo, tag, &sd, err) < 0)
+        return -1;
+    if (!sd)
+        return 0;
+    registry_client_t *dc;
+    cleanup_free char *drepo = NULL;
+    if (docker_open_client(dref, o->dst_sys, &dc, &drepo, err) < 0 ||
+        head_or_none(dc, drepo, tag, &dd, err) < 0)
+        return -1;
+    if (dd && digest_equal(sd, dd))
+        return 0;
+    if (!dd) {
+        *changed = true;
+        return 0;
+    }
+    char **ss = NULL, **ds = NULL;
+    size_t *sl = NULL, *dl = NULL, sn = 0, dn = 0;
+    int r = sigstore_attachments_get(s->c, s->repo, s->digest, &ss, &sl, &sn, err);
+    if (r == 0)
+        r = sigstore_attachments_get(dc, drepo, s->digest, &ds, &dl, &dn, err);
+    for (size_t i = 0; r == 0 && i < sn && !*changed; i++) {
+        bool found = false;
+        for (size_t k = 0; k < dn && !found; k++)
+            found = sl[i] == dl[k] && memcmp(ss[i], ds[k], sl[i]) == 0;
+        *changed = !found;
+    }
+    free_sigs(ss, sl, sn);
+    free_sigs(ds, dl, dn);
+    return r;
+}
+
 /* ---------- copying ---------- */
 
 static int copy_arch_subset(const struct sync_options *o, const struct work *w, struct src_state *s,
@@ -909,12 +994,18 @@ static int sync_one(struct runner *rn, size_t idx, berth_error_t *err)
         goto out;
     if (dest_digest(w, o->dst_sys, &dd, err) < 0)
         goto out;
-    if (s.digest && dd && digest_equal(s.digest, dd)) {
+    bool sigs_changed = false;
+    if (s.digest && dd && digest_equal(s.digest, dd) &&
+        attachments_changed(o, w, &s, &sigs_changed, err) < 0)
+        goto out;
+    if (s.digest && dd && digest_equal(s.digest, dd) && !sigs_changed) {
         it->status = SYNC_UP_TO_DATE;
         say(rn, "Up to date: %s (%s)", w->dst, dd);
         ret = 0;
         goto out;
     }
+    if (sigs_changed)
+        say(rn, "Signatures changed: %s (%s)", w->dst, dd);
     if (o->dry_run) {
         it->status = SYNC_WOULD_COPY;
         ret = 0;

@@ -256,6 +256,28 @@ nlayers() {
     [ "$status" -eq 0 ] || { echo "$output"; false; }
     # :1 and :2 are the same manifest: both signatures are attached to its digest
     [ "$(sig_manifest R2 mirror/bb "$d1" | nlayers)" -eq 2 ]
+    # a re-sync with nothing new at the source is up to date and writes nothing ...
+    registry_log_settle "$R2_LOG"
+    local before
+    before=$(wc -l <"$R2_LOG")
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" sync --src docker --dest docker \
+        --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/bb:1" "$R2_ADDR/mirror"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"Up to date"* ]]
+    registry_log_settle "$R2_LOG"
+    [ "$(tail -n +"$((before + 1))" "$R2_LOG" | grep -cE '"(PUT|POST|PATCH|DELETE) ')" -eq 0 ]
+    # ... but a signature added at the source since the last sync is carried (the manifest
+    # itself has not changed)
+    sign_image b lib/bb 1 >/dev/null
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" sync --src docker --dest docker \
+        --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/bb:1" "$R2_ADDR/mirror"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"Signatures changed"* ]]
+    [ "$(sig_manifest R2 mirror/bb "$d1" | nlayers)" -eq 3 ]
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" sync --src docker --dest docker \
+        --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/bb:1" "$R2_ADDR/mirror"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"Up to date"* ]]
     printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s":[{"type":"sigstoreSigned","keyPath":"%s","signedIdentity":{"type":"remapIdentity","prefix":"%s/mirror","signedPrefix":"%s/lib"}}]},"dir":{"":[{"type":"insecureAcceptAnything"}]}}}' \
         "$R2_ADDR" "$FIX/a.pub" "$R2_ADDR" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/pr2.json"
     run berth --policy "$BATS_TEST_TMPDIR/pr2.json" copy -q --src-tls-verify=false \
@@ -272,13 +294,13 @@ nlayers() {
         --exclude-tag '^sha256-.*[.]sig$' --src-tls-verify=false --dest-tls-verify=false \
         "$REGISTRY_ADDR/lib/bb" "$R2_ADDR/all"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
-    [ "$(sig_manifest R2 all/bb "$d1" | nlayers)" -eq 2 ]
+    [ "$(sig_manifest R2 all/bb "$d1" | nlayers)" -eq 3 ]
     # without a policy needing signatures the .sig tag is copied as an image and as the
     # attachment of the others: the same manifest either way
     run berth --policy "$FIX/accept.json" sync -q --src docker --dest docker \
         --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/bb" "$R2_ADDR/acc"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
-    [ "$(sig_manifest R2 acc/bb "$d1" | nlayers)" -eq 2 ]
+    [ "$(sig_manifest R2 acc/bb "$d1" | nlayers)" -eq 3 ]
     sig_manifest lib/bb "$d1" | cmp - <(sig_manifest R2 acc/bb "$d1")
 }
 
