@@ -11,6 +11,7 @@
 #include "transport/sigstore.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,8 +156,25 @@ static int put_bytes(registry_client_t *c, const char *repo, const char *buf, si
     return registry_put_blob(c, repo, r, digest, (int64_t)len, true, NULL, NULL, err);
 }
 
+static int attachments_put(registry_client_t *c, const char *repo, const char *manifest_digest,
+                           char *const *sigs, const size_t *lens, size_t n, berth_error_t *err);
+
+/* The merge is read-modify-write of one tag: copies in this process that sign or carry
+ * signatures of the same manifest (sync writes the tags of one manifest in parallel) take
+ * turns, so none of their signatures is lost.  Other processes can still race, as with skopeo. */
+static pthread_mutex_t put_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int sigstore_attachments_put(registry_client_t *c, const char *repo, const char *manifest_digest,
                              char *const *sigs, const size_t *lens, size_t n, berth_error_t *err)
+{
+    pthread_mutex_lock(&put_lock);
+    int r = attachments_put(c, repo, manifest_digest, sigs, lens, n, err);
+    pthread_mutex_unlock(&put_lock);
+    return r;
+}
+
+static int attachments_put(registry_client_t *c, const char *repo, const char *manifest_digest,
+                           char *const *sigs, const size_t *lens, size_t n, berth_error_t *err)
 {
     cleanup_free char *tag = NULL;
     if (attachment_tag(manifest_digest, &tag, err) < 0)
