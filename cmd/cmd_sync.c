@@ -34,10 +34,14 @@ static const char usage[] =
     "      --dry-run                  print what would be copied, write nothing\n"
     "      --keep-going               continue after failures; print a JSON report at the end\n"
     "  -j, --jobs N                   images copied in parallel (default: CPUs, 2..4)\n"
-    "      --blob-jobs N              blob transfers per image (default 4)\n"
+    "      --blob-jobs N              blob transfers per image (default 6)\n"
     "  -f, --format oci|v2s2          manifest type of the destination\n"
     "      --preserve-digests         fail rather than change a manifest digest\n"
     "      --remove-signatures        do not copy signatures\n"
+    "      --sign-by KEY              sign every image written with this GPG key\n"
+    "      --sign-by-sigstore-private-key FILE   ... with this cosign private key\n"
+    "      --sign-passphrase-file FILE   passphrase of the signing key\n"
+    "                                 (images already up to date are not signed again)\n"
     "  -q, --quiet                    no progress output\n"
     "      --src-tls-verify[=BOOL]    --dest-tls-verify[=BOOL]\n"
     "      --src-cert-dir DIR         --dest-cert-dir DIR\n"
@@ -87,6 +91,9 @@ static int cmd_sync(struct berth_globals *g, int argc, char **argv)
         O_AUTHFILE,
         O_RETRY,
         O_RETRY_DELAY,
+        O_SIGN_BY,
+        O_SIGN_SIGSTORE,
+        O_SIGN_PASS,
         O_SRC = 1100,
         O_DST = 1200,
     };
@@ -111,6 +118,9 @@ static int cmd_sync(struct berth_globals *g, int argc, char **argv)
         {"authfile", required_argument, NULL, O_AUTHFILE},
         {"retry-times", required_argument, NULL, O_RETRY},
         {"retry-delay", required_argument, NULL, O_RETRY_DELAY},
+        {"sign-by", required_argument, NULL, O_SIGN_BY},
+        {"sign-by-sigstore-private-key", required_argument, NULL, O_SIGN_SIGSTORE},
+        {"sign-passphrase-file", required_argument, NULL, O_SIGN_PASS},
         {"help", no_argument, NULL, 'h'},
     };
     size_t base = 0; /* the registry flags go after the fixed ones */
@@ -216,6 +226,15 @@ static int cmd_sync(struct berth_globals *g, int argc, char **argv)
             break;
         case O_REMOVESIG:
             o.remove_signatures = true;
+            break;
+        case O_SIGN_BY:
+            o.sign_by = optarg;
+            break;
+        case O_SIGN_SIGSTORE:
+            o.sign_by_sigstore = optarg;
+            break;
+        case O_SIGN_PASS:
+            o.sign_passphrase_file = optarg;
             break;
         case 'q':
             o.quiet = true;

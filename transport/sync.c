@@ -1024,8 +1024,16 @@ static int sync_one(struct runner *rn, size_t idx, berth_error_t *err)
         .quiet = o->quiet,
         .progress_out = rn->msg,
         .max_parallel = o->blob_jobs,
+        .sign_by = o->sign_by,
+        .sign_by_sigstore = o->sign_by_sigstore,
+        .sign_passphrase_file = o->sign_passphrase_file,
     };
     if (s.index) {
+        if (o->sign_by || o->sign_by_sigstore) {
+            berth_error_make_status(err, ENOTSUP,
+                                    "signing an architecture subset (--arch) is not supported");
+            goto out;
+        }
         if (copy_arch_subset(o, w, &s, &co, err) < 0)
             goto out;
     } else {

@@ -48,6 +48,11 @@ struct sync_options {
     bool preserve_digests;
     bool remove_signatures;
     const struct policy *policy; /* signature policy every source must satisfy (NULL: none) */
+    /* sign every image written (as copy's --sign-by / --sign-by-sigstore-private-key; the
+     * identity signed is each destination's name) */
+    const char *sign_by;
+    const char *sign_by_sigstore;
+    const char *sign_passphrase_file;
     bool quiet;
     FILE *progress; /* messages ("Copying image ..."), NULL: stderr */
 };

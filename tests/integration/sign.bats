@@ -187,6 +187,17 @@ EOF
         "$REGISTRY_ADDR/sig/busybox:1" "$BATS_TEST_TMPDIR/sync"
     [ "$status" -eq 0 ]
     [ -n "$(find "$BATS_TEST_TMPDIR/sync" -name signature-1)" ]
+    # sync --sign-by signs what it writes for its destination name; B's key then accepts it
+    skopeo copy -q --dest-tls-verify=false "oci:$FIX/base:latest" "docker://$REGISTRY_ADDR/plain/bb:1"
+    run berth --policy "$FIX/accept.json" sync -q --src docker --dest docker --src-tls-verify=false \
+        --dest-tls-verify=false --sign-by "$FPR_B" "$REGISTRY_ADDR/plain/bb:1" "$REGISTRY_ADDR/sig/resigned"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    run berth --policy "$BATS_TEST_TMPDIR/pb.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/sig/resigned/bb:1" "dir:$BATS_TEST_TMPDIR/rs"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    run berth --policy "$BATS_TEST_TMPDIR/pa.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/sig/resigned/bb:1" "dir:$BATS_TEST_TMPDIR/rs2"
+    [ "$status" -eq 125 ]
 }
 
 @test "skopeo interop: standalone-sign and standalone-verify both ways, dir: signatures" {

@@ -433,6 +433,25 @@ PYEOF
     [ "$status" -eq 0 ]
     digest=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_ADDR/signed/a:1" | sha256sum | cut -d' ' -f1)
     [ "$(sig_manifest signed/a "sha256:$digest" | nlayers)" -eq 2 ]
+    # sync signs every image it writes, each with its destination's name; an image already up
+    # to date is not signed again
+    push_image lib/sy:1
+    push_image lib/sy:2
+    run berth --policy "$FIX/accept.json" sync -q --src docker --dest docker \
+        --sign-by-sigstore-private-key "$FIX/c.key" --sign-passphrase-file "$FIX/pass" \
+        --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/sy" "$REGISTRY_ADDR/synced"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    digest=$(skopeo inspect --tls-verify=false --raw "docker://$REGISTRY_ADDR/synced/sy:1" | sha256sum | cut -d' ' -f1)
+    # :1 and :2 are one manifest: one signature per tag written, each for its own name
+    [ "$(sig_manifest synced/sy "sha256:$digest" | nlayers)" -eq 2 ]
+    run berth --policy "$BATS_TEST_TMPDIR/pc.json" copy -q --src-tls-verify=false \
+        "docker://$REGISTRY_ADDR/synced/sy:2" "dir:$BATS_TEST_TMPDIR/vsy"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    run berth --policy "$FIX/accept.json" sync -q --src docker --dest docker \
+        --sign-by-sigstore-private-key "$FIX/c.key" --sign-passphrase-file "$FIX/pass" \
+        --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/sy" "$REGISTRY_ADDR/synced"
+    [ "$status" -eq 0 ]
+    [ "$(sig_manifest synced/sy "sha256:$digest" | nlayers)" -eq 2 ]
     # push from the store, with another identity
     run berth --policy "$FIX/accept.json" pull -q "oci:$FIX/base:latest"
     [ "$status" -eq 0 ]
