@@ -179,7 +179,10 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
             o.variant = optarg;
             break;
         case OPT_SRC_NOCREDS:
+            src_sys.no_creds = true;
+            break;
         case OPT_DST_NOCREDS:
+            dst_sys.no_creds = true;
             break;
         case OPT_DIGESTFILE:
             digestfile = optarg;

@@ -160,6 +160,9 @@ int docker_registry_options(const struct system_context *sys, const char *regist
     o->retry_times = sys ? sys->retry_times : -1;
     o->retry_delay_ms = sys ? sys->retry_delay_ms : -1;
     o->user_agent = sys ? sys->user_agent : NULL;
+    if (sys && sys->creds && sys->no_creds)
+        return berth_error_make_status(err, EINVAL,
+                                       "--creds and --no-creds cannot be used together");
     if (sys && sys->creds) {
         if (auth_parse_creds(sys->creds, user_out, pass_out, err) < 0)
             return -1;
@@ -178,7 +181,7 @@ static int get_client(const struct system_context *sys, const char *registry, co
     struct registry_options o;
     if (docker_registry_options(sys, registry, insecure, &o, &user, &pass, err) < 0)
         return -1;
-    if (!user) {
+    if (!user && !(sys && sys->no_creds)) {
         /* looked up here with the repository, so "host/namespace" entries of auth.json apply */
         bool found = false;
         if (auth_lookup(o.auth_file, registry, repo, &user, &pass, &found, err) < 0)

@@ -32,6 +32,7 @@ struct system_context {
     const char *registries_conf;
     const char *auth_file;  /* --authfile */
     const char *creds;      /* --creds USER[:PASS] */
+    bool no_creds;          /* --no-creds: anonymous, credentials are not looked up */
     const char *cert_dir;   /* --cert-dir */
     int tls_verify;         /* -1 unset (use registries.conf / default true), 0 false, 1 true */
     int retry_times;        /* -1 = default */

@@ -161,6 +161,22 @@ stop_proxy() {
     run berth list-tags --cert-dir "$REGISTRY_CERTDIR" "docker://$REGISTRY_ADDR/auth/bb"
     [ "$status" -eq 0 ]
     [[ $output == *'"1"'* ]]
+    # copy --src-no-creds: anonymous although auth.json has credentials (skopeo's meaning)
+    run berth copy -q --src-cert-dir "$REGISTRY_CERTDIR" "docker://$REGISTRY_ADDR/auth/bb:1" "oci:$T/anon:x"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    run berth copy -q --src-no-creds --src-cert-dir "$REGISTRY_CERTDIR" \
+        "docker://$REGISTRY_ADDR/auth/bb:1" "oci:$T/anon2:x"
+    [ "$status" -eq 125 ]
+    [[ $output == *"authentication required"*"no credentials were found"* ]]
+    [ ! -e "$T/anon2" ]
+    run berth copy -q --dest-no-creds --dest-cert-dir "$REGISTRY_CERTDIR" \
+        "oci:$T/oci:latest" "docker://$REGISTRY_ADDR/auth/bb:anon"
+    [ "$status" -eq 125 ]
+    [[ $output == *"authentication required"* ]]
+    run berth copy -q --src-no-creds --src-creds "$REGISTRY_USER:$REGISTRY_PASS" \
+        --src-cert-dir "$REGISTRY_CERTDIR" "docker://$REGISTRY_ADDR/auth/bb:1" "oci:$T/anon3:x"
+    [ "$status" -eq 125 ]
+    [[ $output == *"--creds and --no-creds cannot be used together"* ]]
     run berth logout "$REGISTRY_ADDR"
     [ "$status" -eq 0 ]
     run berth list-tags --cert-dir "$REGISTRY_CERTDIR" "docker://$REGISTRY_ADDR/auth/bb"
