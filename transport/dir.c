@@ -336,17 +336,33 @@ static const struct image_destination_ops dir_dst_ops = {
  * renamed to their hex digest.  A directory holding only these is an interrupted dir: image, not
  * someone else's data: writing into it again must work (the new image's commit removes what it
  * does not use). */
-static bool interrupted_write_leftover(const char *name)
+static bool is_hex_digest_name(const char *name, size_t len)
 {
-    if (strncmp(name, ".tmp-blob-", 10) == 0)
-        return true;
-    size_t len = strlen(name);
     if (len != 64 && len != 128)
         return false;
     for (size_t i = 0; i < len; i++)
         if (!((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
             return false;
     return true;
+}
+
+static bool interrupted_write_leftover(const char *name)
+{
+    if (strncmp(name, ".tmp-blob-", 10) == 0)
+        return true;
+    /* the temp file of an atomic write of a dir: file ("version.tmp-<pid>-XXXXXX"): a writer
+     * killed inside its last steps */
+    const char *t = strstr(name, ".tmp-");
+    size_t len = t ? (size_t)(t - name) : strlen(name);
+    if (t) {
+        if ((len == 7 && strncmp(name, "version", 7) == 0) ||
+            (len == 13 && strncmp(name, "manifest.json", 13) == 0))
+            return true;
+        if (len > 10 && strncmp(name, "signature-", 10) == 0 &&
+            strspn(name + 10, "0123456789") == len - 10)
+            return true;
+    }
+    return is_hex_digest_name(name, len);
 }
 
 static int dir_new_destination(struct image_reference *ref, const struct system_context *sys,
