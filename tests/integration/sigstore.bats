@@ -301,7 +301,10 @@ nlayers() {
         --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/bb" "$R2_ADDR/acc"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
     [ "$(sig_manifest R2 acc/bb "$d1" | nlayers)" -eq 3 ]
-    sig_manifest lib/bb "$d1" | cmp - <(sig_manifest R2 acc/bb "$d1")
+    # the same signatures either way (the bytes of the .sig manifest depend on which of the
+    # parallel writers, the tag copy or an attachment merge, lands last)
+    local layers='import json,sys; print(sorted(l["digest"] for l in json.load(sys.stdin)["layers"]))'
+    [ "$(sig_manifest lib/bb "$d1" | $PY -c "$layers")" = "$(sig_manifest R2 acc/bb "$d1" | $PY -c "$layers")" ]
 }
 
 @test "dir: keeps sigstore signatures both ways (berth <-> skopeo)" {
