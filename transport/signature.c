@@ -202,16 +202,15 @@ void signature_info_clear(struct signature_info *si)
 }
 
 /* Checks that obj has exactly the keys listed (NULL-terminated), all present. */
-static int exact_fields(const json_t *obj, const char *what, const char *const *keys,
-                        berth_error_t *err)
+static int exact_fields(const char *fmt, const json_t *obj, const char *what,
+                        const char *const *keys, berth_error_t *err)
 {
     if (!json_is_object(obj))
-        return berth_error_make_status(err, EINVAL, "signature payload: %s is not an object", what);
+        return berth_error_make_status(err, EINVAL, "%s: %s is not an object", fmt, what);
     size_t n = 0;
     for (const char *const *k = keys; *k; k++, n++)
         if (!json_object_get(obj, *k))
-            return berth_error_make_status(err, EINVAL, "signature payload: %s.%s is missing", what,
-                                           *k);
+            return berth_error_make_status(err, EINVAL, "%s: %s.%s is missing", fmt, what, *k);
     if (json_object_size(obj) != n) {
         const char *key;
         json_t *v;
@@ -221,49 +220,58 @@ static int exact_fields(const json_t *obj, const char *what, const char *const *
             for (const char *const *k = keys; *k; k++)
                 known = known || strcmp(*k, key) == 0;
             if (!known)
-                return berth_error_make_status(
-                    err, EINVAL, "signature payload: unknown field %s.\"%s\"", what, key);
+                return berth_error_make_status(err, EINVAL, "%s: unknown field %s.\"%s\"", fmt,
+                                               what, key);
         }
     }
     return 0;
 }
 
-static int parse_payload(const char *buf, size_t len, struct signature_info *out,
-                         berth_error_t *err)
+int signature_payload_parse(const char *buf, size_t len, size_t max, const char *type, bool cosign,
+                            const char *fmt, struct signature_info *out, berth_error_t *err)
 {
+    memset(out, 0, sizeof(*out));
     cleanup_json json_t *doc = NULL;
-    if (json_parse_bounded(buf, len, PAYLOAD_MAX, "signature payload", &doc, err) < 0)
+    if (json_parse_bounded(buf, len, max, fmt, &doc, err) < 0)
         return -1;
     static const char *const top[] = {"critical", "optional", NULL};
     static const char *const crit[] = {"type", "image", "identity", NULL};
     static const char *const img[] = {"docker-manifest-digest", NULL};
     static const char *const id[] = {"docker-reference", NULL};
-    if (exact_fields(doc, "(top level)", top, err) < 0)
+    if (exact_fields(fmt, doc, "(top level)", top, err) < 0)
         return -1;
+    json_t *opt = json_object_get(doc, "optional");
+    if (!json_is_object(opt) && !(cosign && json_is_null(opt)))
+        return berth_error_make_status(err, EINVAL, "%s: optional is not an object%s", fmt,
+                                       cosign ? " (nor null)" : "");
+    if (cosign && json_is_object(opt)) {
+        json_t *cr = json_object_get(opt, "creator"), *ts = json_object_get(opt, "timestamp");
+        if (cr && !json_is_string(cr))
+            return berth_error_make_status(err, EINVAL, "%s: optional.creator is not a string",
+                                           fmt);
+        if (ts && !json_is_integer(ts))
+            return berth_error_make_status(err, EINVAL, "%s: optional.timestamp is not an integer",
+                                           fmt);
+    }
     json_t *c = json_object_get(doc, "critical");
-    if (exact_fields(c, "critical", crit, err) < 0)
+    if (exact_fields(fmt, c, "critical", crit, err) < 0)
         return -1;
-    if (!json_is_object(json_object_get(doc, "optional")))
-        return berth_error_make_status(err, EINVAL, "signature payload: optional is not an object");
-    const char *type = json_get_string(c, "type");
-    if (!type || strcmp(type, SIGNATURE_TYPE) != 0)
-        return berth_error_make_status(
-            err, EINVAL, "signature payload: critical.type is not \"%s\"", SIGNATURE_TYPE);
+    const char *t = json_get_string(c, "type");
+    if (!t || strcmp(t, type) != 0)
+        return berth_error_make_status(err, EINVAL, "%s: critical.type is not \"%s\"", fmt, type);
     json_t *im = json_object_get(c, "image"), *ide = json_object_get(c, "identity");
-    if (exact_fields(im, "critical.image", img, err) < 0 ||
-        exact_fields(ide, "critical.identity", id, err) < 0)
+    if (exact_fields(fmt, im, "critical.image", img, err) < 0 ||
+        exact_fields(fmt, ide, "critical.identity", id, err) < 0)
         return -1;
     const char *d = json_get_string(im, "docker-manifest-digest");
     const char *r = json_get_string(ide, "docker-reference");
     if (!d || !r)
-        return berth_error_make_status(err, EINVAL,
-                                       "signature payload: digest or reference is "
-                                       "not a string");
+        return berth_error_make_status(err, EINVAL, "%s: digest or reference is not a string", fmt);
     if (digest_validate(d, err) < 0)
-        return berth_error_wrap(err, "signature payload");
+        return berth_error_wrap(err, "%s", fmt);
     cleanup_free char *nr = NULL;
     if (signature_normalize_reference(r, &nr, err) < 0)
-        return berth_error_wrap(err, "signature payload docker-reference");
+        return berth_error_wrap(err, "%s docker-reference", fmt);
     out->manifest_digest = xstrdup(d);
     out->docker_reference = steal_pointer(&nr);
     return 0;
@@ -332,7 +340,8 @@ int signature_verify(struct signature_keyring *kr, char *const *fingerprints, co
     size_t plen = 0;
     if (data_take(&plain, PAYLOAD_MAX, "signature payload", &pbuf, &plen, err) < 0)
         return -1;
-    int r = parse_payload(pbuf, plen, out, err);
+    int r = signature_payload_parse(pbuf, plen, PAYLOAD_MAX, SIGNATURE_TYPE, false,
+                                    "signature payload", out, err);
     free(pbuf);
     if (r < 0) {
         signature_info_clear(out);

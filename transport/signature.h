@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SIGNATURE_MAX_SIZE (4u * 1024 * 1024)
@@ -49,6 +50,15 @@ void signature_keyring_free(struct signature_keyring *kr);
  * any key of kr is accepted.  Errors say why (unknown key, bad signature, bad payload). */
 int signature_verify(struct signature_keyring *kr, char *const *fingerprints, const char *blob,
                      size_t len, struct signature_info *out, berth_error_t *err);
+
+/* Parses a "simple signing" payload ({"critical": {"type", "image": {docker-manifest-digest},
+ * "identity": {docker-reference}}, "optional": {...}}), which GPG signatures and sigstore
+ * (cosign) signatures both carry: exactly these critical fields, critical.type == type, a valid
+ * digest, a normalizable reference.  cosign: "optional" may be null (cosign writes that), and
+ * its creator/timestamp, when present, must be a string/an integer.  Messages start with fmt
+ * ("signature payload", "sigstore payload"). */
+int signature_payload_parse(const char *buf, size_t len, size_t max, const char *type, bool cosign,
+                            const char *fmt, struct signature_info *out, berth_error_t *err);
 
 /* Checks that si's manifest digest is the digest of manifest (same algorithm). */
 int signature_check_manifest(const struct signature_info *si, const char *manifest, size_t len,

@@ -277,82 +277,11 @@ void sigstore_pubkey_free(struct sigstore_pubkey *k)
 
 /* ---- payload ---- */
 
-static int exact_fields(const json_t *obj, const char *what, const char *const *keys,
-                        berth_error_t *err)
-{
-    if (!json_is_object(obj))
-        return berth_error_make_status(err, EINVAL, "sigstore payload: %s is not an object", what);
-    size_t n = 0;
-    for (const char *const *k = keys; *k; k++, n++)
-        if (!json_object_get(obj, *k))
-            return berth_error_make_status(err, EINVAL, "sigstore payload: %s.%s is missing", what,
-                                           *k);
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
-        bool known = false;
-        for (const char *const *k = keys; *k; k++)
-            known = known || strcmp(*k, key) == 0;
-        if (!known)
-            return berth_error_make_status(err, EINVAL, "sigstore payload: unknown field %s.\"%s\"",
-                                           what, key);
-    }
-    return 0;
-}
-
 int sigstore_payload_parse(const char *payload, size_t len, struct signature_info *out,
                            berth_error_t *err)
 {
-    memset(out, 0, sizeof(*out));
-    cleanup_json json_t *doc = NULL;
-    if (json_parse_bounded(payload, len, SIGSTORE_PAYLOAD_MAX, "sigstore payload", &doc, err) < 0)
-        return -1;
-    static const char *const top[] = {"critical", "optional", NULL};
-    static const char *const crit[] = {"type", "image", "identity", NULL};
-    static const char *const img[] = {"docker-manifest-digest", NULL};
-    static const char *const id[] = {"docker-reference", NULL};
-    if (exact_fields(doc, "(top level)", top, err) < 0)
-        return -1;
-    /* cosign writes "optional": null when there is nothing optional */
-    json_t *opt = json_object_get(doc, "optional");
-    if (!json_is_null(opt)) {
-        if (!json_is_object(opt))
-            return berth_error_make_status(err, EINVAL,
-                                           "sigstore payload: optional is neither null nor an "
-                                           "object");
-        json_t *cr = json_object_get(opt, "creator"), *ts = json_object_get(opt, "timestamp");
-        if (cr && !json_is_string(cr))
-            return berth_error_make_status(err, EINVAL,
-                                           "sigstore payload: optional.creator is not a string");
-        if (ts && !json_is_integer(ts))
-            return berth_error_make_status(
-                err, EINVAL, "sigstore payload: optional.timestamp is not an integer");
-    }
-    json_t *c = json_object_get(doc, "critical");
-    if (exact_fields(c, "critical", crit, err) < 0)
-        return -1;
-    const char *type = json_get_string(c, "type");
-    if (!type || strcmp(type, SIGSTORE_TYPE) != 0)
-        return berth_error_make_status(err, EINVAL, "sigstore payload: critical.type is not \"%s\"",
-                                       SIGSTORE_TYPE);
-    json_t *im = json_object_get(c, "image"), *ide = json_object_get(c, "identity");
-    if (exact_fields(im, "critical.image", img, err) < 0 ||
-        exact_fields(ide, "critical.identity", id, err) < 0)
-        return -1;
-    const char *d = json_get_string(im, "docker-manifest-digest");
-    const char *r = json_get_string(ide, "docker-reference");
-    if (!d || !r)
-        return berth_error_make_status(err, EINVAL,
-                                       "sigstore payload: digest or reference is not a string");
-    if (digest_validate(d, err) < 0)
-        return berth_error_wrap(err, "sigstore payload");
-    cleanup_free char *nr = NULL;
-    if (signature_normalize_reference(r, &nr, err) < 0)
-        return berth_error_wrap(err, "sigstore payload docker-reference");
-    out->manifest_digest = xstrdup(d);
-    out->docker_reference = steal_pointer(&nr);
-    return 0;
+    return signature_payload_parse(payload, len, SIGSTORE_PAYLOAD_MAX, SIGSTORE_TYPE, true,
+                                   "sigstore payload", out, err);
 }
 
 /* ---- verification ---- */
