@@ -189,6 +189,50 @@ static int parse_identity(const json_t *j, const char *path, struct requirement 
     return bad(err, path, "unknown signedIdentity type \"%s\"", type);
 }
 
+/* The keys and identity of signedBy and sigstoreSigned: exactly one of keyPath, keyPaths (only
+ * when paths_allowed) and keyData; signedIdentity defaulting to matchRepoDigestOrExact.  what
+ * names the requirement in messages ("" for signedBy, whose messages never said it). */
+static int parse_keys_identity(const json_t *j, const char *path, bool paths_allowed,
+                               const char *what, struct requirement *r, berth_error_t *err)
+{
+    json_t *kp = json_object_get(j, "keyPath"), *kps = json_object_get(j, "keyPaths"),
+           *kd = json_object_get(j, "keyData");
+    if (!!kp + !!kps + !!kd != 1)
+        return bad(err, path,
+                   paths_allowed ? "exactly one of keyPath, keyPaths and keyData is required%s"
+                                 : "%sexactly one of keyPath and keyData is required",
+                   what);
+    if (kp) {
+        if (!json_is_string(kp) || !*json_string_value(kp))
+            return bad(err, path, "keyPath is not a non-empty string%s", NULL);
+        r->key_paths = xcalloc(2, sizeof(char *));
+        r->key_paths[0] = xstrdup(json_string_value(kp));
+    } else if (kps) {
+        if (!json_is_array(kps) || json_array_size(kps) == 0)
+            return bad(err, path, "keyPaths is not a non-empty array%s", NULL);
+        r->key_paths = xcalloc(json_array_size(kps) + 1, sizeof(char *));
+        size_t i;
+        json_t *v;
+        json_array_foreach(kps, i, v)
+        {
+            if (!json_is_string(v) || !*json_string_value(v))
+                return bad(err, path, "keyPaths holds something that is not a path%s", NULL);
+            r->key_paths[i] = xstrdup(json_string_value(v));
+        }
+    } else if (!json_is_string(kd) ||
+               b64_decode(json_string_value(kd), &r->key_data, &r->key_data_len) < 0 ||
+               r->key_data_len == 0) {
+        return bad(err, path, "keyData is not non-empty base64%s", NULL);
+    }
+    json_t *si = json_object_get(j, "signedIdentity");
+    r->ident = ID_MATCH_REPO_DIGEST_OR_EXACT;
+    if (si) {
+        cleanup_free char *p = xasprintf("%s.signedIdentity", path);
+        return parse_identity(si, p, r, err);
+    }
+    return 0;
+}
+
 /* {"type":"sigstoreSigned","keyPath":P | "keyData":BASE64-PEM,"signedIdentity":...}: the key is
  * read when the requirement is evaluated, as containers/image does. */
 static int parse_sigstore_signed(const json_t *j, const char *path, struct requirement *r,
@@ -204,27 +248,7 @@ static int parse_sigstore_signed(const json_t *j, const char *path, struct requi
     if (known_keys(j, path, keys, err) < 0)
         return -1;
     r->type = REQ_SIGSTORE_SIGNED;
-    json_t *kp = json_object_get(j, "keyPath"), *kd = json_object_get(j, "keyData");
-    if (!!kp + !!kd != 1)
-        return bad(err, path, "sigstoreSigned: exactly one of keyPath and keyData is required%s",
-                   NULL);
-    if (kp) {
-        if (!json_is_string(kp) || !*json_string_value(kp))
-            return bad(err, path, "keyPath is not a non-empty string%s", NULL);
-        r->key_paths = xcalloc(2, sizeof(char *));
-        r->key_paths[0] = xstrdup(json_string_value(kp));
-    } else if (!json_is_string(kd) ||
-               b64_decode(json_string_value(kd), &r->key_data, &r->key_data_len) < 0 ||
-               r->key_data_len == 0) {
-        return bad(err, path, "keyData is not non-empty base64%s", NULL);
-    }
-    json_t *si = json_object_get(j, "signedIdentity");
-    r->ident = ID_MATCH_REPO_DIGEST_OR_EXACT;
-    if (si) {
-        cleanup_free char *p = xasprintf("%s.signedIdentity", path);
-        return parse_identity(si, p, r, err);
-    }
-    return 0;
+    return parse_keys_identity(j, path, false, "sigstoreSigned: ", r, err);
 }
 
 static int parse_requirement(const json_t *j, const char *path, struct requirement *r,
@@ -254,40 +278,7 @@ static int parse_requirement(const json_t *j, const char *path, struct requireme
         return bad(err, path, "\"keyType\" is missing or not a string%s", NULL);
     if (strcmp(kt, "GPGKeys") != 0)
         return bad(err, path, "keyType \"%s\" is not supported (only GPGKeys)", kt);
-    json_t *kp = json_object_get(j, "keyPath"), *kps = json_object_get(j, "keyPaths"),
-           *kd = json_object_get(j, "keyData");
-    if (!!kp + !!kps + !!kd != 1)
-        return bad(err, path, "exactly one of keyPath, keyPaths and keyData is required%s", NULL);
-    if (kp) {
-        if (!json_is_string(kp) || !*json_string_value(kp))
-            return bad(err, path, "keyPath is not a non-empty string%s", NULL);
-        r->key_paths = xcalloc(2, sizeof(char *));
-        r->key_paths[0] = xstrdup(json_string_value(kp));
-    } else if (kps) {
-        if (!json_is_array(kps) || json_array_size(kps) == 0)
-            return bad(err, path, "keyPaths is not a non-empty array%s", NULL);
-        r->key_paths = xcalloc(json_array_size(kps) + 1, sizeof(char *));
-        size_t i;
-        json_t *v;
-        json_array_foreach(kps, i, v)
-        {
-            if (!json_is_string(v) || !*json_string_value(v))
-                return bad(err, path, "keyPaths holds something that is not a path%s", NULL);
-            r->key_paths[i] = xstrdup(json_string_value(v));
-        }
-    } else {
-        if (!json_is_string(kd) ||
-            b64_decode(json_string_value(kd), &r->key_data, &r->key_data_len) < 0 ||
-            r->key_data_len == 0)
-            return bad(err, path, "keyData is not non-empty base64%s", NULL);
-    }
-    json_t *si = json_object_get(j, "signedIdentity");
-    r->ident = ID_MATCH_REPO_DIGEST_OR_EXACT;
-    if (si) {
-        cleanup_free char *p = xasprintf("%s.signedIdentity", path);
-        return parse_identity(si, p, r, err);
-    }
-    return 0;
+    return parse_keys_identity(j, path, true, "", r, err);
 }
 
 static int parse_reqlist(const json_t *j, const char *path, struct reqlist *out, berth_error_t *err)
