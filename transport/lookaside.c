@@ -416,8 +416,7 @@ static void curl_init_once(void)
 
 struct http_body {
     CURL *easy;
-    char *data;
-    size_t len, cap;
+    struct strbuf data;
     bool too_big;
 };
 
@@ -430,20 +429,11 @@ static size_t http_body_write(char *ptr, size_t size, size_t nmemb, void *ud)
     /* the status decides alone what any other answer means: its body is not needed */
     if (status != 200)
         return 0;
-    if (n > SIGNATURE_MAX_SIZE - b->len) {
+    if (n > SIGNATURE_MAX_SIZE - b->data.len) {
         b->too_big = true;
         return 0;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->data = xrealloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
+    strbuf_append_len(&b->data, ptr, n);
     return n;
 }
 
@@ -488,7 +478,7 @@ static int http_get_signature(CURL *e, char *errbuf, const char *url, char **out
                               bool *transient, berth_error_t *err)
 {
     *transient = false;
-    struct http_body b = {.easy = e};
+    struct http_body b = {.easy = e, .data = STRBUF_INIT};
     errbuf[0] = '\0';
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
@@ -519,11 +509,11 @@ static int http_get_signature(CURL *e, char *errbuf, const char *url, char **out
         ret = berth_error_make_status(err, status == 401 || status == 403 ? EACCES : EIO,
                                       "GET %s: HTTP %ld", url, status);
     } else {
-        *out = b.data ? b.data : xstrdup("");
-        *len = b.len;
+        *len = b.data.len;
+        *out = strbuf_steal(&b.data);
         return 0;
     }
-    free(b.data);
+    strbuf_release(&b.data);
     return ret;
 }
 
