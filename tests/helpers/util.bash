@@ -217,3 +217,26 @@ harness_die() {
     echo "harness: $*" >&2
     return 1
 }
+
+# gpg_test_keys DIR: a private GNUPGHOME ($BATS_FILE_TMPDIR/gnupg, or under HARNESS_TMP) with two
+# passphrase-less signing keys, "Sign A <a@example.com>" and "Sign B <b@example.com>"; exports
+# GNUPGHOME, FPR_A and FPR_B and writes their public keys to DIR/a.gpg (binary) and DIR/b.gpg
+# (armored: keyPath takes both forms), readable by the test user.  gpg_test_keys_stop in
+# teardown_file ends the gpg-agent.
+gpg_test_keys() {
+    local dir=$1
+    export GNUPGHOME="${BATS_FILE_TMPDIR:-$HARNESS_TMP}/gnupg"
+    mkdir -m 700 "$GNUPGHOME"
+    gpg --batch --quiet --passphrase '' --quick-gen-key 'Sign A <a@example.com>' default default never 2>/dev/null
+    gpg --batch --quiet --passphrase '' --quick-gen-key 'Sign B <b@example.com>' default default never 2>/dev/null
+    FPR_A=$(gpg --with-colons --list-keys a@example.com | awk -F: '/^fpr/{print $10; exit}')
+    FPR_B=$(gpg --with-colons --list-keys b@example.com | awk -F: '/^fpr/{print $10; exit}')
+    export FPR_A FPR_B
+    gpg --batch --export "$FPR_A" >"$dir/a.gpg"
+    gpg --batch --armor --export "$FPR_B" >"$dir/b.gpg"
+    chmod 644 "$dir/a.gpg" "$dir/b.gpg"
+}
+
+gpg_test_keys_stop() {
+    gpgconf --homedir "$GNUPGHOME" --kill gpg-agent 2>/dev/null || true
+}

@@ -10,19 +10,12 @@ setup_file() {
     export FIX="$BATS_FILE_TMPDIR/fix"
     mkdir -p "$FIX"
     make_busybox_oci_layout "$FIX/base" latest
-    export GNUPGHOME="$BATS_FILE_TMPDIR/gnupg"
-    mkdir -m 700 "$GNUPGHOME"
-    gpg --batch --quiet --passphrase '' --quick-gen-key 'Sign A <a@example.com>' default default never 2>/dev/null
-    gpg --batch --quiet --passphrase '' --quick-gen-key 'Sign B <b@example.com>' default default never 2>/dev/null
-    FPR_A=$(gpg --with-colons --list-keys a@example.com | awk -F: '/^fpr/{print $10; exit}')
-    export FPR_A
-    gpg --batch --export "$FPR_A" >"$FIX/a.gpg"
-    gpg --batch --export b@example.com >"$FIX/b.gpg"
+    gpg_test_keys "$FIX"
     printf '{"default":[{"type":"insecureAcceptAnything"}]}' >"$FIX/accept.json"
 }
 
 teardown_file() {
-    gpgconf --homedir "$GNUPGHOME" --kill gpg-agent 2>/dev/null || true
+    gpg_test_keys_stop
     harness_cleanup
 }
 
