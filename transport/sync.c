@@ -815,33 +815,6 @@ static int source_digest(const struct sync_options *o, const struct work *w, str
     return 0;
 }
 
-static int dest_digest(const struct work *w, const struct system_context *sys, char **digest,
-                       berth_error_t *err)
-{
-    *digest = NULL;
-    if (strncmp(w->dst, "dir:", 4) == 0)
-        return file_digest_if_exists(w->dst, digest, err);
-    cleanup_image_reference struct image_reference *ref = NULL;
-    if (transport_parse_reference(w->dst, &ref, err) < 0)
-        return -1;
-    registry_client_t *c;
-    cleanup_free char *repo = NULL;
-    if (docker_open_client(ref, sys, &c, &repo, err) < 0)
-        return -1;
-    const image_ref_t *ir = docker_reference_ref(ref);
-    berth_error_t e2 = NULL;
-    if (registry_head_manifest(c, repo, ir->digest ? ir->digest : ir->tag, digest, NULL, NULL,
-                               &e2) < 0) {
-        if (berth_error_status(e2) == ENOENT) {
-            berth_error_release(&e2);
-            return 0;
-        }
-        *err = e2;
-        return -1;
-    }
-    return 0;
-}
-
 /* HEAD of repo:ref; *digest NULL when it does not exist */
 static int head_or_none(registry_client_t *c, const char *repo, const char *ref, char **digest,
                         berth_error_t *err)
@@ -856,6 +829,23 @@ static int head_or_none(registry_client_t *c, const char *repo, const char *ref,
     }
     *err = e2;
     return -1;
+}
+
+static int dest_digest(const struct work *w, const struct system_context *sys, char **digest,
+                       berth_error_t *err)
+{
+    *digest = NULL;
+    if (strncmp(w->dst, "dir:", 4) == 0)
+        return file_digest_if_exists(w->dst, digest, err);
+    cleanup_image_reference struct image_reference *ref = NULL;
+    if (transport_parse_reference(w->dst, &ref, err) < 0)
+        return -1;
+    registry_client_t *c;
+    cleanup_free char *repo = NULL;
+    if (docker_open_client(ref, sys, &c, &repo, err) < 0)
+        return -1;
+    const image_ref_t *ir = docker_reference_ref(ref);
+    return head_or_none(c, repo, ir->digest ? ir->digest : ir->tag, digest, err);
 }
 
 static void free_sigs(char **sigs, size_t *lens, size_t n)
