@@ -60,6 +60,10 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 /* Parses a boolean flag value such as --tls-verify=false: "true"/"false"/"1"/"0". */
 int cli_parse_bool(const char *flag, const char *value, bool *out);
 
+/* Parses an integer flag value in [min, max] ("--jobs 4"); otherwise prints
+ * 'Error: invalid FLAG "VALUE": expected MIN..MAX' and returns cli_failf's status. */
+int cli_parse_int(const char *flag, const char *value, long min, long max, int *out);
+
 /* Prints a command's usage text (multi-line string) to stdout and returns 0. */
 int cli_usage(const char *text);
 

@@ -161,14 +161,10 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
         case 'q':
             o.quiet = true;
             break;
-        case 'j': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 64)
-                return cli_failf("invalid --jobs \"%s\": expected 1..64", optarg);
-            o.max_parallel = (int)v;
+        case 'j':
+            if (cli_parse_int("--jobs", optarg, 1, 64, &o.max_parallel) != 0)
+                return BERTH_EXIT_ERROR;
             break;
-        }
         case OPT_OS:
             o.os = optarg;
             break;

@@ -201,18 +201,11 @@ static int cmd_sync(struct berth_globals *g, int argc, char **argv)
             o.keep_going = true;
             break;
         case 'j':
-        case O_BLOBJOBS: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 64)
-                return cli_failf("invalid %s \"%s\": expected 1..64",
-                                 c == 'j' ? "--jobs" : "--blob-jobs", optarg);
-            if (c == 'j')
-                o.jobs = (int)v;
-            else
-                o.blob_jobs = (int)v;
+        case O_BLOBJOBS:
+            if (cli_parse_int(c == 'j' ? "--jobs" : "--blob-jobs", optarg, 1, 64,
+                              c == 'j' ? &o.jobs : &o.blob_jobs) != 0)
+                return BERTH_EXIT_ERROR;
             break;
-        }
         case 'f':
             if (!strcmp(optarg, "oci"))
                 o.format = COPY_FORMAT_OCI;

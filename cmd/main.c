@@ -5,6 +5,7 @@
 
 #include <libgen.h>
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,17 @@ int cli_parse_bool(const char *flag, const char *value, bool *out)
     }
     fprintf(stderr, "Error: invalid value \"%s\" for %s: expected true or false\n", value, flag);
     return -1;
+}
+
+int cli_parse_int(const char *flag, const char *value, long min, long max, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (*value == '\0' || *end || errno || v < min || v > max)
+        return cli_failf("invalid %s \"%s\": expected %ld..%ld", flag, value, min, max);
+    *out = (int)v;
+    return 0;
 }
 
 int cli_usage(const char *text)

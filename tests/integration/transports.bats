@@ -89,6 +89,14 @@ diff_ids_of() { # REF -> DiffIDs on one line, via skopeo
     [ "$status" -eq 125 ]
     [[ $output == *'invalid --jobs "0"'* ]]
     [ ! -e "$HARNESS_TMP/never" ]
+    # sync's --jobs and --blob-jobs are checked the same way, before anything is read
+    run berth sync --jobs x --src dir --dest dir "$HARNESS_TMP/d" "$HARNESS_TMP/never"
+    [ "$status" -eq 125 ]
+    [[ $output == *'invalid --jobs "x": expected 1..64'* ]]
+    run berth sync --blob-jobs 65 --src dir --dest dir "$HARNESS_TMP/d" "$HARNESS_TMP/never"
+    [ "$status" -eq 125 ]
+    [[ $output == *'invalid --blob-jobs "65": expected 1..64'* ]]
+    [ ! -e "$HARNESS_TMP/never" ]
 }
 
 @test "copy through docker-archive converts and keeps the DiffIDs and config" {
