@@ -455,6 +455,16 @@ PYEOF
         --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/sy" "$REGISTRY_ADDR/synced"
     [ "$status" -eq 0 ]
     [ "$(sig_manifest synced/sy "sha256:$digest" | nlayers)" -eq 2 ]
+    # a key that cannot be used fails the sync before anything is written
+    echo wrong >"$BATS_TEST_TMPDIR/wrongpass"
+    push_image lib/sz:1
+    run berth --policy "$FIX/accept.json" sync -q --src docker --dest docker \
+        --sign-by-sigstore-private-key "$FIX/c.key" --sign-passphrase-file "$BATS_TEST_TMPDIR/wrongpass" \
+        --src-tls-verify=false --dest-tls-verify=false "$REGISTRY_ADDR/lib/sz" "$REGISTRY_ADDR/synced"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *passphrase* ]]
+    run curl -sS -o /dev/null -w '%{http_code}' "$REGISTRY_URL/v2/synced/sz/manifests/1"
+    [ "$output" = 404 ]
     # push from the store, with another identity
     run berth --policy "$FIX/accept.json" pull -q "oci:$FIX/base:latest"
     [ "$status" -eq 0 ]
