@@ -6,6 +6,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
+#include "common/imagespec.h"
 #include "common/json.h"
 #include "common/reference.h"
 #include "common/stream.h"
@@ -72,17 +73,64 @@ static void human_size(int64_t n, char *buf, size_t len)
     snprintf(buf, len, i == 0 ? "%.0f %s" : "%.3g %s", v, u[i]);
 }
 
+/* "N units ago" with podman's (go-units HumanDuration) wording and thresholds. */
 static void human_ago(int64_t t, char *buf, size_t len)
 {
     int64_t d = (int64_t)time(NULL) - t;
-    if (d < 60)
-        snprintf(buf, len, "%lld seconds ago", (long long)(d < 0 ? 0 : d));
+    if (d < 0)
+        d = 0;
+    int64_t h = (d + 1800) / 3600; /* rounded hours */
+    if (d < 1)
+        snprintf(buf, len, "Less than a second ago");
+    else if (d == 1)
+        snprintf(buf, len, "1 second ago");
+    else if (d < 60)
+        snprintf(buf, len, "%lld seconds ago", (long long)d);
+    else if (d / 60 == 1)
+        snprintf(buf, len, "About a minute ago");
     else if (d < 3600)
         snprintf(buf, len, "%lld minutes ago", (long long)(d / 60));
-    else if (d < 86400)
-        snprintf(buf, len, "%lld hours ago", (long long)(d / 3600));
+    else if (h == 1)
+        snprintf(buf, len, "About an hour ago");
+    else if (h < 48)
+        snprintf(buf, len, "%lld hours ago", (long long)h);
+    else if (h < 24 * 7 * 2)
+        snprintf(buf, len, "%lld days ago", (long long)(h / 24));
+    else if (h < 24 * 30 * 2)
+        snprintf(buf, len, "%lld weeks ago", (long long)(h / 24 / 7));
+    else if (h < 24 * 365 * 2)
+        snprintf(buf, len, "%lld months ago", (long long)(h / 24 / 30));
     else
-        snprintf(buf, len, "%lld days ago", (long long)(d / 86400));
+        snprintf(buf, len, "%lld years ago", (long long)(d / (365 * 86400)));
+}
+
+static void format_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "%lld", (long long)t);
+}
+
+/* The image's own creation time: its config's "created" (what podman shows), else the time the
+ * image was stored (as containers/storage records it for a config without one). */
+static int64_t image_created(storage_store_t *s, const storage_image_t *img)
+{
+    cleanup_free char *buf = NULL;
+    size_t len = 0;
+    berth_error_t err = NULL;
+    if (storage_image_get_big_data(s, img->id, "config", IMAGE_CONFIG_MAX_SIZE, &buf, &len, &err) <
+        0) {
+        berth_error_release(&err);
+        return img->created;
+    }
+    json_t *j = json_loadb(buf, len, 0, NULL);
+    int64_t t = img->created;
+    int64_t parsed;
+    if (image_time_parse(json_string_value(json_object_get(j, "created")), &parsed) == 0)
+        t = parsed;
+    json_decref(j);
+    return t;
 }
 
 /* ------------------------------------------------------------------ images */
@@ -138,7 +186,15 @@ static int cmd_images(struct berth_globals *g, int argc, char **argv)
             json_object_set_new(o, "Id", json_string(imgs[i]->id));
             json_object_set_new(o, "Names", json_from_strv(imgs[i]->names));
             json_object_set_new(o, "Digest", json_string(imgs[i]->digest ? imgs[i]->digest : ""));
-            json_object_set_new(o, "Created", json_integer(imgs[i]->created));
+            /* podman's fields for the image's creation, and when this store got it */
+            char when[64];
+            int64_t created = image_created(s, imgs[i]);
+            json_object_set_new(o, "Created", json_integer(created));
+            format_time(created, when, sizeof(when));
+            json_object_set_new(o, "CreatedAt", json_string(when));
+            json_object_set_new(o, "Stored", json_integer(imgs[i]->created));
+            format_time(imgs[i]->created, when, sizeof(when));
+            json_object_set_new(o, "StoredAt", json_string(when));
             json_object_set_new(o, "Size", json_integer(image_size(s, imgs[i]->id)));
             json_object_set_new(o, "TopLayer",
                                 imgs[i]->top_layer ? json_string(imgs[i]->top_layer) : json_null());
@@ -159,7 +215,7 @@ static int cmd_images(struct berth_globals *g, int argc, char **argv)
             }
             char sz[32], ago[32];
             human_size(image_size(s, imgs[i]->id), sz, sizeof(sz));
-            human_ago(imgs[i]->created, ago, sizeof(ago));
+            human_ago(image_created(s, imgs[i]), ago, sizeof(ago));
             size_t n = 0;
             for (char **nm = imgs[i]->names; nm && *nm; nm++, n++) {
                 cleanup_free char *repo = xstrdup(*nm);

@@ -247,6 +247,10 @@ typedef struct image_history {
     bool empty_layer;
 } image_history_t;
 
+/* Parses an RFC 3339 time as image configs carry it ("2006-01-02T15:04:05[.frac](Z|+hh:mm)";
+ * a space is accepted for 'T') into unix seconds (fraction dropped).  -1 when malformed. */
+int image_time_parse(const char *s, int64_t *out);
+
 typedef struct image_config {
     char *created; /* RFC 3339, NULL if absent */
     char *author;

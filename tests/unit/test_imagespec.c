@@ -870,6 +870,33 @@ static void test_mutations(void **state)
     assert_true(accepted > 0);
 }
 
+static void test_time_parse(void **state)
+{
+    (void)state;
+    int64_t t = 1;
+    assert_int_equal(image_time_parse("1970-01-01T00:00:00Z", &t), 0);
+    assert_int_equal(t, 0);
+    assert_int_equal(image_time_parse("2006-01-02T15:04:05.999999999Z", &t), 0);
+    assert_int_equal(t, 1136214245);
+    assert_int_equal(image_time_parse("2006-01-02T15:04:05-07:00", &t), 0);
+    assert_int_equal(t, 1136239445);
+    assert_int_equal(image_time_parse("2024-02-29T23:59:59+01:30", &t), 0);
+    assert_int_equal(t, 1709251199 - 5400);
+    assert_int_equal(image_time_parse("1960-06-15T12:00:00Z", &t), 0);
+    assert_int_equal(t, -301233600);
+    const char *bad[] = {"",
+                         "2006-01-02",
+                         "2006-01-02T15:04:05",
+                         "2006-13-02T15:04:05Z",
+                         "2006-01-02T15:04:05.Z",
+                         "2006-01-02T15:04:05Zjunk",
+                         "2006-01-02T15:04:05+0700",
+                         "20x6-01-02T15:04:05Z"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(image_time_parse(bad[i], &t), -1);
+    assert_int_equal(image_time_parse(NULL, &t), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -889,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_platform),
         cmocka_unit_test(test_dup_and_free),
         cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_time_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
