@@ -1,5 +1,9 @@
-/* Distribution API v2 client over libcurl.  See registry_client.h for the contracts. */
-#include "transport/registry_client.h"
+/* Distribution API v2 client over libcurl: the HTTP session (TLS setup, requests, retries,
+ * errors, the ping).  Auth, manifests, blobs and tags are in registry_auth.c,
+ * registry_manifests.c, registry_blobs.c and registry_tags.c.  See registry_client.h for the
+ * contracts. */
+#include "transport/registry_internal.h"
+
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
@@ -12,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,41 +27,6 @@
 
 #define HEADER_VALUE_MAX 8192
 #define CA_FILE_MAX      (8 * 1024 * 1024)
-#define TAG_PAGES_MAX    10000
-#define TAG_ENTRIES_MAX  1000000
-#define BLOB_BUFFER_MAX  (512 * 1024)
-
-struct token_entry {
-    char *scope;
-    char *token;
-    time_t expiry;
-};
-
-struct registry_client {
-    char *registry; /* as written: key for certs.d and auth files */
-    char *host;     /* contacted host[:port] */
-    char *scheme;   /* "https" or "http" once known */
-    bool verify;
-    bool allow_http;
-    char *ca_pem; /* combined system + certs.d CAs, or NULL for curl's default */
-    size_t ca_pem_len;
-    char *client_cert, *client_key;
-    char *user, *pass;
-    int retry_times, retry_delay_ms;
-    char *user_agent;
-
-    pthread_mutex_t ping_lock; /* one ping at a time; others wait for its result */
-    char *ping_error;          /* a failed ping is not repeated for every request */
-    pthread_mutex_t lock;      /* guards everything below */
-    bool pinged;
-    struct auth_challenge chal;
-    struct token_entry *tokens;
-    size_t ntokens;
-    struct registry_stats stats;
-
-    CURLSH *share;
-    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-};
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
@@ -88,7 +58,7 @@ void registry_client_stats(registry_client_t *c, struct registry_stats *out)
     pthread_mutex_unlock(&c->lock);
 }
 
-static void count_method(registry_client_t *c, const char *m)
+void http_count_method(registry_client_t *c, const char *m)
 {
     pthread_mutex_lock(&c->lock);
     if (strcmp(m, "GET") == 0)
@@ -373,16 +343,7 @@ void registry_client_free(registry_client_t *c)
 
 /* ---------- HTTP responses ---------- */
 
-struct http_resp {
-    long status;
-    char *body;
-    size_t len, max;
-    bool too_big;
-    int64_t content_length;
-    char *content_type, *digest, *location, *www_auth, *link, *retry_after, *content_range;
-};
-
-static void resp_reset_headers(struct http_resp *r)
+void http_resp_reset_headers(struct http_resp *r)
 {
     free(r->content_type);
     free(r->digest);
@@ -396,9 +357,9 @@ static void resp_reset_headers(struct http_resp *r)
     r->content_length = -1;
 }
 
-static void resp_clear(struct http_resp *r)
+void http_resp_clear(struct http_resp *r)
 {
-    resp_reset_headers(r);
+    http_resp_reset_headers(r);
     free(r->body);
     r->body = NULL;
     r->len = 0;
@@ -406,18 +367,17 @@ static void resp_clear(struct http_resp *r)
     r->too_big = false;
 }
 
-static void cleanup_respp(struct http_resp *r)
+void http_resp_cleanup(struct http_resp *r)
 {
-    resp_clear(r);
+    http_resp_clear(r);
 }
-#define cleanup_resp __attribute__((cleanup(cleanup_respp)))
 
-static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
+size_t http_header_cb(char *buf, size_t size, size_t nitems, void *ud)
 {
     struct http_resp *r = ud;
     size_t n = size * nitems;
     if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
-        resp_reset_headers(r);
+        http_resp_reset_headers(r);
         const char *sp = memchr(buf, ' ', n);
         r->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         /* the body of a redirect or 100-continue is not ours */
@@ -463,7 +423,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
     return n;
 }
 
-static size_t body_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+size_t http_body_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     struct http_resp *r = ud;
     size_t n = size * nmemb;
@@ -536,10 +496,8 @@ static char *format_registry_errors(const char *body, size_t len)
     return s;
 }
 
-static int http_error(registry_client_t *c, const struct http_resp *r, berth_error_t *err,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int http_error(registry_client_t *c, const struct http_resp *r, berth_error_t *err,
-                      const char *fmt, ...)
+int http_error(registry_client_t *c, const struct http_resp *r, berth_error_t *err, const char *fmt,
+               ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -580,15 +538,6 @@ static int http_error(registry_client_t *c, const struct http_resp *r, berth_err
 
 /* ---------- easy handle setup ---------- */
 
-struct upload_src {
-    berth_reader_t *r;
-    digester_t *dg;
-    int64_t sent;
-    int64_t limit; /* fail when more arrive; -1 none */
-    berth_error_t err;
-    bool overflow;
-};
-
 static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
 {
     struct upload_src *u = ud;
@@ -608,24 +557,7 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *ud)
     return (size_t)n;
 }
 
-struct request {
-    const char *method;
-    const char *url;
-    const char *const *scopes;
-    const char *accept;
-    const char *content_type;
-    const char *range;
-    const void *body;
-    size_t body_len;
-    struct upload_src *upload;
-    int64_t upload_size; /* -1: chunked */
-    size_t max_body;
-    bool follow;
-    bool idempotent;
-    bool no_auth;
-};
-
-static void setup_common(registry_client_t *c, CURL *e, char *errbuf)
+void http_setup_easy(registry_client_t *c, CURL *e, char *errbuf)
 {
     curl_easy_setopt(e, CURLOPT_SHARE, c->share);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -663,14 +595,14 @@ static char *base_url(registry_client_t *c)
     return u;
 }
 
-static void sleep_ms(long ms)
+void http_sleep_ms(long ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }
 
-static long backoff_ms(registry_client_t *c, int attempt, const char *retry_after)
+long http_backoff_ms(registry_client_t *c, int attempt, const char *retry_after)
 {
     if (retry_after) {
         char *end;
@@ -684,7 +616,7 @@ static long backoff_ms(registry_client_t *c, int attempt, const char *retry_afte
     return ms > 30000 ? 30000 : ms;
 }
 
-static bool retryable_curl(CURLcode rc)
+bool http_retryable_curl(CURLcode rc)
 {
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
@@ -702,13 +634,13 @@ static bool retryable_curl(CURLcode rc)
     }
 }
 
-static bool retryable_status(long s)
+bool http_retryable_status(long s)
 {
     return s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
 }
 
-static int curl_failure(registry_client_t *c, CURLcode rc, const char *errbuf, const char *method,
-                        const char *url, berth_error_t *err)
+int http_curl_failure(registry_client_t *c, CURLcode rc, const char *errbuf, const char *method,
+                      const char *url, berth_error_t *err)
 {
     const char *msg = errbuf && errbuf[0] ? errbuf : curl_easy_strerror(rc);
     if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
@@ -723,194 +655,6 @@ static int curl_failure(registry_client_t *c, CURLcode rc, const char *errbuf, c
     return berth_error_make_status(err, st, "%s %s: %s", method, url, msg);
 }
 
-/* ---------- auth ---------- */
-
-static char *scope_key(const char *const *scopes)
-{
-    if (!scopes || !scopes[0])
-        return xstrdup("");
-    char *k = xstrdup(scopes[0]);
-    for (size_t i = 1; scopes[i]; i++) {
-        char *t = xasprintf("%s %s", k, scopes[i]);
-        free(k);
-        k = t;
-    }
-    return k;
-}
-
-static int fetch_token(registry_client_t *c, const char *const *scopes, char **token,
-                       int64_t *expires, berth_error_t *err)
-{
-    pthread_mutex_lock(&c->lock);
-    cleanup_free char *realm = xstrdup(c->chal.realm);
-    cleanup_free char *service = c->chal.service ? xstrdup(c->chal.service) : NULL;
-    c->stats.token++;
-    pthread_mutex_unlock(&c->lock);
-
-    CURL *e = curl_easy_init();
-    char errbuf[CURL_ERROR_SIZE] = "";
-    char *url = xstrdup(realm);
-    char sep = strchr(url, '?') ? '&' : '?';
-    if (service) {
-        char *esc = curl_easy_escape(e, service, 0);
-        char *t = xasprintf("%s%cservice=%s", url, sep, esc);
-        curl_free(esc);
-        free(url);
-        url = t;
-        sep = '&';
-    }
-    for (size_t i = 0; scopes && scopes[i]; i++) {
-        char *esc = curl_easy_escape(e, scopes[i], 0);
-        char *t = xasprintf("%s%cscope=%s", url, sep, esc);
-        curl_free(esc);
-        free(url);
-        url = t;
-        sep = '&';
-    }
-    cleanup_resp struct http_resp resp = {.max = AUTH_TOKEN_MAX, .content_length = -1};
-    setup_common(c, e, errbuf);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &resp);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    char *form = NULL;
-    if (c->user && strcmp(c->user, AUTH_IDENTITY_TOKEN_USER) == 0) {
-        /* OAuth2: POST realm with the refresh token; service and scopes in the form */
-        char *rt = curl_easy_escape(e, c->pass, 0);
-        form = xasprintf("grant_type=refresh_token&client_id=berth&refresh_token=%s", rt);
-        explicit_bzero(rt, strlen(rt));
-        curl_free(rt);
-        if (service) {
-            char *esc = curl_easy_escape(e, service, 0);
-            char *t = xasprintf("%s&service=%s", form, esc);
-            curl_free(esc);
-            explicit_bzero(form, strlen(form));
-            free(form);
-            form = t;
-        }
-        for (size_t i = 0; scopes && scopes[i]; i++) {
-            char *esc = curl_easy_escape(e, scopes[i], 0);
-            char *t = xasprintf("%s&scope=%s", form, esc);
-            curl_free(esc);
-            explicit_bzero(form, strlen(form));
-            free(form);
-            form = t;
-        }
-        curl_easy_setopt(e, CURLOPT_URL, realm);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
-    } else if (c->user) {
-        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(e, CURLOPT_USERNAME, c->user);
-        curl_easy_setopt(e, CURLOPT_PASSWORD, c->pass);
-    }
-    CURLcode rc = CURLE_OK;
-    for (int attempt = 0;; attempt++) {
-        resp_clear(&resp);
-        rc = curl_easy_perform(e);
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp.status);
-        bool again = (rc != CURLE_OK && retryable_curl(rc)) ||
-                     (rc == CURLE_OK && retryable_status(resp.status));
-        if (!again || attempt >= c->retry_times)
-            break;
-        sleep_ms(backoff_ms(c, attempt, resp.retry_after));
-    }
-    int ret;
-    if (rc != CURLE_OK) {
-        if (resp.too_big)
-            ret = berth_error_make_status(err, EFBIG, "token from %s: larger than %d bytes", realm,
-                                          AUTH_TOKEN_MAX);
-        else
-            ret = curl_failure(c, rc, errbuf, "GET", realm, err);
-    } else if (resp.status == 401 || resp.status == 403) {
-        ret = http_error(c, &resp, err, "requesting a token from %s%s", realm,
-                         c->user ? " (invalid username or password?)" : "");
-        if (resp.status == 401)
-            (*err)->status = EACCES;
-    } else if (resp.status != 200) {
-        ret = http_error(c, &resp, err, "requesting a token from %s", realm);
-    } else {
-        ret = auth_parse_token_response(resp.body, resp.len, token, expires, err);
-        if (ret < 0)
-            berth_error_wrap(err, "token from %s", realm);
-    }
-    if (resp.body)
-        explicit_bzero(resp.body, resp.len);
-    curl_easy_setopt(e, CURLOPT_SHARE, NULL);
-    curl_easy_cleanup(e);
-    free(url);
-    if (form) {
-        explicit_bzero(form, strlen(form));
-        free(form);
-    }
-    return ret;
-}
-
-/* Returns the Authorization header to send (owned) or NULL. */
-static int auth_header(registry_client_t *c, const char *const *scopes, bool refresh, char **out,
-                       berth_error_t *err)
-{
-    *out = NULL;
-    pthread_mutex_lock(&c->lock);
-    enum auth_scheme sch = c->chal.scheme;
-    pthread_mutex_unlock(&c->lock);
-    if (sch == AUTH_SCHEME_BASIC) {
-        if (!c->user)
-            return 0;
-        cleanup_free char *raw = xasprintf("%s:%s", c->user, c->pass);
-        cleanup_free char *b = auth_base64_encode(raw, strlen(raw));
-        explicit_bzero(raw, strlen(raw));
-        *out = xasprintf("Authorization: Basic %s", b);
-        explicit_bzero(b, strlen(b));
-        return 0;
-    }
-    if (sch != AUTH_SCHEME_BEARER)
-        return 0;
-    cleanup_free char *key = scope_key(scopes);
-    /* a token that may push to a repository may also pull from it: reuse it */
-    cleanup_free char *wider = NULL;
-    size_t kl = strlen(key);
-    if (scopes && scopes[0] && !scopes[1] && kl > 5 && strcmp(key + kl - 5, ":pull") == 0)
-        wider = xasprintf("%s,push", key);
-    time_t now = time(NULL);
-    pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < c->ntokens; i++) {
-        if (strcmp(c->tokens[i].scope, key) == 0 ||
-            (wider && !refresh && strcmp(c->tokens[i].scope, wider) == 0)) {
-            if (!refresh && c->tokens[i].expiry > now + 5) {
-                *out = xasprintf("Authorization: Bearer %s", c->tokens[i].token);
-                pthread_mutex_unlock(&c->lock);
-                return 0;
-            }
-        }
-    }
-    pthread_mutex_unlock(&c->lock);
-    char *tok = NULL;
-    int64_t exp = 0;
-    if (fetch_token(c, scopes, &tok, &exp, err) < 0)
-        return -1;
-    pthread_mutex_lock(&c->lock);
-    size_t i;
-    for (i = 0; i < c->ntokens; i++)
-        if (strcmp(c->tokens[i].scope, key) == 0)
-            break;
-    if (i == c->ntokens) {
-        c->tokens = xreallocarray(c->tokens, c->ntokens + 1, sizeof(*c->tokens));
-        c->tokens[i].scope = xstrdup(key);
-        c->tokens[i].token = NULL;
-        c->ntokens++;
-    }
-    free(c->tokens[i].token);
-    c->tokens[i].token = xstrdup(tok);
-    c->tokens[i].expiry = now + exp;
-    pthread_mutex_unlock(&c->lock);
-    *out = xasprintf("Authorization: Bearer %s", tok);
-    explicit_bzero(tok, strlen(tok));
-    free(tok);
-    return 0;
-}
-
 /* ---------- one request ---------- */
 
 static CURLcode perform_once(registry_client_t *c, const struct request *rq, const char *authz,
@@ -918,11 +662,11 @@ static CURLcode perform_once(registry_client_t *c, const struct request *rq, con
 {
     CURL *e = curl_easy_init();
     struct curl_slist *h = NULL;
-    setup_common(c, e, errbuf);
+    http_setup_easy(c, e, errbuf);
     curl_easy_setopt(e, CURLOPT_URL, rq->url);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, resp);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_body_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, rq->follow ? 1L : 0L);
     if (authz)
@@ -964,7 +708,7 @@ static CURLcode perform_once(registry_client_t *c, const struct request *rq, con
             h = curl_slist_append(h, "Content-Type:");
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    count_method(c, m);
+    http_count_method(c, m);
     errbuf[0] = '\0';
     CURLcode rc = curl_easy_perform(e);
     long st = 0;
@@ -977,29 +721,27 @@ static CURLcode perform_once(registry_client_t *c, const struct request *rq, con
     return rc;
 }
 
-static int ensure_pinged(registry_client_t *c, berth_error_t *err);
-
 /* The scheme is known only after the ping (https, or http for insecure registries). */
-static int get_base(registry_client_t *c, char **out, berth_error_t *err)
+int session_get_base(registry_client_t *c, char **out, berth_error_t *err)
 {
-    if (ensure_pinged(c, err) < 0)
+    if (session_ensure_pinged(c, err) < 0)
         return -1;
     *out = base_url(c);
     return 0;
 }
 
-static int do_request(registry_client_t *c, const struct request *rq, struct http_resp *resp,
-                      berth_error_t *err)
+int session_do_request(registry_client_t *c, const struct request *rq, struct http_resp *resp,
+                       berth_error_t *err)
 {
-    if (!rq->no_auth && ensure_pinged(c, err) < 0)
+    if (!rq->no_auth && session_ensure_pinged(c, err) < 0)
         return -1;
     bool refreshed = false;
     for (int attempt = 0;;) {
         cleanup_free char *authz = NULL;
-        if (!rq->no_auth && auth_header(c, rq->scopes, refreshed, &authz, err) < 0)
+        if (!rq->no_auth && session_auth_header(c, rq->scopes, refreshed, &authz, err) < 0)
             return -1;
         char errbuf[CURL_ERROR_SIZE];
-        resp_clear(resp);
+        http_resp_clear(resp);
         resp->content_length = -1;
         resp->max = rq->max_body ? rq->max_body : REGISTRY_ERRBODY_MAX;
         CURLcode rc = perform_once(c, rq, authz, resp, errbuf);
@@ -1012,16 +754,17 @@ static int do_request(registry_client_t *c, const struct request *rq, struct htt
                                                rq->method, rq->url, resp->max);
             if (rq->upload && rq->upload->err)
                 return -1; /* the caller reports the stream's error */
-            if (rq->idempotent && !rq->upload && retryable_curl(rc) && attempt < c->retry_times) {
-                long ms = backoff_ms(c, attempt, NULL);
+            if (rq->idempotent && !rq->upload && http_retryable_curl(rc) &&
+                attempt < c->retry_times) {
+                long ms = http_backoff_ms(c, attempt, NULL);
                 log_warn("%s %s failed (%s), retrying in %ld ms (%d/%d)", rq->method, rq->url,
                          errbuf[0] ? errbuf : curl_easy_strerror(rc), ms, attempt + 1,
                          c->retry_times);
-                sleep_ms(ms);
+                http_sleep_ms(ms);
                 attempt++;
                 continue;
             }
-            return curl_failure(c, rc, errbuf, rq->method, rq->url, err);
+            return http_curl_failure(c, rc, errbuf, rq->method, rq->url, err);
         }
         if (resp->status == 401 && !refreshed && !rq->no_auth && !rq->upload) {
             /* token expired or scope changed: ask again once */
@@ -1033,12 +776,12 @@ static int do_request(registry_client_t *c, const struct request *rq, struct htt
                 continue;
             }
         }
-        if (rq->idempotent && !rq->upload && retryable_status(resp->status) &&
+        if (rq->idempotent && !rq->upload && http_retryable_status(resp->status) &&
             attempt < c->retry_times) {
-            long ms = backoff_ms(c, attempt, resp->retry_after);
+            long ms = http_backoff_ms(c, attempt, resp->retry_after);
             log_warn("%s %s: HTTP %ld, retrying in %ld ms (%d/%d)", rq->method, rq->url,
                      resp->status, ms, attempt + 1, c->retry_times);
-            sleep_ms(ms);
+            http_sleep_ms(ms);
             attempt++;
             continue;
         }
@@ -1056,12 +799,12 @@ static int try_ping(registry_client_t *c, const char *scheme, struct http_resp *
                          .no_auth = true,
                          .follow = true,
                          .max_body = REGISTRY_ERRBODY_MAX};
-    return do_request(c, &rq, resp, err);
+    return session_do_request(c, &rq, resp, err);
 }
 
 static int ping_locked(registry_client_t *c, berth_error_t *err);
 
-static int ensure_pinged(registry_client_t *c, berth_error_t *err)
+int session_ensure_pinged(registry_client_t *c, berth_error_t *err)
 {
     pthread_mutex_lock(&c->lock);
     bool done = c->pinged;
@@ -1124,7 +867,7 @@ static int ping_locked(registry_client_t *c, berth_error_t *err)
 
 int registry_ping(registry_client_t *c, berth_error_t *err)
 {
-    if (ensure_pinged(c, err) < 0)
+    if (session_ensure_pinged(c, err) < 0)
         return -1;
     pthread_mutex_lock(&c->lock);
     enum auth_scheme sch = c->chal.scheme;
@@ -1135,19 +878,19 @@ int registry_ping(registry_client_t *c, berth_error_t *err)
         return 0;
     /* verify the credentials: a Basic GET /v2/, or a token fetch with no scope */
     cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
+    if (session_get_base(c, &base, err) < 0)
         return -1;
     cleanup_free char *url = xasprintf("%s/v2/", base);
     cleanup_resp struct http_resp resp = {0};
     if (sch == AUTH_SCHEME_BEARER) {
         /* a token fetched with the credentials proves them; it is cached for the GET below */
         cleanup_free char *authz = NULL;
-        if (auth_header(c, NULL, false, &authz, err) < 0)
+        if (session_auth_header(c, NULL, false, &authz, err) < 0)
             return -1;
         explicit_bzero(authz, strlen(authz));
     }
     struct request rq = {.method = "GET", .url = url, .idempotent = true, .follow = true};
-    if (do_request(c, &rq, &resp, err) < 0)
+    if (session_do_request(c, &rq, &resp, err) < 0)
         return -1;
     if (resp.status == 401)
         return http_error(c, &resp, err, "invalid username or password for %s", c->registry);
@@ -1156,589 +899,22 @@ int registry_ping(registry_client_t *c, berth_error_t *err)
     return 0;
 }
 
-/* ---------- manifests ---------- */
-
-static const char manifest_accept[] =
-    MEDIA_OCI_MANIFEST ", " MEDIA_OCI_INDEX ", " MEDIA_DOCKER_MANIFEST ", " MEDIA_DOCKER_LIST;
-
-const char *registry_manifest_mime(const char *body, size_t len)
-{
-    json_t *j = json_loadb(body, len, 0, NULL);
-    if (!j)
-        return NULL;
-    const char *ret = NULL;
-    const char *mt = json_get_string(j, "mediaType");
-    int64_t sv = 0;
-    json_get_int(j, "schemaVersion", &sv);
-    if (mt) {
-        static const char *const known[] = {MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX,
-                                            MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_LIST, NULL};
-        for (size_t i = 0; known[i]; i++)
-            if (strcmp(mt, known[i]) == 0)
-                ret = known[i];
-    } else if (sv == 2 && json_get_array(j, "manifests")) {
-        ret = MEDIA_OCI_INDEX;
-    } else if (sv == 2 && json_get_object(j, "config")) {
-        ret = MEDIA_OCI_MANIFEST;
-    }
-    json_decref(j);
-    return ret;
-}
-
-/* "<base>/v2/<repo>/<kind>/<ref>" (kind: manifests or blobs), pinging first; NULL on error. */
-static char *repo_url(registry_client_t *c, const char *repo, const char *kind, const char *ref,
-                      berth_error_t *err)
+char *session_repo_url(registry_client_t *c, const char *repo, const char *kind, const char *ref,
+                       berth_error_t *err)
 {
     cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
+    if (session_get_base(c, &base, err) < 0)
         return NULL;
     return xasprintf("%s/v2/%s/%s/%s", base, repo, kind, ref);
 }
 
-static void repo_scope(char *buf, size_t n, const char *repo, const char *actions)
+void session_repo_scope(char *buf, size_t n, const char *repo, const char *actions)
 {
     snprintf(buf, n, "repository:%s:%s", repo, actions);
 }
 
-static bool is_digest_ref(const char *ref)
-{
-    return strchr(ref, ':') != NULL;
-}
-
-static char *media_base(const char *ct)
-{
-    if (!ct)
-        return NULL;
-    size_t n = strcspn(ct, ";");
-    while (n > 0 && ct[n - 1] == ' ')
-        n--;
-    return xstrndup(ct, n);
-}
-
-int registry_get_manifest(registry_client_t *c, const char *repo, const char *ref, char **body,
-                          size_t *len, char **mime, char **digest, berth_error_t *err)
-{
-    char scope[512];
-    repo_scope(scope, sizeof(scope), repo, "pull");
-    const char *scopes[] = {scope, NULL};
-    cleanup_free char *url = repo_url(c, repo, "manifests", ref, err);
-    if (url == NULL)
-        return -1;
-    cleanup_resp struct http_resp resp = {0};
-    struct request rq = {.method = "GET",
-                         .url = url,
-                         .scopes = scopes,
-                         .accept = manifest_accept,
-                         .max_body = REGISTRY_MANIFEST_MAX,
-                         .idempotent = true,
-                         .follow = true};
-    if (do_request(c, &rq, &resp, err) < 0)
-        return berth_error_wrap(err, "reading manifest %s in %s/%s", ref, c->registry, repo);
-    if (resp.status != 200)
-        return http_error(c, &resp, err, "reading manifest %s in %s/%s", ref, c->registry, repo);
-    cleanup_free char *ct = media_base(resp.content_type);
-    const char *detected = registry_manifest_mime(resp.body ? resp.body : "", resp.len);
-    if ((ct && (strcmp(ct, MEDIA_DOCKER_SCHEMA1) == 0 || strcmp(ct, MEDIA_DOCKER_SCHEMA1S) == 0)) ||
-        (!detected && resp.body && strstr(resp.body, "\"schemaVersion\"") &&
-         registry_manifest_mime(resp.body, resp.len) == NULL)) {
-        json_t *j = json_loadb(resp.body ? resp.body : "", resp.len, 0, NULL);
-        int64_t sv = 0;
-        if (j)
-            json_get_int(j, "schemaVersion", &sv);
-        json_decref(j);
-        /* "manifest.v1" alone would also match the OCI type (image.manifest.v1+json): a
-         * malformed OCI manifest is not a schema 1 one. */
-        if (sv == 1 || (ct && strstr(ct, "distribution.manifest.v1")))
-            return berth_error_make_status(
-                err, ENOTSUP,
-                "reading manifest %s in %s/%s: Docker schema 1 manifests are not supported "
-                "(deprecated format); re-push the image with a current tool",
-                ref, c->registry, repo);
-    }
-    cleanup_free char *computed = NULL;
-    const char *hdr = resp.digest;
-    digest_algo_t algo = DIGEST_SHA256;
-    if (is_digest_ref(ref)) {
-        const char *hex;
-        if (digest_parse(ref, &algo, &hex, err) < 0)
-            return -1;
-    } else if (hdr && strncmp(hdr, "sha512:", 7) == 0) {
-        algo = DIGEST_SHA512;
-    }
-    computed = digest_buffer(algo, resp.body ? resp.body : "", resp.len);
-    if (is_digest_ref(ref) && !digest_equal(computed, ref))
-        return berth_error_make_status(err, EBADMSG,
-                                       "manifest %s in %s/%s: content has digest %s, not the "
-                                       "requested one",
-                                       ref, c->registry, repo, computed);
-    if (hdr && strncmp(hdr, digest_algo_name(algo), strlen(digest_algo_name(algo))) == 0 &&
-        !digest_equal(hdr, computed))
-        return berth_error_make_status(err, EBADMSG,
-                                       "manifest %s in %s/%s: Docker-Content-Digest %s does not "
-                                       "match the content's digest %s",
-                                       ref, c->registry, repo, hdr, computed);
-    if (mime) {
-        const char *m = detected;
-        if (ct && strcmp(ct, "application/json") != 0 && strcmp(ct, "text/plain") != 0)
-            m = ct;
-        *mime = m ? xstrdup(m) : NULL;
-    }
-    if (digest)
-        *digest = steal_pointer(&computed);
-    *len = resp.len;
-    *body = resp.body ? steal_pointer(&resp.body) : xstrdup("");
-    return 0;
-}
-
-int registry_head_manifest(registry_client_t *c, const char *repo, const char *ref, char **digest,
-                           char **mime, int64_t *size, berth_error_t *err)
-{
-    char scope[512];
-    repo_scope(scope, sizeof(scope), repo, "pull");
-    const char *scopes[] = {scope, NULL};
-    cleanup_free char *url = repo_url(c, repo, "manifests", ref, err);
-    if (url == NULL)
-        return -1;
-    cleanup_resp struct http_resp resp = {0};
-    struct request rq = {.method = "HEAD",
-                         .url = url,
-                         .scopes = scopes,
-                         .accept = manifest_accept,
-                         .idempotent = true,
-                         .follow = true};
-    if (do_request(c, &rq, &resp, err) < 0)
-        return berth_error_wrap(err, "checking manifest %s in %s/%s", ref, c->registry, repo);
-    if (resp.status != 200)
-        return http_error(c, &resp, err, "checking manifest %s in %s/%s", ref, c->registry, repo);
-    if (digest) {
-        *digest = NULL;
-        if (resp.digest) {
-            berth_error_t e2 = NULL;
-            if (digest_validate(resp.digest, &e2) == 0)
-                *digest = xstrdup(resp.digest);
-            berth_error_release(&e2);
-        }
-    }
-    if (mime)
-        *mime = media_base(resp.content_type);
-    if (size)
-        *size = resp.content_length;
-    return 0;
-}
-
-int registry_put_manifest(registry_client_t *c, const char *repo, const char *ref, const char *body,
-                          size_t len, const char *mime, char **digest, berth_error_t *err)
-{
-    if (len > REGISTRY_MANIFEST_MAX)
-        return berth_error_make_status(err, EFBIG, "manifest larger than %d bytes",
-                                       REGISTRY_MANIFEST_MAX);
-    if (!mime)
-        mime = registry_manifest_mime(body, len);
-    if (!mime)
-        return berth_error_make_status(
-            err, EINVAL, "writing manifest to %s/%s: unknown manifest type", c->registry, repo);
-    char scope[512];
-    repo_scope(scope, sizeof(scope), repo, "pull,push");
-    const char *scopes[] = {scope, NULL};
-    cleanup_free char *computed = digest_buffer(DIGEST_SHA256, body, len);
-    cleanup_free char *url = repo_url(c, repo, "manifests", ref, err);
-    if (url == NULL)
-        return -1;
-    cleanup_resp struct http_resp resp = {0};
-    struct request rq = {.method = "PUT",
-                         .url = url,
-                         .scopes = scopes,
-                         .content_type = mime,
-                         .body = body,
-                         .body_len = len,
-                         .idempotent = true};
-    if (do_request(c, &rq, &resp, err) < 0)
-        return berth_error_wrap(err, "writing manifest %s to %s/%s", ref, c->registry, repo);
-    if (resp.status != 201 && resp.status != 200 && resp.status != 202)
-        return http_error(c, &resp, err, "writing manifest %s to %s/%s", ref, c->registry, repo);
-    if (resp.digest && strncmp(resp.digest, "sha256:", 7) == 0 &&
-        !digest_equal(resp.digest, computed))
-        return berth_error_make_status(err, EBADMSG,
-                                       "writing manifest %s to %s/%s: registry stored digest %s, "
-                                       "expected %s",
-                                       ref, c->registry, repo, resp.digest, computed);
-    if (digest)
-        *digest = steal_pointer(&computed);
-    return 0;
-}
-
-int registry_delete_manifest(registry_client_t *c, const char *repo, const char *digest,
-                             berth_error_t *err)
-{
-    if (digest_validate(digest, err) < 0)
-        return -1;
-    char scope[512];
-    repo_scope(scope, sizeof(scope), repo, "pull,push,delete");
-    const char *scopes[] = {scope, NULL};
-    cleanup_free char *url = repo_url(c, repo, "manifests", digest, err);
-    if (url == NULL)
-        return -1;
-    cleanup_resp struct http_resp resp = {0};
-    struct request rq = {.method = "DELETE", .url = url, .scopes = scopes, .idempotent = true};
-    if (do_request(c, &rq, &resp, err) < 0)
-        return berth_error_wrap(err, "deleting %s@%s", repo, digest);
-    if (resp.status == 405)
-        return http_error(c, &resp, err,
-                          "deleting %s/%s@%s (the registry does not allow deletion; distribution "
-                          "needs REGISTRY_STORAGE_DELETE_ENABLED=true)",
-                          c->registry, repo, digest);
-    if (resp.status != 202 && resp.status != 200 && resp.status != 204)
-        return http_error(c, &resp, err, "deleting %s/%s@%s", c->registry, repo, digest);
-    return 0;
-}
-
-/* ---------- blobs: streaming GET ---------- */
-
-struct blob_reader {
-    berth_reader_t base;
-    registry_client_t *c;
-    char *url;
-    char *scope;
-    char *what;
-    CURLM *multi;
-    CURL *easy;
-    struct curl_slist *hdrs;
-    struct http_resp hdr; /* headers/status of the current response; body unused */
-    char errbuf[CURL_ERROR_SIZE];
-    char *buf;
-    size_t len, off, cap;
-    char *errbody;
-    size_t errlen;
-    bool running, eof;
-    CURLcode result;
-    int64_t received;    /* bytes delivered to our buffer across attempts */
-    int64_t skip;        /* bytes to drop (a server ignored our Range) */
-    bool first_data;     /* no body byte of the current response seen yet */
-    int64_t range_start; /* what the current request asked to start at */
-    bool paused;
-    int64_t total;
-    int resumes;
-};
-
-static size_t blob_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct blob_reader *b = ud;
-    size_t n = size * nmemb;
-    if (b->hdr.status != 200 && b->hdr.status != 206) {
-        size_t room = REGISTRY_ERRBODY_MAX - b->errlen;
-        size_t k = n < room ? n : room;
-        b->errbody = xrealloc(b->errbody, b->errlen + k + 1);
-        memcpy(b->errbody + b->errlen, ptr, k);
-        b->errlen += k;
-        b->errbody[b->errlen] = '\0';
-        return n;
-    }
-    if (b->first_data) {
-        b->first_data = false;
-        /* a server that ignored our Range sends everything again: drop what we have */
-        if (b->hdr.status == 200 && b->received > 0)
-            b->skip = b->received;
-    }
-    /* keep memory flat: stop the transfer while BLOB_BUFFER_MAX waits to be read; curl delivers
-     * this chunk again after curl_easy_pause(CURLPAUSE_CONT) */
-    if (b->len > b->off && b->len - b->off + n > BLOB_BUFFER_MAX) {
-        b->paused = true;
-        return CURL_WRITEFUNC_PAUSE;
-    }
-    if (b->skip > 0) {
-        size_t k = (int64_t)n < b->skip ? n : (size_t)b->skip;
-        b->skip -= (int64_t)k;
-        ptr += k;
-        n -= k;
-        if (n == 0)
-            return size * nmemb;
-    }
-    if (b->len + n > b->cap) {
-        /* the pause above bounds len + n by BLOB_BUFFER_MAX (or one chunk): no doubling */
-        b->cap = b->len + n > BLOB_BUFFER_MAX ? b->len + n : BLOB_BUFFER_MAX;
-        b->buf = xrealloc(b->buf, b->cap);
-    }
-    memcpy(b->buf + b->len, ptr, n);
-    b->len += n;
-    b->received += (int64_t)n;
-    return size * nmemb;
-}
-
-static void blob_stop(struct blob_reader *b)
-{
-    if (b->easy) {
-        curl_multi_remove_handle(b->multi, b->easy);
-        curl_easy_setopt(b->easy, CURLOPT_SHARE, NULL);
-        curl_easy_cleanup(b->easy);
-        b->easy = NULL;
-    }
-    curl_slist_free_all(b->hdrs);
-    b->hdrs = NULL;
-    b->running = false;
-}
-
-static int blob_start(struct blob_reader *b, bool refresh, berth_error_t *err)
-{
-    blob_stop(b);
-    const char *scopes[] = {b->scope, NULL};
-    cleanup_free char *authz = NULL;
-    if (auth_header(b->c, scopes, refresh, &authz, err) < 0)
-        return -1;
-    b->easy = curl_easy_init();
-    setup_common(b->c, b->easy, b->errbuf);
-    curl_easy_setopt(b->easy, CURLOPT_URL, b->url);
-    curl_easy_setopt(b->easy, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(b->easy, CURLOPT_BUFFERSIZE, 256L * 1024L);
-    curl_easy_setopt(b->easy, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(b->easy, CURLOPT_HEADERDATA, &b->hdr);
-    curl_easy_setopt(b->easy, CURLOPT_WRITEFUNCTION, blob_write_cb);
-    curl_easy_setopt(b->easy, CURLOPT_WRITEDATA, b);
-    if (authz) {
-        b->hdrs = curl_slist_append(b->hdrs, authz);
-        explicit_bzero(authz, strlen(authz));
-    }
-    if (b->received > 0) {
-        char r[64];
-        snprintf(r, sizeof(r), "Range: bytes=%lld-", (long long)b->received);
-        b->hdrs = curl_slist_append(b->hdrs, r);
-    }
-    curl_easy_setopt(b->easy, CURLOPT_HTTPHEADER, b->hdrs);
-    resp_reset_headers(&b->hdr);
-    b->hdr.status = 0;
-    free(b->errbody);
-    b->errbody = NULL;
-    b->errlen = 0;
-    b->result = CURLE_OK;
-    b->errbuf[0] = '\0';
-    b->first_data = true;
-    b->paused = false;
-    b->skip = 0;
-    b->range_start = b->received;
-    count_method(b->c, "GET");
-    curl_multi_add_handle(b->multi, b->easy);
-    b->running = true;
-    return 0;
-}
-
-/* Drives the transfer until data is buffered or it finishes. */
-static int blob_pump(struct blob_reader *b, berth_error_t *err)
-{
-    while (b->running && b->len == b->off) {
-        if (b->paused) {
-            b->paused = false;
-            b->off = b->len = 0;
-            curl_easy_pause(b->easy, CURLPAUSE_CONT);
-            if (b->len > b->off)
-                break;
-        }
-        int still = 0;
-        CURLMcode mc = curl_multi_perform(b->multi, &still);
-        if (mc != CURLM_OK)
-            return berth_error_make_status(err, EIO, "%s: %s", b->what, curl_multi_strerror(mc));
-        if (!still) {
-            int q;
-            CURLMsg *msg;
-            while ((msg = curl_multi_info_read(b->multi, &q)) != NULL)
-                if (msg->msg == CURLMSG_DONE)
-                    b->result = msg->data.result;
-            long st = 0;
-            curl_easy_getinfo(b->easy, CURLINFO_RESPONSE_CODE, &st);
-            if (st)
-                b->hdr.status = st;
-            b->running = false;
-            break;
-        }
-        if (b->len > b->off)
-            break;
-        mc = curl_multi_poll(b->multi, NULL, 0, 1000, NULL);
-        if (mc != CURLM_OK)
-            return berth_error_make_status(err, EIO, "%s: %s", b->what, curl_multi_strerror(mc));
-    }
-    return 0;
-}
-
-/* After the response headers are in: checks the status. 1 = retry (auth refresh/transient),
- * 0 = ok, -1 error. */
-static int blob_check_status(struct blob_reader *b, int *attempt, bool *refreshed,
-                             berth_error_t *err)
-{
-    long st = b->hdr.status;
-    if (st == 200 || st == 206) {
-        if (st == 206 && b->hdr.content_range) {
-            long long start = -1;
-            if (sscanf(b->hdr.content_range, "bytes %lld-", &start) != 1 || start != b->range_start)
-                return berth_error_make_status(err, EPROTO, "%s: unexpected Content-Range \"%s\"",
-                                               b->what, b->hdr.content_range);
-        }
-        if (b->total < 0 && st == 200 && b->hdr.content_length >= 0)
-            b->total = b->hdr.content_length;
-        return 0;
-    }
-    if (st == 0 && b->result != CURLE_OK) {
-        /* no response at all */
-        if (retryable_curl(b->result) && *attempt < b->c->retry_times) {
-            long ms = backoff_ms(b->c, *attempt, NULL);
-            log_warn("%s: %s, retrying in %ld ms", b->what,
-                     b->errbuf[0] ? b->errbuf : curl_easy_strerror(b->result), ms);
-            sleep_ms(ms);
-            (*attempt)++;
-            return 1;
-        }
-        return curl_failure(b->c, b->result, b->errbuf, "GET", b->url, err);
-    }
-    if (st == 401 && !*refreshed) {
-        *refreshed = true;
-        return 1;
-    }
-    if (retryable_status(st) && *attempt < b->c->retry_times) {
-        long ms = backoff_ms(b->c, *attempt, b->hdr.retry_after);
-        log_warn("%s: HTTP %ld, retrying in %ld ms", b->what, st, ms);
-        sleep_ms(ms);
-        (*attempt)++;
-        return 1;
-    }
-    struct http_resp tmp = {.status = st, .body = b->errbody, .len = b->errlen};
-    return http_error(b->c, &tmp, err, "%s", b->what);
-}
-
-/* Starts (or restarts) and waits for the response status. */
-static int blob_open_response(struct blob_reader *b, berth_error_t *err)
-{
-    int attempt = 0;
-    bool refreshed = false;
-    for (;;) {
-        if (blob_start(b, refreshed, err) < 0)
-            return -1;
-        /* wait until body bytes arrive or the transfer ends */
-        while (b->running && b->len == b->off &&
-               !(b->hdr.status >= 200 && b->hdr.status != 401 &&
-                 (b->hdr.status < 300 || b->hdr.status >= 400) && b->errlen > 0)) {
-            if (blob_pump(b, err) < 0)
-                return -1;
-        }
-        int r = blob_check_status(b, &attempt, &refreshed, err);
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            return 0;
-    }
-}
-
-static ssize_t blob_read(berth_reader_t *r, void *buf, size_t len, berth_error_t *err)
-{
-    struct blob_reader *b = (struct blob_reader *)r;
-    while (b->off == b->len) {
-        if (b->eof)
-            return 0;
-        b->off = b->len = 0;
-        if (b->running) {
-            if (blob_pump(b, err) < 0)
-                return -1;
-            continue;
-        }
-        /* transfer finished and buffer drained */
-        if (b->result == CURLE_OK && (b->total < 0 || b->received >= b->total)) {
-            b->eof = true;
-            return 0;
-        }
-        bool resumable = b->result == CURLE_OK || retryable_curl(b->result);
-        if (!resumable || b->resumes >= b->c->retry_times) {
-            if (b->result == CURLE_OK)
-                return berth_error_make_status(err, EIO,
-                                               "%s: connection closed after %lld of "
-                                               "%lld bytes",
-                                               b->what, (long long)b->received,
-                                               (long long)b->total);
-            return curl_failure(b->c, b->result, b->errbuf, "GET", b->url, err);
-        }
-        b->resumes++;
-        log_warn("%s: interrupted after %lld bytes (%s), resuming (%d/%d)", b->what,
-                 (long long)b->received, b->errbuf[0] ? b->errbuf : curl_easy_strerror(b->result),
-                 b->resumes, b->c->retry_times);
-        sleep_ms(backoff_ms(b->c, b->resumes - 1, NULL));
-        if (blob_open_response(b, err) < 0)
-            return -1;
-    }
-    size_t n = b->len - b->off;
-    if (n > len)
-        n = len;
-    memcpy(buf, b->buf + b->off, n);
-    b->off += n;
-    return (ssize_t)n;
-}
-
-static void blob_close(berth_reader_t *r)
-{
-    struct blob_reader *b = (struct blob_reader *)r;
-    blob_stop(b);
-    if (b->multi)
-        curl_multi_cleanup(b->multi);
-    resp_clear(&b->hdr);
-    free(b->errbody);
-    free(b->buf);
-    free(b->url);
-    free(b->scope);
-    free(b->what);
-    free(b);
-}
-
-static const struct berth_reader_ops blob_reader_ops = {.read = blob_read, .close = blob_close};
-
-int registry_get_blob(registry_client_t *c, const char *repo, const char *digest,
-                      berth_reader_t **out, int64_t *size, berth_error_t *err)
-{
-    if (digest_validate(digest, err) < 0)
-        return -1;
-    if (ensure_pinged(c, err) < 0)
-        return -1;
-    struct blob_reader *b = xzalloc(sizeof(*b));
-    b->base.ops = &blob_reader_ops;
-    b->c = c;
-    cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
-        return -1;
-    b->url = xasprintf("%s/v2/%s/blobs/%s", base, repo, digest);
-    b->scope = xasprintf("repository:%s:pull", repo);
-    b->what = xasprintf("reading blob %s from %s/%s", digest, c->registry, repo);
-    b->multi = curl_multi_init();
-    b->total = -1;
-    b->hdr.content_length = -1;
-    if (blob_open_response(b, err) < 0) {
-        blob_close(&b->base);
-        return -1;
-    }
-    if (size)
-        *size = b->total;
-    *out = &b->base;
-    return 0;
-}
-
-int registry_head_blob(registry_client_t *c, const char *repo, const char *digest, int64_t *size,
-                       berth_error_t *err)
-{
-    if (digest_validate(digest, err) < 0)
-        return -1;
-    char scope[512];
-    repo_scope(scope, sizeof(scope), repo, "pull");
-    const char *scopes[] = {scope, NULL};
-    cleanup_free char *url = repo_url(c, repo, "blobs", digest, err);
-    if (url == NULL)
-        return -1;
-    cleanup_resp struct http_resp resp = {0};
-    struct request rq = {
-        .method = "HEAD", .url = url, .scopes = scopes, .idempotent = true, .follow = true};
-    if (do_request(c, &rq, &resp, err) < 0)
-        return berth_error_wrap(err, "checking blob %s in %s/%s", digest, c->registry, repo);
-    if (resp.status != 200)
-        return http_error(c, &resp, err, "checking blob %s in %s/%s", digest, c->registry, repo);
-    if (size)
-        *size = resp.content_length;
-    return 0;
-}
-
-/* Resolves a Location header against the request URL; appends a query parameter when given. */
-static int resolve_location(const char *base, const char *loc, const char *qname, const char *qval,
-                            char **out, berth_error_t *err)
+int http_resolve_location(const char *base, const char *loc, const char *qname, const char *qval,
+                          char **out, berth_error_t *err)
 {
     CURLU *u = curl_url();
     CURLUcode uc = curl_url_set(u, CURLUPART_URL, base, 0);
@@ -1758,354 +934,4 @@ static int resolve_location(const char *base, const char *loc, const char *qname
     *out = xstrdup(s);
     curl_free(s);
     return 0;
-}
-
-static void cancel_upload(registry_client_t *c, const char *url, const char *const *scopes)
-{
-    cleanup_resp struct http_resp resp = {0};
-    berth_error_t e = NULL;
-    struct request rq = {.method = "DELETE", .url = url, .scopes = scopes};
-    if (do_request(c, &rq, &resp, &e) < 0)
-        log_debug("cancelling upload: %s", berth_error_msg(e));
-    berth_error_release(&e);
-}
-
-static int start_upload(registry_client_t *c, const char *repo, const char *const *scopes,
-                        const char *query, struct http_resp *resp, char **base_out,
-                        berth_error_t *err)
-{
-    cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
-        return -1;
-    cleanup_free char *url =
-        xasprintf("%s/v2/%s/blobs/uploads/%s%s", base, repo, query ? "?" : "", query ? query : "");
-    /* opening an upload session has no effect until data is sent: safe to retry */
-    struct request rq = {.method = "POST",
-                         .url = url,
-                         .scopes = scopes,
-                         .body = "",
-                         .body_len = 0,
-                         .idempotent = true};
-    if (do_request(c, &rq, resp, err) < 0)
-        return -1;
-    *base_out = steal_pointer(&url);
-    return 0;
-}
-
-int registry_mount_blob(registry_client_t *c, const char *repo, const char *digest,
-                        const char *from_repo, bool *mounted, berth_error_t *err)
-{
-    *mounted = false;
-    if (digest_validate(digest, err) < 0)
-        return -1;
-    char s1[512], s2[512];
-    repo_scope(s1, sizeof(s1), repo, "pull,push");
-    repo_scope(s2, sizeof(s2), from_repo, "pull");
-    const char *scopes[] = {s1, s2, NULL};
-    CURL *e = curl_easy_init();
-    char *ed = curl_easy_escape(e, digest, 0);
-    char *ef = curl_easy_escape(e, from_repo, 0);
-    cleanup_free char *q = xasprintf("mount=%s&from=%s", ed, ef);
-    curl_free(ed);
-    curl_free(ef);
-    curl_easy_cleanup(e);
-    cleanup_resp struct http_resp resp = {0};
-    cleanup_free char *url = NULL;
-    if (start_upload(c, repo, scopes, q, &resp, &url, err) < 0)
-        return berth_error_wrap(err, "mounting blob %s from %s into %s", digest, from_repo, repo);
-    if (resp.status == 201) {
-        *mounted = true;
-        return 0;
-    }
-    if (resp.status == 202 && resp.location) {
-        cleanup_free char *loc = NULL;
-        berth_error_t e2 = NULL;
-        if (resolve_location(url, resp.location, NULL, NULL, &loc, &e2) == 0)
-            cancel_upload(c, loc, scopes);
-        berth_error_release(&e2);
-        return 0;
-    }
-    if (resp.status == 401 || resp.status == 403 || resp.status == 404)
-        return 0; /* not allowed to read from_repo: just upload */
-    return http_error(c, &resp, err, "mounting blob %s from %s into %s/%s", digest, from_repo,
-                      c->registry, repo);
-}
-
-int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r, const char *digest,
-                      int64_t size, bool monolithic, char **out_digest, int64_t *out_size,
-                      berth_error_t *err)
-{
-    digest_algo_t algo = DIGEST_SHA256;
-    if (digest) {
-        const char *hex;
-        if (digest_parse(digest, &algo, &hex, err) < 0)
-            return -1;
-    }
-    if (monolithic && !digest)
-        monolithic = false;
-    char scope[512];
-    repo_scope(scope, sizeof(scope), repo, "pull,push");
-    const char *scopes[] = {scope, NULL};
-    cleanup_resp struct http_resp resp = {0};
-    cleanup_free char *post_url = NULL;
-    if (start_upload(c, repo, scopes, NULL, &resp, &post_url, err) < 0)
-        return berth_error_wrap(err, "starting blob upload to %s/%s", c->registry, repo);
-    if (resp.status != 202 || !resp.location)
-        return http_error(c, &resp, err, "starting blob upload to %s/%s", c->registry, repo);
-    cleanup_free char *loc = NULL;
-    if (resolve_location(post_url, resp.location, NULL, NULL, &loc, err) < 0)
-        return -1;
-
-    /* With a known digest the registry verifies it at PUT ?digest= (DIGEST_INVALID on a
-     * mismatch, and nothing is kept), so the data is not hashed a second time here. */
-    struct upload_src up = {.r = r, .dg = digest ? NULL : digester_new(algo), .limit = size};
-    int ret = -1;
-    cleanup_free char *computed = NULL;
-    cleanup_free char *put_url = NULL;
-    if (monolithic) {
-        if (resolve_location(loc, loc, "digest", digest, &put_url, err) < 0)
-            goto cancel;
-        struct request rq = {.method = "PUT",
-                             .url = put_url,
-                             .scopes = scopes,
-                             .content_type = "application/octet-stream",
-                             .upload = &up,
-                             .upload_size = size};
-        if (do_request(c, &rq, &resp, err) < 0)
-            goto stream_err;
-        computed = up.dg ? digester_finish(up.dg) : xstrdup(digest);
-        if (resp.status != 201) {
-            if (digest && !digest_equal(computed, digest))
-                goto mismatch;
-            http_error(c, &resp, err, "uploading blob %s to %s/%s", digest, c->registry, repo);
-            goto cancel;
-        }
-    } else {
-        struct request rq = {.method = "PATCH",
-                             .url = loc,
-                             .scopes = scopes,
-                             .content_type = "application/octet-stream",
-                             .upload = &up,
-                             .upload_size = size};
-        if (do_request(c, &rq, &resp, err) < 0)
-            goto stream_err;
-        computed = up.dg ? digester_finish(up.dg) : xstrdup(digest);
-        if (resp.status != 202 && resp.status != 204) {
-            http_error(c, &resp, err, "uploading blob to %s/%s", c->registry, repo);
-            goto cancel;
-        }
-        if (digest && !digest_equal(computed, digest))
-            goto mismatch;
-        if (size >= 0 && up.sent != size)
-            goto mismatch;
-        cleanup_free char *loc2 = NULL;
-        if (resp.location && resolve_location(loc, resp.location, NULL, NULL, &loc2, err) < 0)
-            goto cancel;
-        free(loc);
-        loc = loc2 ? steal_pointer(&loc2) : xstrdup(loc);
-        if (resolve_location(loc, loc, "digest", computed, &put_url, err) < 0)
-            goto cancel;
-        /* completing is retried; if an earlier attempt did complete but its answer was lost,
-         * the session is gone (404) and the blob is there: check with HEAD */
-        struct request rq2 = {
-            .method = "PUT", .url = put_url, .scopes = scopes, .idempotent = true};
-        int pr = do_request(c, &rq2, &resp, err);
-        if ((pr < 0 || resp.status != 201) && digest_validate(computed, NULL) == 0) {
-            int64_t have = -1;
-            berth_error_t e3 = NULL;
-            if (registry_head_blob(c, repo, computed, &have, &e3) == 0 &&
-                (have < 0 || have == up.sent)) {
-                berth_error_release(err);
-                resp.status = 201;
-                free(resp.digest);
-                resp.digest = NULL;
-                pr = 0;
-            }
-            berth_error_release(&e3);
-        }
-        if (pr < 0) {
-            berth_error_wrap(err, "completing blob upload %s to %s/%s", computed, c->registry,
-                             repo);
-            goto cancel;
-        }
-        if (resp.status != 201) {
-            http_error(c, &resp, err, "completing blob upload %s to %s/%s", computed, c->registry,
-                       repo);
-            goto cancel;
-        }
-    }
-    if (resp.digest && !digest_equal(resp.digest, computed)) {
-        berth_error_make_status(err, EBADMSG,
-                                "uploading blob to %s/%s: registry stored %s, we sent %s",
-                                c->registry, repo, resp.digest, computed);
-        goto out;
-    }
-    if (out_digest)
-        *out_digest = steal_pointer(&computed);
-    if (out_size)
-        *out_size = up.sent;
-    ret = 0;
-    goto out;
-
-stream_err:
-    if (up.overflow)
-        berth_error_make_status(err, EBADMSG,
-                                "uploading blob %s to %s/%s: more data than the expected %lld "
-                                "bytes",
-                                digest ? digest : "", c->registry, repo, (long long)size);
-    else if (up.err) {
-        berth_error_release(err);
-        *err = up.err;
-        up.err = NULL;
-        berth_error_wrap(err, "uploading blob to %s/%s", c->registry, repo);
-    } else
-        berth_error_wrap(err, "uploading blob to %s/%s", c->registry, repo);
-    goto cancel;
-mismatch:
-    berth_error_make_status(err, EBADMSG,
-                            "uploading blob to %s/%s: data has digest %s and size %lld, expected "
-                            "%s and size %lld",
-                            c->registry, repo, computed, (long long)up.sent,
-                            digest ? digest : "(any)", (long long)size);
-cancel:
-    cancel_upload(c, loc, scopes);
-out:
-    digester_free(up.dg); /* finish does not free */
-    berth_error_release(&up.err);
-    return ret;
-}
-
-/* ---------- tags and catalog ---------- */
-
-/* Extracts the URL of rel="next" from a Link header. */
-static char *link_next(const char *link)
-{
-    if (!link)
-        return NULL;
-    const char *p = link;
-    while ((p = strchr(p, '<')) != NULL) {
-        const char *e = strchr(p, '>');
-        if (!e)
-            return NULL;
-        const char *params = e + 1;
-        const char *next = strchr(params, '<');
-        size_t plen = next ? (size_t)(next - params) : strlen(params);
-        cleanup_free char *ps = xstrndup(params, plen);
-        if (strstr(ps, "rel=\"next\"") || strstr(ps, "rel=next"))
-            return xstrndup(p + 1, (size_t)(e - p - 1));
-        p = e + 1;
-    }
-    return NULL;
-}
-
-static int list_paged(registry_client_t *c, const char *first_path, const char *scope,
-                      const char *field, char ***out, size_t *nout, const char *what,
-                      berth_error_t *err)
-{
-    const char *scopes[] = {scope, NULL};
-    cleanup_free char *base = NULL;
-    if (get_base(c, &base, err) < 0)
-        return -1;
-    char *url = xasprintf("%s%s", base, first_path);
-    char **v = xcalloc(1, sizeof(char *));
-    size_t n = 0;
-    int ret = -1;
-    /* every page URL seen so far: a registry whose rel="next" leads back to a page already
-     * read (a loop) would otherwise be asked forever */
-    char **seen = xcalloc(1, sizeof(char *));
-    size_t nseen = 0;
-    for (int page = 0; url; page++) {
-        if (page >= TAG_PAGES_MAX) {
-            berth_error_make_status(err, E2BIG, "%s: more than %d pages", what, TAG_PAGES_MAX);
-            goto out;
-        }
-        for (size_t k = 0; k < nseen; k++) {
-            if (strcmp(seen[k], url) == 0) {
-                berth_error_make_status(err, ELOOP,
-                                        "%s: the registry's next page (%s) was already read: "
-                                        "its pagination loops",
-                                        what, url);
-                goto out;
-            }
-        }
-        seen = xreallocarray(seen, nseen + 2, sizeof(char *));
-        seen[nseen++] = xstrdup(url);
-        seen[nseen] = NULL;
-        cleanup_resp struct http_resp resp = {0};
-        struct request rq = {.method = "GET",
-                             .url = url,
-                             .scopes = scopes,
-                             .accept = "application/json",
-                             .max_body = REGISTRY_JSON_MAX,
-                             .idempotent = true,
-                             .follow = true};
-        if (do_request(c, &rq, &resp, err) < 0) {
-            berth_error_wrap(err, "%s", what);
-            goto out;
-        }
-        if (resp.status != 200) {
-            http_error(c, &resp, err, "%s", what);
-            goto out;
-        }
-        cleanup_json json_t *j = NULL;
-        if (json_parse_bounded(resp.body ? resp.body : "", resp.len, REGISTRY_JSON_MAX, what, &j,
-                               err) < 0)
-            goto out;
-        json_t *arr = json_get_array(j, field);
-        size_t i;
-        json_t *t;
-        json_array_foreach(arr, i, t)
-        {
-            if (!json_is_string(t))
-                continue;
-            if (n >= TAG_ENTRIES_MAX) {
-                berth_error_make_status(err, E2BIG, "%s: more than %d entries", what,
-                                        TAG_ENTRIES_MAX);
-                goto out;
-            }
-            v = xreallocarray(v, n + 2, sizeof(char *));
-            v[n++] = xstrdup(json_string_value(t));
-            v[n] = NULL;
-        }
-        cleanup_free char *next = link_next(resp.link);
-        char *nu = NULL;
-        if (next && resolve_location(url, next, NULL, NULL, &nu, err) < 0)
-            goto out;
-        free(url);
-        url = nu;
-    }
-    *out = steal_pointer(&v);
-    *nout = n;
-    ret = 0;
-out:
-    free(url);
-    for (size_t k = 0; k < nseen; k++)
-        free(seen[k]);
-    free(seen);
-    if (v) {
-        for (size_t i = 0; i < n; i++)
-            free(v[i]);
-        free(v);
-    }
-    return ret;
-}
-
-int registry_list_tags(registry_client_t *c, const char *repo, int page_size, char ***tags,
-                       size_t *n, berth_error_t *err)
-{
-    char scope[512];
-    repo_scope(scope, sizeof(scope), repo, "pull");
-    cleanup_free char *path = page_size > 0 ? xasprintf("/v2/%s/tags/list?n=%d", repo, page_size)
-                                            : xasprintf("/v2/%s/tags/list", repo);
-    cleanup_free char *what = xasprintf("listing tags of %s/%s", c->registry, repo);
-    return list_paged(c, path, scope, "tags", tags, n, what, err);
-}
-
-int registry_catalog(registry_client_t *c, int page_size, char ***repos, size_t *n,
-                     berth_error_t *err)
-{
-    cleanup_free char *path =
-        page_size > 0 ? xasprintf("/v2/_catalog?n=%d", page_size) : xstrdup("/v2/_catalog");
-    cleanup_free char *what = xasprintf("listing repositories of %s", c->registry);
-    return list_paged(c, path, "registry:catalog:*", "repositories", repos, n, what, err);
 }
