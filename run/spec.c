@@ -367,7 +367,10 @@ static int read_etc(int rootfs_fd, const char *name, char **out, berth_error_t *
     }
     cleanup_free char *rel = xasprintf("/etc/%s", name);
     berth_error_t e2 = NULL;
-    cleanup_close int fd = path_openat_in_root(rootfs_fd, rel, O_RDONLY | O_CLOEXEC, 0, &e2);
+    /* O_NONBLOCK: a FIFO (or a device) planted there must not block the open; it is refused by
+     * the fstat below.  Symlinks resolve inside the rootfs only. */
+    cleanup_close int fd =
+        path_openat_in_root(rootfs_fd, rel, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0, &e2);
     if (fd < 0) {
         if (berth_error_status(e2) == ENOENT) {
             berth_error_release(&e2);
