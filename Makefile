@@ -4,7 +4,8 @@ OUT ?= out
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build demo test test-sanitize bench format format-check clean
+.PHONY: all deps configure build demo test test-ctest test-sanitize fuzz fuzz-build fuzz-smoke lint bench \
+	format format-check clean
 
 all: build
 
@@ -20,12 +21,32 @@ build: configure
 demo: build
 	@scripts/demo $(OUT)/berth
 
-test: build
+# Every test of the normal build, then each fuzz target for a few seconds (clang build).
+test: test-ctest fuzz-smoke
+
+test-ctest: build
 	@cd $(OUT) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 # ASan + UBSan build of everything, unit tests run under it.
 test-sanitize:
-	@$(MAKE) --no-print-directory OUT=out/sanitize BUILD_TYPE=Sanitize test CTEST_FLAGS="-L unit"
+	@$(MAKE) --no-print-directory OUT=out/sanitize BUILD_TYPE=Sanitize test-ctest CTEST_FLAGS="-L unit"
+
+# libFuzzer targets (tests/fuzz/, seeds in fixtures/fuzz/): a separate clang build in out/fuzz.
+# `make fuzz` runs each for FUZZ_SECONDS; `make test` for FUZZ_SMOKE_SECONDS.
+FUZZ_OUT ?= out/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 8
+
+fuzz-build: deps
+	@cmake -S . -B $(FUZZ_OUT) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DBERTH_FUZZ=ON -DBERTH_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	@cmake --build $(FUZZ_OUT) -j $(JOBS) --target fuzz_targets
+
+fuzz: fuzz-build
+	@cd $(FUZZ_OUT) && ctest --output-on-failure -L fuzz -j $(JOBS) $(CTEST_FLAGS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 bench: build
 	@for b in tests/bench/bench_*.sh; do BERTH=$(CURDIR)/$(OUT)/berth BERTH_SRC=$(CURDIR) bash $$b || exit 1; done

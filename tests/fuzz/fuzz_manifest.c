@@ -1,0 +1,72 @@
+/* Manifests, indexes and image configs as a registry or an archive serves them: type detection,
+ * both parsers, instance choice and re-serialisation (what copy does with them). */
+#include "fuzz.h"
+
+#include "common/cleanup.h"
+#include "common/imagespec.h"
+#include "transport/manifest.h"
+
+static void transport_model(const uint8_t *data, size_t size)
+{
+    const char *buf = (const char *)data;
+    const char *mt = mf_detect(buf, size, NULL);
+    if (!mt)
+        return;
+    cleanup_error berth_error_t err = NULL;
+    if (mf_is_index(mt)) {
+        struct mf_index ix = {0};
+        if (mf_index_parse(buf, size, mt, &ix, &err) < 0)
+            return;
+        size_t i = 0, len = 0;
+        cleanup_error berth_error_t cerr = NULL;
+        (void)mf_index_choose(&ix, "linux", "amd64", NULL, &i, &cerr);
+        free(mf_index_serialize(&ix, MT_OCI_INDEX, &len));
+        free(mf_index_serialize(&ix, MT_DOCKER_LIST, &len));
+        mf_index_clear(&ix);
+    } else if (mf_is_image(mt)) {
+        struct mf_image m = {0};
+        if (mf_image_parse(buf, size, mt, &m, &err) < 0)
+            return;
+        for (size_t i = 0; i < m.n_layers; i++) {
+            (void)mf_layer_compression(m.layers[i].media_type);
+            (void)mf_layer_is_foreign(m.layers[i].media_type);
+        }
+        size_t len = 0;
+        free(mf_image_serialize(&m, MT_OCI_MANIFEST, &len));
+        free(mf_image_serialize(&m, MT_DOCKER_V2S2, &len));
+        mf_image_clear(&m);
+    }
+}
+
+static void imagespec_model(const uint8_t *data, size_t size)
+{
+    cleanup_error berth_error_t err = NULL;
+    manifest_kind_t kind;
+    if (image_manifest_detect(data, size, &kind, &err) < 0)
+        berth_error_release(&err);
+    cleanup_image_manifest image_manifest_t *m = NULL;
+    if (image_manifest_parse(data, size, &m, &err) == 0) {
+        cleanup_free char *out = NULL;
+        size_t len = 0;
+        if (image_manifest_serialize(m, &out, &len, &err) < 0)
+            berth_error_release(&err);
+    }
+    berth_error_release(&err);
+    cleanup_image_index image_index_t *ix = NULL;
+    if (image_index_parse(data, size, &ix, &err) == 0) {
+        cleanup_free char *out = NULL;
+        size_t len = 0;
+        if (image_index_serialize(ix, &out, &len, &err) < 0)
+            berth_error_release(&err);
+    }
+    berth_error_release(&err);
+    cleanup_image_config image_config_t *c = NULL;
+    (void)image_config_parse(data, size, &c, &err);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    transport_model(data, size);
+    imagespec_model(data, size);
+    return 0;
+}
