@@ -51,6 +51,10 @@ fuzz-smoke:
 bench: build
 	@for b in tests/bench/bench_*.sh; do BERTH=$(CURDIR)/$(OUT)/berth BERTH_SRC=$(CURDIR) bash $$b || exit 1; done
 
+# Banned calls and include layering (scripts/lint says what and why).
+lint:
+	@scripts/lint
+
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
 

@@ -117,13 +117,13 @@ static char *strv_join(char *const *v, const char *sep)
     size_t len = 1;
     for (char *const *p = v; p && *p; p++)
         len += strlen(*p) + strlen(sep);
-    char *r = xmalloc(len);
-    r[0] = 0;
+    char *r = xmalloc(len), *end = r;
     for (char *const *p = v; p && *p; p++) {
         if (p != v)
-            strcat(r, sep);
-        strcat(r, *p);
+            end = mempcpy(end, sep, strlen(sep));
+        end = mempcpy(end, *p, strlen(*p));
     }
+    *end = '\0';
     return r;
 }
 

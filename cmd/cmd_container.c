@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,16 +286,23 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
                 goto out;
             }
             break;
-        case O_PIDS:
-            so.pids_limit = atoll(optarg);
+        case O_PIDS: {
+            int pids = 0;
+            if ((rc = cli_parse_int("--pids-limit", optarg, -1, INT_MAX, &pids)) != 0)
+                goto out;
+            so.pids_limit = pids;
             break;
-        case O_CPUS:
-            so.cpus = atof(optarg);
-            if (so.cpus <= 0) {
+        }
+        case O_CPUS: {
+            char *end;
+            errno = 0;
+            so.cpus = strtod(optarg, &end);
+            if (end == optarg || *end || errno || !(so.cpus > 0)) {
                 rc = cli_failf("invalid --cpus \"%s\"", optarg);
                 goto out;
             }
             break;
+        }
         case O_SECOPT:
             if (strcmp(optarg, "seccomp=unconfined") == 0)
                 so.no_seccomp = true;
@@ -441,8 +449,11 @@ static int simple_flags(int argc, char **argv, const char *usage, const char *sh
     while ((c = cli_getopt(argc, argv, shortopts, opts, false)) != -1) {
         if (c == O_HELP)
             return cli_usage(usage);
-        if (!on || on(c, ctx) < 0)
+        int r = on ? on(c, ctx) : -1;
+        if (r < 0)
             return cli_bad_option(argv[0], argc, argv);
+        if (r > 0) /* the flag's value was bad and reported: r is the exit code */
+            return r;
     }
     return -1;
 }
@@ -482,10 +493,8 @@ static int stop_timeout = 10;
 static int stop_flag(int c, void *ctx)
 {
     (void)ctx;
-    if (c == 't') {
-        stop_timeout = atoi(optarg);
-        return 0;
-    }
+    if (c == 't')
+        return cli_parse_int("--time", optarg, 0, INT_MAX, &stop_timeout);
     return -1;
 }
 

@@ -13,6 +13,7 @@
 #include "transport/transport.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,9 +312,13 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
             o.set_compression = true;
             break;
         }
-        case OPT_DCL:
-            o.compression_level = atoi(optarg);
+        case OPT_DCL: {
+            int rc = cli_parse_int("--compression-level", optarg, INT_MIN, INT_MAX,
+                                   &o.compression_level);
+            if (rc != 0)
+                return rc;
             break;
+        }
         case OPT_RMSIG:
             o.remove_signatures = true;
             break;

@@ -557,7 +557,7 @@ image_platform_t *image_platform_host(void)
     char armv[3] = {'v', '7', '\0'};
     image_platform_t *p;
     if (uname(&u) < 0)
-        strcpy(u.machine, "unknown");
+        snprintf(u.machine, sizeof(u.machine), "unknown");
     if (!strcmp(u.machine, "x86_64"))
         arch = "amd64";
     else if (!strcmp(u.machine, "aarch64") || !strcmp(u.machine, "arm64"))

@@ -140,12 +140,13 @@ static char *join_args(const json_t *args)
     json_t *a;
     size_t len = 1;
     json_array_foreach(args, i, a) len += strlen(json_string_value(a) ?: "") + 1;
-    char *s = xzalloc(len);
+    char *s = xzalloc(len), *end = s;
     json_array_foreach(args, i, a)
     {
+        const char *v = json_string_value(a) ?: "";
         if (i)
-            strcat(s, " ");
-        strcat(s, json_string_value(a) ?: "");
+            *end++ = ' ';
+        end = mempcpy(end, v, strlen(v));
     }
     return s;
 }

@@ -68,7 +68,7 @@ static int cap_last(void)
     int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         if (read(fd, buf, sizeof(buf) - 1) > 0)
-            last = atoi(buf);
+            last = (int)strtol(buf, NULL, 10); /* a number the kernel wrote; <= 0 below */
         close(fd);
     }
     if (last <= 0)

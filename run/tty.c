@@ -100,7 +100,7 @@ int console_socket_send(const char *path, int fd, berth_error_t *err)
     if (strlen(path) >= sizeof(sa.sun_path))
         return berth_error_make_status(err, ENAMETOOLONG, "console socket path \"%s\" is too long",
                                        path);
-    strcpy(sa.sun_path, path);
+    memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked above */
     cleanup_close int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         return berth_error_make(err, errno, "connect to console socket \"%s\"", path);

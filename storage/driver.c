@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,17 @@ char *driver_path(const char *home, const char *id, const char *sub)
     return sub ? xasprintf("%s/%s/%s", home, id, sub) : xasprintf("%s/%s", home, id);
 }
 
+/* A mount count file's number; a damaged file counts as 0 (no mounts), as before. */
+static int count_parse(const char *data)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(data, &end, 10);
+    if (errno || end == data || (*end && *end != '\n') || v < 0 || v > INT_MAX)
+        return 0;
+    return (int)v;
+}
+
 int driver_count_update(const char *count_dir, const char *id, int delta, bool reset, int *now,
                         berth_error_t *err)
 {
@@ -57,7 +69,7 @@ int driver_count_update(const char *count_dir, const char *id, int delta, bool r
     int count = 0;
     cleanup_free char *data = NULL;
     if (fs_read_file(path, 64, &data, NULL, NULL) == 0)
-        count = atoi(data);
+        count = count_parse(data);
     if (reset)
         count = 0;
     count += delta;
@@ -82,5 +94,5 @@ int driver_count_get(const char *count_dir, const char *id)
     cleanup_free char *data = NULL;
     if (fs_read_file(path, 64, &data, NULL, NULL) < 0)
         return 0;
-    return atoi(data);
+    return count_parse(data);
 }

@@ -43,7 +43,7 @@ char *store_random_hex(size_t nbytes)
     }
     char *out = xmalloc(nbytes * 2 + 1);
     for (size_t i = 0; i < nbytes; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
     return out;
 }
 

@@ -571,7 +571,7 @@ static int da_parse(const char *within, struct image_reference **out, berth_erro
     cleanup_free char *w = xstrdup(within);
     char *at = strrchr(w, '@');
     if (at && at[1] && strspn(at + 1, "0123456789") == strlen(at + 1) && strlen(at + 1) < 9) {
-        r->index = atoi(at + 1);
+        r->index = (int)strtol(at + 1, NULL, 10); /* checked above: 1..8 digits */
         *at = 0;
     }
     char *split = NULL;

@@ -116,3 +116,20 @@ for lib in ("libarchive", "libcurl", "openssl", "zstd", "zlib", "jansson", "gpgm
     [ "$status" -eq 0 ]
     [[ ${lines[0]} == "berth version "* ]]
 }
+
+# These values were read with atoi/atof, which turn "abc" into 0 without a word (make lint now
+# bans them); each must be refused with the flag named, before anything is done.
+@test "cli: numeric flag values are checked" {
+    run "$BERTH" stop -t abc nosuchcontainer
+    [ "$status" -eq 125 ]
+    [[ $output == *'invalid --time "abc"'* ]]
+    run "$BERTH" run --pids-limit 12x busybox true
+    [ "$status" -eq 125 ]
+    [[ $output == *'invalid --pids-limit "12x"'* ]]
+    run "$BERTH" run --cpus 1.5x busybox true
+    [ "$status" -eq 125 ]
+    [[ $output == *'invalid --cpus "1.5x"'* ]]
+    run "$BERTH" push --compression-level fast oci:/nonexistent oci:/nonexistent2
+    [ "$status" -eq 125 ]
+    [[ $output == *'invalid --compression-level "fast"'* ]]
+}
