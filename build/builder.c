@@ -2,6 +2,7 @@
 #include "build/builder.h"
 
 #include "build/build_internal.h"
+#include "storage/tar.h"
 #include "build/containerfile.h"
 #include "build/expand.h"
 #include "build/ignore.h"
@@ -828,6 +829,133 @@ static int parse_mount(struct bctx *b, size_t stage, struct sstate *ss, const ch
     return 0;
 }
 
+/* build -v HOST:CTR[:OPTS] (buildah's transient RUN mounts): a bind mount for every RUN;
+ * nothing of the host's files stays in the image, the target directory does (as buildah
+ * leaves it).  Not part of the cache key (as buildah). */
+static int build_volume(const char *spec, json_t *mounts, berth_error_t *err)
+{
+    cleanup_free char *s = xstrdup(spec);
+    char *host = s, *ctr = strchr(s, ':'), *opts = NULL;
+    if (ctr) {
+        *ctr++ = 0;
+        opts = strchr(ctr, ':');
+        if (opts)
+            *opts++ = 0;
+    }
+    if (!ctr || !*host || !*ctr || host[0] != '/' || ctr[0] != '/')
+        return berth_error_make_status(err, EINVAL,
+                                       "-v %s: use HOST:CTR[:OPTS] with absolute paths", spec);
+    char real[4096];
+    if (!realpath(host, real))
+        return berth_error_make(err, errno, "-v %s: \"%s\"", spec, host);
+    json_t *o = json_array();
+    json_array_append_new(o, json_string("rbind"));
+    bool ro = false;
+    char *save = NULL;
+    for (char *t = opts ? strtok_r(opts, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        if (strcmp(t, "ro") == 0) {
+            ro = true;
+        } else if (strcmp(t, "rw") == 0) {
+            ro = false;
+        } else if (strcmp(t, "z") == 0 || strcmp(t, "Z") == 0) {
+            continue; /* SELinux relabelling: nothing to do here */
+        } else if (strcmp(t, "nosuid") == 0 || strcmp(t, "nodev") == 0 ||
+                   strcmp(t, "noexec") == 0 || strcmp(t, "suid") == 0 || strcmp(t, "dev") == 0 ||
+                   strcmp(t, "exec") == 0 || strcmp(t, "rprivate") == 0 ||
+                   strcmp(t, "private") == 0 || strcmp(t, "rslave") == 0 ||
+                   strcmp(t, "slave") == 0 || strcmp(t, "rshared") == 0 ||
+                   strcmp(t, "shared") == 0) {
+            json_array_append_new(o, json_string(t));
+        } else {
+            json_decref(o);
+            return berth_error_make_status(err, EINVAL, "-v %s: unknown option \"%s\"", spec, t);
+        }
+    }
+    json_array_append_new(o, json_string(ro ? "ro" : "rw"));
+    json_array_append_new(mounts,
+                          json_pack("{s:s,s:s,s:s,s:o,s:b}", "destination", ctr, "type", "bind",
+                                    "source", real, "options", o, "berth-keep-target", 1));
+    return 0;
+}
+
+/* What a RUN writes below a VOLUME of the image is discarded (Docker, buildah): the volumes'
+ * contents are copied aside before the step and put back after it. */
+struct vol_saves {
+    char **full;  /* the volume in the working rootfs */
+    char **saved; /* its copy, NULL when it did not exist */
+    size_t n;
+};
+
+static int volumes_save(struct bctx *b, struct sstate *ss, struct bld_rw *rw, struct vol_saves *vs,
+                        berth_error_t *err)
+{
+    json_t *vols = json_object_get(bld_exec_config(ss->doc), "Volumes");
+    size_t n = json_object_size(vols), i = 0;
+    if (!n)
+        return 0;
+    vs->full = xcalloc(n, sizeof(char *));
+    vs->saved = xcalloc(n, sizeof(char *));
+    const char *path;
+    json_t *v;
+    json_object_foreach(vols, path, v)
+    {
+        (void)v;
+        cleanup_free char *rel = NULL;
+        berth_error_t e2 = NULL;
+        if (path_resolve_in_root(rw->root_fd, path, true, &rel, &e2) < 0) {
+            berth_error_release(&e2);
+            rel = path_clean_relative(path);
+        }
+        if (!*rel)
+            continue; /* VOLUME / */
+        char *full = fs_join(rw->dir, rel);
+        vs->full[vs->n] = full;
+        struct stat st;
+        if (lstat(full, &st) == 0 && S_ISDIR(st.st_mode)) {
+            char *save =
+                xasprintf("%s/tmp/volume-%d-%zu-%zu", b->cache_dir, (int)getpid(), b->step, i++);
+            berth_error_t e3 = NULL;
+            (void)fs_rm_rf(save, &e3);
+            berth_error_release(&e3);
+            cleanup_free char *tmp = fs_join(b->cache_dir, "tmp");
+            if (fs_mkdir_p(tmp, 0700, err) < 0 || tar_copy_tree(full, save, err) < 0) {
+                free(save);
+                vs->n++;
+                return berth_error_wrap(err, "VOLUME %s: save its contents", path);
+            }
+            vs->saved[vs->n] = save;
+        } else if (lstat(full, &st) == 0) {
+            free(full);
+            vs->full[vs->n] = NULL; /* not a directory: nothing to keep apart */
+        }
+        vs->n++;
+    }
+    return 0;
+}
+
+static int volumes_restore(struct vol_saves *vs, bool put_back, berth_error_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < vs->n; i++) {
+        if (put_back && rc == 0 && vs->full[i]) {
+            if (fs_rm_rf(vs->full[i], err) < 0 ||
+                (vs->saved[i] && tar_copy_tree(vs->saved[i], vs->full[i], err) < 0))
+                rc = berth_error_wrap(err, "VOLUME: put back the contents of \"%s\"", vs->full[i]);
+        }
+        if (vs->saved[i]) {
+            berth_error_t e2 = NULL;
+            (void)fs_rm_rf(vs->saved[i], &e2);
+            berth_error_release(&e2);
+        }
+        free(vs->full[i]);
+        free(vs->saved[i]);
+    }
+    free(vs->full);
+    free(vs->saved);
+    memset(vs, 0, sizeof(*vs));
+    return rc;
+}
+
 static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct cf_instruction *x,
                   berth_error_t *err)
 {
@@ -886,6 +1014,8 @@ static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct 
     for (size_t i = 0; i < nm && rc == 0; i++)
         rc = parse_mount(b, stage, ss, mounts[i], &rm, d, err);
     free(mounts);
+    for (char **v = b->o->volumes; v && *v && rc == 0; v++)
+        rc = build_volume(*v, rm.mounts, err);
     cleanup_free char *inputs = digester_finish(d);
     cleanup_free char *keytext = xasprintf("RUN %s network=%s user=%s workdir=%s", history, network,
                                            cfg_str(ss->doc, "User") ?: "", workdir_of(ss));
@@ -908,10 +1038,15 @@ static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct 
                 .stdout_to_stderr = b->o->quiet,
             };
             int status = 0;
-            rc = bld_run(rw->dir, &r, &status, err);
+            struct vol_saves vs = {0};
+            rc = volumes_save(b, ss, rw, &vs, err);
+            if (rc == 0)
+                rc = bld_run(rw->dir, &r, &status, err);
             if (rc == 0 && status != 0)
                 rc = berth_error_make_status(
                     err, ECHILD, "RUN %s: the command exited with status %d", cmdtext, status);
+            if (volumes_restore(&vs, rc == 0, err) < 0)
+                rc = -1;
             rc = step_rw_done(b, ss, rw, rc == 0, key, history, err);
         }
     }
@@ -936,8 +1071,12 @@ static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct 
 
 static json_t *args_array(const struct cf_instruction *x, json_t *doc)
 {
-    if (x->json_form)
-        return json_from_strv(x->args);
+    if (x->json_form) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < x->nargs; i++)
+            json_array_append_new(a, cf_arg_to_json(x->args[i]));
+        return a;
+    }
     return shell_form(doc, x->nargs ? x->args[0] : "");
 }
 
@@ -965,7 +1104,10 @@ static int do_meta(struct bctx *b, struct sstate *ss, const struct cf_instructio
         cleanup_free char *joined =
             w[0] == '/' ? xstrdup(w) : xasprintf("%s/%s", workdir_of(ss), w);
         cleanup_free char *clean = path_clean_relative(joined);
-        cleanup_free char *abs = xasprintf("/%s", clean);
+        /* a trailing slash is kept as written (Docker and buildah keep it) */
+        size_t wl = strlen(w);
+        cleanup_free char *abs =
+            xasprintf("/%s%s", clean, *clean && wl && w[wl - 1] == '/' ? "/" : "");
         json_object_set_new(cfg, "WorkingDir", json_string(abs));
     } else if (strcmp(kw, "USER") == 0) {
         json_object_set_new(cfg, "User", json_string(x->nargs ? x->args[0] : ""));

@@ -39,6 +39,7 @@ struct builder_options {
     int64_t timestamp;         /* --timestamp / SOURCE_DATE_EPOCH; -1 = now, times kept */
     const char *platform;      /* --platform (must be this machine's) or NULL */
     char **secrets;            /* --secret id=ID,src=PATH values or NULL */
+    char **volumes;            /* -v HOST:CTR[:OPTS]: bind mounts of every RUN step, or NULL */
     const char *network;       /* RUN default network: "none" (default) or "host" */
     char **cache_from;         /* oci:DIR layouts or docker://REPO:TAG to import cache from */
     const char *cache_to;      /* oci:DIR layout or docker://REPO:TAG to export cache to */

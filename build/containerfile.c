@@ -603,6 +603,42 @@ static void split_ws(const char *s, struct wordv *out)
     }
 }
 
+char *cf_arg_from_json(const char *s, size_t len)
+{
+    size_t nul = 0;
+    for (size_t i = 0; i < len; i++)
+        nul += s[i] == 0;
+    char *o = xmalloc(len + nul + 1), *w = o;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i]) {
+            *w++ = s[i];
+        } else {
+            *w++ = (char)0xc0;
+            *w++ = (char)0x80;
+        }
+    }
+    *w = 0;
+    return o;
+}
+
+json_t *cf_arg_to_json(const char *arg)
+{
+    if (!strstr(arg, "\xc0\x80"))
+        return json_string(arg);
+    size_t n = strlen(arg);
+    cleanup_free char *b = xmalloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)arg[i] == 0xc0 && (unsigned char)arg[i + 1] == 0x80) {
+            b[o++] = 0;
+            i++;
+        } else {
+            b[o++] = arg[i];
+        }
+    }
+    return json_stringn(b, o);
+}
+
 enum json_result { JSON_OK, JSON_NOT_JSON, JSON_NOT_STRINGS };
 
 static enum json_result parse_json_array(const char *rest, struct wordv *out)
@@ -612,7 +648,7 @@ static enum json_result parse_json_array(const char *rest, struct wordv *out)
     if (*rest != '[')
         return JSON_NOT_JSON;
     json_error_t jerr;
-    cleanup_json json_t *j = json_loads(rest, 0, &jerr);
+    cleanup_json json_t *j = json_loads(rest, JSON_ALLOW_NUL, &jerr);
     if (!j || !json_is_array(j))
         return JSON_NOT_JSON;
     size_t i;
@@ -624,7 +660,7 @@ static enum json_result parse_json_array(const char *rest, struct wordv *out)
     }
     json_array_foreach(j, i, v)
     {
-        wordv_add(out, xstrdup(json_string_value(v)));
+        wordv_add(out, cf_arg_from_json(json_string_value(v), json_string_length(v)));
     }
     return JSON_OK;
 }

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct copy_top {
@@ -328,6 +329,19 @@ static int walk(const struct copy_source *src, struct copy_plan *p, size_t *cap,
             }
             buf[l] = 0;
             add_item(p, cap, top, cr, &st, buf);
+        } else if (S_ISDIR(st.st_mode) && ex) {
+            /* an excluded directory brings only what is re-included below it, and is itself
+             * a parent made for them (0755 root, build time) as buildah makes it */
+            size_t mark = p->nitems;
+            struct stat implied = {.st_mode = S_IFDIR | 0755};
+            clock_gettime(CLOCK_REALTIME, &implied.st_mtim);
+            add_item(p, cap, top, cr, &implied, NULL);
+            rc = walk(src, p, cap, top, cp, cr, depth + 1, err);
+            if (rc == 0 && p->nitems == mark + 1) {
+                free(p->items[mark].rel);
+                free(p->items[mark].link);
+                p->nitems = mark;
+            }
         } else if (S_ISDIR(st.st_mode)) {
             add_item(p, cap, top, cr, &st, NULL);
             rc = walk(src, p, cap, top, cp, cr, depth + 1, err);
@@ -460,6 +474,7 @@ int copy_plan_make(const struct copy_source *src, char *const *srcs, size_t nsrc
     p->dest = xstrdup(dest_abs);
     size_t topcap = 0, itemcap = 0, ntmp = 0;
     bool wildcards = false;
+    const char *nowild = NULL;
     if (checksum && (nsrcs != 1 || !is_url(srcs[0])))
         return berth_error_make_status(err, EINVAL, "ADD --checksum needs a single URL source");
     for (size_t s = 0; s < nsrcs; s++) {
@@ -525,7 +540,7 @@ int copy_plan_make(const struct copy_source *src, char *const *srcs, size_t nsrc
             matches[0] = xstrdup(clean);
             nm = 1;
         }
-        size_t found = 0;
+        size_t found = 0, filtered = 0;
         int rc = 0;
         for (size_t m = 0; m < nm && rc == 0; m++) {
             cleanup_free char *resolved = NULL;
@@ -544,8 +559,10 @@ int copy_plan_make(const struct copy_source *src, char *const *srcs, size_t nsrc
                 break;
             }
             bool ex = src->is_context && excluded(src, resolved);
-            if (ex && !S_ISDIR(st.st_mode))
+            if (ex && !S_ISDIR(st.st_mode)) {
+                filtered++;
                 continue;
+            }
             if (p->ntops == topcap) {
                 topcap = topcap ? topcap * 2 : 8;
                 p->tops = xreallocarray(p->tops, topcap, sizeof(*p->tops));
@@ -584,12 +601,24 @@ int copy_plan_make(const struct copy_source *src, char *const *srcs, size_t nsrc
         free(matches);
         if (rc < 0)
             return -1;
-        if (!found)
+        if (!found && filtered)
+            return berth_error_make_status(err, ENOENT,
+                                           "no items matching \"%s\" (%zu filtered out by the "
+                                           "ignore file)",
+                                           arg, filtered);
+        /* a wildcard that matches nothing is skipped when other sources match (buildah) */
+        if (!found && !has_wildcard(clean))
             return berth_error_make_status(
-                err, ENOENT, "no source files were specified: \"%s\" matches nothing in the %s%s",
-                arg, src->is_context ? "build context" : "source",
-                src->ign && src->is_context ? " (or is excluded by an ignore file)" : "");
+                err, ENOENT, "no source files were specified: \"%s\" matches nothing in the %s",
+                arg, src->is_context ? "build context" : "source");
+        if (!found)
+            nowild = arg;
     }
+    if (p->ntops == 0)
+        return berth_error_make_status(
+            err, ENOENT, "no source files were specified: \"%s\" matches nothing in the %s%s",
+            nowild ? nowild : "", src->is_context ? "build context" : "source",
+            src->ign && src->is_context ? " (or is excluded by an ignore file)" : "");
     if (p->ntops > 1 || wildcards) {
         /* several sources: the destination must be a directory */
         if (p->ntops > 1 && !p->dest_dir)

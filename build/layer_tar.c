@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,9 +32,61 @@ struct job {
     char *name; /* path in the layer ("a/b"); for archives the destination dir */
     struct stat st;
     char *link;
-    int src_root;   /* for files and archives */
-    char *src_path; /* for files and archives */
+    int src_root;   /* for files, directories and archives of the plan */
+    char *src_path; /* for files, directories and archives of the plan */
+    bool existing;  /* an ancestor directory as it is in the parent layer */
 };
+
+/* Names (the archive's directories seen so far), open addressing. */
+struct nameset {
+    char **v;
+    size_t n, cap;
+};
+
+static size_t name_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* true when s was already there */
+static bool nameset_add(struct nameset *ns, const char *s)
+{
+    if ((ns->n + 1) * 2 > ns->cap) {
+        size_t ncap = ns->cap ? ns->cap * 2 : 256;
+        char **nv = xcalloc(ncap, sizeof(char *));
+        for (size_t i = 0; i < ns->cap; i++) {
+            if (!ns->v[i])
+                continue;
+            size_t h = name_hash(ns->v[i]) & (ncap - 1);
+            while (nv[h])
+                h = (h + 1) & (ncap - 1);
+            nv[h] = ns->v[i];
+        }
+        free(ns->v);
+        ns->v = nv;
+        ns->cap = ncap;
+    }
+    size_t h = name_hash(s) & (ns->cap - 1);
+    while (ns->v[h]) {
+        if (strcmp(ns->v[h], s) == 0)
+            return true;
+        h = (h + 1) & (ns->cap - 1);
+    }
+    ns->v[h] = xstrdup(s);
+    ns->n++;
+    return false;
+}
+
+static void nameset_clear(struct nameset *ns)
+{
+    for (size_t i = 0; i < ns->cap; i++)
+        free(ns->v[i]);
+    free(ns->v);
+    memset(ns, 0, sizeof(*ns));
+}
 
 struct ltar {
     berth_reader_t base;
@@ -42,11 +95,12 @@ struct ltar {
     size_t njobs, next;
     char *buf;
     size_t len, off, cap;
-    int cur_fd;          /* file being streamed */
-    int64_t cur_left;    /* bytes still owed for the current entry */
-    struct archive *in;  /* archive being re-emitted */
-    bool in_data;        /* reading the current archive entry's data */
-    const char *in_dest; /* destination dir of the archive */
+    int cur_fd;             /* file being streamed */
+    int64_t cur_left;       /* bytes still owed for the current entry */
+    struct archive *in;     /* archive being re-emitted */
+    bool in_data;           /* reading the current archive entry's data */
+    const char *in_dest;    /* destination dir of the archive */
+    struct nameset in_dirs; /* directories of the archive written so far */
     const struct copy_owner *own;
     int64_t clamp;
     bool closed;
@@ -79,9 +133,27 @@ static void fill_times(struct archive_entry *e, const struct timespec *ts, int64
     archive_entry_set_mtime(e, s, 0);
 }
 
-static int write_header(struct ltar *t, const struct job *j, berth_error_t *err)
+/* user.* extended attributes of the open file fd (other namespaces are not the image's) */
+static void add_user_xattrs(struct archive_entry *e, int fd)
+{
+    char list[8192];
+    ssize_t n = flistxattr(fd, list, sizeof(list));
+    for (ssize_t off = 0; n > 0 && off < n; off += (ssize_t)strlen(list + off) + 1) {
+        const char *name = list + off;
+        if (strncmp(name, "user.", 5) != 0)
+            continue;
+        char val[8192];
+        ssize_t vl = fgetxattr(fd, name, val, sizeof(val));
+        if (vl >= 0)
+            archive_entry_xattr_add_entry(e, name, val, (size_t)vl);
+    }
+}
+
+static int write_header(struct ltar *t, const struct job *j, int xattr_fd, berth_error_t *err)
 {
     struct archive_entry *e = archive_entry_new();
+    if (xattr_fd >= 0)
+        add_user_xattrs(e, xattr_fd);
     bool dir = S_ISDIR(j->st.st_mode);
     cleanup_free char *name = dir ? xasprintf("%s/", j->name) : xstrdup(j->name);
     archive_entry_set_pathname(e, name);
@@ -128,13 +200,17 @@ static int start_job(struct ltar *t, berth_error_t *err)
         t->in_data = false;
         return 0;
     }
-    if (write_header(t, j, err) < 0)
+    cleanup_close int fd = -1;
+    if (j->src_path && (S_ISREG(j->st.st_mode) || S_ISDIR(j->st.st_mode))) {
+        fd = path_openat_in_root(j->src_root, j->src_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0,
+                                 err);
+        if (fd < 0)
+            return -1;
+    }
+    if (write_header(t, j, fd, err) < 0)
         return -1;
     if (S_ISREG(j->st.st_mode) && j->st.st_size > 0) {
-        t->cur_fd = path_openat_in_root(j->src_root, j->src_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
-                                        0, err);
-        if (t->cur_fd < 0)
-            return -1;
+        t->cur_fd = steal_fd(&fd);
         t->cur_left = j->st.st_size;
     }
     return 0;
@@ -147,6 +223,31 @@ static char *join2(const char *a, const char *b)
     if (!*b)
         return xstrdup(a);
     return xasprintf("%s/%s", a, b);
+}
+
+/* The directories an archive implies (a/b/file without a/ and a/b/) get entries of their
+ * own, 0755 root (or the --chown owner) with the build's time, as buildah writes them: a layer
+ * lists every directory it creates. */
+static int implied_dirs(struct ltar *t, const char *rel, berth_error_t *err)
+{
+    cleanup_free char *copy = xstrdup(rel);
+    for (char *p = strchr(copy, '/'); p; p = strchr(p + 1, '/')) {
+        *p = 0;
+        if (!nameset_add(&t->in_dirs, copy)) {
+            struct job j = {.kind = JOB_ENTRY, .st.st_mode = S_IFDIR | 0755, .src_root = -1};
+            clock_gettime(CLOCK_REALTIME, &j.st.st_mtim);
+            if (t->own->set) {
+                j.st.st_uid = t->own->uid;
+                j.st.st_gid = t->own->gid;
+            }
+            cleanup_free char *name = join2(t->in_dest, copy);
+            j.name = name;
+            if (write_header(t, &j, -1, err) < 0)
+                return -1;
+        }
+        *p = '/';
+    }
+    return 0;
 }
 
 /* One step of re-emitting an archive: a header or a chunk of data.  1 when it is exhausted. */
@@ -181,6 +282,10 @@ static int archive_step(struct ltar *t, char *chunk, size_t csize, berth_error_t
     const char *hl = archive_entry_hardlink(ie);
     if (!hl && type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
         return 0; /* devices, fifos: not extracted (as the working-layer route) */
+    if (implied_dirs(t, rel, err) < 0)
+        return -1;
+    if (type == AE_IFDIR)
+        nameset_add(&t->in_dirs, rel);
     struct archive_entry *e = archive_entry_new();
     cleanup_free char *name = join2(t->in_dest, rel);
     if (type == AE_IFDIR) {
@@ -198,6 +303,14 @@ static int archive_step(struct ltar *t, char *chunk, size_t csize, berth_error_t
     archive_entry_set_gid(e, t->own->set ? t->own->gid : archive_entry_gid(ie));
     struct timespec ts = {archive_entry_mtime(ie), archive_entry_mtime_nsec(ie)};
     fill_times(e, &ts, t->clamp);
+    if (archive_entry_xattr_reset(ie) > 0) {
+        const char *xn;
+        const void *xv;
+        size_t xl;
+        while (archive_entry_xattr_next(ie, &xn, &xv, &xl) == ARCHIVE_OK)
+            if (strncmp(xn, "user.", 5) == 0)
+                archive_entry_xattr_add_entry(e, xn, xv, xl);
+    }
     if (hl) {
         cleanup_free char *target = path_clean_relative(hl);
         cleanup_free char *tn = join2(t->in_dest, target);
@@ -263,6 +376,7 @@ static ssize_t ltar_read(berth_reader_t *r, void *buf, size_t len, berth_error_t
             if (s == 1) {
                 archive_read_free(t->in);
                 t->in = NULL;
+                nameset_clear(&t->in_dirs);
                 close(t->cur_fd);
                 t->cur_fd = -1;
             }
@@ -291,6 +405,7 @@ static void ltar_close(berth_reader_t *r)
     struct ltar *t = (struct ltar *)r;
     if (t->in)
         archive_read_free(t->in);
+    nameset_clear(&t->in_dirs);
     if (t->cur_fd >= 0)
         close(t->cur_fd);
     archive_write_free(t->a);
@@ -364,6 +479,7 @@ static void add_dirs(struct ltar *t, size_t *cap, int parent_fd, const char *dir
                 j->kind = JOB_ENTRY;
                 j->name = xstrdup(copy);
                 j->st = st;
+                j->existing = exists;
             }
             *p = c;
             if (end)
@@ -406,6 +522,129 @@ static char *parent_of(const char *rel)
 {
     const char *sl = strrchr(rel, '/');
     return sl ? xstrndup(rel, (size_t)(sl - rel)) : xstrdup("");
+}
+
+static int cmp_job_name(const void *a, const void *b, void *ud)
+{
+    const struct job *jobs = ud;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(jobs[x].name, jobs[y].name);
+    return c ? c : (x < y ? -1 : x > y);
+}
+
+static void drop_job(struct job *j)
+{
+    free(j->name);
+    free(j->link);
+    free(j->src_path);
+    j->name = j->link = j->src_path = NULL;
+}
+
+/* A layer's tar names each path once: when sources overlap (`COPY a "" b /d/`, a dir source
+ * holding a file also named alone), the later one wins as it would on disk, and a directory
+ * keeps its first place (before its contents) with the last metadata.  A tar that rewrites its
+ * own paths can't be reproduced from the layer's files, so its DiffID could not be exported. */
+static void dedupe_jobs(struct ltar *t)
+{
+    if (t->njobs < 2)
+        return;
+    size_t *ord = xreallocarray(NULL, t->njobs, sizeof(*ord));
+    for (size_t i = 0; i < t->njobs; i++)
+        ord[i] = i;
+    qsort_r(ord, t->njobs, sizeof(*ord), cmp_job_name, t->jobs);
+    bool any = false;
+    for (size_t g = 0; g < t->njobs;) {
+        size_t e = g + 1;
+        while (e < t->njobs && strcmp(t->jobs[ord[g]].name, t->jobs[ord[e]].name) == 0)
+            e++;
+        /* archives (re-emitted below their destination) are not entries of their own */
+        size_t fi = e, li = e, cnt = 0;
+        for (size_t k = g; k < e; k++) {
+            if (t->jobs[ord[k]].kind != JOB_ENTRY)
+                continue;
+            if (fi == e)
+                fi = k;
+            li = k;
+            cnt++;
+        }
+        if (cnt > 1) {
+            struct job *last = &t->jobs[ord[li]];
+            struct job *first = &t->jobs[ord[fi]];
+            bool dirs = S_ISDIR(last->st.st_mode) && S_ISDIR(first->st.st_mode);
+            if (dirs) {
+                first->st = last->st;
+                first->existing = last->existing;
+            }
+            for (size_t k = fi; k <= li; k++) {
+                struct job *j = &t->jobs[ord[k]];
+                if (j->kind == JOB_ENTRY && (dirs ? k != fi : k != li))
+                    drop_job(j);
+            }
+            any = true;
+        }
+        g = e;
+    }
+    free(ord);
+    if (!any)
+        return;
+    /* a directory replaced by a non-directory takes what was listed below it */
+    for (size_t i = 0; i < t->njobs; i++) {
+        struct job *j = &t->jobs[i];
+        if (!j->name || j->kind != JOB_ENTRY || S_ISDIR(j->st.st_mode))
+            continue;
+        size_t n = strlen(j->name);
+        for (size_t k = 0; k < i; k++) {
+            struct job *c = &t->jobs[k];
+            if (c->name && c->kind == JOB_ENTRY && strncmp(c->name, j->name, n) == 0 &&
+                c->name[n] == '/')
+                drop_job(c);
+        }
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < t->njobs; i++)
+        if (t->jobs[i].name)
+            t->jobs[o++] = t->jobs[i];
+    t->njobs = o;
+}
+
+/* A directory of the parent layer that gets a new name in it is changed: its mtime becomes
+ * the build's time, as the file system (and so buildah's and Docker's diffs) would have it. */
+static void touch_changed_dirs(struct ltar *t, int parent_fd)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    for (size_t d = 0; d < t->njobs; d++) {
+        struct job *dir = &t->jobs[d];
+        if (!dir->existing)
+            continue;
+        size_t n = strlen(dir->name);
+        bool changed = false;
+        for (size_t i = 0; i < t->njobs && !changed; i++) {
+            const struct job *j = &t->jobs[i];
+            if (j->existing)
+                continue;
+            if (j->kind == JOB_ARCHIVE) {
+                changed = strcmp(j->name, dir->name) == 0;
+                continue;
+            }
+            const char *sl = strrchr(j->name, '/');
+            size_t pl = sl ? (size_t)(sl - j->name) : 0;
+            if (pl != n || strncmp(j->name, dir->name, n) != 0)
+                continue;
+            changed = parent_fd < 0;
+            if (!changed) {
+                berth_error_t e = NULL;
+                int fd =
+                    path_openat_in_root(parent_fd, j->name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, &e);
+                berth_error_release(&e);
+                changed = fd < 0;
+                if (fd >= 0)
+                    close(fd);
+            }
+        }
+        if (changed)
+            dir->st.st_mtim = now;
+    }
 }
 
 int copy_plan_layer(const struct copy_plan *p, int parent_fd, const struct copy_owner *own,
@@ -481,12 +720,14 @@ int copy_plan_layer(const struct copy_plan *p, int parent_fd, const struct copy_
                 j->st.st_gid = 0;
             }
             j->link = link ? xstrdup(link) : NULL;
-            if (S_ISREG(st->st_mode)) {
+            if (S_ISREG(st->st_mode) || (S_ISDIR(st->st_mode) && !tv.url)) {
                 j->src_root = tv.fd;
                 j->src_path = join2(tv.src, rel);
             }
         }
     }
+    dedupe_jobs(t);
+    touch_changed_dirs(t, parent_fd);
     *out = &t->base;
     return 0;
 bad_root:

@@ -88,6 +88,21 @@ static int mkdir_in_root(int root_fd, const char *path, berth_error_t *err)
     return 0;
 }
 
+/* RUN steps get no `container=` variable of their own (buildah sets none there; `berth run`
+ * keeps podman's): only one that the build's environment sets stays. */
+static void drop_container_env(json_t *spec, char *const *env)
+{
+    for (char *const *e = env; e && *e; e++)
+        if (strncmp(*e, "container=", 10) == 0)
+            return;
+    json_t *penv = json_object_get(json_object_get(spec, "process"), "env");
+    for (size_t i = json_array_size(penv); i-- > 0;) {
+        const char *v = json_string_value(json_array_get(penv, i));
+        if (v && strncmp(v, "container=", 10) == 0)
+            json_array_remove(penv, i);
+    }
+}
+
 int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_error_t *err)
 {
     cleanup_close int root_fd = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -127,6 +142,7 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
     cleanup_json json_t *spec = NULL;
     if (spec_generate(NULL, rootfs, &so, &spec, err) < 0)
         return berth_error_wrap(err, "generate the RUN spec");
+    drop_container_env(spec, r->env);
     json_t *mounts = json_object_get(spec, "mounts");
     if (json_is_array(mounts) && r->network && strcmp(r->network, "host") == 0) {
         /* name resolution as on the host, without writing into the layer */
@@ -159,7 +175,9 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
             struct stat st;
             bool file = src && stat(src, &st) == 0 && !S_ISDIR(st.st_mode) &&
                         strcmp(json_string_value(json_object_get(m, "type")), "bind") == 0;
-            if (dst)
+            /* build -v targets stay in the image (buildah keeps them), --mount ones do not */
+            bool keep = json_is_true(json_object_get(m, "berth-keep-target"));
+            if (dst && !keep)
                 note_missing(root_fd, dst, &made);
             if (dst && !file && mkdir_in_root(root_fd, dst, err) < 0) {
                 remove_created(root_fd, &made);
@@ -186,7 +204,9 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
                 if (fd >= 0)
                     close(fd);
             }
-            json_array_append(mounts, m);
+            json_t *mc = json_copy(m);
+            json_object_del(mc, "berth-keep-target");
+            json_array_append_new(mounts, mc);
         }
     }
     struct timespec ts;

@@ -40,6 +40,8 @@ static const char usage[] =
     "      --platform OS/ARCH   accepted when it is this machine's platform\n"
     "      --network none|host  network of RUN steps (default none)\n"
     "      --secret id=ID,src=PATH  a secret for RUN --mount=type=secret (repeatable)\n"
+    "  -v, --volume HOST:CTR[:OPTS]  bind HOST at CTR during every RUN step; nothing of it\n"
+    "                           stays in the image (OPTS: ro, rw, z, Z, nosuid, nodev, noexec)\n"
     "      --cache-from REF     import cache entries from oci:DIR or docker://REPO:TAG\n"
     "                           (repeatable)\n"
     "      --cache-to REF       export this build's cache entries to oci:DIR or\n"
@@ -112,6 +114,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
         OPT_PULL,
         OPT_LABEL,
         OPT_ANNOTATION,
+        OPT_VOLUME,
     };
     static const struct option base_opts[] = {
         {"file", required_argument, NULL, 'f'},
@@ -133,6 +136,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
         {"pull", optional_argument, NULL, OPT_PULL},
         {"label", required_argument, NULL, OPT_LABEL},
         {"annotation", required_argument, NULL, OPT_ANNOTATION},
+        {"volume", required_argument, NULL, OPT_VOLUME},
         {"quiet", no_argument, NULL, 'q'},
         {"print-ast", no_argument, NULL, OPT_PRINT_AST},
         {"help", no_argument, NULL, 'h'},
@@ -150,8 +154,8 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     bool ast = false;
     struct builder_options o = {.layers = true, .timestamp = -1};
     cleanup_free char **tags = NULL, **bargs = NULL, **secrets = NULL, **cache_from = NULL,
-                      **labels = NULL, **annotations = NULL;
-    size_t nt = 0, nb = 0, ns = 0, ncf = 0, nl = 0, na = 0;
+                      **labels = NULL, **annotations = NULL, **volumes = NULL;
+    size_t nt = 0, nb = 0, ns = 0, ncf = 0, nl = 0, na = 0, nv = 0;
     const char *fmt = getenv("BUILDAH_FORMAT");
     if (fmt && strcmp(fmt, "docker") == 0)
         o.docker_format = true;
@@ -159,7 +163,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     if (sde && *sde && parse_ts(sde, &o.timestamp) != 0)
         return BERTH_EXIT_ERROR;
     int c;
-    while ((c = cli_getopt(argc, argv, "f:t:qh", opts, false)) != -1) {
+    while ((c = cli_getopt(argc, argv, "f:t:v:qh", opts, false)) != -1) {
         switch (c) {
         case 'f':
             file = optarg;
@@ -221,6 +225,10 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
             /* missing base images are pulled unless --pull=never (true/always/missing: the
              * store's copy is used when it has one) */
             o.pull_never = optarg && (strcmp(optarg, "never") == 0 || strcmp(optarg, "false") == 0);
+            break;
+        case 'v':
+        case OPT_VOLUME:
+            push(&volumes, &nv, optarg);
             break;
         case OPT_LABEL:
             push(&labels, &nl, optarg);
@@ -310,6 +318,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     o.build_args = bargs;
     o.tags = tags;
     o.secrets = secrets;
+    o.volumes = volumes;
     o.cache_from = cache_from;
     o.labels = labels;
     o.annotations = annotations;
