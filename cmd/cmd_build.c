@@ -334,7 +334,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     }
     if (iidfile) {
         cleanup_free char *v = xasprintf("sha256:%s", id);
-        if (fs_write_file_atomic(iidfile, v, strlen(v), 0644, &err) < 0)
+        if (fs_write_output(iidfile, v, strlen(v), 0644, &err) < 0)
             return cli_fail(&err);
     }
     printf("%s\n", id);

@@ -370,7 +370,7 @@ static int cmd_commit(struct berth_globals *g, int argc, char **argv)
         return cli_fail(&err);
     if (iidfile) {
         cleanup_free char *v = xasprintf("sha256:%s", id);
-        if (fs_write_file_atomic(iidfile, v, strlen(v), 0644, &err) < 0)
+        if (fs_write_output(iidfile, v, strlen(v), 0644, &err) < 0)
             return cli_fail(&err);
     }
     if (rm && working_remove(s, argv[optind], &err) < 0)

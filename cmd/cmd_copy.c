@@ -230,8 +230,8 @@ static int cmd_copy(struct berth_globals *g, int argc, char **argv)
     struct copy_result res = {0};
     if (cli_copy_image(g, s, d, &src_sys, &dst_sys, &o, &res, &err) < 0)
         return cli_fail(&err);
-    if (digestfile && fs_write_file_atomic(digestfile, res.manifest_digest,
-                                           strlen(res.manifest_digest), 0644, &err) < 0) {
+    if (digestfile && fs_write_output(digestfile, res.manifest_digest, strlen(res.manifest_digest),
+                                      0644, &err) < 0) {
         copy_result_clear(&res);
         return cli_fail(&err);
     }

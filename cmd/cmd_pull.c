@@ -5,6 +5,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/reference.h"
 #include "transport/copy.h"
@@ -365,12 +366,10 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
     struct copy_result res = {0};
     if (cli_copy_image(g, src, dst, &sys, NULL, &o, &res, &err) < 0)
         return cli_fail(&err);
-    if (digestfile) {
-        FILE *f = fopen(digestfile, "w");
-        if (!f || fputs(res.manifest_digest, f) < 0 || fclose(f) != 0) {
-            copy_result_clear(&res);
-            return cli_failf("write \"%s\": %s", digestfile, strerror(errno));
-        }
+    if (digestfile && fs_write_output(digestfile, res.manifest_digest, strlen(res.manifest_digest),
+                                      0644, &err) < 0) {
+        copy_result_clear(&res);
+        return cli_fail(&err);
     }
     copy_result_clear(&res);
     return 0;

@@ -55,7 +55,7 @@ static int cmd_standalone_sign(struct berth_globals *g, int argc, char **argv)
         return cli_fail(&err);
     if (signature_sign(manifest, mlen, argv[optind + 1], argv[optind + 2], pass, &sig, &slen,
                        &err) < 0 ||
-        fs_write_file_atomic(output, sig, slen, 0644, &err) < 0)
+        fs_write_output(output, sig, slen, 0644, &err) < 0)
         return cli_fail(&err);
     return 0;
 }

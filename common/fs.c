@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -291,6 +293,193 @@ void fs_atomic_abort(struct fs_atomic_file *f)
     f->tmp_path = NULL;
     free(f->final_path);
     f->final_path = NULL;
+}
+
+/* ---- output files named by the user ---- */
+
+int fs_output_resolve(const char *path, char **out, berth_error_t *err)
+{
+    if (path == NULL || *path == '\0')
+        return berth_error_make_status(err, EINVAL, "output: empty path");
+    cleanup_free char *cur = xstrdup(path);
+    for (int hops = 0;; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) < 0) {
+            if (errno == ENOENT)
+                break; /* lands here (a dangling link's target is created) */
+            return berth_error_make(err, errno, "stat \"%s\"", cur);
+        }
+        if (!S_ISLNK(st.st_mode))
+            break;
+        if (hops >= 40)
+            return berth_error_make_status(err, ELOOP, "output \"%s\": too many symlinks", path);
+        char target[PATH_MAX];
+        ssize_t n = readlink(cur, target, sizeof(target) - 1);
+        if (n < 0)
+            return berth_error_make(err, errno, "readlink \"%s\"", cur);
+        target[n] = '\0';
+        char *next;
+        const char *slash = strrchr(cur, '/');
+        if (target[0] == '/' || slash == NULL)
+            next = xstrdup(target);
+        else
+            next = xasprintf("%.*s/%s", (int)(slash - cur), cur, target);
+        free(cur);
+        cur = next;
+    }
+    *out = steal_pointer(&cur);
+    return 0;
+}
+
+static int connect_unix(const char *path, berth_error_t *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return berth_error_make_status(err, ENAMETOOLONG, "connect \"%s\": path too long", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return berth_error_make(err, errno, "socket for \"%s\"", path);
+    while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (errno == EINTR)
+            continue;
+        int e = errno;
+        close(fd);
+        return berth_error_make(err, e, "connect \"%s\"", path);
+    }
+    return fd;
+}
+
+/* An unlinked temporary file for a seekable stand-in. */
+static int anonymous_temp(berth_error_t *err)
+{
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || *dir == '\0')
+        dir = "/var/tmp";
+    int fd = open(dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    cleanup_free char *t = xasprintf("%s/berth-output-XXXXXX", dir);
+    fd = mkostemp(t, O_CLOEXEC);
+    if (fd < 0)
+        return berth_error_make(err, errno, "create a temporary file in \"%s\"", dir);
+    unlink(t);
+    return fd;
+}
+
+int fs_output_open(const char *path, mode_t mode, unsigned flags, struct fs_output *out,
+                   berth_error_t *err)
+{
+    *out = (struct fs_output){.fd = -1, .target_fd = -1, .atomic = {.fd = -1}};
+    cleanup_free char *final = NULL;
+    if (fs_output_resolve(path, &final, err) < 0)
+        return -1;
+    struct stat st;
+    if (stat(final, &st) == 0 && S_ISDIR(st.st_mode))
+        return berth_error_make_status(err, EISDIR, "output \"%s\": is a directory", path);
+    if (stat(final, &st) == 0 && !S_ISREG(st.st_mode)) {
+        int tfd;
+        if (S_ISSOCK(st.st_mode))
+            tfd = connect_unix(final, err);
+        else if ((tfd = open(final, O_WRONLY | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+            berth_error_make(err, errno, "open \"%s\"", final);
+        if (tfd < 0)
+            return -1;
+        out->target_fd = tfd;
+        out->in_place = true;
+        if (flags & FS_OUTPUT_SEEKABLE) {
+            out->fd = anonymous_temp(err);
+            if (out->fd < 0) {
+                close(tfd);
+                out->target_fd = -1;
+                return berth_error_wrap(err, "output \"%s\"", path);
+            }
+        } else {
+            out->fd = tfd;
+        }
+    } else {
+        if (fs_atomic_open(final, mode, &out->atomic, err) < 0)
+            return -1;
+        out->fd = out->atomic.fd;
+    }
+    out->path = steal_pointer(&final);
+    return 0;
+}
+
+int fs_output_commit(struct fs_output *o, berth_error_t *err)
+{
+    if (o->path == NULL || o->done)
+        return berth_error_make_status(err, EINVAL, "commit: no open output");
+    /* from here on a failure leaves the output for abort to clean up */
+    if (!o->in_place) {
+        if (fs_atomic_commit(&o->atomic, err) < 0)
+            return -1;
+        o->fd = -1;
+        o->done = true;
+        free(o->path);
+        o->path = NULL;
+        return 0;
+    }
+    if (o->fd != o->target_fd) {
+        /* the seekable stand-in, copied out sequentially */
+        off_t end = lseek(o->fd, 0, SEEK_END);
+        if (end < 0 || lseek(o->fd, 0, SEEK_SET) < 0)
+            return berth_error_make(err, errno, "output \"%s\": seek", o->path);
+        cleanup_free char *buf = xmalloc(1 << 20);
+        for (off_t left = end; left > 0;) {
+            ssize_t n = read(o->fd, buf, left < (1 << 20) ? (size_t)left : (1 << 20));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return berth_error_make(err, n < 0 ? errno : EIO, "output \"%s\": read back",
+                                        o->path);
+            if (write_all_fd(o->target_fd, buf, (size_t)n) < 0)
+                return berth_error_make(err, errno, "write \"%s\"", o->path);
+            left -= n;
+        }
+        close(o->fd);
+    }
+    o->fd = -1;
+    int tfd = o->target_fd;
+    o->target_fd = -1;
+    o->done = true;
+    int r = 0;
+    if (close(tfd) < 0 && errno != EINTR)
+        r = berth_error_make(err, errno, "close \"%s\"", o->path);
+    free(o->path);
+    o->path = NULL;
+    return r;
+}
+
+void fs_output_abort(struct fs_output *o)
+{
+    if (!o->done) {
+        if (o->in_place) {
+            if (o->fd >= 0 && o->fd != o->target_fd)
+                close(o->fd);
+            if (o->target_fd >= 0)
+                close(o->target_fd);
+        } else {
+            fs_atomic_abort(&o->atomic);
+        }
+    }
+    o->fd = -1;
+    o->target_fd = -1;
+    o->done = true;
+    free(o->path);
+    o->path = NULL;
+}
+
+int fs_write_output(const char *path, const void *data, size_t len, mode_t mode, berth_error_t *err)
+{
+    struct fs_output o cleanup_output = {.fd = -1, .target_fd = -1};
+    if (fs_output_open(path, mode, 0, &o, err) < 0)
+        return berth_error_wrap(err, "write \"%s\"", path);
+    if (write_all_fd(o.fd, data, len) < 0)
+        return berth_error_make(err, errno, "write \"%s\"", path);
+    if (fs_output_commit(&o, err) < 0)
+        return berth_error_wrap(err, "write \"%s\"", path);
+    return 0;
 }
 
 /* ---- directories ---- */

@@ -42,6 +42,48 @@ static inline void cleanup_atomic_filep(struct fs_atomic_file *f)
 }
 #define cleanup_atomic_file __attribute__((cleanup(cleanup_atomic_filep)))
 
+/* Output files the user named (-o, --iidfile, --digestfile, auth files, archives).  The rule,
+ * as skopeo and cp apply it:
+ *  - a symlink the user named is followed (the link stays a link, its target gets the content);
+ *  - an existing character/block device, FIFO or socket is opened and written in place (a FIFO
+ *    open waits for a reader, as cp's does; a socket is connected to, AF_UNIX stream);
+ *  - a regular file, or a missing one, is written atomically: temp "<name>.tmp-<pid>-XXXXXX"
+ *    beside the (resolved) target, fsync, rename;
+ *  - a directory is an error (EISDIR).
+ * Never use this for paths inside the store: those must not follow symlinks (fs_atomic_*).
+ *
+ * FS_OUTPUT_SEEKABLE: the caller needs pwrite/ftruncate (the archive writer).  For an in-place
+ * target, fd is then an unlinked temporary file (in $TMPDIR, else /var/tmp) that commit copies
+ * to the target in one sequential pass.  Without it, fd is the target itself.
+ *
+ * commit finishes the output (rename, or the copy); abort (or cleanup_output on an uncommitted
+ * output) removes the temp; for an in-place target it only closes (bytes already written to a
+ * device or FIFO cannot be taken back).  abort is safe on a zero-initialised struct with fd -1,
+ * after a failed open and after commit. */
+#define FS_OUTPUT_SEEKABLE 1u
+struct fs_output {
+    int fd;                       /* write here */
+    struct fs_atomic_file atomic; /* regular target */
+    int target_fd;                /* in-place target; -1 otherwise */
+    char *path;                   /* the resolved target, for messages */
+    bool in_place, done;
+};
+int fs_output_open(const char *path, mode_t mode, unsigned flags, struct fs_output *out,
+                   berth_error_t *err);
+int fs_output_commit(struct fs_output *o, berth_error_t *err);
+void fs_output_abort(struct fs_output *o);
+static inline void cleanup_outputp(struct fs_output *o)
+{
+    fs_output_abort(o);
+}
+#define cleanup_output __attribute__((cleanup(cleanup_outputp)))
+/* The whole output in one call. */
+int fs_write_output(const char *path, const void *data, size_t len, mode_t mode,
+                    berth_error_t *err);
+/* Follows symlinks at the end of `path` (up to 40) to the name the output lands on (*out owned;
+ * the final name need not exist).  For callers that lock or read beside the output. */
+int fs_output_resolve(const char *path, char **out, berth_error_t *err);
+
 /* Temp files of the atomic writers above are "<name>.tmp-<pid>-XXXXXX".  A writer killed with
  * kill -9 leaves its temp file; these reclaim such leftovers.  stale: the pid is gone and the file
  * has not been written for FS_STALE_TEMP_AGE seconds (the age guards live writers in another pid

@@ -6,6 +6,7 @@
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "common/log.h"
 
 #include <ctype.h>
@@ -206,15 +207,13 @@ static int child_error(const char *msg, int *code, berth_error_t *err)
     return berth_error_make_status(err, c == 127 ? ENOENT : (c == 126 ? EACCES : EIO), "%s", msg);
 }
 
+/* --pid-file names the caller's file: written as every user-named output (common/fs.h). */
 static int write_pid_file(const char *path, pid_t pid, berth_error_t *err)
 {
-    cleanup_free char *tmp = xasprintf("%s.tmp", path);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return berth_error_make(err, errno, "create pid file \"%s\"", tmp);
-    fprintf(f, "%d", (int)pid);
-    if (fclose(f) != 0 || rename(tmp, path) < 0)
-        return berth_error_make(err, errno, "write pid file \"%s\"", path);
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%d", (int)pid);
+    if (fs_write_output(path, buf, (size_t)n, 0644, err) < 0)
+        return berth_error_wrap(err, "pid file");
     return 0;
 }
 

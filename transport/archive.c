@@ -461,9 +461,9 @@ void tar_index_free(struct tar_index *t)
 /* ---- writer ---- */
 
 struct tar_writer {
-    struct fs_atomic_file f;
-    uint64_t off; /* end of committed entries */
-    bool pending; /* a streamed entry awaits its name */
+    struct fs_output f; /* the user's file: in place for a device or FIFO */
+    uint64_t off;       /* end of committed entries */
+    bool pending;       /* a streamed entry awaits its name */
     uint64_t pending_size;
     bool committed, opened;
     unsigned char *buf;
@@ -473,8 +473,8 @@ struct tar_writer {
 int tar_writer_open(const char *final_path, struct tar_writer **out, berth_error_t *err)
 {
     struct tar_writer *tw = xzalloc(sizeof(*tw));
-    tw->f.fd = -1;
-    if (fs_atomic_open(final_path, 0644, &tw->f, err) < 0) {
+    tw->f = (struct fs_output){.fd = -1, .target_fd = -1};
+    if (fs_output_open(final_path, 0644, FS_OUTPUT_SEEKABLE, &tw->f, err) < 0) {
         free(tw);
         return -1;
     }
@@ -668,7 +668,7 @@ int tar_writer_commit(struct tar_writer *tw, berth_error_t *err)
     tw->off += sizeof(zeros);
     if (ftruncate(tw->f.fd, (off_t)tw->off) < 0)
         return berth_error_make(err, errno, "truncate archive");
-    if (fs_atomic_commit(&tw->f, err) < 0)
+    if (fs_output_commit(&tw->f, err) < 0)
         return -1;
     tw->committed = true;
     return 0;
@@ -679,7 +679,7 @@ void tar_writer_free(struct tar_writer *tw)
     if (!tw)
         return;
     if (tw->opened && !tw->committed)
-        fs_atomic_abort(&tw->f);
+        fs_output_abort(&tw->f);
     free(tw->buf);
     strv_free(tw->names);
     free(tw);

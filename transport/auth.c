@@ -510,11 +510,19 @@ static int lock_for_edit(const char *path, berth_error_t *err)
 static int load_for_edit(const char *path, json_t **out, berth_error_t *err)
 {
     json_t *j = NULL;
-    if (json_load_file_bounded(path, AUTH_FILE_MAX, &j, err) < 0) {
+    cleanup_free char *buf = NULL;
+    size_t len = 0;
+    if (fs_read_file(path, AUTH_FILE_MAX, &buf, &len, err) < 0) {
         if (berth_error_status(*err) != ENOENT)
             return berth_error_wrap(err, "reading auth file \"%s\"", path);
         berth_error_release(err);
         j = json_object();
+    } else if (strspn(buf, " \t\r\n") == len) {
+        j = json_object(); /* empty, e.g. --authfile /dev/null */
+    } else {
+        cleanup_free char *what = xasprintf("JSON in \"%s\"", path);
+        if (json_parse_bounded(buf, len, AUTH_FILE_MAX, what, &j, err) < 0)
+            return berth_error_wrap(err, "reading auth file \"%s\"", path);
     }
     if (!json_is_object(j)) {
         json_decref(j);
@@ -537,16 +545,21 @@ static int save(const char *path, json_t *j, berth_error_t *err)
     if (!s)
         return berth_error_make(err, ENOMEM, "serialising auth file");
     size_t len = strlen(s);
-    int r = fs_write_file_atomic(path, s, len, 0600, err);
+    /* the user's file: a symlink is followed, a device or FIFO written in place */
+    int r = fs_write_output(path, s, len, 0600, err);
     explicit_bzero(s, len);
     if (r < 0)
         return berth_error_wrap(err, "writing auth file \"%s\"", path);
     return 0;
 }
 
-int auth_store(const char *path, const char *key, const char *user, const char *pass,
+int auth_store(const char *named, const char *key, const char *user, const char *pass,
                berth_error_t *err)
 {
+    /* lock, read and write where a symlinked auth file really is */
+    cleanup_free char *path = NULL;
+    if (fs_output_resolve(named, &path, err) < 0)
+        return -1;
     cleanup_close int lock = lock_for_edit(path, err);
     if (lock < 0)
         return -1;
@@ -568,9 +581,12 @@ int auth_store(const char *path, const char *key, const char *user, const char *
     return save(path, j, err);
 }
 
-int auth_remove(const char *path, const char *key, bool *removed, berth_error_t *err)
+int auth_remove(const char *named, const char *key, bool *removed, berth_error_t *err)
 {
     *removed = false;
+    cleanup_free char *path = NULL;
+    if (fs_output_resolve(named, &path, err) < 0)
+        return -1;
     if (!fs_exists(path))
         return 0;
     cleanup_close int lock = lock_for_edit(path, err);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -425,6 +427,158 @@ static void test_remove_stale_temps(void **state)
     assert_int_equal(fs_rm_rf(dir, &e), 0);
 }
 
+/* ---- user-named outputs ---- */
+
+static char *slurp(const char *path)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    berth_error_t err = NULL;
+    assert_int_equal(fs_read_file(path, 1 << 20, &buf, &len, &err), 0);
+    return buf;
+}
+
+/* A child that reads the FIFO (or accepts on the socket) into `out`; returns its pid. */
+static pid_t reader_child(const char *path, const char *out, int listen_fd)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int in = listen_fd >= 0 ? accept(listen_fd, NULL, NULL) : open(path, O_RDONLY);
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || o < 0)
+            _exit(1);
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof(buf))) > 0)
+            if (write(o, buf, (size_t)n) != n)
+                _exit(1);
+        _exit(n < 0 ? 1 : 0);
+    }
+    return pid;
+}
+
+static void wait_ok(pid_t pid)
+{
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_output_regular_and_symlink(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_free char *f = fs_join(dir, "out");
+    cleanup_error berth_error_t err = NULL;
+    /* new and existing regular files: atomic replace (a new inode), no temps left */
+    assert_int_equal(fs_write_output(f, "one", 3, 0644, &err), 0);
+    struct stat a, b;
+    assert_int_equal(stat(f, &a), 0);
+    assert_int_equal(fs_write_output(f, "two", 3, 0644, &err), 0);
+    assert_int_equal(stat(f, &b), 0);
+    assert_true(a.st_ino != b.st_ino);
+    cleanup_free char *c = slurp(f);
+    assert_string_equal(c, "two");
+    /* a symlink (relative, through another symlink) is followed: links stay links */
+    cleanup_free char *l1 = fs_join(dir, "l1");
+    cleanup_free char *l2 = fs_join(dir, "l2");
+    assert_int_equal(symlink("l2", l1), 0);
+    assert_int_equal(symlink("out", l2), 0);
+    assert_int_equal(fs_write_output(l1, "three", 5, 0644, &err), 0);
+    assert_int_equal(lstat(l1, &a), 0);
+    assert_true(S_ISLNK(a.st_mode));
+    assert_int_equal(lstat(l2, &a), 0);
+    assert_true(S_ISLNK(a.st_mode));
+    cleanup_free char *c2 = slurp(f);
+    assert_string_equal(c2, "three");
+    /* a dangling symlink: its target is created */
+    cleanup_free char *dl = fs_join(dir, "dangling");
+    cleanup_free char *dt = fs_join(dir, "created");
+    assert_int_equal(symlink(dt, dl), 0);
+    assert_int_equal(fs_write_output(dl, "four", 4, 0644, &err), 0);
+    cleanup_free char *c3 = slurp(dt);
+    assert_string_equal(c3, "four");
+    cleanup_free char *res = NULL;
+    assert_int_equal(fs_output_resolve(l1, &res, &err), 0);
+    assert_string_equal(res, f);
+    /* a symlink loop and a directory are errors */
+    cleanup_free char *loop = fs_join(dir, "loop");
+    assert_int_equal(symlink("loop", loop), 0);
+    assert_int_equal(fs_write_output(loop, "x", 1, 0644, &err), -1);
+    assert_int_equal(berth_error_status(err), ELOOP);
+    berth_error_release(&err);
+    assert_int_equal(fs_write_output(dir, "x", 1, 0644, &err), -1);
+    assert_int_equal(berth_error_status(err), EISDIR);
+    berth_error_release(&err);
+    /* an aborted output leaves nothing */
+    cleanup_free char *g = fs_join(dir, "aborted");
+    struct fs_output o cleanup_output = {.fd = -1, .target_fd = -1};
+    assert_int_equal(fs_output_open(g, 0644, FS_OUTPUT_SEEKABLE, &o, &err), 0);
+    assert_int_equal(write(o.fd, "x", 1), 1);
+    fs_output_abort(&o);
+    assert_false(fs_exists(g));
+    assert_int_equal(count_temps(dir), 0);
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+}
+
+static void test_output_devices_fifos_sockets(void **state)
+{
+    (void)state;
+    cleanup_free char *dir = make_tmpdir();
+    cleanup_error berth_error_t err = NULL;
+    /* /dev/null (through a symlink too) is written in place and stays a device */
+    cleanup_free char *ln = fs_join(dir, "null-link");
+    assert_int_equal(symlink("/dev/null", ln), 0);
+    assert_int_equal(fs_write_output("/dev/null", "x", 1, 0644, &err), 0);
+    assert_int_equal(fs_write_output(ln, "x", 1, 0644, &err), 0);
+    struct stat st;
+    assert_int_equal(lstat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+    assert_int_equal(count_temps("/dev"), 0);
+
+    /* a FIFO with a reader gets the bytes; a seekable output written out of order reaches it
+     * in order at commit */
+    cleanup_free char *fifo = fs_join(dir, "fifo");
+    cleanup_free char *got = fs_join(dir, "got");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    pid_t r = reader_child(fifo, got, -1);
+    assert_int_equal(fs_write_output(fifo, "via fifo", 8, 0644, &err), 0);
+    wait_ok(r);
+    cleanup_free char *c = slurp(got);
+    assert_string_equal(c, "via fifo");
+    r = reader_child(fifo, got, -1);
+    struct fs_output o cleanup_output = {.fd = -1, .target_fd = -1};
+    assert_int_equal(fs_output_open(fifo, 0644, FS_OUTPUT_SEEKABLE, &o, &err), 0);
+    assert_true(o.in_place);
+    assert_int_equal(pwrite(o.fd, "world", 5, 6), 5);
+    assert_int_equal(pwrite(o.fd, "hello ", 6, 0), 6);
+    assert_int_equal(fs_output_commit(&o, &err), 0);
+    wait_ok(r);
+    cleanup_free char *c2 = slurp(got);
+    assert_string_equal(c2, "hello world");
+    assert_int_equal(lstat(fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+
+    /* a unix socket is connected to */
+    cleanup_free char *sock = fs_join(dir, "sock");
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, sock);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    r = reader_child(sock, got, lfd);
+    assert_int_equal(fs_write_output(sock, "via socket", 10, 0644, &err), 0);
+    wait_ok(r);
+    close(lfd);
+    cleanup_free char *c3 = slurp(got);
+    assert_string_equal(c3, "via socket");
+    assert_int_equal(lstat(sock, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(count_temps(dir), 0);
+    assert_int_equal(fs_rm_rf(dir, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +593,8 @@ int main(void)
         cmocka_unit_test(test_join),
         cmocka_unit_test(test_writeback_progress),
         cmocka_unit_test(test_remove_stale_temps),
+        cmocka_unit_test(test_output_regular_and_symlink),
+        cmocka_unit_test(test_output_devices_fifos_sockets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
