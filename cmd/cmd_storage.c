@@ -124,7 +124,9 @@ static int64_t image_created(storage_store_t *s, const storage_image_t *img)
         berth_error_release(&err);
         return img->created;
     }
-    json_t *j = json_loadb(buf, len, 0, NULL);
+    json_t *j = NULL;
+    if (json_parse_bounded(buf, len, IMAGE_CONFIG_MAX_SIZE, "image config", &j, &err) < 0)
+        berth_error_release(&err);
     int64_t t = img->created;
     int64_t parsed;
     if (image_time_parse(json_string_value(json_object_get(j, "created")), &parsed) == 0)
