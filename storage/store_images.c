@@ -232,8 +232,11 @@ int storage_image_create(storage_store_t *s, const struct storage_image_options 
             goto fail_tmp;
         }
         {
+            /* The rename is what makes the image exist; until the directory is synced a crash
+             * can lose it, so a failed sync fails the commit (a retry finds the same id). */
             cleanup_free char *images = xasprintf("%s/images", s->root);
-            fs_fsync_dir(images, NULL);
+            if (fs_fsync_dir(images, err) < 0)
+                goto out;
         }
         for (size_t i = 0; o->names && o->names[i]; i++)
             if (take_name(s, all, id, o->names[i], err) < 0)
