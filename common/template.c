@@ -1310,7 +1310,7 @@ static void format_float(struct strbuf *b, double f, bool json)
     snprintf(buf, sizeof(buf), "%.*e", prec, f);
     /* buf: [-]d[.ddd]e[+-]XX */
     char *e = strchr(buf, 'e');
-    int exp = atoi(e + 1);
+    int exp = (int)strtol(e + 1, NULL, 10);
     *e = '\0';
     bool neg = buf[0] == '-';
     char digits[40];
