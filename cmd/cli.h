@@ -70,4 +70,12 @@ int cli_usage(const char *text);
 /* Reports a missing/extra positional argument count; returns BERTH_EXIT_ERROR. */
 int cli_nargs_error(const char *cmd, const char *expect);
 
+/* --format TEMPLATE as podman runs it (common/template.h): the Go template over `items` (a JSON
+ * array), preceded in table mode by the header line from `headers` (field name -> column title)
+ * unless noheading; prints the output.  Returns 0, or BERTH_EXIT_ERROR after printing the error
+ * (nothing of the output is printed then). */
+struct json_t;
+int cli_print_template(const char *format, const struct json_t *items, const struct json_t *headers,
+                       bool noheading);
+
 #endif

@@ -11,6 +11,7 @@
 #include "common/reference.h"
 #include "common/stream.h"
 #include "common/strutil.h"
+#include "common/template.h"
 #include "run/container.h"
 #include "storage/store.h"
 #include "storage/userns.h"
@@ -137,9 +138,186 @@ static int64_t image_created(storage_store_t *s, const storage_image_t *img)
 
 /* ------------------------------------------------------------------ images */
 
-static const char images_usage[] = "Usage: berth images [--format json] [-q] [-n]\n\n"
+static int cmp_json_str(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+/* Sorts an array of strings in place. */
+static void json_array_sort_strings(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    json_t **v = xcalloc(n + 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_incref(json_array_get(arr, i));
+    qsort(v, n, sizeof(*v), cmp_json_str);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, v[i]);
+    free(v);
+}
+
+/* Go's time.Time String() in local time: "2006-01-02 15:04:05 -0700 MST". */
+static void go_time_string(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!localtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S %z %Z", &tm) == 0)
+        snprintf(buf, len, "%lld", (long long)t);
+}
+
+/* The rows podman's images --format TEMPLATE sees (its imageReporter: one per name), with its
+ * field names; headers as podman derives them. */
+static json_t *images_template_rows(storage_store_t *s, storage_image_t **imgs)
+{
+    storage_container_t **ctrs = NULL;
+    berth_error_t err = NULL;
+    if (storage_container_list(s, &ctrs, &err) < 0)
+        berth_error_release(&err);
+    json_t *rows = json_array();
+    for (size_t i = 0; imgs[i]; i++) {
+        storage_image_t *img = imgs[i];
+        int64_t created = image_created(s, img), size = image_size(s, img->id);
+        /* podman's size adds the image's big data, where the manifest is kept twice (also
+         * under "manifest-DIGEST") */
+        for (char **k = img->big_data; k && *k; k++) {
+            cleanup_free char *bd = NULL;
+            size_t bl = 0;
+            if (storage_image_get_big_data(s, img->id, *k, IMAGE_CONFIG_MAX_SIZE, &bd, &bl, &err) ==
+                0)
+                size += (int64_t)bl * (strcmp(*k, "manifest") == 0 ? 2 : 1);
+            berth_error_release(&err);
+        }
+        char ago[64], when[64], human[32];
+        human_ago(created, ago, sizeof(ago));
+        go_time_string(created, when, sizeof(when));
+        human_size(size, human, sizeof(human));
+        json_int_t nctr = 0;
+        for (size_t k = 0; ctrs && ctrs[k]; k++)
+            if (ctrs[k]->image_id && strcmp(ctrs[k]->image_id, img->id) == 0)
+                nctr++;
+        json_t *labels = NULL;
+        cleanup_free char *cbuf = NULL;
+        size_t clen = 0;
+        cleanup_json json_t *cfg = NULL;
+        if (storage_image_get_big_data(s, img->id, "config", IMAGE_CONFIG_MAX_SIZE, &cbuf, &clen,
+                                       &err) == 0 &&
+            json_parse_bounded(cbuf, clen, IMAGE_CONFIG_MAX_SIZE, "config", &cfg, &err) == 0) {
+            json_t *l = json_get_object(json_get_object(cfg, "config"), "Labels");
+            if (l)
+                labels = json_deep_copy(l);
+        }
+        berth_error_release(&err);
+        json_t *digests = json_array(), *history = json_array();
+        size_t nnames = strv_len(img->names);
+        for (size_t k = 0; k < nnames; k++) {
+            cleanup_image_ref image_ref_t *r = NULL;
+            if (img->digest && image_ref_parse(img->names[k], &r, &err) == 0) {
+                cleanup_free char *full = image_ref_string(r);
+                char *cut = strrchr(full, '@');
+                if (!cut && (cut = strrchr(full, ':')) && strchr(cut, '/'))
+                    cut = NULL;
+                if (cut)
+                    *cut = '\0';
+                cleanup_free char *d = xasprintf("%s@%s", full, img->digest);
+                bool dup = false;
+                for (size_t m = 0; m < json_array_size(digests); m++)
+                    dup |= strcmp(json_string_value(json_array_get(digests, m)), d) == 0;
+                if (!dup)
+                    json_array_append_new(digests, json_string(d));
+            }
+            berth_error_release(&err);
+            /* the names history, newest first */
+            json_array_append_new(history, json_string(img->names[nnames - 1 - k]));
+        }
+        json_array_sort_strings(digests);
+        cleanup_free char *hist = NULL;
+        {
+            struct strbuf hb = STRBUF_INIT;
+            for (size_t k = 0; k < json_array_size(history); k++)
+                strbuf_appendf(&hb, "%s%s", k ? ", " : "",
+                               json_string_value(json_array_get(history, k)));
+            hist = strbuf_steal(&hb);
+        }
+        for (size_t k = 0; k < (nnames ? nnames : 1); k++) {
+            json_t *o = tmpl_struct_new("images.imageReporter");
+            cleanup_free char *repo = xstrdup(nnames ? img->names[k] : "<none>");
+            const char *tag = "<none>";
+            char *at = strchr(repo, '@');
+            if (at)
+                *at = '\0';
+            char *colon = strrchr(repo, ':');
+            if (colon && !strchr(colon, '/')) {
+                *colon = '\0';
+                tag = colon + 1;
+            }
+            char shortid[13];
+            snprintf(shortid, sizeof(shortid), "%.12s", img->id);
+            json_object_set_new(o, "Repository", json_string(repo));
+            json_object_set_new(o, "Tag", json_string(tag));
+            json_object_set_new(o, "ID", json_string(shortid));
+            json_object_set_new(o, "Id", json_string(img->id));
+            json_object_set_new(o, "ParentId", json_string(""));
+            json_object_set_new(o, "RepoTags", json_from_strv(img->names));
+            json_object_set(o, "RepoDigests", digests);
+            json_object_set_new(o, "Size", json_string(human));
+            json_object_set_new(o, "SharedSize", json_integer(0));
+            json_object_set_new(o, "VirtualSize", json_integer(size));
+            json_object_set_new(o, "Labels", labels ? json_deep_copy(labels) : tmpl_nil_map());
+            json_object_set_new(o, "Containers", json_integer(nctr));
+            json_object_set_new(o, "ReadOnly", json_false());
+            json_object_set_new(o, "Dangling", json_boolean(nnames == 0));
+            json_object_set_new(o, "Names", json_from_strv(img->names));
+            json_object_set_new(o, "Digest", json_string(img->digest ? img->digest : ""));
+            json_object_set_new(o, "History", json_string(hist));
+            json_object_set_new(o, "Created", json_string(ago));
+            json_object_set_new(o, "CreatedAt", json_string(when));
+            json_object_set_new(o, "CreatedSince", json_string(ago));
+            json_object_set_new(o, "CreatedTime", json_string(when));
+            json_object_set_new(o, "IsReadOnly", json_false());
+            json_array_append_new(rows, o);
+        }
+        json_decref(digests);
+        json_decref(history);
+        json_decref(labels);
+    }
+    storage_container_list_free(ctrs);
+    return rows;
+}
+
+static json_t *images_template_headers(void)
+{
+    static const char *const h[][2] = {
+        {"ID", "IMAGE ID"},
+        {"Repository", "REPOSITORY"},
+        {"Tag", "TAG"},
+        {"Digest", "DIGEST"},
+        {"Created", "CREATED"},
+        {"Size", "SIZE"},
+        {"ReadOnly", "R/O"},
+        {"VirtualSize", "VIRTUAL SIZE"},
+        {"SharedSize", "SHARED SIZE"},
+        {"Containers", "CONTAINERS"},
+        {"Dangling", "DANGLING"},
+        {"Names", "NAMES"},
+        {"Labels", "LABELS"},
+        {"History", "HISTORY"},
+        {"ParentId", "PARENT ID"},
+        {"RepoTags", "REPO TAGS"},
+        {"RepoDigests", "REPO DIGESTS"},
+    };
+    json_t *o = json_object();
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
+        json_object_set_new(o, h[i][0], json_string(h[i][1]));
+    return o;
+}
+
+static const char images_usage[] = "Usage: berth images [--format json|TEMPLATE] [-q] [-n]\n\n"
                                    "List images in local storage.\n"
                                    "  --format json   print a JSON array\n"
+                                   "  --format T      a Go template per image name (.Repository,\n"
+                                   "                  .Tag, .ID, .Digest, .Size ...); \"table T\"\n"
+                                   "                  aligns columns under a header\n"
                                    "  -q, --quiet     print image IDs only\n"
                                    "  -n, --noheading omit the table header\n";
 
@@ -170,8 +348,6 @@ static int cmd_images(struct berth_globals *g, int argc, char **argv)
             return cli_bad_option(argv[0], argc, argv);
         }
     }
-    if (format && strcmp(format, "json") != 0 && strcmp(format, "table") != 0)
-        return cli_failf("unknown --format \"%s\": use json or table", format);
     if (optind != argc)
         return cli_nargs_error(argv[0], "no arguments");
     berth_error_t err = NULL;
@@ -181,7 +357,14 @@ static int cmd_images(struct berth_globals *g, int argc, char **argv)
     storage_image_t **imgs = NULL;
     if (storage_image_list(s, &imgs, &err) < 0)
         return cli_fail(&err);
-    if (format && strcmp(format, "json") == 0) {
+    if (format && !tmpl_format_is_json(format) && strcmp(format, "table") != 0 && !quiet) {
+        /* a Go template, as podman runs it ("table" alone keeps berth's default table) */
+        cleanup_json json_t *rows = images_template_rows(s, imgs);
+        cleanup_json json_t *hdrs = images_template_headers();
+        storage_image_list_free(imgs);
+        return cli_print_template(format, rows, hdrs, noheading);
+    }
+    if (format && tmpl_format_is_json(format)) {
         json_t *arr = json_array();
         for (size_t i = 0; imgs[i]; i++) {
             json_t *o = json_object();
