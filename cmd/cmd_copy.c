@@ -7,6 +7,7 @@
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/json.h"
+#include "common/template.h"
 #include "transport/copy.h"
 #include "transport/docker.h"
 #include "transport/manifest.h"
@@ -249,6 +250,8 @@ static const char inspect_usage[] =
     "Options:\n"
     "      --raw          print the raw manifest (or with --config the raw config)\n"
     "      --config       print the image config\n"
+    "  -f, --format T     print a Go template over the output (.Name .Digest .RepoTags .Created\n"
+    "                     .Labels .Architecture .Os .Layers .Env ...)\n"
     "  -n, --no-tags      do not list the repository's tags\n"
     "      --override-os/--override-arch/--override-variant   platform to pick from a list\n"
     "      --creds USER[:PASS]  --tls-verify BOOL  --cert-dir DIR  --authfile FILE\n"
@@ -274,6 +277,32 @@ static void set_str(json_t *o, const char *k, const char *v)
     json_object_set_new(o, k, v ? json_string(v) : json_string(""));
 }
 
+/* What skopeo's inspect --format sees: its output struct (Name and Tag always there, Created as
+ * Go prints a time, Labels a map even when null). */
+static json_t *inspect_template_view(const json_t *out)
+{
+    json_t *v = tmpl_struct_new("interface {}");
+    const char *name = json_get_string(out, "Name");
+    json_object_set_new(v, "Name", json_string(name ? name : ""));
+    json_object_set_new(v, "Tag", json_string(""));
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)out, key, val)
+    {
+        if (strcmp(key, "Name") == 0)
+            continue;
+        char when[80];
+        if (strcmp(key, "Created") == 0 && json_is_string(val) &&
+            tmpl_go_time(json_string_value(val), when, sizeof(when)) == 0)
+            json_object_set_new(v, key, json_string(when));
+        else if (strcmp(key, "Labels") == 0 && !json_is_object(val))
+            json_object_set_new(v, key, tmpl_nil_map());
+        else
+            json_object_set(v, key, val);
+    }
+    return v;
+}
+
 static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
 {
     static const struct option fixed_opts[] = {
@@ -295,8 +324,9 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
     struct system_context sys;
     cli_system_context_init(g, &sys);
     bool raw = false, config = false, no_tags = false;
+    const char *format = NULL;
     int c;
-    while ((c = cli_getopt(argc, argv, "nh", opts, false)) != -1) {
+    while ((c = cli_getopt(argc, argv, "nf:h", opts, false)) != -1) {
         int r = registry_flags_apply(c, OPT_RF, "", optarg, &sys);
         if (r < 0)
             return BERTH_EXIT_ERROR;
@@ -322,7 +352,8 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
             sys.variant_override = optarg;
             break;
         case 'f':
-            return cli_failf("--format templates are not supported; use jq");
+            format = tmpl_format_is_json(optarg) ? NULL : optarg;
+            break;
         case 'h':
             return cli_usage(inspect_usage);
         default:
@@ -331,6 +362,8 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
     }
     if (argc - optind != 1)
         return cli_nargs_error(argv[0], "exactly one argument (IMAGE-NAME)");
+    if (raw && format)
+        return cli_failf("raw output does not support format option");
     cleanup_error berth_error_t err = NULL;
     cleanup_image_reference struct image_reference *ref = NULL;
     if (cli_parse_image_ref(argv[optind], "docker", &ref, &err) < 0)
@@ -388,6 +421,11 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
     }
     if (json_parse_bounded(cfg, clen, MF_MAX_CONFIG, "config", &cj, &err) < 0)
         goto fail;
+    if (config && format) {
+        cleanup_json json_t *items = json_pack("[O]", cj);
+        ret = cli_print_template(format, items, NULL, false);
+        goto done;
+    }
     if (config) {
         char *s = json_dumps(cj, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
         puts(s);
@@ -447,6 +485,11 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
     json_object_set_new(out, "LayersData", ld);
     json_t *env = json_get_array(ccfg, "Env");
     json_object_set(out, "Env", env ? env : json_null());
+    if (format) {
+        cleanup_json json_t *items = json_pack("[o]", inspect_template_view(out));
+        ret = cli_print_template(format, items, NULL, false);
+        goto done;
+    }
     char *s = json_dumps(out, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
     puts(s);
     free(s);

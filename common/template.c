@@ -1933,6 +1933,51 @@ int tmpl_execute(const tmpl_t *t, const json_t *data, struct strbuf *out, berth_
     return r;
 }
 
+int tmpl_go_time(const char *t, char *buf, size_t len)
+{
+    /* YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm) */
+    if (!t || strlen(t) < 20)
+        return -1;
+    for (int i = 0; i < 19; i++) {
+        bool digit = is_digit(t[i]);
+        bool want_digit = !(i == 4 || i == 7 || i == 10 || i == 13 || i == 16);
+        if (digit != want_digit)
+            return -1;
+    }
+    if (t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't' && t[10] != ' ') ||
+        t[13] != ':' || t[16] != ':')
+        return -1;
+    const char *p = t + 19;
+    char frac[16] = "";
+    if (*p == '.') {
+        size_t n = 0;
+        p++;
+        while (is_digit(*p)) {
+            if (n < 9)
+                frac[n++] = *p;
+            p++;
+        }
+        while (n > 0 && frac[n - 1] == '0')
+            n--;
+        frac[n] = '\0';
+    }
+    char zone[32];
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+        snprintf(zone, sizeof(zone), "+0000 UTC");
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && is_digit(p[1]) && is_digit(p[2]) &&
+               p[3] == ':' && is_digit(p[4]) && is_digit(p[5])) {
+        if (memcmp(p + 1, "00:00", 5) == 0)
+            snprintf(zone, sizeof(zone), "+0000 +0000");
+        else
+            snprintf(zone, sizeof(zone), "%c%.2s%.2s %c%.2s%.2s", p[0], p + 1, p + 4, p[0], p + 1,
+                     p + 4);
+    } else {
+        return -1;
+    }
+    snprintf(buf, len, "%.10s %.8s%s%s %s", t, t + 11, frac[0] ? "." : "", frac, zone);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ printf */
 
 struct spec {

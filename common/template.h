@@ -55,6 +55,11 @@ static inline void tmpl_cleanup(tmpl_t **t)
 struct strbuf;
 int tmpl_execute(const tmpl_t *t, const json_t *data, struct strbuf *out, berth_error_t *err);
 
+/* Go's time.Time String() ("2006-01-02 15:04:05.999999999 -0700 MST") of an RFC 3339 time as
+ * image configs write it; "Z" becomes "+0000 UTC", an offset names itself ("+0200 +0200").
+ * Returns -1 if rfc3339 is not such a time. */
+int tmpl_go_time(const char *rfc3339, char *buf, size_t len);
+
 /* Go's %v of a value (what {{.}} prints), appended to out. */
 void tmpl_print_value(struct strbuf *out, const json_t *v);
 
