@@ -77,5 +77,9 @@ int cli_nargs_error(const char *cmd, const char *expect);
 struct json_t;
 int cli_print_template(const char *format, const struct json_t *items, const struct json_t *headers,
                        bool noheading);
+/* The same, returning the output in *out (caller frees) instead of printing; -1 with *err set. */
+int cli_render_template(const char *format, const struct json_t *items,
+                        const struct json_t *headers, bool noheading, char **out,
+                        berth_error_t *err);
 
 #endif

@@ -6,19 +6,28 @@
 
 #include <stdio.h>
 
+int cli_render_template(const char *format, const json_t *items, const json_t *headers,
+                        bool noheading, char **out, berth_error_t *err)
+{
+    cleanup_tmpl_report tmpl_report_t *r = NULL;
+    if (tmpl_report_new(format, &r, err) < 0)
+        return -1;
+    if (tmpl_report_is_table(r) && headers && !noheading &&
+        tmpl_report_headers(r, headers, err) < 0)
+        return -1;
+    if (tmpl_report_run(r, items, err) < 0)
+        return -1;
+    *out = tmpl_report_finish(r);
+    return 0;
+}
+
 int cli_print_template(const char *format, const json_t *items, const json_t *headers,
                        bool noheading)
 {
     cleanup_error berth_error_t err = NULL;
-    cleanup_tmpl_report tmpl_report_t *r = NULL;
-    if (tmpl_report_new(format, &r, &err) < 0)
+    cleanup_free char *out = NULL;
+    if (cli_render_template(format, items, headers, noheading, &out, &err) < 0)
         return cli_fail(&err);
-    if (tmpl_report_is_table(r) && headers && !noheading &&
-        tmpl_report_headers(r, headers, &err) < 0)
-        return cli_fail(&err);
-    if (tmpl_report_run(r, items, &err) < 0)
-        return cli_fail(&err);
-    cleanup_free char *out = tmpl_report_finish(r);
     fputs(out, stdout);
     return 0;
 }
