@@ -18,6 +18,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #define BERTH_EXIT_ERROR 125
 
@@ -81,5 +82,8 @@ int cli_print_template(const char *format, const struct json_t *items, const str
 int cli_render_template(const char *format, const struct json_t *items,
                         const struct json_t *headers, bool noheading, char **out,
                         berth_error_t *err);
+/* go-units' HumanDuration of a number of seconds ("Less than a second", "About a minute",
+ * "3 hours" ...), as podman words ages. */
+void cli_human_duration(long long seconds, char *buf, size_t len);
 
 #endif

@@ -31,3 +31,30 @@ int cli_print_template(const char *format, const json_t *items, const json_t *he
     fputs(out, stdout);
     return 0;
 }
+
+void cli_human_duration(long long d, char *buf, size_t len)
+{
+    long long h = (d * 2 + 3600) / 7200; /* hours, rounded */
+    if (d < 1)
+        snprintf(buf, len, "Less than a second");
+    else if (d == 1)
+        snprintf(buf, len, "1 second");
+    else if (d < 60)
+        snprintf(buf, len, "%lld seconds", d);
+    else if (d / 60 == 1)
+        snprintf(buf, len, "About a minute");
+    else if (d < 3600)
+        snprintf(buf, len, "%lld minutes", d / 60);
+    else if (h == 1)
+        snprintf(buf, len, "About an hour");
+    else if (h < 48)
+        snprintf(buf, len, "%lld hours", h);
+    else if (h < 24 * 7 * 2)
+        snprintf(buf, len, "%lld days", h / 24);
+    else if (h < 24 * 30 * 2)
+        snprintf(buf, len, "%lld weeks", h / 24 / 7);
+    else if (h < 24 * 365 * 2)
+        snprintf(buf, len, "%lld months", h / 24 / 30);
+    else
+        snprintf(buf, len, "%lld years", d / 3600 / 24 / 365);
+}

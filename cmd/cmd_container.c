@@ -5,6 +5,7 @@
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/template.h"
 #include "run/container.h"
 #include "run/runtime.h"
 #include "run/spec.h"
@@ -73,6 +74,7 @@ enum {
     O_IGNORE_ARG,
     O_IGNORE,
     O_HELP,
+    O_NOHEADING,
 };
 
 struct vec {
@@ -640,7 +642,8 @@ static void ago(int64_t t, char *buf, size_t len)
 }
 
 struct ps_flags {
-    bool all, quiet;
+    bool all, quiet, noheading;
+    const char *format;
 };
 static int ps_flag(int c, void *ctx)
 {
@@ -649,22 +652,124 @@ static int ps_flag(int c, void *ctx)
         f->all = true;
     else if (c == 'q')
         f->quiet = true;
+    else if (c == 'f')
+        f->format = optarg;
+    else if (c == O_NOHEADING)
+        f->noheading = true;
     else
         return -1;
     return 0;
 }
 
-static const char ps_usage[] = "Usage: berth ps [-a] [-q]\n\nList containers (running ones "
-                               "unless -a).\n";
+static const char ps_usage[] =
+    "Usage: berth ps [-a] [-q] [--format TEMPLATE] [--noheading]\n\nList containers (running "
+    "ones unless -a).\n"
+    "  --format T   a Go template per container (.ID .Image .Command .CreatedAt .Status .State\n"
+    "               .Names .ExitCode ...); \"table T\" aligns columns under a header\n";
+
+/* Go's time.Time String() of unix seconds, in local time. */
+static void go_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!localtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S %z %Z", &tm) == 0)
+        snprintf(buf, len, "%lld", (long long)t);
+}
+
+/* One row of podman's ps --format (its psReporter), with its field names. */
+static json_t *ps_template_row(const struct container_info *ci, const storage_container_t *sc)
+{
+    json_t *o = tmpl_struct_new("containers.psReporter");
+    char b[96], state[128], human[64];
+    int64_t now = (int64_t)time(NULL);
+    snprintf(b, sizeof(b), "%.12s", ci->id);
+    json_object_set_new(o, "ID", json_string(b));
+    json_object_set_new(o, "Image", json_string(ci->image ? ci->image : ""));
+    snprintf(b, sizeof(b), "%.12s", sc->image_id ? sc->image_id : "");
+    json_object_set_new(o, "ImageID", json_string(b));
+    json_object_set_new(o, "Command", json_string(ci->command ? ci->command : ""));
+    go_time(ci->created, b, sizeof(b));
+    json_object_set_new(o, "CreatedAt", json_string(b));
+    json_object_set_new(o, "Created", json_string(b));
+    cli_human_duration(now - ci->created, human, sizeof(human));
+    snprintf(b, sizeof(b), "%s ago", human);
+    json_object_set_new(o, "CreatedHuman", json_string(b));
+    json_object_set_new(o, "RunningFor", json_string(b));
+    bool running = strcmp(ci->status, "running") == 0, exited = strcmp(ci->status, "exited") == 0;
+    if (running) {
+        cli_human_duration(now - ci->started, b, sizeof(b));
+        snprintf(state, sizeof(state), "Up %s", b);
+    } else if (exited) {
+        cli_human_duration(now - (ci->finished ? ci->finished : ci->created), b, sizeof(b));
+        snprintf(state, sizeof(state), "Exited (%d) %s ago", ci->exit_code, b);
+    } else {
+        snprintf(state, sizeof(state), "%c%s", ci->status[0] ? ci->status[0] - 32 : ' ',
+                 ci->status[0] ? ci->status + 1 : "");
+    }
+    json_object_set_new(o, "Status", json_string(state));
+    json_object_set_new(o, "State", json_string(state));
+    json_object_set_new(o, "Ports", json_string(""));
+    json_object_set_new(o, "Names", json_string(ci->name ? ci->name : ""));
+    json_object_set_new(o, "Labels", tmpl_nil_map());
+    json_object_set_new(o, "Mounts", json_array());
+    json_object_set_new(o, "Networks", json_string(""));
+    json_object_set_new(o, "Pod", json_string(""));
+    json_object_set_new(o, "PodName", json_string(""));
+    json_object_set_new(o, "ExitCode", json_integer(exited ? ci->exit_code : 0));
+    json_object_set_new(o, "Exited", json_boolean(exited));
+    /* Go's zero time as unix seconds, as podman prints a time that never was */
+    const json_int_t never = -62135596800LL;
+    json_object_set_new(o, "ExitedAt", json_integer(ci->finished ? ci->finished : never));
+    json_object_set_new(o, "StartedAt", json_integer(ci->started ? ci->started : never));
+    json_object_set_new(o, "AutoRemove", json_false());
+    json_object_set_new(o, "IsInfra", json_false());
+    json_object_set_new(o, "Pid", json_integer(running ? ci->pid : 0));
+    return o;
+}
+
+static json_t *ps_template_headers(void)
+{
+    static const char *const h[][2] = {
+        {"ID", "CONTAINER ID"},
+        {"Image", "IMAGE"},
+        {"ImageID", "IMAGE ID"},
+        {"Command", "COMMAND"},
+        {"CreatedAt", "CREATED AT"},
+        {"Created", "CREATED"},
+        {"CreatedHuman", "CREATED"},
+        {"RunningFor", "RUNNING FOR"},
+        {"Status", "STATUS"},
+        {"State", "STATE"},
+        {"Ports", "PORTS"},
+        {"Names", "NAMES"},
+        {"Labels", "LABELS"},
+        {"Mounts", "MOUNTS"},
+        {"Networks", "NETWORKS"},
+        {"Pod", "POD ID"},
+        {"PodName", "PODNAME"},
+        {"ExitCode", "EXIT CODE"},
+        {"Exited", "EXITED"},
+        {"ExitedAt", "EXITED AT"},
+        {"StartedAt", "STARTED AT"},
+        {"AutoRemove", "AUTO REMOVE"},
+        {"IsInfra", "IS INFRA"},
+        {"Pid", "PID"},
+        {"Size", "SIZE"},
+    };
+    json_t *o = json_object();
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
+        json_object_set_new(o, h[i][0], json_string(h[i][1]));
+    return o;
+}
 
 static int cmd_ps(struct berth_globals *g, int argc, char **argv)
 {
-    static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {"help", no_argument, NULL, O_HELP},
-                                         {0}};
+    static const struct option opts[] = {
+        {"all", no_argument, NULL, 'a'},          {"quiet", no_argument, NULL, 'q'},
+        {"format", required_argument, NULL, 'f'}, {"noheading", no_argument, NULL, O_NOHEADING},
+        {"help", no_argument, NULL, O_HELP},      {0}};
     struct ps_flags f = {0};
-    int r = simple_flags(argc, argv, ps_usage, "aq", opts, ps_flag, &f);
+    int r = simple_flags(argc, argv, ps_usage, "aqf:", opts, ps_flag, &f);
     if (r >= 0)
         return r;
     if (optind != argc)
@@ -676,7 +781,10 @@ static int cmd_ps(struct berth_globals *g, int argc, char **argv)
     storage_container_t **all = NULL;
     if (storage_container_list(s, &all, &err) < 0)
         return cli_fail(&err);
-    if (!f.quiet)
+    /* a Go template as podman runs it ("table" alone keeps the default table) */
+    bool tmpl = f.format && strcmp(f.format, "table") != 0 && !f.quiet;
+    cleanup_json json_t *rows = tmpl ? json_array() : NULL;
+    if (!f.quiet && !tmpl)
         printf("%-12s  %-28s  %-20s  %-16s  %-22s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND",
                "CREATED", "STATUS", "NAMES");
     for (size_t i = 0; all[i]; i++) {
@@ -693,6 +801,11 @@ static int cmd_ps(struct berth_globals *g, int argc, char **argv)
         }
         if (f.quiet) {
             printf("%.12s\n", ci.id);
+            container_info_clear(&ci);
+            continue;
+        }
+        if (tmpl) {
+            json_array_append_new(rows, ps_template_row(&ci, all[i]));
             container_info_clear(&ci);
             continue;
         }
@@ -714,6 +827,10 @@ static int cmd_ps(struct berth_globals *g, int argc, char **argv)
         container_info_clear(&ci);
     }
     storage_container_list_free(all);
+    if (tmpl) {
+        cleanup_json json_t *hdrs = ps_template_headers();
+        return cli_print_template(f.format, rows, hdrs, f.noheading);
+    }
     return 0;
 }
 
