@@ -24,9 +24,13 @@ assert d["version"], d
 for lib in ("libarchive", "libcurl", "openssl", "zstd", "zlib", "jansson", "gpgme", "ostree"):
     assert d["libraries"][lib], lib
 ' "$output"
+    # anything else is a Go template (podman prints "yaml" for --format yaml too)
     run "$BERTH" version --format yaml
+    [ "$status" -eq 0 ]
+    [ "$output" = yaml ]
+    run "$BERTH" version --format '{{.Nope}}'
     [ "$status" -eq 125 ]
-    [[ $output == *yaml* ]]
+    [[ $output == *"template: 1:3: can't evaluate field Nope"* ]]
 }
 
 @test "cli: --version and -v print the version" {
