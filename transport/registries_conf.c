@@ -5,6 +5,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/reference.h"
+#include "transport/toml.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -46,23 +47,7 @@ void registries_conf_free(registries_conf_t *c)
     free(c);
 }
 
-/* ---------- TOML subset ---------- */
-
-enum value_type { VAL_STRING, VAL_BOOL, VAL_INT, VAL_ARRAY };
-struct value {
-    enum value_type type;
-    char *s;
-    bool b;
-    long long i;
-    char **arr; /* NULL-terminated strings */
-};
-
-static void value_clear(struct value *v)
-{
-    free(v->s);
-    strv_free(v->arr);
-    memset(v, 0, sizeof(*v));
-}
+/* ---------- registries.conf on the TOML lexer ---------- */
 
 enum section {
     SEC_TOP,
@@ -75,252 +60,30 @@ enum section {
 };
 
 struct parser {
-    const char *p, *end;
-    const char *file;
-    int line;
+    struct toml_lexer lx;
     registries_conf_t *conf;
     enum section sec;
     bool v1, v2;
     size_t first_new_registry; /* registries added by this file start here */
 };
 
-static int perr(struct parser *ps, berth_error_t *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int perr(struct parser *ps, berth_error_t *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    cleanup_free char *m = xvasprintf(fmt, ap);
-    va_end(ap);
-    return berth_error_make_status(err, EINVAL, "%s:%d: %s", ps->file, ps->line, m);
-}
-
-/* Skips spaces, tabs, comments; newlines too when nl. */
-static void skip(struct parser *ps, bool nl)
-{
-    while (ps->p < ps->end) {
-        char ch = *ps->p;
-        if (ch == ' ' || ch == '\t' || ch == '\r') {
-            ps->p++;
-        } else if (ch == '#') {
-            while (ps->p < ps->end && *ps->p != '\n')
-                ps->p++;
-        } else if (ch == '\n' && nl) {
-            ps->line++;
-            ps->p++;
-        } else {
-            break;
-        }
-    }
-}
-
-static int parse_string(struct parser *ps, char **out, berth_error_t *err)
-{
-    char q = *ps->p++;
-    if (ps->p + 1 < ps->end && ps->p[0] == q && ps->p[1] == q)
-        return perr(ps, err, "multi-line strings are not supported");
-    size_t cap = 64, n = 0;
-    char *s = xmalloc(cap);
-    while (ps->p < ps->end && *ps->p != q) {
-        char ch = *ps->p++;
-        if (ch == '\n') {
-            free(s);
-            return perr(ps, err, "unterminated string");
-        }
-        if (ch == '\\' && q == '"') {
-            if (ps->p >= ps->end)
-                break;
-            char e = *ps->p++;
-            switch (e) {
-            case 'n':
-                ch = '\n';
-                break;
-            case 't':
-                ch = '\t';
-                break;
-            case 'r':
-                ch = '\r';
-                break;
-            case '"':
-            case '\\':
-                ch = e;
-                break;
-            default:
-                free(s);
-                return perr(ps, err, "unsupported escape \"\\%c\" in string", e);
-            }
-        }
-        if (n + 2 > cap) {
-            cap *= 2;
-            s = xrealloc(s, cap);
-        }
-        s[n++] = ch;
-    }
-    if (ps->p >= ps->end) {
-        free(s);
-        return perr(ps, err, "unterminated string");
-    }
-    ps->p++;
-    s[n] = '\0';
-    *out = s;
-    return 0;
-}
-
-static bool bare_key_char(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '_' || ch == '-';
-}
-
-/* key, possibly dotted ("a.b" or "registries.search"), returned joined with '.' */
-static int parse_key(struct parser *ps, char **out, bool *quoted, berth_error_t *err)
-{
-    char *acc = NULL;
-    *quoted = false;
-    for (;;) {
-        skip(ps, false);
-        char *part = NULL;
-        if (ps->p < ps->end && (*ps->p == '"' || *ps->p == '\'')) {
-            if (parse_string(ps, &part, err) < 0) {
-                free(acc);
-                return -1;
-            }
-            *quoted = true;
-        } else {
-            const char *s = ps->p;
-            while (ps->p < ps->end && bare_key_char(*ps->p))
-                ps->p++;
-            if (ps->p == s) {
-                free(acc);
-                return perr(ps, err, "expected a key");
-            }
-            part = xstrndup(s, (size_t)(ps->p - s));
-        }
-        if (acc) {
-            char *t = xasprintf("%s.%s", acc, part);
-            free(acc);
-            free(part);
-            acc = t;
-        } else {
-            acc = part;
-        }
-        skip(ps, false);
-        if (ps->p < ps->end && *ps->p == '.') {
-            ps->p++;
-            continue;
-        }
-        break;
-    }
-    *out = acc;
-    return 0;
-}
-
-static int parse_value(struct parser *ps, struct value *v, berth_error_t *err)
-{
-    memset(v, 0, sizeof(*v));
-    skip(ps, false);
-    if (ps->p >= ps->end || *ps->p == '\n')
-        return perr(ps, err, "missing value");
-    char ch = *ps->p;
-    if (ch == '"' || ch == '\'') {
-        v->type = VAL_STRING;
-        return parse_string(ps, &v->s, err);
-    }
-    if (ch == '[') {
-        ps->p++;
-        v->type = VAL_ARRAY;
-        size_t n = 0;
-        v->arr = xcalloc(1, sizeof(char *));
-        for (;;) {
-            skip(ps, true);
-            if (ps->p >= ps->end)
-                return perr(ps, err, "unterminated array");
-            if (*ps->p == ']') {
-                ps->p++;
-                return 0;
-            }
-            if (*ps->p != '"' && *ps->p != '\'')
-                return perr(ps, err, "only arrays of strings are supported");
-            char *s;
-            if (parse_string(ps, &s, err) < 0)
-                return -1;
-            v->arr = xreallocarray(v->arr, n + 2, sizeof(char *));
-            v->arr[n++] = s;
-            v->arr[n] = NULL;
-            skip(ps, true);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                continue;
-            }
-            skip(ps, true);
-            if (ps->p < ps->end && *ps->p == ']') {
-                ps->p++;
-                return 0;
-            }
-            return perr(ps, err, "expected ',' or ']' in array");
-        }
-    }
-    if (ch == '{')
-        return perr(ps, err, "inline tables are not supported");
-    const char *s = ps->p;
-    while (ps->p < ps->end && (bare_key_char(*ps->p) || *ps->p == '+'))
-        ps->p++;
-    size_t n = (size_t)(ps->p - s);
-    if (n == 4 && strncmp(s, "true", 4) == 0) {
-        v->type = VAL_BOOL;
-        v->b = true;
-        return 0;
-    }
-    if (n == 5 && strncmp(s, "false", 5) == 0) {
-        v->type = VAL_BOOL;
-        v->b = false;
-        return 0;
-    }
-    if (n > 0 && n < 20) {
-        char buf[24];
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-        char *e;
-        long long x = strtoll(buf, &e, 10);
-        if (*e == '\0') {
-            v->type = VAL_INT;
-            v->i = x;
-            return 0;
-        }
-    }
-    return perr(ps, err, "invalid value \"%.*s\"", (int)(n ? n : 1), s);
-}
-
-static const char *type_name(enum value_type t)
-{
-    switch (t) {
-    case VAL_STRING:
-        return "a string";
-    case VAL_BOOL:
-        return "a boolean";
-    case VAL_INT:
-        return "an integer";
-    default:
-        return "an array";
-    }
-}
-
-static int want(struct parser *ps, const char *key, struct value *v, enum value_type t,
+static int want(struct parser *ps, const char *key, struct toml_value *v, enum toml_type t,
                 berth_error_t *err)
 {
     if (v->type != t)
-        return perr(ps, err, "\"%s\" must be %s, not %s", key, type_name(t), type_name(v->type));
+        return toml_error(&ps->lx, err, "\"%s\" must be %s, not %s", key, toml_type_name(t),
+                          toml_type_name(v->type));
     return 0;
 }
 
-static void set_str(char **slot, struct value *v)
+static void set_str(char **slot, struct toml_value *v)
 {
     free(*slot);
     *slot = v->s;
     v->s = NULL;
 }
 
-static void set_strv(char ***slot, struct value *v)
+static void set_strv(char ***slot, struct toml_value *v)
 {
     strv_free(*slot);
     *slot = v->arr;
@@ -350,8 +113,8 @@ static int parse_pull_from(struct parser *ps, const char *s, enum pull_from_mirr
     else if (strcmp(s, "tag-only") == 0)
         *out = PULL_FROM_MIRROR_TAG;
     else
-        return perr(ps, err, "invalid pull-from-mirror \"%s\": use all, digest-only or tag-only",
-                    s);
+        return toml_error(&ps->lx, err,
+                          "invalid pull-from-mirror \"%s\": use all, digest-only or tag-only", s);
     return 0;
 }
 
@@ -378,7 +141,7 @@ static int v1_add_registries(struct parser *ps, char **names, bool insecure, boo
     return 0;
 }
 
-static int assign(struct parser *ps, const char *key, bool quoted, struct value *v,
+static int assign(struct parser *ps, const char *key, bool quoted, struct toml_value *v,
                   berth_error_t *err)
 {
     registries_conf_t *c = ps->conf;
@@ -386,35 +149,35 @@ static int assign(struct parser *ps, const char *key, bool quoted, struct value 
     case SEC_TOP:
         ps->v2 = true;
         if (strcmp(key, "unqualified-search-registries") == 0) {
-            if (want(ps, key, v, VAL_ARRAY, err) < 0)
+            if (want(ps, key, v, TOML_ARRAY, err) < 0)
                 return -1;
             set_strv(&c->unqualified_search, v);
         } else if (strcmp(key, "short-name-mode") == 0) {
-            if (want(ps, key, v, VAL_STRING, err) < 0)
+            if (want(ps, key, v, TOML_STRING, err) < 0)
                 return -1;
             if (strcmp(v->s, "enforcing") && strcmp(v->s, "permissive") && strcmp(v->s, "disabled"))
-                return perr(ps, err,
-                            "invalid short-name-mode \"%s\": use enforcing, permissive or "
-                            "disabled",
-                            v->s);
+                return toml_error(&ps->lx, err,
+                                  "invalid short-name-mode \"%s\": use enforcing, permissive or "
+                                  "disabled",
+                                  v->s);
             set_str(&c->short_name_mode, v);
         } else if (strcmp(key, "credential-helpers") == 0) {
-            if (want(ps, key, v, VAL_ARRAY, err) < 0)
+            if (want(ps, key, v, TOML_ARRAY, err) < 0)
                 return -1;
             set_strv(&c->credential_helpers, v);
         } else {
-            return perr(ps, err, "unknown key \"%s\"", key);
+            return toml_error(&ps->lx, err, "unknown key \"%s\"", key);
         }
         return 0;
     case SEC_REGISTRY: {
         struct registry_entry *e = &c->registries[c->nregistries - 1];
         if (strcmp(key, "prefix") == 0 || strcmp(key, "location") == 0) {
-            if (want(ps, key, v, VAL_STRING, err) < 0)
+            if (want(ps, key, v, TOML_STRING, err) < 0)
                 return -1;
             set_str(key[0] == 'p' ? &e->prefix : &e->location, v);
         } else if (strcmp(key, "insecure") == 0 || strcmp(key, "blocked") == 0 ||
                    strcmp(key, "mirror-by-digest-only") == 0) {
-            if (want(ps, key, v, VAL_BOOL, err) < 0)
+            if (want(ps, key, v, TOML_BOOL, err) < 0)
                 return -1;
             if (key[0] == 'i')
                 e->insecure = v->b;
@@ -423,7 +186,7 @@ static int assign(struct parser *ps, const char *key, bool quoted, struct value 
             else
                 e->mirror_by_digest_only = v->b;
         } else {
-            return perr(ps, err, "unknown key \"%s\" in [[registry]]", key);
+            return toml_error(&ps->lx, err, "unknown key \"%s\" in [[registry]]", key);
         }
         return 0;
     }
@@ -431,35 +194,36 @@ static int assign(struct parser *ps, const char *key, bool quoted, struct value 
         struct registry_entry *e = &c->registries[c->nregistries - 1];
         struct registry_mirror *m = &e->mirrors[e->nmirrors - 1];
         if (strcmp(key, "location") == 0) {
-            if (want(ps, key, v, VAL_STRING, err) < 0)
+            if (want(ps, key, v, TOML_STRING, err) < 0)
                 return -1;
             set_str(&m->location, v);
         } else if (strcmp(key, "insecure") == 0) {
-            if (want(ps, key, v, VAL_BOOL, err) < 0)
+            if (want(ps, key, v, TOML_BOOL, err) < 0)
                 return -1;
             m->insecure = v->b;
         } else if (strcmp(key, "pull-from-mirror") == 0) {
-            if (want(ps, key, v, VAL_STRING, err) < 0)
+            if (want(ps, key, v, TOML_STRING, err) < 0)
                 return -1;
             if (parse_pull_from(ps, v->s, &m->pull_from, err) < 0)
                 return -1;
         } else {
-            return perr(ps, err, "unknown key \"%s\" in [[registry.mirror]]", key);
+            return toml_error(&ps->lx, err, "unknown key \"%s\" in [[registry.mirror]]", key);
         }
         return 0;
     }
     case SEC_ALIASES: {
-        if (want(ps, key, v, VAL_STRING, err) < 0)
+        if (want(ps, key, v, TOML_STRING, err) < 0)
             return -1;
         (void)quoted;
         if (!image_ref_is_short_name(key))
-            return perr(ps, err, "alias \"%s\" is not a short name", key);
+            return toml_error(&ps->lx, err, "alias \"%s\" is not a short name", key);
         cleanup_image_ref image_ref_t *r = NULL;
         if (image_ref_parse(v->s, &r, err) < 0)
-            return berth_error_wrap(err, "%s:%d: alias \"%s\"", ps->file, ps->line, key);
+            return berth_error_wrap(err, "%s:%d: alias \"%s\"", ps->lx.file, ps->lx.line, key);
         if (!r->domain)
-            return perr(ps, err, "alias \"%s\" must name a fully-qualified image, not \"%s\"", key,
-                        v->s);
+            return toml_error(&ps->lx, err,
+                              "alias \"%s\" must name a fully-qualified image, not \"%s\"", key,
+                              v->s);
         for (size_t i = 0; i < c->naliases; i++) {
             if (strcmp(c->aliases[i].name, key) == 0) {
                 set_str(&c->aliases[i].value, v);
@@ -478,8 +242,8 @@ static int assign(struct parser *ps, const char *key, bool quoted, struct value 
     case SEC_V1_BLOCK:
         ps->v1 = true;
         if (strcmp(key, "registries") != 0)
-            return perr(ps, err, "unknown key \"%s\"", key);
-        if (want(ps, key, v, VAL_ARRAY, err) < 0)
+            return toml_error(&ps->lx, err, "unknown key \"%s\"", key);
+        if (want(ps, key, v, TOML_ARRAY, err) < 0)
             return -1;
         if (ps->sec == SEC_V1_SEARCH)
             strv_append_all(&c->unqualified_search, v->arr);
@@ -487,22 +251,23 @@ static int assign(struct parser *ps, const char *key, bool quoted, struct value 
             v1_add_registries(ps, v->arr, ps->sec == SEC_V1_INSECURE, ps->sec == SEC_V1_BLOCK);
         return 0;
     }
-    return perr(ps, err, "internal error");
+    return toml_error(&ps->lx, err, "internal error");
 }
 
 static int table_header(struct parser *ps, berth_error_t *err)
 {
-    bool array = ps->p + 1 < ps->end && ps->p[1] == '[';
-    ps->p += array ? 2 : 1;
+    bool array = ps->lx.p + 1 < ps->lx.end && ps->lx.p[1] == '[';
+    ps->lx.p += array ? 2 : 1;
     char *name;
     bool quoted;
-    if (parse_key(ps, &name, &quoted, err) < 0)
+    if (toml_parse_key(&ps->lx, &name, &quoted, err) < 0)
         return -1;
     cleanup_free char *n = name;
-    skip(ps, false);
-    if (ps->p >= ps->end || *ps->p != ']' || (array && (ps->p + 1 >= ps->end || ps->p[1] != ']')))
-        return perr(ps, err, "expected '%s' after table name", array ? "]]" : "]");
-    ps->p += array ? 2 : 1;
+    toml_skip(&ps->lx, false);
+    if (ps->lx.p >= ps->lx.end || *ps->lx.p != ']' ||
+        (array && (ps->lx.p + 1 >= ps->lx.end || ps->lx.p[1] != ']')))
+        return toml_error(&ps->lx, err, "expected '%s' after table name", array ? "]]" : "]");
+    ps->lx.p += array ? 2 : 1;
     registries_conf_t *c = ps->conf;
     if (array && strcmp(n, "registry") == 0) {
         ps->v2 = true;
@@ -513,7 +278,7 @@ static int table_header(struct parser *ps, berth_error_t *err)
         ps->sec = SEC_REGISTRY;
     } else if (array && strcmp(n, "registry.mirror") == 0) {
         if (c->nregistries <= ps->first_new_registry || ps->sec == SEC_TOP)
-            return perr(ps, err, "[[registry.mirror]] must follow a [[registry]]");
+            return toml_error(&ps->lx, err, "[[registry.mirror]] must follow a [[registry]]");
         struct registry_entry *e = &c->registries[c->nregistries - 1];
         e->mirrors = xreallocarray(e->mirrors, e->nmirrors + 1, sizeof(struct registry_mirror));
         memset(&e->mirrors[e->nmirrors], 0, sizeof(struct registry_mirror));
@@ -529,7 +294,8 @@ static int table_header(struct parser *ps, berth_error_t *err)
     } else if (!array && strcmp(n, "registries.block") == 0) {
         ps->sec = SEC_V1_BLOCK;
     } else {
-        return perr(ps, err, "unknown table %s%s%s", array ? "[[" : "[", n, array ? "]]" : "]");
+        return toml_error(&ps->lx, err, "unknown table %s%s%s", array ? "[[" : "[", n,
+                          array ? "]]" : "]");
     }
     return 0;
 }
@@ -542,7 +308,7 @@ static int validate_entries(struct parser *ps, berth_error_t *err)
         if (!e->prefix && !e->location)
             return berth_error_make_status(err, EINVAL,
                                            "%s: [[registry]] #%zu has neither prefix nor location",
-                                           ps->file, i - ps->first_new_registry + 1);
+                                           ps->lx.file, i - ps->first_new_registry + 1);
         if (!e->prefix)
             e->prefix = xstrdup(e->location);
         if (!e->location && e->prefix[0] != '*')
@@ -551,7 +317,7 @@ static int validate_entries(struct parser *ps, berth_error_t *err)
             if (!e->mirrors[m].location)
                 return berth_error_make_status(err, EINVAL,
                                                "%s: a mirror of registry \"%s\" has no location",
-                                               ps->file, e->prefix);
+                                               ps->lx.file, e->prefix);
         if (e->mirror_by_digest_only)
             for (size_t m = 0; m < e->nmirrors; m++)
                 e->mirrors[m].pull_from = PULL_FROM_MIRROR_DIGEST;
@@ -562,47 +328,44 @@ static int validate_entries(struct parser *ps, berth_error_t *err)
 int registries_conf_parse(registries_conf_t *conf, const char *text, size_t len,
                           const char *filename, berth_error_t *err)
 {
-    struct parser ps = {.p = text,
-                        .end = text + len,
-                        .file = filename,
-                        .line = 1,
+    struct parser ps = {.lx = {.p = text, .end = text + len, .file = filename, .line = 1},
                         .conf = conf,
                         .sec = SEC_TOP,
                         .first_new_registry = conf->nregistries};
     for (;;) {
-        skip(&ps, true);
-        if (ps.p >= ps.end)
+        toml_skip(&ps.lx, true);
+        if (ps.lx.p >= ps.lx.end)
             break;
-        if (*ps.p == '[') {
+        if (*ps.lx.p == '[') {
             if (table_header(&ps, err) < 0)
                 return -1;
         } else {
             char *key;
             bool quoted;
-            if (parse_key(&ps, &key, &quoted, err) < 0)
+            if (toml_parse_key(&ps.lx, &key, &quoted, err) < 0)
                 return -1;
             cleanup_free char *k = key;
-            skip(&ps, false);
-            if (ps.p >= ps.end || *ps.p != '=')
-                return perr(&ps, err, "expected '=' after key \"%s\"", k);
-            ps.p++;
-            struct value v;
-            int line = ps.line;
-            if (parse_value(&ps, &v, err) < 0) {
-                value_clear(&v);
+            toml_skip(&ps.lx, false);
+            if (ps.lx.p >= ps.lx.end || *ps.lx.p != '=')
+                return toml_error(&ps.lx, err, "expected '=' after key \"%s\"", k);
+            ps.lx.p++;
+            struct toml_value v;
+            int line = ps.lx.line;
+            if (toml_parse_value(&ps.lx, &v, err) < 0) {
+                toml_value_clear(&v);
                 return -1;
             }
-            int end_line = ps.line;
-            ps.line = line; /* report the key's line */
+            int end_line = ps.lx.line;
+            ps.lx.line = line; /* report the key's line */
             int r = assign(&ps, k, quoted, &v, err);
-            ps.line = end_line;
-            value_clear(&v);
+            ps.lx.line = end_line;
+            toml_value_clear(&v);
             if (r < 0)
                 return -1;
         }
-        skip(&ps, false);
-        if (ps.p < ps.end && *ps.p != '\n')
-            return perr(&ps, err, "unexpected \"%c\" at end of line", *ps.p);
+        toml_skip(&ps.lx, false);
+        if (ps.lx.p < ps.lx.end && *ps.lx.p != '\n')
+            return toml_error(&ps.lx, err, "unexpected \"%c\" at end of line", *ps.lx.p);
     }
     if (ps.v1 && ps.v2)
         return berth_error_make_status(err, EINVAL,
