@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/path.h"
 #include "common/reference.h"
+#include "common/strutil.h"
 #include "transport/copy.h"
 #include "transport/policy.h"
 #include "transport/transport.h"
@@ -111,21 +112,6 @@ static json_t *shell_form(json_t *doc, const char *cmd)
     json_t *a = json_from_strv(sh);
     json_array_append_new(a, json_string(cmd));
     return a;
-}
-
-static char *strv_join(char *const *v, const char *sep)
-{
-    size_t len = 1;
-    for (char *const *p = v; p && *p; p++)
-        len += strlen(*p) + strlen(sep);
-    char *r = xmalloc(len), *end = r;
-    for (char *const *p = v; p && *p; p++) {
-        if (p != v)
-            end = mempcpy(end, sep, strlen(sep));
-        end = mempcpy(end, *p, strlen(*p));
-    }
-    *end = '\0';
-    return r;
 }
 
 /* The text of an expanded instruction as recorded in history and hashed into the key. */

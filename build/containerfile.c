@@ -3,6 +3,7 @@
 #include "build/containerfile.h"
 #include "build/expand.h"
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "common/strutil.h"
 

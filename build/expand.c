@@ -779,19 +779,13 @@ void expand_env_load(struct expand_env *e, const char *const *kv, size_t n)
     }
 }
 
-/* the callers promise a vector, empty rather than NULL */
-static char **strv_finish(char **v)
-{
-    return v ? v : xcalloc(1, sizeof(char *));
-}
-
 char **expand_env_to_strv(const struct expand_env *e)
 {
     char **s = NULL;
     for (size_t i = 0; i < e->n; i++)
         if (e->values[i])
             strv_add_take(&s, xasprintf("%s=%s", e->names[i], e->values[i]));
-    return strv_finish(s);
+    return strv_or_empty(s); /* the callers promise a vector */
 }
 
 const char *expand_env_lookup(void *env, const char *name)
@@ -976,7 +970,7 @@ char **build_args_unused(const struct build_args *ba)
     for (size_t i = 0; i < ba->cli.n; i++)
         if (!ba->cli_used[i] && !build_arg_is_predefined(ba->cli.names[i]))
             strv_add_take(&s, xstrdup(ba->cli.names[i]));
-    return strv_finish(s);
+    return strv_or_empty(s);
 }
 
 /* ---- stage scope ---- */
@@ -1070,14 +1064,14 @@ char **stage_env_run_env(const struct stage_env *se)
                 strv_add_take(&s, xasprintf("%s=%s", n, se->ba->cli.values[i]));
         }
     }
-    return strv_finish(s);
+    return strv_or_empty(s);
 }
 
 char **stage_env_history_args(const struct stage_env *se)
 {
     char **s = NULL;
     add_args_not_in_env(se, &s);
-    return strv_finish(s);
+    return strv_or_empty(s);
 }
 
 /* ---- whole instructions ---- */

@@ -6,6 +6,7 @@
 #include "build/build_internal.h"
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "common/path.h"
 #include "run/runtime.h"

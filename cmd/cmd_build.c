@@ -6,6 +6,7 @@
 #include "cmd/registry_flags.h"
 #include "cmd/store_open.h"
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
 #include "common/imagespec.h"

@@ -6,19 +6,13 @@
 #include "cmd/store_open.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/strutil.h"
 #include "common/fs.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void strv_push(char ***v, size_t *n, const char *s)
-{
-    *v = xreallocarray(*v, *n + 2, sizeof(char *));
-    (*v)[(*n)++] = (char *)s;
-    (*v)[*n] = NULL;
-}
 
 static int parse_timestamp(const char *s, int64_t *out)
 {
@@ -95,13 +89,12 @@ static int cmd_build_exec(struct berth_globals *g, int argc, char **argv)
         {"net", required_argument, NULL, 'N'},  {"tty", no_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},       {0}};
     struct working_exec_options o = {0};
-    cleanup_free char **env = NULL;
-    size_t ne = 0;
+    cleanup_strv char **env = NULL;
     int c;
     while ((c = cli_getopt(argc, argv, "e:w:u:th", opts, true)) != -1) {
         switch (c) {
         case 'e':
-            strv_push(&env, &ne, optarg);
+            strv_add(&env, optarg);
             break;
         case 'w':
             o.workdir = optarg;
@@ -236,12 +229,14 @@ static int cmd_config(struct berth_globals *g, int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     struct working_config_options o = {0};
-    size_t ne = 0, nl = 0, na = 0, np = 0, nv = 0;
+    /* freed on every return, also --help's and a bad option's */
+    cleanup_strv char **env = NULL, **labels = NULL, **annotations = NULL, **ports = NULL,
+                      **volumes = NULL;
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts, false)) != -1) {
         switch (c) {
         case O_ENV:
-            strv_push(&o.env, &ne, optarg);
+            strv_add(&env, optarg);
             break;
         case O_CMD:
             o.cmd = optarg;
@@ -250,10 +245,10 @@ static int cmd_config(struct berth_globals *g, int argc, char **argv)
             o.entrypoint = optarg;
             break;
         case O_LABEL:
-            strv_push(&o.labels, &nl, optarg);
+            strv_add(&labels, optarg);
             break;
         case O_ANN:
-            strv_push(&o.annotations, &na, optarg);
+            strv_add(&annotations, optarg);
             break;
         case O_WD:
             o.workingdir = optarg;
@@ -262,10 +257,10 @@ static int cmd_config(struct berth_globals *g, int argc, char **argv)
             o.user = optarg;
             break;
         case O_PORT:
-            strv_push(&o.ports, &np, optarg);
+            strv_add(&ports, optarg);
             break;
         case O_VOL:
-            strv_push(&o.volumes, &nv, optarg);
+            strv_add(&volumes, optarg);
             break;
         case O_SIG:
             o.stop_signal = optarg;
@@ -281,17 +276,16 @@ static int cmd_config(struct berth_globals *g, int argc, char **argv)
     }
     if (argc - optind != 1)
         return cli_nargs_error(argv[0], "exactly one CONTAINER");
+    o.env = env;
+    o.labels = labels;
+    o.annotations = annotations;
+    o.ports = ports;
+    o.volumes = volumes;
     cleanup_error berth_error_t err = NULL;
     cleanup_storage_store storage_store_t *s = NULL;
-    int rc = 0;
     if (cli_store_open(g, &s, &err) < 0 || working_config(s, argv[optind], &o, &err) < 0)
-        rc = cli_fail(&err);
-    free(o.env);
-    free(o.labels);
-    free(o.annotations);
-    free(o.ports);
-    free(o.volumes);
-    return rc;
+        return cli_fail(&err);
+    return 0;
 }
 
 BERTH_COMMAND(config, "config", "Change the configuration of a working container", cmd_config);

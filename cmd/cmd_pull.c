@@ -3,6 +3,7 @@
 #include "cmd/registry_flags.h"
 #include "cmd/transport_cli.h"
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
 #include "common/fs.h"
@@ -41,8 +42,8 @@ enum {
 /* Copies fixed (n entries, no terminator) into opts and appends the registry flags pull and push
  * share (registry_flags.h's six, plus --retry: podman's name for --retry-times) and the
  * terminator; opts must have room for n + RF_COUNT + 2 entries. */
-static void registry_options(struct option *opts, char names[][48], const struct option *fixed,
-                             size_t n)
+static void add_registry_options(struct option *opts, char names[][48], const struct option *fixed,
+                                 size_t n)
 {
     memcpy(opts, fixed, n * sizeof(*fixed));
     registry_flags_options(&opts[n], names, "", OPT_RF);
@@ -146,7 +147,7 @@ static int cmd_pull(struct berth_globals *g, int argc, char **argv)
     enum { NFIXED = sizeof(pull_opts) / sizeof(pull_opts[0]) };
     struct option opts[NFIXED + RF_COUNT + 2];
     char rf_names[RF_COUNT][48];
-    registry_options(opts, rf_names, pull_opts, NFIXED);
+    add_registry_options(opts, rf_names, pull_opts, NFIXED);
     struct system_context sys;
     cli_system_context_init(g, &sys);
     bool quiet = false;
@@ -278,7 +279,7 @@ static int cmd_push(struct berth_globals *g, int argc, char **argv)
     enum { NFIXED = sizeof(fixed_opts) / sizeof(fixed_opts[0]) };
     struct option opts[NFIXED + RF_COUNT + 2];
     char rf_names[RF_COUNT][48];
-    registry_options(opts, rf_names, fixed_opts, NFIXED);
+    add_registry_options(opts, rf_names, fixed_opts, NFIXED);
     struct system_context sys;
     cli_system_context_init(g, &sys);
     struct copy_options o = {.compression_level = -1, .progress_out = stderr};

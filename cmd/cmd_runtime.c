@@ -4,6 +4,7 @@
 #include "cmd/cli.h"
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "run/runtime.h"
 #include "run/spec.h"

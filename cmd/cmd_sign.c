@@ -63,14 +63,6 @@ static int cmd_standalone_sign(struct berth_globals *g, int argc, char **argv)
 BERTH_COMMAND(standalone_sign, "standalone-sign",
               "Sign a manifest file with a GPG key (simple signing)", cmd_standalone_sign);
 
-static bool strv_contains_case(char *const *v, const char *s)
-{
-    for (; v && *v; v++)
-        if (strcasecmp(*v, s) == 0)
-            return true;
-    return false;
-}
-
 static const char verify_usage[] =
     "Usage: berth standalone-verify [OPTIONS] MANIFEST DOCKER-REFERENCE KEY-FINGERPRINTS "
     "SIGNATURE\n\n"
@@ -128,7 +120,7 @@ static int cmd_standalone_verify(struct berth_globals *g, int argc, char **argv)
     signature_keyring_free(kr);
     if (vr < 0)
         return cli_fail(&err);
-    if (keyfiles && !any && !strv_contains_case(fprs, si.fingerprint)) {
+    if (keyfiles && !any && !strv_contains_nocase(fprs, si.fingerprint)) {
         int r = cli_failf("signature by key %s, which is not among %s", si.fingerprint,
                           argv[optind + 2]);
         signature_info_clear(&si);

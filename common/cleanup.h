@@ -1,11 +1,11 @@
 /* Scope-bound cleanup helpers.  Ownership leaves a variable with `*out = p; p = NULL;` (or
- * steal_pointer(&p)).  Each module declares a cleanup_<type> next to its type's free function. */
+ * steal_pointer(&p)).  Each module declares a cleanup_<type> next to its type's free function
+ * (cleanup_json is in common/json.h). */
 #ifndef BERTH_CLEANUP_H
 #define BERTH_CLEANUP_H
 
 #include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -43,14 +43,6 @@ static inline void cleanup_dirp(DIR **d)
     }
 }
 
-static inline void cleanup_jsonp(json_t **j)
-{
-    if (*j) {
-        json_decref(*j);
-        *j = NULL;
-    }
-}
-
 /* NULL-terminated array of strings */
 static inline void cleanup_strvp(char ***v)
 {
@@ -66,7 +58,6 @@ static inline void cleanup_strvp(char ***v)
 #define cleanup_close __attribute__((cleanup(cleanup_closep)))
 #define cleanup_file  __attribute__((cleanup(cleanup_filep)))
 #define cleanup_dir   __attribute__((cleanup(cleanup_dirp)))
-#define cleanup_json  __attribute__((cleanup(cleanup_jsonp)))
 #define cleanup_strv  __attribute__((cleanup(cleanup_strvp)))
 
 static inline void *steal_pointer_impl(void *pp)

@@ -1,4 +1,5 @@
 #include "common/imagespec.h"
+#include "common/json.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"

@@ -9,6 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+static inline void cleanup_jsonp(json_t **j)
+{
+    if (*j) {
+        json_decref(*j);
+        *j = NULL;
+    }
+}
+#define cleanup_json __attribute__((cleanup(cleanup_jsonp)))
+
 /* Parses buf (len bytes, need not be NUL-terminated).  Fails if len > max (EFBIG), if it is not
  * valid JSON (EINVAL; the error says line/column and `what`, e.g. "manifest"), has trailing
  * garbage, or repeats a key in an object.  Any JSON value is accepted at the top level: callers

@@ -138,7 +138,7 @@ static int domain_check(const char *d, size_t n, berth_error_t *err)
 }
 
 /* Checks the path part of `name`, which starts at offset off (after "domain/" or 0). */
-static int path_check(const char *name, size_t off, berth_error_t *err)
+static int check_path_component(const char *name, size_t off, berth_error_t *err)
 {
     const char *p = name + off;
     size_t n = strlen(p);
@@ -202,12 +202,6 @@ int image_ref_validate_domain(const char *domain, berth_error_t *err)
     return domain_check(domain, strlen(domain), err);
 }
 
-/* digest_validate's messages already read "invalid digest \"...\": what is wrong". */
-static int digest_check(const char *digest, berth_error_t *err)
-{
-    return digest_validate(digest, err);
-}
-
 static int name_length_check(const image_ref_t *r, berth_error_t *err)
 {
     size_t len = strlen(r->path) + (r->domain ? strlen(r->domain) + 1 : 0);
@@ -255,7 +249,7 @@ int image_ref_parse(const char *s, image_ref_t **out, berth_error_t *err)
     r = xzalloc(sizeof(*r));
     at = strchr(s, '@');
     if (at) {
-        if (digest_check(at + 1, err) < 0)
+        if (digest_validate(at + 1, err) < 0)
             goto fail;
         r->digest = xstrdup(at + 1);
         name = xstrndup(s, (size_t)(at - s));
@@ -284,11 +278,11 @@ int image_ref_parse(const char *s, image_ref_t **out, berth_error_t *err)
         if (domain_check(name, (size_t)(slash - name), err) < 0)
             goto fail;
         r->domain = xstrndup(name, (size_t)(slash - name));
-        if (path_check(name, (size_t)(slash - name) + 1, err) < 0)
+        if (check_path_component(name, (size_t)(slash - name) + 1, err) < 0)
             goto fail;
         r->path = xstrdup(slash + 1);
     } else {
-        if (path_check(name, 0, err) < 0)
+        if (check_path_component(name, 0, err) < 0)
             goto fail;
         r->path = xstrdup(name);
     }
@@ -381,7 +375,7 @@ int image_ref_set_tag(image_ref_t *ref, const char *tag, berth_error_t *err)
 
 int image_ref_set_digest(image_ref_t *ref, const char *digest, berth_error_t *err)
 {
-    if (digest && digest_check(digest, err) < 0)
+    if (digest && digest_validate(digest, err) < 0)
         return -1;
     free(ref->digest);
     ref->digest = digest ? xstrdup(digest) : NULL;

@@ -257,7 +257,7 @@ struct digest_reader {
     uint64_t size;
 };
 
-static ssize_t digest_read(berth_reader_t *r, void *buf, size_t len, berth_error_t *err)
+static ssize_t hashing_read(berth_reader_t *r, void *buf, size_t len, berth_error_t *err)
 {
     struct digest_reader *dr = (struct digest_reader *)r;
     if (dr->result)
@@ -274,7 +274,7 @@ static ssize_t digest_read(berth_reader_t *r, void *buf, size_t len, berth_error
     return n;
 }
 
-static void digest_close(berth_reader_t *r)
+static void hashing_close(berth_reader_t *r)
 {
     struct digest_reader *dr = (struct digest_reader *)r;
     if (dr->own)
@@ -284,8 +284,8 @@ static void digest_close(berth_reader_t *r)
     free(dr);
 }
 
-static const struct berth_reader_ops digest_reader_ops = {.read = digest_read,
-                                                          .close = digest_close};
+static const struct berth_reader_ops digest_reader_ops = {.read = hashing_read,
+                                                          .close = hashing_close};
 
 berth_reader_t *reader_digest(berth_reader_t *lower, bool own, digest_algo_t algo)
 {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 size_t strv_len(char *const *v)
 {
@@ -68,6 +69,36 @@ char **strv_dup(char *const *v)
     for (size_t i = 0; i < n; i++)
         r[i] = xstrdup(v[i]);
     return r;
+}
+
+void strv_extend(char ***v, char *const *add)
+{
+    for (size_t i = 0; add && add[i]; i++)
+        strv_add(v, add[i]);
+}
+
+char **strv_or_empty(char **v)
+{
+    return v ? v : xcalloc(1, sizeof(char *));
+}
+
+char *strv_join(char *const *v, const char *sep)
+{
+    struct strbuf b = STRBUF_INIT;
+    for (size_t i = 0; v && v[i]; i++) {
+        if (i > 0)
+            strbuf_append(&b, sep);
+        strbuf_append(&b, v[i]);
+    }
+    return strbuf_steal(&b);
+}
+
+bool strv_contains_nocase(char *const *v, const char *s)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcasecmp(v[i], s) == 0)
+            return true;
+    return false;
 }
 
 static void grow(struct strbuf *b, size_t extra)

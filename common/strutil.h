@@ -16,6 +16,14 @@ bool strv_contains(char *const *v, const char *s);
 /* Removes every element equal to s; returns how many were removed. */
 size_t strv_remove(char **v, const char *s);
 char **strv_dup(char *const *v); /* NULL for NULL */
+/* Appends copies of the strings of add (NULL: nothing). */
+void strv_extend(char ***v, char *const *add);
+/* v itself, or a new empty vector when v is NULL: for callers that promise a vector. */
+char **strv_or_empty(char **v);
+/* The strings joined with sep (owned; "" for an empty or NULL vector). */
+char *strv_join(char *const *v, const char *sep);
+/* Like strv_contains, ignoring ASCII case. */
+bool strv_contains_nocase(char *const *v, const char *s);
 
 struct strbuf {
     char *buf; /* NUL-terminated, NULL until something is appended */

@@ -4,6 +4,7 @@
 #include "run/runtime.h"
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 

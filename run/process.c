@@ -157,7 +157,7 @@ static void set_user(int sync_fd, const json_t *user)
 }
 
 /* A spec string array as a NULL-terminated vector (owned; lives until exec). */
-static int json_to_strv_simple(const json_t *arr, char ***out)
+static int borrow_string_array(const json_t *arr, char ***out)
 {
     if (arr == NULL) {
         *out = xcalloc(1, sizeof(char *));
@@ -241,9 +241,9 @@ void process_exec(const json_t *process, const json_t *seccomp, int sync_fd, int
     if (!json_is_object(process))
         child_fail(sync_fd, 1, "config.json has no process");
     char **argv = NULL, **env = NULL;
-    if (json_to_strv_simple(json_object_get(process, "args"), &argv) < 0 || !argv[0])
+    if (borrow_string_array(json_object_get(process, "args"), &argv) < 0 || !argv[0])
         child_fail(sync_fd, 1, "process.args must be a non-empty array of strings");
-    if (json_to_strv_simple(json_object_get(process, "env"), &env) < 0)
+    if (borrow_string_array(json_object_get(process, "env"), &env) < 0)
         child_fail(sync_fd, 1, "process.env must be an array of strings");
 
     /* only stdio reaches the container process (as runc without --preserve-fds): whatever

@@ -5,6 +5,7 @@
 #include "run/spec.h"
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
 #include "common/log.h"

@@ -4,6 +4,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/path.h"
+#include "common/strutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -120,41 +121,9 @@ int spec_cap_from_name(const char *name)
     return -1;
 }
 
-/* ---- small string-vector helpers ---- */
-
-struct strv {
-    char **v;
-    size_t n, cap;
-};
-
-static void strv_push(struct strv *s, char *owned)
-{
-    if (s->n + 2 > s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 8;
-        s->v = xreallocarray(s->v, s->cap, sizeof(char *));
-    }
-    s->v[s->n++] = owned;
-    s->v[s->n] = NULL;
-}
-
-static char **strv_finish(struct strv *s)
-{
-    if (s->v == NULL)
-        return xcalloc(1, sizeof(char *));
-    return s->v;
-}
-
-static size_t strv_len(char *const *v)
-{
-    size_t n = 0;
-    while (v && v[n])
-        n++;
-    return n;
-}
-
 /* ---- args ---- */
 
-static int json_strings(const json_t *arr, struct strv *s)
+static int json_strings(const json_t *arr, char ***s)
 {
     size_t i;
     json_t *e;
@@ -164,7 +133,7 @@ static int json_strings(const json_t *arr, struct strv *s)
     {
         if (!json_is_string(e))
             return -1;
-        strv_push(s, xstrdup(json_string_value(e)));
+        strv_add_take(s, xstrdup(json_string_value(e)));
     }
     return 0;
 }
@@ -172,31 +141,30 @@ static int json_strings(const json_t *arr, struct strv *s)
 int spec_process_args(const json_t *image_config, const struct spec_options *o, char ***out,
                       berth_error_t *err)
 {
-    struct strv s = {0};
+    char **s = NULL;
     if (o->entrypoint_set) {
         if (o->entrypoint && *o->entrypoint)
-            strv_push(&s, xstrdup(o->entrypoint));
+            strv_add_take(&s, xstrdup(o->entrypoint));
     } else if (image_config) {
         if (json_strings(json_object_get(image_config, "Entrypoint"), &s) < 0)
             goto bad;
     }
     if (o->args && o->args[0]) {
         for (char **a = o->args; *a; a++)
-            strv_push(&s, xstrdup(*a));
+            strv_add_take(&s, xstrdup(*a));
     } else if (!o->entrypoint_set && image_config) {
         if (json_strings(json_object_get(image_config, "Cmd"), &s) < 0)
             goto bad;
     }
-    if (s.n == 0) {
-        free(s.v);
+    if (s == NULL) {
         return berth_error_make_status(err, EINVAL,
                                        "no command specified: the image has no Entrypoint or Cmd "
                                        "and no command was given");
     }
-    *out = strv_finish(&s);
+    *out = strv_or_empty(s);
     return 0;
 bad:
-    cleanup_strvp(&s.v);
+    strv_free(s);
     return berth_error_make_status(err, EINVAL,
                                    "image config: Entrypoint/Cmd is not an array "
                                    "of strings");
@@ -204,31 +172,31 @@ bad:
 
 /* ---- env ---- */
 
-static void env_set(struct strv *s, const char *kv)
+static void env_set(char ***s, const char *kv)
 {
     const char *eq = strchr(kv, '=');
     size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
-    for (size_t i = 0; i < s->n; i++) {
-        if (strncmp(s->v[i], kv, klen) == 0 && s->v[i][klen] == '=') {
-            free(s->v[i]);
-            s->v[i] = xstrdup(kv);
+    for (size_t i = 0; *s && (*s)[i]; i++) {
+        if (strncmp((*s)[i], kv, klen) == 0 && (*s)[i][klen] == '=') {
+            free((*s)[i]);
+            (*s)[i] = xstrdup(kv);
             return;
         }
     }
-    strv_push(s, xstrdup(kv));
+    strv_add_take(s, xstrdup(kv));
 }
 
-static bool env_has(const struct strv *s, const char *key)
+static bool env_has(char *const *s, const char *key)
 {
     size_t klen = strlen(key);
-    for (size_t i = 0; i < s->n; i++)
-        if (strncmp(s->v[i], key, klen) == 0 && s->v[i][klen] == '=')
+    for (size_t i = 0; s && s[i]; i++)
+        if (strncmp(s[i], key, klen) == 0 && s[i][klen] == '=')
             return true;
     return false;
 }
 
 /* "KEY=VALUE" as given, "KEY" from berth's environment (skipped when unset). */
-static int env_add_user(struct strv *s, const char *item, const char *what, berth_error_t *err)
+static int env_add_user(char ***s, const char *item, const char *what, berth_error_t *err)
 {
     if (item[0] == '=' || item[0] == '\0')
         return berth_error_make_status(err, EINVAL, "%s: invalid environment variable \"%s\"", what,
@@ -275,7 +243,7 @@ static int read_fd_bounded(int fd, size_t max, char **out, size_t *len, const ch
     return 0;
 }
 
-static int env_file_load(struct strv *s, const char *path, berth_error_t *err)
+static int env_file_load(char ***s, const char *path, berth_error_t *err)
 {
     cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -301,7 +269,7 @@ static int env_file_load(struct strv *s, const char *path, berth_error_t *err)
 int spec_merge_env(const json_t *image_config, const struct spec_options *o, const char *hostname,
                    char ***out, berth_error_t *err)
 {
-    struct strv s = {0};
+    char **s = NULL;
     json_t *ienv = image_config ? json_object_get(image_config, "Env") : NULL;
     size_t i;
     json_t *e;
@@ -312,9 +280,9 @@ int spec_merge_env(const json_t *image_config, const struct spec_options *o, con
                 env_set(&s, json_string_value(e));
         }
     }
-    if (!env_has(&s, "PATH"))
+    if (!env_has(s, "PATH"))
         env_set(&s, "PATH=" DEFAULT_PATH);
-    if (o->terminal && !env_has(&s, "TERM"))
+    if (o->terminal && !env_has(s, "TERM"))
         env_set(&s, "TERM=xterm");
     env_set(&s, "container=berth");
     if (hostname && *hostname) {
@@ -327,10 +295,10 @@ int spec_merge_env(const json_t *image_config, const struct spec_options *o, con
     for (char **v = o->env; v && *v; v++)
         if (env_add_user(&s, *v, "-e", err) < 0)
             goto fail;
-    *out = strv_finish(&s);
+    *out = strv_or_empty(s);
     return 0;
 fail:
-    cleanup_strvp(&s.v);
+    strv_free(s);
     return -1;
 }
 
@@ -548,11 +516,11 @@ int spec_capabilities(char **cap_add, char **cap_drop, char ***out, berth_error_
             return berth_error_make_status(err, EINVAL, "unknown capability \"%s\"", *a);
         set[c] = true;
     }
-    struct strv s = {0};
+    char **s = NULL;
     for (int i = 0; i < N_CAPS; i++)
         if (set[i])
-            strv_push(&s, xstrdup(cap_names[i]));
-    *out = strv_finish(&s);
+            strv_add_take(&s, xstrdup(cap_names[i]));
+    *out = strv_or_empty(s);
     return 0;
 }
 

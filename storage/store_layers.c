@@ -252,7 +252,7 @@ static void staging_end(storage_store_t *s, struct staging *st, bool remove_laye
     free(st->lock_path);
 }
 
-static int sync_dir(const char *dir)
+static int syncfs_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -341,7 +341,7 @@ static int stage_layer(storage_store_t *s, const struct storage_layer_options *o
         goto fail;
     }
     /* data on disk before the record that makes it visible */
-    sync_dir(s->driver_home);
+    syncfs_dir(s->driver_home);
     *out = sl;
     return 0;
 fail:

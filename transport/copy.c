@@ -62,7 +62,7 @@ static const char *count_verified(berth_reader_t *r, int64_t *size)
 static const struct berth_reader_ops count_ops = {
     .read = count_read, .close = count_close, .verified_digest = count_verified};
 
-static berth_reader_t *reader_count(berth_reader_t *lower, progress_bar_t *bar)
+static berth_reader_t *counting_reader(berth_reader_t *lower, progress_bar_t *bar)
 {
     struct count_reader *c = xzalloc(sizeof(*c));
     c->base.ops = &count_ops;
@@ -105,7 +105,7 @@ static void guard_close(berth_reader_t *r)
 
 static const struct berth_reader_ops guard_ops = {.read = guard_read, .close = guard_close};
 
-static berth_reader_t *reader_guard(berth_reader_t *top, berth_reader_t *check)
+static berth_reader_t *guarding_reader(berth_reader_t *top, berth_reader_t *check)
 {
     struct guard_reader *g = xzalloc(sizeof(*g));
     g->base.ops = &guard_ops;
@@ -184,7 +184,7 @@ static int copy_blob(struct copy_ctx *c, struct blob_job *j, berth_error_t *err)
     }
     progress_bar_t *bar = progress_bar_start(c->prog, label, si->size);
     berth_reader_t *verified = reader_verify(raw, true, si->digest, si->size);
-    berth_reader_t *counted = reader_count(verified, bar);
+    berth_reader_t *counted = counting_reader(verified, bar);
     berth_reader_t *top = counted;
     berth_reader_t *diff_digest = NULL;
     struct blob_info pinfo = {0};
@@ -199,7 +199,7 @@ static int copy_blob(struct copy_ctx *c, struct blob_job *j, berth_error_t *err)
         top = diff_digest;
         if (j->to != COMPRESSION_NONE)
             top = reader_compress(top, true, j->to, c->level);
-        top = reader_guard(top, counted);
+        top = guarding_reader(top, counted);
         pinfo.size = -1;
         pinfo.media_type = (char *)j->new_mt;
     } else {

@@ -44,7 +44,7 @@ static void dir_ref_free(struct image_reference *ref)
     free(ref);
 }
 
-static char *manifest_name(const char *instance, berth_error_t *err)
+static char *manifest_file_name(const char *instance, berth_error_t *err)
 {
     if (!instance)
         return xstrdup("manifest.json");
@@ -77,7 +77,7 @@ static int ds_get_manifest(struct image_source *src, const char *instance, char 
                            size_t *len, char **mime, berth_error_t *err)
 {
     struct dir_src *s = src->priv;
-    cleanup_free char *name = manifest_name(instance, err);
+    cleanup_free char *name = manifest_file_name(instance, err);
     if (!name)
         return -1;
     if (fs_read_file_at(s->fd, name, MF_MAX_MANIFEST, manifest, len, err) < 0)
@@ -240,7 +240,7 @@ static int dd_put_manifest(struct image_destination *dst, const char *manifest, 
         d->manifest_len = len;
         return 0;
     }
-    cleanup_free char *name = manifest_name(instance, err);
+    cleanup_free char *name = manifest_file_name(instance, err);
     if (!name)
         return -1;
     if (fs_write_file_atomic_at(d->fd, name, manifest, len, 0644, err) < 0)

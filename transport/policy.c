@@ -3,6 +3,7 @@
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/strutil.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/reference.h"
@@ -450,13 +451,6 @@ int policy_load_default(const char *override, struct policy **out, berth_error_t
 
 /* ---- scopes ---- */
 
-static void strv_push(char ***v, size_t *n, char *s)
-{
-    *v = xreallocarray(*v, *n + 2, sizeof(char *));
-    (*v)[(*n)++] = s;
-    (*v)[*n] = NULL;
-}
-
 static bool is_docker_like(const char *transport)
 {
     return strcmp(transport, "docker") == 0 || strcmp(transport, "atomic") == 0 ||
@@ -473,10 +467,9 @@ static bool is_path_like(const char *transport)
 char **policy_scope_candidates(const char *transport, const char *ident)
 {
     char **v = NULL;
-    size_t n = 0;
     if (!ident || !*ident)
         return NULL;
-    strv_push(&v, &n, xstrdup(ident));
+    strv_add_take(&v, xstrdup(ident));
     if (is_docker_like(transport)) {
         cleanup_image_ref image_ref_t *r = NULL;
         cleanup_error berth_error_t e = NULL;
@@ -484,26 +477,26 @@ char **policy_scope_candidates(const char *transport, const char *ident)
             return v;
         char *name = image_ref_name(r);
         if (strcmp(name, ident) != 0)
-            strv_push(&v, &n, xstrdup(name));
+            strv_add_take(&v, xstrdup(name));
         for (char *slash = strrchr(name, '/'); slash; slash = strrchr(name, '/')) {
             *slash = '\0';
-            strv_push(&v, &n, xstrdup(name));
+            strv_add_take(&v, xstrdup(name));
         }
         /* name is now the host: "*.example.com" wildcards for its parent domains */
         if (!strchr(name, ':'))
             for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.'))
-                strv_push(&v, &n, xasprintf("*%s", dot));
+                strv_add_take(&v, xasprintf("*%s", dot));
         free(name);
     } else if (is_path_like(transport)) {
         char *p = xstrdup(ident);
         for (char *slash = strrchr(p, '/'); slash; slash = strrchr(p, '/')) {
             if (slash == p) {
                 if (p[1])
-                    strv_push(&v, &n, xstrdup("/"));
+                    strv_add_take(&v, xstrdup("/"));
                 break;
             }
             *slash = '\0';
-            strv_push(&v, &n, xstrdup(p));
+            strv_add_take(&v, xstrdup(p));
         }
         free(p);
     }

@@ -90,19 +90,6 @@ static void set_strv(char ***slot, struct toml_value *v)
     v->arr = NULL;
 }
 
-static void strv_append_all(char ***slot, char **add)
-{
-    size_t n = 0;
-    if (*slot)
-        while ((*slot)[n])
-            n++;
-    for (char **a = add; a && *a; a++) {
-        *slot = xreallocarray(*slot, n + 2, sizeof(char *));
-        (*slot)[n++] = xstrdup(*a);
-        (*slot)[n] = NULL;
-    }
-}
-
 static int parse_pull_from(struct parser *ps, const char *s, enum pull_from_mirror *out,
                            berth_error_t *err)
 {
@@ -246,7 +233,7 @@ static int assign(struct parser *ps, const char *key, bool quoted, struct toml_v
         if (want(ps, key, v, TOML_ARRAY, err) < 0)
             return -1;
         if (ps->sec == SEC_V1_SEARCH)
-            strv_append_all(&c->unqualified_search, v->arr);
+            strv_extend(&c->unqualified_search, v->arr);
         else
             v1_add_registries(ps, v->arr, ps->sec == SEC_V1_INSECURE, ps->sec == SEC_V1_BLOCK);
         return 0;

@@ -678,7 +678,7 @@ static void say(struct runner *rn, const char *fmt, ...)
     va_end(ap);
 }
 
-static int sync_one(struct runner *rn, size_t idx, berth_error_t *err)
+static int run_work_item(struct runner *rn, size_t idx, berth_error_t *err)
 {
     const struct sync_options *o = rn->o;
     struct work *w = &rn->p->w[idx];
@@ -758,7 +758,7 @@ static void *worker(void *arg)
         size_t idx = rn->next++;
         pthread_mutex_unlock(&rn->lock);
         berth_error_t err = NULL;
-        if (sync_one(rn, idx, &err) < 0) {
+        if (run_work_item(rn, idx, &err) < 0) {
             struct sync_item *it = &rn->res->items[idx];
             it->status = SYNC_FAILED;
             it->error = xstrdup(berth_error_msg(err));

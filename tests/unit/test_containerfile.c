@@ -8,6 +8,7 @@
 
 #include "build/containerfile.h"
 #include "common/cleanup.h"
+#include "common/json.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "common/imagespec.h"
 

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "transport/sync.h"
 
 #include <string.h>

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "run/spec.h"
 

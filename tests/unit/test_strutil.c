@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/strutil.h"
 
@@ -50,11 +51,54 @@ static void test_strbuf(void **state)
     assert_int_equal(strlen(s), 2003);
 }
 
+/* The shared helpers that replaced policy.c's, cmd_buildah.c's and run/spec.c's strv_push, and
+ * registries_conf.c's, expand.c's, builder.c's and cmd_sign.c's private vector helpers. */
+static void test_strv_helpers(void **state)
+{
+    char **v = NULL;
+    char *const add[] = {"a", "b", NULL};
+    strv_extend(&v, NULL);
+    assert_null(v);
+    strv_extend(&v, add);
+    strv_extend(&v, add);
+    assert_int_equal(strv_len(v), 4);
+    assert_string_equal(v[3], "b");
+    assert_ptr_not_equal(v[0], add[0]); /* copies */
+
+    cleanup_free char *j = strv_join(v, ", ");
+    assert_string_equal(j, "a, b, a, b");
+    cleanup_free char *j0 = strv_join(NULL, ",");
+    assert_string_equal(j0, "");
+    char *const one[] = {"x", NULL};
+    cleanup_free char *j1 = strv_join(one, ",");
+    assert_string_equal(j1, "x");
+
+    assert_true(strv_contains_nocase(v, "A"));
+    assert_false(strv_contains_nocase(v, "c"));
+    assert_false(strv_contains_nocase(NULL, "a"));
+
+    assert_ptr_equal(strv_or_empty(v), v);
+    char **e = strv_or_empty(NULL);
+    assert_non_null(e);
+    assert_null(e[0]);
+    strv_free(e);
+
+    /* many appends (policy scopes, spec env) keep order */
+    char **big = NULL;
+    for (int i = 0; i < 500; i++)
+        strv_add_take(&big, xasprintf("%d", i));
+    assert_int_equal(strv_len(big), 500);
+    assert_string_equal(big[499], "499");
+    strv_free(big);
+    strv_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strv),
         cmocka_unit_test(test_strbuf),
+        cmocka_unit_test(test_strv_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
