@@ -4,6 +4,7 @@
 #include "build/builder.h"
 
 #include "common/alloc.h"
+#include "common/json.h"
 #include "common/cleanup.h"
 #include "common/template.h"
 #include "run/container.h"

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "common/template.h"
 
 static const char usage[] = "Usage: berth version [--format json|TEMPLATE]\n\n"
