@@ -168,6 +168,8 @@ struct bld_run {
     json_t *mounts; /* extra runtime-spec mounts (array) or NULL, borrowed */
     bool terminal;
     bool stdout_to_stderr; /* the process's stdout goes to our stderr (build -q) */
+    const char *isolation; /* --isolation: auto (NULL), oci, rootless, chroot */
+    const char *runroot;   /* where the isolation probe is cached (NULL: not cached) */
 };
 /* Runs argv inside rootfs (a mounted rw layer) with the run core; *status = exit status. */
 int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_error_t *err);

@@ -1022,6 +1022,8 @@ static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct 
                 .network = network,
                 .mounts = rm.mounts,
                 .stdout_to_stderr = b->o->quiet,
+                .isolation = b->o->isolation,
+                .runroot = storage_store_runroot(b->s),
             };
             int status = 0;
             struct vol_saves vs = {0};

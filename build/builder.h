@@ -41,6 +41,7 @@ struct builder_options {
     char **secrets;            /* --secret id=ID,src=PATH values or NULL */
     char **volumes;            /* -v HOST:CTR[:OPTS]: bind mounts of every RUN step, or NULL */
     const char *network;       /* RUN default network: "none" (default) or "host" */
+    const char *isolation;     /* RUN isolation: auto (NULL), oci, rootless, chroot */
     char **cache_from;         /* oci:DIR layouts or docker://REPO:TAG to import cache from */
     const char *cache_to;      /* oci:DIR layout or docker://REPO:TAG to export cache to */
     /* policy.json for base images pulled by FROM (NULL: the default lookup, as pull does) */
@@ -74,6 +75,7 @@ struct working_exec_options {
     const char *user;    /* NULL = the container's */
     const char *network; /* NULL = "none" */
     bool terminal;
+    const char *isolation; /* auto (NULL), oci, rootless, chroot */
 };
 /* Runs a command in the working container's rootfs; *status gets its exit status. */
 int working_exec(storage_store_t *s, const char *ctr, const struct working_exec_options *o,

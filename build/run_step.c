@@ -8,7 +8,9 @@
 #include "common/alloc.h"
 #include "common/json.h"
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/path.h"
+#include "run/isolation.h"
 #include "run/runtime.h"
 #include "run/spec.h"
 #include "storage/userns.h"
@@ -104,6 +106,25 @@ static void drop_container_env(json_t *spec, char *const *env)
     }
 }
 
+/* --isolation (or auto: the probe's choice, said once per process on stderr when it is not
+ * full isolation). */
+static int choose_isolation(const struct bld_run *r, run_isolation_t *mode, struct run_probe *p,
+                            berth_error_t *err)
+{
+    static bool said;
+    run_isolation_t req;
+    if (run_isolation_parse(r->isolation, &req, err) < 0)
+        return -1;
+    run_isolation_probe(r->runroot, p);
+    const char *why;
+    *mode = run_isolation_resolve(req, p, &why);
+    if (req == RUN_ISOLATION_AUTO && *mode == RUN_ISOLATION_CHROOT && !said) {
+        said = true;
+        log_warn("RUN steps use --isolation chroot (%s)", why);
+    }
+    return 0;
+}
+
 int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_error_t *err)
 {
     cleanup_close int root_fd = open(rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -112,6 +133,16 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
     if (r->workdir && mkdir_in_root(root_fd, r->workdir, err) < 0)
         return berth_error_wrap(err, "create the working directory");
 
+    run_isolation_t mode;
+    struct run_probe probe;
+    if (choose_isolation(r, &mode, &probe, err) < 0)
+        return -1;
+    bool chroot = mode == RUN_ISOLATION_CHROOT;
+    if (chroot && !probe.mountns && r->mounts && json_array_size(r->mounts))
+        return berth_error_make_status(err, EPERM,
+                                       "RUN --mount needs a mount namespace, which this "
+                                       "environment does not allow (%s)",
+                                       probe.why);
     bool rootless = userns_is_rootless();
     struct spec_idmap um[USERNS_MAX_RANGES], gm[USERNS_MAX_RANGES];
     size_t nu = 0, ng = 0;
@@ -139,6 +170,7 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
         .gid_maps = ng ? gm : NULL,
         .n_uid_maps = nu,
         .n_gid_maps = ng,
+        .chroot = chroot ? &probe : NULL,
     };
     cleanup_json json_t *spec = NULL;
     if (spec_generate(NULL, rootfs, &so, &spec, err) < 0)
@@ -220,6 +252,7 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
         .bundle = rootfs,
         .spec = spec,
         .no_state = true,
+        .chroot = chroot,
     };
     fflush(stdout);
     fflush(stderr);
@@ -238,6 +271,7 @@ int bld_run(const char *rootfs, const struct bld_run *r, int *status, berth_erro
     }
     remove_created(root_fd, &made);
     if (rc < 0)
-        return berth_error_wrap(err, "run");
+        return berth_error_wrap(err, "run (isolation %s%s)", run_isolation_name(mode),
+                                chroot ? "" : "; --isolation chroot needs less of the environment");
     return 0;
 }

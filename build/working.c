@@ -153,6 +153,8 @@ int working_exec(storage_store_t *s, const char *ctr, const struct working_exec_
         .network = o->network ? o->network : "none",
         .hostname = c->name,
         .terminal = o->terminal,
+        .isolation = o->isolation,
+        .runroot = storage_store_runroot(s),
     };
     int rc = bld_run(dir, &r, status, err);
     free(all);

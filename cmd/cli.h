@@ -65,6 +65,10 @@ int cli_parse_bool(const char *flag, const char *value, bool *out);
  * 'Error: invalid FLAG "VALUE": expected MIN..MAX' and returns cli_failf's status. */
 int cli_parse_int(const char *flag, const char *value, long min, long max, int *out);
 
+/* --isolation VALUE (NULL when not given: $BUILDAH_ISOLATION, else auto) checked and stored in
+ * *out; prints the error and returns BERTH_EXIT_ERROR for an unknown mode. */
+int cli_isolation(const char *value, const char **out);
+
 /* Prints a command's usage text (multi-line string) to stdout and returns 0. */
 int cli_usage(const char *text);
 

@@ -40,6 +40,8 @@ static const char usage[] =
     "      --iidfile FILE       write the image id (sha256:...) to FILE\n"
     "      --platform OS/ARCH   accepted when it is this machine's platform\n"
     "      --network none|host  network of RUN steps (default none)\n"
+    "      --isolation MODE     RUN isolation: auto (default; also $BUILDAH_ISOLATION), oci,\n"
+    "                           rootless or chroot (what works inside CI containers)\n"
     "      --secret id=ID,src=PATH  a secret for RUN --mount=type=secret (repeatable)\n"
     "  -v, --volume HOST:CTR[:OPTS]  bind HOST at CTR during every RUN step; nothing of it\n"
     "                           stays in the image (OPTS: ro, rw, z, Z, nosuid, nodev, noexec)\n"
@@ -116,6 +118,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
         OPT_LABEL,
         OPT_ANNOTATION,
         OPT_VOLUME,
+        OPT_ISOLATION,
     };
     static const struct option base_opts[] = {
         {"file", required_argument, NULL, 'f'},
@@ -131,6 +134,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
         {"platform", required_argument, NULL, OPT_PLATFORM},
         {"network", required_argument, NULL, OPT_NETWORK},
         {"net", required_argument, NULL, OPT_NETWORK},
+        {"isolation", required_argument, NULL, OPT_ISOLATION},
         {"secret", required_argument, NULL, OPT_SECRET},
         {"cache-from", required_argument, NULL, OPT_CACHE_FROM},
         {"cache-to", required_argument, NULL, OPT_CACHE_TO},
@@ -154,6 +158,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     const char *file = NULL, *iidfile = NULL;
     bool ast = false;
     struct builder_options o = {.layers = true, .timestamp = -1};
+    const char *isolation = NULL;
     cleanup_free char **tags = NULL, **bargs = NULL, **secrets = NULL, **cache_from = NULL,
                       **labels = NULL, **annotations = NULL, **volumes = NULL;
     size_t nt = 0, nb = 0, ns = 0, ncf = 0, nl = 0, na = 0, nv = 0;
@@ -215,6 +220,9 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
             break;
         case OPT_SECRET:
             push(&secrets, &ns, optarg);
+            break;
+        case OPT_ISOLATION:
+            isolation = optarg;
             break;
         case OPT_CACHE_FROM:
             push(&cache_from, &ncf, optarg);
@@ -324,6 +332,8 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     o.labels = labels;
     o.annotations = annotations;
     o.progress = stdout;
+    if (cli_isolation(isolation, &o.isolation) != 0)
+        return BERTH_EXIT_ERROR;
     cleanup_error berth_error_t err = NULL;
     cleanup_storage_store storage_store_t *s = NULL;
     if (cli_store_open(g, &s, &err) < 0)

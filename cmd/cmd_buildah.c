@@ -79,15 +79,21 @@ static const char exec_usage[] =
     "      --workingdir DIR  working directory (default: the container's)\n"
     "  -u, --user USER       user (default: the container's)\n"
     "      --network MODE    none (default) or host\n"
+    "      --isolation MODE  auto (default; also $BUILDAH_ISOLATION), oci, rootless, chroot\n"
     "  -t, --tty             allocate a terminal\n";
 
 static int cmd_build_exec(struct berth_globals *g, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"env", required_argument, NULL, 'e'},  {"workingdir", required_argument, NULL, 'w'},
-        {"user", required_argument, NULL, 'u'}, {"network", required_argument, NULL, 'N'},
-        {"net", required_argument, NULL, 'N'},  {"tty", no_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},       {0}};
+    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
+                                         {"workingdir", required_argument, NULL, 'w'},
+                                         {"user", required_argument, NULL, 'u'},
+                                         {"network", required_argument, NULL, 'N'},
+                                         {"net", required_argument, NULL, 'N'},
+                                         {"tty", no_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"isolation", required_argument, NULL, 'I'},
+                                         {0}};
+    const char *isolation = NULL;
     struct working_exec_options o = {0};
     cleanup_strv char **env = NULL;
     int c;
@@ -110,6 +116,9 @@ static int cmd_build_exec(struct berth_globals *g, int argc, char **argv)
         case 't':
             o.terminal = true;
             break;
+        case 'I':
+            isolation = optarg;
+            break;
         case 'h':
             return cli_usage(exec_usage);
         default:
@@ -125,6 +134,8 @@ static int cmd_build_exec(struct berth_globals *g, int argc, char **argv)
         return cli_nargs_error(argv[0], "a COMMAND");
     o.argv = argv + optind;
     o.env = env;
+    if (cli_isolation(isolation, &o.isolation) != 0)
+        return BERTH_EXIT_ERROR;
     cleanup_error berth_error_t err = NULL;
     cleanup_storage_store storage_store_t *s = NULL;
     if (cli_store_open(g, &s, &err) < 0)

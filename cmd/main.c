@@ -2,6 +2,7 @@
 #include "cmd/cli.h"
 #include "common/alloc.h"
 #include "common/log.h"
+#include "run/isolation.h"
 
 #include <libgen.h>
 #include <stdarg.h>
@@ -76,6 +77,18 @@ int cli_parse_int(const char *flag, const char *value, long min, long max, int *
     if (*value == '\0' || *end || errno || v < min || v > max)
         return cli_failf("invalid %s \"%s\": expected %ld..%ld", flag, value, min, max);
     *out = (int)v;
+    return 0;
+}
+
+int cli_isolation(const char *value, const char **out)
+{
+    if (!value)
+        value = getenv("BUILDAH_ISOLATION");
+    run_isolation_t i;
+    berth_error_t err = NULL;
+    if (run_isolation_parse(value, &i, &err) < 0)
+        return cli_fail(&err);
+    *out = value && *value ? value : NULL;
     return 0;
 }
 

@@ -205,6 +205,21 @@ static int open_mount_target(struct init_ctx *c, int rootfd, const char *dest, b
     return fd;
 }
 
+/* chroot isolation: a filesystem the environment won't let us mount (devpts, mqueue, sysfs in
+ * someone else's namespaces) is bound from the host's same path, or left out. */
+static bool chroot_fallback(int tfd, const char *dest, int e)
+{
+    if (e != EPERM && e != EACCES && e != EINVAL)
+        return false;
+    char target[64];
+    snprintf(target, sizeof(target), "/proc/self/fd/%d", tfd);
+    struct stat st;
+    if (dest[0] == '/' && stat(dest, &st) == 0 && S_ISDIR(st.st_mode) &&
+        mount(dest, target, NULL, MS_BIND | MS_REC, NULL) == 0)
+        return true;
+    return true; /* left out: the directory stays as the image has it */
+}
+
 static void do_mount(struct init_ctx *c, int rootfd, const json_t *m, bool *dev_tmpfs,
                      bool *have_pts)
 {
@@ -280,6 +295,8 @@ static void do_mount(struct init_ctx *c, int rootfd, const json_t *m, bool *dev_
                     goto mounted;
                 }
             }
+            if (c->chroot && chroot_fallback(tfd, dest, e))
+                goto mounted;
             child_fail(c->sync_fd, 1, "mount %s on \"%s\": %s", type ? type : "?", dest,
                        strerror(e));
         }
@@ -368,7 +385,7 @@ static void mask_paths(struct init_ctx *c, const json_t *arr)
             r = mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k");
         else
             r = mount("/dev/null", path, NULL, MS_BIND, NULL);
-        if (r < 0 && errno != ENOENT)
+        if (r < 0 && errno != ENOENT && !c->chroot)
             child_fail(c->sync_fd, 1, "mask \"%s\": %s", path, strerror(errno));
     }
 }
@@ -383,12 +400,13 @@ static void readonly_paths(struct init_ctx *c, const json_t *arr)
         if (!path)
             continue;
         if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
-            if (errno == ENOENT)
+            if (errno == ENOENT || c->chroot)
                 continue;
             child_fail(c->sync_fd, 1, "bind read-only path \"%s\": %s", path, strerror(errno));
         }
         unsigned long keep = locked_flags(path);
-        if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0)
+        if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0 &&
+            !c->chroot)
             child_fail(c->sync_fd, 1, "remount \"%s\" read-only: %s", path, strerror(errno));
     }
 }
@@ -441,6 +459,55 @@ static bool has_namespace(const json_t *linux_, const char *type)
     return false;
 }
 
+/* Mounts in spec order, /dev, then pivot_root into the rootfs (chroot for chroot isolation);
+ * the old root is stacked under "." and detached. */
+static void enter_rootfs(struct init_ctx *c, const json_t *spec, const json_t *linux_)
+{
+    /* mounts: nothing we do may propagate back to the host */
+    const char *prop = json_string_value(json_object_get(linux_, "rootfsPropagation"));
+    unsigned long pflag = MS_SLAVE | MS_REC;
+    if (prop && strcmp(prop, "private") == 0)
+        pflag = MS_PRIVATE | MS_REC;
+    if (mount(NULL, "/", NULL, pflag, NULL) < 0)
+        child_fail(c->sync_fd, 1, "make / %s: %s", prop ? prop : "rslave", strerror(errno));
+    if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        child_fail(c->sync_fd, 1, "bind rootfs \"%s\": %s", c->rootfs, strerror(errno));
+    int rootfd = open(c->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        child_fail(c->sync_fd, 1, "open rootfs \"%s\": %s", c->rootfs, strerror(errno));
+
+    bool dev_tmpfs = false, have_pts = false;
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(spec, "mounts"), i, m)
+        do_mount(c, rootfd, m, &dev_tmpfs, &have_pts);
+    if (dev_tmpfs)
+        setup_dev(c, rootfd, have_pts);
+
+    if (fchdir(rootfd) < 0)
+        child_fail(c->sync_fd, 1, "chdir rootfs: %s", strerror(errno));
+    close(rootfd);
+    if (c->chroot) {
+        if (chroot(".") < 0)
+            child_fail(c->sync_fd, 1, "chroot: %s", strerror(errno));
+    } else {
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+            child_fail(c->sync_fd, 1, "pivot_root: %s", strerror(errno));
+        if (umount2(".", MNT_DETACH) < 0)
+            child_fail(c->sync_fd, 1, "detach the old root: %s", strerror(errno));
+    }
+    if (chdir("/") < 0)
+        child_fail(c->sync_fd, 1, "chdir /: %s", strerror(errno));
+}
+
+/* chroot isolation without a mount namespace: nothing can be mounted, the rootfs is used as it
+ * is (no /proc, /dev as the image has it). */
+static void chroot_only(struct init_ctx *c)
+{
+    if (chdir(c->rootfs) < 0 || chroot(".") < 0 || chdir("/") < 0)
+        child_fail(c->sync_fd, 1, "chroot into \"%s\": %s", c->rootfs, strerror(errno));
+}
+
 void init_main(struct init_ctx *c)
 {
     const json_t *spec = c->spec;
@@ -465,37 +532,10 @@ void init_main(struct init_ctx *c)
     if (c->setsid_no_tty)
         setsid();
 
-    /* mounts: nothing we do may propagate back to the host */
-    const char *prop = json_string_value(json_object_get(linux_, "rootfsPropagation"));
-    unsigned long pflag = MS_SLAVE | MS_REC;
-    if (prop && strcmp(prop, "private") == 0)
-        pflag = MS_PRIVATE | MS_REC;
-    if (mount(NULL, "/", NULL, pflag, NULL) < 0)
-        child_fail(c->sync_fd, 1, "make / %s: %s", prop ? prop : "rslave", strerror(errno));
-    if (mount(c->rootfs, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-        child_fail(c->sync_fd, 1, "bind rootfs \"%s\": %s", c->rootfs, strerror(errno));
-    int rootfd = open(c->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rootfd < 0)
-        child_fail(c->sync_fd, 1, "open rootfs \"%s\": %s", c->rootfs, strerror(errno));
-
-    bool dev_tmpfs = false, have_pts = false;
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(spec, "mounts"), i, m)
-        do_mount(c, rootfd, m, &dev_tmpfs, &have_pts);
-    if (dev_tmpfs)
-        setup_dev(c, rootfd, have_pts);
-
-    /* pivot_root into the rootfs; the old root is stacked under "." and detached */
-    if (fchdir(rootfd) < 0)
-        child_fail(c->sync_fd, 1, "chdir rootfs: %s", strerror(errno));
-    close(rootfd);
-    if (syscall(SYS_pivot_root, ".", ".") < 0)
-        child_fail(c->sync_fd, 1, "pivot_root: %s", strerror(errno));
-    if (umount2(".", MNT_DETACH) < 0)
-        child_fail(c->sync_fd, 1, "detach the old root: %s", strerror(errno));
-    if (chdir("/") < 0)
-        child_fail(c->sync_fd, 1, "chdir /: %s", strerror(errno));
+    if (c->mountns)
+        enter_rootfs(c, spec, linux_);
+    else
+        chroot_only(c);
 
     /* as runc and podman: a missing working directory is created (inside the new root) */
     const char *cwd = json_string_value(json_object_get(json_object_get(spec, "process"), "cwd"));
@@ -515,9 +555,12 @@ void init_main(struct init_ctx *c)
         }
         free(p);
     }
-    write_sysctls(c, json_object_get(linux_, "sysctl"));
-    mask_paths(c, json_object_get(linux_, "maskedPaths"));
-    readonly_paths(c, json_object_get(linux_, "readonlyPaths"));
+    if (!c->chroot)
+        write_sysctls(c, json_object_get(linux_, "sysctl"));
+    if (c->mountns) {
+        mask_paths(c, json_object_get(linux_, "maskedPaths"));
+        readonly_paths(c, json_object_get(linux_, "readonlyPaths"));
+    }
     if (json_is_true(json_object_get(json_object_get(spec, "root"), "readonly"))) {
         unsigned long keep = locked_flags("/");
         if (mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0)
@@ -525,7 +568,7 @@ void init_main(struct init_ctx *c)
     }
     const char *hostname = json_string_value(json_object_get(spec, "hostname"));
     if (hostname && *hostname && has_namespace(linux_, "uts")) {
-        if (sethostname(hostname, strlen(hostname)) < 0)
+        if (sethostname(hostname, strlen(hostname)) < 0 && !c->chroot)
             child_fail(c->sync_fd, 1, "sethostname: %s", strerror(errno));
     }
     if (has_namespace(linux_, "network"))

@@ -22,8 +22,10 @@ struct init_ctx {
     const json_t *spec;
     const char *rootfs; /* absolute */
     int sync_fd;
-    int fifo_fd; /* O_PATH fd of exec.fifo, or -1 */
-    bool userns; /* a new user namespace was created */
+    int fifo_fd;  /* O_PATH fd of exec.fifo, or -1 */
+    bool userns;  /* a new user namespace was created */
+    bool mountns; /* a new mount namespace was created (chroot isolation may have none) */
+    bool chroot;  /* chroot isolation: fall back where the environment refuses (isolation.h) */
     bool setsid_no_tty;
     /* die with the parent: 0 no; >0 the parent's pid as seen by the child; -1 the parent is
      * outside the child's new pid namespace (getppid() is 0) */

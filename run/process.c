@@ -109,6 +109,16 @@ static void set_caps(int sync_fd, const json_t *caps, bool after_user)
         }
         return;
     }
+    /* as far as allowed: a capability we don't hold (a confined environment, chroot
+     * isolation without a user namespace) can't be given, the rest still is */
+    cap_t cur = cap_get_proc();
+    for (int c = 0; cur && c <= last && c < 64; c++) {
+        cap_flag_value_t have = CAP_CLEAR;
+        if (cap_get_flag(cur, (cap_value_t)c, CAP_PERMITTED, &have) == 0 && have == CAP_CLEAR)
+            e[c] = p[c] = in[c] = a[c] = false;
+    }
+    if (cur)
+        cap_free(cur);
     cap_t ct = cap_init();
     for (int c = 0; c <= last && c < 64; c++) {
         cap_value_t v = c;

@@ -218,34 +218,50 @@ static int write_pid_file(const char *path, pid_t pid, berth_error_t *err)
     return 0;
 }
 
-static int create_impl(const struct runtime_create_opts *o, pid_t *pidp, int *exit_code,
-                       berth_error_t *err)
-{
-    const json_t *spec = o->spec;
-    const json_t *linux_ = json_object_get(spec, "linux");
-    if (check_id(o->id, err) < 0)
-        return -1;
-    const char *rp = json_string_value(json_object_get(json_object_get(spec, "root"), "path"));
-    if (!rp)
-        return berth_error_make_status(err, EINVAL, "config.json: root.path is missing");
-    cleanup_free char *rjoined = rp[0] == '/' ? xstrdup(rp) : xasprintf("%s/%s", o->bundle, rp);
-    char rootfs[PATH_MAX];
-    if (!realpath(rjoined, rootfs))
-        return berth_error_make(err, errno, "rootfs \"%s\"", rjoined);
-    if (!json_is_object(json_object_get(spec, "process")))
-        return berth_error_make_status(err, EINVAL, "config.json: process is missing");
-    bool terminal = json_is_true(json_object_get(json_object_get(spec, "process"), "terminal"));
-    if (terminal && !o->console_socket && !o->pty_master)
-        return berth_error_make_status(err, EINVAL,
-                                       "process.terminal is set: use --console-socket (or -t)");
+/* ---- create: each step owns what it made until the next step takes it over ---- */
 
-    int flags = 0;
-    struct init_ctx ic = {
-        .spec = spec, .rootfs = rootfs, .fifo_fd = -1, .setsid_no_tty = o->setsid_no_tty};
-    pid_t self = getpid();
+/* A started container init owned by a scope: killed and reaped on every early return, handed
+ * over by resetting the variable (crun's cleanup_pid). */
+static void kill_and_reap(pid_t *pid)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGKILL);
+    while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+#define cleanup_pid __attribute__((cleanup(kill_and_reap)))
+
+/* A state directory owned by a scope: removed unless handed over. */
+static void state_dir_release(char **dir)
+{
+    if (*dir) {
+        remove_state_dir(*dir);
+        free(*dir);
+        *dir = NULL;
+    }
+}
+#define cleanup_state_dir __attribute__((cleanup(state_dir_release)))
+
+/* The cgroups made for a container: destroyed unless handed over. */
+static void cgroup_release(json_t **cg)
+{
+    if (*cg) {
+        cgroup_destroy(*cg);
+        json_decref(*cg);
+        *cg = NULL;
+    }
+}
+#define cleanup_cgroup __attribute__((cleanup(cgroup_release)))
+
+/* linux.namespaces: clone flags for the new ones, setns paths for the given ones. */
+static int parse_namespaces(const json_t *linux_, bool chroot, int *flags, struct init_ctx *ic,
+                            berth_error_t *err)
+{
     int npaths = 0;
     size_t i;
     json_t *n;
+    *flags = 0;
     json_array_foreach(json_object_get(linux_, "namespaces"), i, n)
     {
         const char *t = json_string_value(json_object_get(n, "type"));
@@ -261,62 +277,69 @@ static int create_impl(const struct runtime_create_opts *o, pid_t *pidp, int *ex
             if (f == CLONE_NEWUSER || f == CLONE_NEWPID || npaths >= 7)
                 return berth_error_make_status(
                     err, ENOTSUP, "joining an existing %s namespace is not supported", t);
-            ic.ns_paths[npaths] = p;
-            ic.ns_types[npaths++] = f;
+            ic->ns_paths[npaths] = p;
+            ic->ns_types[npaths++] = f;
         } else {
-            flags |= f;
+            *flags |= f;
         }
     }
-    if (!(flags & CLONE_NEWNS))
+    if (!(*flags & CLONE_NEWNS) && !chroot)
         return berth_error_make_status(err, EINVAL, "a mount namespace is required");
-    ic.userns = (flags & CLONE_NEWUSER) != 0;
-    if (geteuid() != 0 && !ic.userns) {
-        /* unprivileged and no user namespace: only works if we already are in one */
-        cleanup_file FILE *f = fopen("/proc/self/uid_map", "re");
-        unsigned long a = 0, b = 0, c = 0;
-        if (!f || fscanf(f, "%lu %lu %lu", &a, &b, &c) != 3 ||
-            (a == 0 && b == 0 && c == 4294967295UL))
-            return berth_error_make_status(
-                err, EPERM,
-                "rootless containers need a user namespace in config.json "
-                "(linux.namespaces \"user\" with uidMappings; `runtime spec --rootless`)");
-    }
+    ic->userns = (*flags & CLONE_NEWUSER) != 0;
+    ic->mountns = (*flags & CLONE_NEWNS) != 0;
+    if (chroot && geteuid() != 0 && !ic->userns)
+        return berth_error_make_status(err, EPERM,
+                                       "a non-root user needs a user namespace to chroot, and "
+                                       "none can be made here (see `berth info`)");
+    if (geteuid() != 0 && !ic->userns && in_initial_userns())
+        return berth_error_make_status(
+            err, EPERM,
+            "rootless containers need a user namespace in config.json "
+            "(linux.namespaces \"user\" with uidMappings; `runtime spec --rootless`)");
+    return 0;
+}
 
-    cleanup_free char *sdir = NULL;
-    bool made_dir = false;
-    if (!o->no_state) {
-        if (mkdir(o->root, 0700) < 0 && errno != EEXIST)
-            return berth_error_make(err, errno, "create runtime root \"%s\"", o->root);
-        sdir = state_dir(o->root, o->id);
-        if (mkdir(sdir, 0700) < 0) {
-            if (errno == EEXIST)
-                return berth_error_make_status(err, EEXIST, "container \"%s\" already exists",
-                                               o->id);
-            return berth_error_make(err, errno, "create state dir \"%s\"", sdir);
-        }
-        made_dir = true;
-        cleanup_free char *cfg = xasprintf("%s/config.json", sdir);
-        if (write_json_atomic(cfg, spec, err) < 0)
-            goto fail_dir;
-        if (o->wait_start) {
-            cleanup_free char *fifo = xasprintf("%s/exec.fifo", sdir);
-            if (mkfifo(fifo, 0600) < 0) {
-                berth_error_make(err, errno, "mkfifo \"%s\"", fifo);
-                goto fail_dir;
-            }
-            ic.fifo_fd = open(fifo, O_PATH | O_CLOEXEC);
-            if (ic.fifo_fd < 0) {
-                berth_error_make(err, errno, "open \"%s\"", fifo);
-                goto fail_dir;
-            }
-        }
+/* The state dir with config.json (and exec.fifo when the init waits for start); *sdir NULL for
+ * a transient run. */
+static int state_dir_create(const struct runtime_create_opts *o, char **sdir, int *fifo_fd,
+                            berth_error_t *err)
+{
+    *sdir = NULL;
+    if (o->no_state)
+        return 0;
+    if (mkdir(o->root, 0700) < 0 && errno != EEXIST)
+        return berth_error_make(err, errno, "create runtime root \"%s\"", o->root);
+    cleanup_free char *dir = state_dir(o->root, o->id);
+    if (mkdir(dir, 0700) < 0) {
+        if (errno == EEXIST)
+            return berth_error_make_status(err, EEXIST, "container \"%s\" already exists", o->id);
+        return berth_error_make(err, errno, "create state dir \"%s\"", dir);
     }
+    cleanup_state_dir char *made = xstrdup(dir);
+    cleanup_free char *cfg = xasprintf("%s/config.json", dir);
+    if (write_json_atomic(cfg, o->spec, err) < 0)
+        return -1;
+    if (o->wait_start) {
+        cleanup_free char *fifo = xasprintf("%s/exec.fifo", dir);
+        if (mkfifo(fifo, 0600) < 0)
+            return berth_error_make(err, errno, "mkfifo \"%s\"", fifo);
+        *fifo_fd = open(fifo, O_PATH | O_CLOEXEC);
+        if (*fifo_fd < 0)
+            return berth_error_make(err, errno, "open \"%s\"", fifo);
+    }
+    *sdir = steal_pointer(&made);
+    return 0;
+}
 
+/* Clones the init (which runs init_main and never returns here); *sync gets our end of the
+ * sync socket. */
+static int spawn_init(const struct runtime_create_opts *o, int flags, struct init_ctx *ic,
+                      pid_t *pidp, int *sync, berth_error_t *err)
+{
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        berth_error_make(err, errno, "socketpair");
-        goto fail_dir;
-    }
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berth_error_make(err, errno, "socketpair");
+    pid_t self = getpid();
     fflush(stdout);
     fflush(stderr);
     pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(flags | SIGCHLD), NULL, NULL, NULL, 0);
@@ -325,12 +348,10 @@ static int create_impl(const struct runtime_create_opts *o, pid_t *pidp, int *ex
         close(sv[0]);
         close(sv[1]);
         if (e == EPERM || e == ENOSPC || e == EUSERS)
-            berth_error_make(err, e,
-                             "create the container namespaces (are unprivileged user "
-                             "namespaces enabled?)");
-        else
-            berth_error_make(err, e, "clone");
-        goto fail_dir;
+            return berth_error_make(err, e,
+                                    "create the container namespaces (are unprivileged user "
+                                    "namespaces enabled? --isolation chroot needs fewer)");
+        return berth_error_make(err, e, "clone");
     }
     if (pid == 0) {
         close(sv[0]);
@@ -343,113 +364,150 @@ static int create_impl(const struct runtime_create_opts *o, pid_t *pidp, int *ex
         if (o->die_with_parent) {
             /* set now for the setup, and again before exec (id changes clear it) */
             prctl(PR_SET_PDEATHSIG, SIGKILL);
-            ic.pdeath_parent = (flags & CLONE_NEWPID) ? -1 : self;
+            ic->pdeath_parent = (flags & CLONE_NEWPID) ? -1 : self;
             if (!(flags & CLONE_NEWPID) && getppid() != self)
                 _exit(1);
         } else {
             prctl(PR_SET_PDEATHSIG, 0);
         }
-        ic.sync_fd = sv[1];
-        init_main(&ic);
+        ic->sync_fd = sv[1];
+        init_main(ic);
     }
     close(sv[1]);
-    int sync = sv[0];
-    if (ic.fifo_fd >= 0) {
-        close(ic.fifo_fd);
-        ic.fifo_fd = -1;
+    *pidp = pid;
+    *sync = sv[0];
+    return 0;
+}
+
+/* A terminal sent by the init goes to the console socket or to the caller. */
+static int take_terminal(const struct runtime_create_opts *o, int fd, berth_error_t *err)
+{
+    if (fd < 0)
+        return berth_error_make_status(err, EIO, "no terminal received from the container");
+    if (o->console_socket) {
+        int r = console_socket_send(o->console_socket, fd, err);
+        close(fd);
+        return r;
     }
-    json_t *cg = NULL;
-    if (ic.userns && idmap_write(pid, linux_, err) < 0)
-        goto fail_child;
-    if (cgroup_setup(o->id, json_object_get(linux_, "resources"), pid, &cg, err) < 0)
-        goto fail_child;
-    if (sync_send(sync, SYNC_GO, NULL, 0, -1) < 0) {
-        berth_error_make(err, errno, "signal the container init");
-        goto fail_child;
-    }
+    tty_copy_winsize(fd);
+    *o->pty_master = fd;
+    return 0;
+}
+
+/* Maps and cgroup for the init, then the sync protocol until it exec'd (or waits on
+ * exec.fifo).  *cg gets the cgroups made (NULL when none). */
+static int setup_init(const struct runtime_create_opts *o, const struct init_ctx *ic, pid_t pid,
+                      int sync, json_t **cg, int *exit_code, berth_error_t *err)
+{
+    const json_t *linux_ = json_object_get(o->spec, "linux");
+    if (ic->userns && idmap_write(pid, linux_, err) < 0)
+        return -1;
+    if (cgroup_setup(o->id, json_object_get(linux_, "resources"), pid, cg, err) < 0)
+        return -1;
+    if (sync_send(sync, SYNC_GO, NULL, 0, -1) < 0)
+        return berth_error_make(err, errno, "signal the container init");
     for (;;) {
         char tag;
         char msg[SYNC_MAX_MSG];
         int fd = -1;
-        ssize_t r = sync_recv(sync, &tag, msg, sizeof(msg), &fd);
-        if (r < 0) {
-            berth_error_make(err, errno, "read from the container init");
-            goto fail_child;
-        }
-        if (tag == 0)
-            break; /* EOF: the init exec'd the process (the socket is close-on-exec) */
-        if (tag == SYNC_ERROR) {
-            child_error(msg, exit_code, err);
-            goto fail_child;
-        }
+        if (sync_recv(sync, &tag, msg, sizeof(msg), &fd) < 0)
+            return berth_error_make(err, errno, "read from the container init");
+        if (tag == 0 || tag == SYNC_READY)
+            return 0; /* EOF: the init exec'd the process (the socket is close-on-exec) */
+        if (tag == SYNC_ERROR)
+            return child_error(msg, exit_code, err);
         if (tag == SYNC_TERMINAL) {
-            if (fd < 0) {
-                berth_error_make_status(err, EIO, "no terminal received from the container");
-                goto fail_child;
-            }
-            if (o->console_socket) {
-                int r2 = console_socket_send(o->console_socket, fd, err);
-                close(fd);
-                if (r2 < 0)
-                    goto fail_child;
-            } else {
-                tty_copy_winsize(fd);
-                *o->pty_master = fd;
-            }
+            if (take_terminal(o, fd, err) < 0)
+                return -1;
             sync_send(sync, SYNC_GO, NULL, 0, -1);
-            continue;
-        }
-        if (tag == SYNC_READY)
-            break;
-        if (fd >= 0)
+        } else if (fd >= 0) {
             close(fd);
+        }
     }
-    close(sync);
-    sync = -1;
+}
 
-    if (!o->no_state) {
-        bool alive;
-        unsigned long long st = proc_starttime(pid, &alive);
-        cleanup_free char *created = now_rfc3339();
-        struct passwd *pw = getpwuid(geteuid());
-        json_t *state =
-            json_pack("{s:s,s:s,s:i,s:I,s:s,s:s,s:s,s:s}", "ociVersion", "1.0.2", "id", o->id,
-                      "pid", (int)pid, "starttime", (json_int_t)st, "bundle", o->bundle, "rootfs",
-                      rootfs, "created", created, "owner", pw ? pw->pw_name : "");
-        if (cg)
-            json_object_set(state, "cgroup", cg);
-        json_t *ann = json_object_get(spec, "annotations");
-        if (json_is_object(ann))
-            json_object_set(state, "annotations", ann);
-        cleanup_free char *sp = xasprintf("%s/state.json", sdir);
-        int r = write_json_atomic(sp, state, err);
-        json_decref(state);
-        if (r < 0)
-            goto fail_child;
-    }
-    json_decref(cg);
+static int write_state(const struct runtime_create_opts *o, const char *sdir, const char *rootfs,
+                       pid_t pid, const json_t *cg, berth_error_t *err)
+{
+    bool alive;
+    unsigned long long st = proc_starttime(pid, &alive);
+    cleanup_free char *created = now_rfc3339();
+    struct passwd *pw = getpwuid(geteuid());
+    cleanup_json json_t *state =
+        json_pack("{s:s,s:s,s:i,s:I,s:s,s:s,s:s,s:s}", "ociVersion", "1.0.2", "id", o->id, "pid",
+                  (int)pid, "starttime", (json_int_t)st, "bundle", o->bundle, "rootfs", rootfs,
+                  "created", created, "owner", pw ? pw->pw_name : "");
+    if (cg)
+        json_object_set(state, "cgroup", (json_t *)cg);
+    json_t *ann = json_object_get(o->spec, "annotations");
+    if (json_is_object(ann))
+        json_object_set(state, "annotations", ann);
+    cleanup_free char *sp = xasprintf("%s/state.json", sdir);
+    return write_json_atomic(sp, state, err);
+}
+
+/* root.path (relative to the bundle) resolved into rootfs (PATH_MAX bytes). */
+static int resolve_rootfs(const struct runtime_create_opts *o, char *rootfs, berth_error_t *err)
+{
+    const char *rp = json_string_value(json_object_get(json_object_get(o->spec, "root"), "path"));
+    if (!rp)
+        return berth_error_make_status(err, EINVAL, "config.json: root.path is missing");
+    cleanup_free char *rjoined = rp[0] == '/' ? xstrdup(rp) : xasprintf("%s/%s", o->bundle, rp);
+    if (!realpath(rjoined, rootfs))
+        return berth_error_make(err, errno, "rootfs \"%s\"", rjoined);
+    return 0;
+}
+
+static int create_impl(const struct runtime_create_opts *o, pid_t *pidp, int *exit_code,
+                       berth_error_t *err)
+{
+    const json_t *spec = o->spec;
+    if (check_id(o->id, err) < 0)
+        return -1;
+    char rootfs[PATH_MAX];
+    if (resolve_rootfs(o, rootfs, err) < 0)
+        return -1;
+    const json_t *process = json_object_get(spec, "process");
+    if (!json_is_object(process))
+        return berth_error_make_status(err, EINVAL, "config.json: process is missing");
+    if (json_is_true(json_object_get(process, "terminal")) && !o->console_socket && !o->pty_master)
+        return berth_error_make_status(err, EINVAL,
+                                       "process.terminal is set: use --console-socket (or -t)");
+    struct init_ctx ic = {.spec = spec,
+                          .rootfs = rootfs,
+                          .fifo_fd = -1,
+                          .setsid_no_tty = o->setsid_no_tty,
+                          .chroot = o->chroot};
+    int flags;
+    if (parse_namespaces(json_object_get(spec, "linux"), o->chroot, &flags, &ic, err) < 0)
+        return -1;
+
+    cleanup_state_dir char *sdir = NULL;
+    cleanup_close int fifo_fd = -1;
+    if (state_dir_create(o, &sdir, &fifo_fd, err) < 0)
+        return -1;
+    ic.fifo_fd = fifo_fd;
+    /* declared before the pid: on an early return the init is killed before its cgroups go */
+    cleanup_cgroup json_t *cg = NULL;
+    cleanup_pid pid_t pid = -1;
+    cleanup_close int sync = -1;
+    if (spawn_init(o, flags, &ic, &pid, &sync, err) < 0)
+        return -1;
+    close(steal_fd(&fifo_fd));
+    if (setup_init(o, &ic, pid, sync, &cg, exit_code, err) < 0)
+        return -1;
+    close(steal_fd(&sync));
+    if (sdir && write_state(o, sdir, rootfs, pid, cg, err) < 0)
+        return -1;
     if (o->pid_file && write_pid_file(o->pid_file, pid, err) < 0)
         return -1;
+    /* the container exists: the caller owns the init, its cgroups (recorded in state.json) and
+     * its state dir from here on */
+    json_decref(steal_pointer(&cg));
+    free(steal_pointer(&sdir));
     *pidp = pid;
+    pid = -1;
     return 0;
-
-fail_child:
-    if (sync >= 0)
-        close(sync);
-    kill(pid, SIGKILL);
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    if (cg) {
-        cgroup_destroy(cg);
-        json_decref(cg);
-    }
-fail_dir:
-    if (ic.fifo_fd >= 0)
-        close(ic.fifo_fd);
-    if (made_dir)
-        remove_state_dir(sdir);
-    return -1;
 }
 
 int runtime_create(const struct runtime_create_opts *o, pid_t *pid, berth_error_t *err)

@@ -37,6 +37,10 @@ struct runtime_create_opts {
     /* the caller waits for the init (runtime_run sets it itself): SIGKILL the container if the
      * caller dies, so it never runs on as an orphan */
     bool die_with_parent;
+    /* chroot isolation (run/isolation.h): a spec without pid (or even mount) namespace is
+     * accepted, and a /proc, devpts, mqueue, hostname or masking the environment refuses is
+     * bound from the host or left out instead of failing */
+    bool chroot;
 };
 
 /* Creates (and, without wait_start, starts) a container.  *pid gets the init's host pid. */

@@ -94,10 +94,11 @@ static const char *const seccomp_denied[] = {
     "stime",         "swapoff",        "swapon",       "_sysctl",           "syslog",
     "uselib",        "userfaultfd",    "vhangup",
 };
-/* Refused unless CAP_SYS_ADMIN was granted (as docker does). */
+/* Refused unless CAP_SYS_ADMIN was granted.  mount, unshare and friends are not here: podman's
+ * default allows them, so that berth and buildah can make nested (user) namespaces in a
+ * container; without CAP_SYS_ADMIN in a namespace of its own the kernel refuses them anyway. */
 static const char *const seccomp_denied_no_admin[] = {
-    "mount",    "umount",     "umount2",   "pivot_root", "fsopen", "fsmount",
-    "fsconfig", "move_mount", "open_tree", "fspick",     "setns",  "unshare",
+    "setns",
 };
 
 int spec_cap_last(void)
@@ -611,6 +612,18 @@ static json_t *default_mounts(bool rootless, bool private_net)
     return a;
 }
 
+/* chroot isolation: the host's /proc and /sys read-only (a new proc needs a pid namespace of
+ * our own), the rest as usual; no mounts at all without a mount namespace. */
+static json_t *chroot_mounts(bool rootless, const struct run_probe *p)
+{
+    if (!p->mountns)
+        return json_array();
+    json_t *a = default_mounts(rootless, false);
+    json_array_set_new(
+        a, 0, JMOUNT("/proc", "bind", "/proc", "rbind", "nosuid", "noexec", "nodev", "ro"));
+    return a;
+}
+
 static json_t *idmaps_json(const struct spec_idmap *m, size_t n, uint32_t self)
 {
     json_t *a = json_array();
@@ -650,12 +663,19 @@ json_t *spec_seccomp_default(bool have_sys_admin)
     return s;
 }
 
-static json_t *namespaces_json(bool user, bool net)
+static json_t *namespaces_json(bool user, bool net, const struct run_probe *chroot)
 {
     const char *types[] = {"pid", "ipc", "uts", "mount", "network", "user"};
+    /* chroot: no pid namespace (the host's /proc is bound), the rest as far as allowed */
+    bool skip[6] = {chroot != NULL,
+                    chroot && !chroot->mountns,
+                    chroot && !chroot->uts,
+                    chroot && !chroot->mountns,
+                    !net || (chroot && !chroot->net),
+                    !user || (chroot && !chroot->userns)};
     json_t *a = json_array();
     for (size_t i = 0; i < 6; i++) {
-        if ((!net && i == 4) || (!user && i == 5))
+        if (skip[i])
             continue;
         json_t *o = json_object();
         json_object_set_new(o, "type", json_string(types[i]));
@@ -877,11 +897,21 @@ int spec_generate(const json_t *image_config, const char *rootfs, const struct s
     json_object_set_new(root, "path", json_string(rootfs ? rootfs : "rootfs"));
     json_object_set_new(root, "readonly", json_boolean(o->read_only));
     json_object_set_new(spec, "root", root);
-    if (private_net)
+    if (private_net && (!o->chroot || o->chroot->uts))
         json_object_set_new(spec, "hostname",
                             json_string(hostname && *hostname ? hostname : "berth"));
 
-    json_t *mounts = default_mounts(o->rootless, private_net);
+    if (o->chroot && !o->chroot->mountns &&
+        ((o->tmpfs && *o->tmpfs) || (o->volumes && *o->volumes) || o->init_path)) {
+        json_decref(spec);
+        spec_user_free(&pu);
+        return berth_error_make_status(err, EPERM,
+                                       "volumes, tmpfs and --init need a mount namespace, which "
+                                       "this environment does not allow (%s)",
+                                       o->chroot->why);
+    }
+    json_t *mounts = o->chroot ? chroot_mounts(o->rootless, o->chroot)
+                               : default_mounts(o->rootless, private_net);
     for (char **t = o->tmpfs; t && *t; t++) {
         if (add_tmpfs(mounts, *t, err) < 0)
             goto fail;
@@ -931,8 +961,8 @@ int spec_generate(const json_t *image_config, const char *rootfs, const struct s
     json_object_set_new(spec, "mounts", mounts);
 
     json_t *linux_ = json_object();
-    json_object_set_new(linux_, "namespaces", namespaces_json(o->rootless, private_net));
-    if (o->rootless) {
+    json_object_set_new(linux_, "namespaces", namespaces_json(o->rootless, private_net, o->chroot));
+    if (o->rootless && (!o->chroot || o->chroot->userns)) {
         json_object_set_new(linux_, "uidMappings",
                             idmaps_json(o->uid_maps, o->n_uid_maps, (uint32_t)geteuid()));
         json_object_set_new(linux_, "gidMappings",

@@ -11,6 +11,7 @@
 #define BERTH_RUN_SPEC_H
 
 #include "common/error.h"
+#include "run/isolation.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -50,6 +51,9 @@ struct spec_options {
     int64_t pids_limit;
     double cpus;
     const char *init_path; /* --init: host path of an init binary bind-mounted at /run/berth-init */
+    /* chroot isolation (run/isolation.h): only the namespaces the probe allows, no pid
+     * namespace, /proc and /sys bound read-only from the host; NULL = full isolation */
+    const struct run_probe *chroot;
 };
 
 /* Builds the spec.  image_config may be NULL (no image defaults).  rootfs is the path written
@@ -98,7 +102,8 @@ int spec_cap_last(void);
 int spec_parse_size(const char *s, int64_t *out, berth_error_t *err);
 
 /* The default seccomp profile (runtime-spec linux.seccomp object): allow by default, EPERM for
- * dangerous syscalls; mount-family syscalls are allowed when CAP_SYS_ADMIN is granted. */
+ * dangerous syscalls.  As in podman's default, mount, unshare and pivot_root are allowed (the
+ * capabilities decide; nested user namespaces need them), setns only with CAP_SYS_ADMIN. */
 json_t *spec_seccomp_default(bool have_sys_admin);
 
 #endif

@@ -237,11 +237,7 @@ int userns_ensure(berth_error_t *err)
             log_warn("newuidmap/newgidmap failed: falling back to a single-id user namespace");
     }
     if (!mapped) {
-        if (m.single_id)
-            log_warn("no subordinate id ranges for %s in /etc/subuid and /etc/subgid: using a "
-                     "single-id user namespace, files owned by other users in images will be "
-                     "owned by root",
-                     pw ? pw->pw_name : "this user");
+        /* no ranges at all: said once per store by the caller (cmd/store_open.c) */
         char buf[64];
         snprintf(buf, sizeof(buf), "0 %u 1\n", (unsigned)uid);
         if (write_file("/proc/self/setgroups", "deny") < 0 ||
