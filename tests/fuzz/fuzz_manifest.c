@@ -6,6 +6,36 @@
 #include "common/imagespec.h"
 #include "transport/manifest.h"
 
+#include <stdbool.h>
+#include <stdio.h>
+
+static bool same_blob(const struct blob_info *a, const struct blob_info *b)
+{
+    return a->size == b->size && !a->digest == !b->digest &&
+           (!a->digest || strcmp(a->digest, b->digest) == 0);
+}
+
+/* A manifest copy rewrites (same type) must read back with the same config and layers. */
+static void same_after_rewrite(const struct mf_image *m, const char *mt)
+{
+    if (strcmp(mt, MT_OCI_MANIFEST) != 0 && strcmp(mt, MT_DOCKER_V2S2) != 0)
+        return;
+    size_t len = 0;
+    cleanup_free char *out = mf_image_serialize(m, mt, &len);
+    struct mf_image again = {0};
+    cleanup_error berth_error_t err = NULL;
+    bool same = out && mf_image_parse(out, len, mt, &again, &err) == 0 &&
+                again.n_layers == m->n_layers && same_blob(&again.config, &m->config);
+    for (size_t i = 0; same && i < m->n_layers; i++)
+        same = same_blob(&again.layers[i], &m->layers[i]);
+    if (!same) {
+        fprintf(stderr, "rewritten manifest differs: %s\n%.*s\n", err ? berth_error_msg(err) : "",
+                (int)len, out ? out : "");
+        abort();
+    }
+    mf_image_clear(&again);
+}
+
 static void transport_model(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
@@ -34,6 +64,7 @@ static void transport_model(const uint8_t *data, size_t size)
         size_t len = 0;
         free(mf_image_serialize(&m, MT_OCI_MANIFEST, &len));
         free(mf_image_serialize(&m, MT_DOCKER_V2S2, &len));
+        same_after_rewrite(&m, mt);
         mf_image_clear(&m);
     }
 }

@@ -65,12 +65,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == 0) {
         cleanup_error berth_error_t serr = NULL;
         cleanup_reader berth_reader_t *rebuilt = NULL;
-        if (tar_split_reader(record, root, res.diff_digest, (int64_t)res.diff_size, &rebuilt,
-                             &serr) == 0) {
-            char buf[4096];
-            ssize_t n;
-            while ((n = reader_read(rebuilt, buf, sizeof(buf), &serr)) > 0)
-                ;
+        ssize_t n = tar_split_reader(record, root, res.diff_digest, (int64_t)res.diff_size,
+                                     &rebuilt, &serr);
+        char buf[4096];
+        while (n == 0 && (n = reader_read(rebuilt, buf, sizeof(buf), &serr)) > 0)
+            n = 0;
+        if (n < 0) {
+            fprintf(stderr, "applied, but the tar does not rebuild: %s\n", berth_error_msg(serr));
+            abort();
         }
     }
     storage_apply_result_clear(&res);
