@@ -6,6 +6,8 @@
 #include "common/alloc.h"
 #include "common/json.h"
 #include "common/cleanup.h"
+#include "common/imagespec.h"
+#include "common/json.h"
 #include "common/template.h"
 #include "run/container.h"
 #include "run/runtime.h"
@@ -678,7 +680,24 @@ static void go_time(int64_t t, char *buf, size_t len)
 }
 
 /* One row of podman's ps --format (its psReporter), with its field names. */
-static json_t *ps_template_row(const struct container_info *ci, const storage_container_t *sc)
+/* The labels a container gets from its image (podman copies them into the container). */
+static json_t *image_labels(storage_store_t *s, const char *image_id)
+{
+    cleanup_free char *buf = NULL;
+    size_t len = 0;
+    cleanup_error berth_error_t err = NULL;
+    cleanup_json json_t *cfg = NULL;
+    if (!image_id ||
+        storage_image_get_big_data(s, image_id, "config", IMAGE_CONFIG_MAX_SIZE, &buf, &len, &err) <
+            0 ||
+        json_parse_bounded(buf, len, IMAGE_CONFIG_MAX_SIZE, "config", &cfg, &err) < 0)
+        return tmpl_nil_map();
+    json_t *l = json_get_object(json_get_object(cfg, "config"), "Labels");
+    return l ? json_deep_copy(l) : tmpl_nil_map();
+}
+
+static json_t *ps_template_row(storage_store_t *s, const struct container_info *ci,
+                               const storage_container_t *sc)
 {
     json_t *o = tmpl_struct_new("containers.psReporter");
     char b[96], state[128], human[64];
@@ -711,7 +730,7 @@ static json_t *ps_template_row(const struct container_info *ci, const storage_co
     json_object_set_new(o, "State", json_string(state));
     json_object_set_new(o, "Ports", json_string(""));
     json_object_set_new(o, "Names", json_string(ci->name ? ci->name : ""));
-    json_object_set_new(o, "Labels", tmpl_nil_map());
+    json_object_set_new(o, "Labels", image_labels(s, sc->image_id));
     json_object_set_new(o, "Mounts", json_array());
     json_object_set_new(o, "Networks", json_string(""));
     json_object_set_new(o, "Pod", json_string(""));
@@ -806,7 +825,7 @@ static int cmd_ps(struct berth_globals *g, int argc, char **argv)
             continue;
         }
         if (tmpl) {
-            json_array_append_new(rows, ps_template_row(&ci, all[i]));
+            json_array_append_new(rows, ps_template_row(s, &ci, all[i]));
             container_info_clear(&ci);
             continue;
         }
