@@ -89,5 +89,10 @@ int cli_render_template(const char *format, const struct json_t *items,
 /* go-units' HumanDuration of a number of seconds ("Less than a second", "About a minute",
  * "3 hours" ...), as podman words ages. */
 void cli_human_duration(long long seconds, char *buf, size_t len);
+/* Go's time.Time String() of unix seconds, in local time ("2006-01-02 15:04:05 -0700 MST"). */
+void cli_go_time(long long t, char *buf, size_t len);
+/* The header map of a table template (field name -> column title) from n {field, title} pairs;
+ * caller decrefs. */
+struct json_t *cli_template_headers(const char *const pairs[][2], size_t n);
 
 #endif

@@ -5,6 +5,7 @@
 #include "common/template.h"
 
 #include <stdio.h>
+#include <time.h>
 
 int cli_render_template(const char *format, const json_t *items, const json_t *headers,
                         bool noheading, char **out, berth_error_t *err)
@@ -57,4 +58,20 @@ void cli_human_duration(long long d, char *buf, size_t len)
         snprintf(buf, len, "%lld months", h / 24 / 30);
     else
         snprintf(buf, len, "%lld years", d / 3600 / 24 / 365);
+}
+
+void cli_go_time(long long t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!localtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S %z %Z", &tm) == 0)
+        snprintf(buf, len, "%lld", t);
+}
+
+json_t *cli_template_headers(const char *const pairs[][2], size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, pairs[i][0], json_string(pairs[i][1]));
+    return o;
 }

@@ -670,16 +670,6 @@ static const char ps_usage[] =
     "  --format T   a Go template per container (.ID .Image .Command .CreatedAt .Status .State\n"
     "               .Names .ExitCode ...); \"table T\" aligns columns under a header\n";
 
-/* Go's time.Time String() of unix seconds, in local time. */
-static void go_time(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!localtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S %z %Z", &tm) == 0)
-        snprintf(buf, len, "%lld", (long long)t);
-}
-
-/* One row of podman's ps --format (its psReporter), with its field names. */
 /* The labels a container gets from its image (podman copies them into the container). */
 static json_t *image_labels(storage_store_t *s, const char *image_id)
 {
@@ -708,7 +698,7 @@ static json_t *ps_template_row(storage_store_t *s, const struct container_info *
     snprintf(b, sizeof(b), "%.12s", sc->image_id ? sc->image_id : "");
     json_object_set_new(o, "ImageID", json_string(b));
     json_object_set_new(o, "Command", json_string(ci->command ? ci->command : ""));
-    go_time(ci->created, b, sizeof(b));
+    cli_go_time(ci->created, b, sizeof(b));
     json_object_set_new(o, "CreatedAt", json_string(b));
     json_object_set_new(o, "Created", json_string(b));
     cli_human_duration(now - ci->created, human, sizeof(human));
@@ -776,10 +766,7 @@ static json_t *ps_template_headers(void)
         {"Pid", "PID"},
         {"Size", "SIZE"},
     };
-    json_t *o = json_object();
-    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
-        json_object_set_new(o, h[i][0], json_string(h[i][1]));
-    return o;
+    return cli_template_headers(h, sizeof(h) / sizeof(h[0]));
 }
 
 static int cmd_ps(struct berth_globals *g, int argc, char **argv)

@@ -157,15 +157,6 @@ static void json_array_sort_strings(json_t *arr)
     free(v);
 }
 
-/* Go's time.Time String() in local time: "2006-01-02 15:04:05 -0700 MST". */
-static void go_time_string(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!localtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S %z %Z", &tm) == 0)
-        snprintf(buf, len, "%lld", (long long)t);
-}
-
 /* The rows podman's images --format TEMPLATE sees (its imageReporter: one per name), with its
  * field names; headers as podman derives them. */
 static json_t *images_template_rows(storage_store_t *s, storage_image_t **imgs)
@@ -190,7 +181,7 @@ static json_t *images_template_rows(storage_store_t *s, storage_image_t **imgs)
         }
         char ago[64], when[64], human[32];
         human_ago(created, ago, sizeof(ago));
-        go_time_string(created, when, sizeof(when));
+        cli_go_time(created, when, sizeof(when));
         human_size(size, human, sizeof(human));
         json_int_t nctr = 0;
         for (size_t k = 0; ctrs && ctrs[k]; k++)
@@ -306,10 +297,7 @@ static json_t *images_template_headers(void)
         {"RepoTags", "REPO TAGS"},
         {"RepoDigests", "REPO DIGESTS"},
     };
-    json_t *o = json_object();
-    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++)
-        json_object_set_new(o, h[i][0], json_string(h[i][1]));
-    return o;
+    return cli_template_headers(h, sizeof(h) / sizeof(h[0]));
 }
 
 static const char images_usage[] = "Usage: berth images [--format json|TEMPLATE] [-q] [-n]\n\n"

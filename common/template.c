@@ -1353,60 +1353,17 @@ static void format_float(struct strbuf *b, double f, bool json)
     }
 }
 
-/* Go's fmt %v */
+struct spec;
+static void fmt_one(struct strbuf *b, const struct spec *sp, const json_t *v, int depth);
+static const struct spec *spec_v(void);
+
+/* Go's fmt %v; a missing value prints <no value> as templates do */
 static void print_value(struct strbuf *b, const json_t *v, int depth)
 {
-    if (!v) {
+    if (!v)
         strbuf_append(b, "<no value>");
-        return;
-    }
-    switch (json_typeof(v)) {
-    case JSON_STRING:
-        strbuf_append_len(b, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        strbuf_appendf(b, "%lld", (long long)json_integer_value(v));
-        break;
-    case JSON_REAL:
-        format_float(b, json_real_value(v), false);
-        break;
-    case JSON_TRUE:
-        strbuf_append(b, "true");
-        break;
-    case JSON_FALSE:
-        strbuf_append(b, "false");
-        break;
-    case JSON_NULL:
-        strbuf_append(b, "<nil>");
-        break;
-    case JSON_ARRAY:
-        strbuf_putc(b, '[');
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            if (i)
-                strbuf_putc(b, ' ');
-            print_value(b, json_array_get(v, i), depth + 1);
-        }
-        strbuf_putc(b, ']');
-        break;
-    case JSON_OBJECT: {
-        size_t n;
-        const char **k = object_keys(v, &n);
-        bool st = is_struct(v);
-        strbuf_append(b, st ? "{" : "map[");
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                strbuf_putc(b, ' ');
-            if (!st) {
-                strbuf_append(b, k[i]);
-                strbuf_putc(b, ':');
-            }
-            print_value(b, json_object_get(v, k[i]), depth + 1);
-        }
-        strbuf_append(b, st ? "}" : "]");
-        free(k);
-        break;
-    }
-    }
+    else
+        fmt_one(b, spec_v(), v, depth);
 }
 
 void tmpl_print_value(struct strbuf *out, const json_t *v)
@@ -1986,6 +1943,12 @@ struct spec {
     char verb;
 };
 
+static const struct spec *spec_v(void)
+{
+    static const struct spec v = {.width = -1, .prec = -1, .verb = 'v'};
+    return &v;
+}
+
 static size_t rune_count(const char *s, size_t n)
 {
     size_t c = 0;
@@ -2170,8 +2133,6 @@ static void fmt_float(struct strbuf *b, const struct spec *sp, double f)
     pad_out(b, sp, t.buf, t.len, true);
     strbuf_release(&t);
 }
-
-static void fmt_one(struct strbuf *b, const struct spec *sp, const json_t *v, int depth);
 
 static void fmt_compound(struct strbuf *b, const struct spec *sp, const json_t *v, int depth)
 {
