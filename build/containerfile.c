@@ -5,6 +5,7 @@
 #include "common/alloc.h"
 #include "common/json.h"
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "common/strutil.h"
 
 #include <ctype.h>
@@ -1364,29 +1365,10 @@ int containerfile_parse_file(const char *path, struct containerfile **out, berth
         return berth_error_make(err, errno, "stat \"%s\"", path);
     if (S_ISDIR(st.st_mode))
         return berth_error_make_status(err, EISDIR, "\"%s\" is a directory", path);
-    size_t cap = 64 * 1024, len = 0;
-    cleanup_free char *buf = xmalloc(cap);
-    for (;;) {
-        if (len == cap) {
-            if (cap > CONTAINERFILE_MAX_SIZE)
-                return berth_error_make_status(err, EFBIG, "\"%s\": larger than %u bytes", path,
-                                               CONTAINERFILE_MAX_SIZE);
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return berth_error_make(err, errno, "read \"%s\"", path);
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len > CONTAINERFILE_MAX_SIZE)
-            return berth_error_make_status(err, EFBIG, "\"%s\": larger than %u bytes", path,
-                                           CONTAINERFILE_MAX_SIZE);
-    }
+    cleanup_free char *buf = NULL;
+    size_t len = 0;
+    if (fs_read_fd(fd, CONTAINERFILE_MAX_SIZE, path, &buf, &len, err) < 0)
+        return -1;
     return containerfile_parse(buf, len, path, out, err);
 }
 

@@ -2,6 +2,7 @@
 #include "build/ignore.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -503,32 +504,7 @@ static int read_fd(int fd, const char *what, char **out, size_t *len, berth_erro
         return berth_error_make(err, errno, "stat \"%s\"", what);
     if (!S_ISREG(st.st_mode))
         return berth_error_make_status(err, EINVAL, "\"%s\" is not a regular file", what);
-    if (st.st_size > IGNORE_FILE_MAX_SIZE)
-        return berth_error_make_status(err, EFBIG, "\"%s\": larger than %u bytes", what,
-                                       IGNORE_FILE_MAX_SIZE);
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    cleanup_free char *buf = xmalloc(cap + 1);
-    for (;;) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return berth_error_make(err, errno, "read \"%s\"", what);
-        if (r == 0)
-            break;
-        n += (size_t)r;
-        if (n == cap) {
-            if (cap > IGNORE_FILE_MAX_SIZE)
-                return berth_error_make_status(err, EFBIG, "\"%s\": larger than %u bytes", what,
-                                               IGNORE_FILE_MAX_SIZE);
-            cap *= 2;
-            buf = xrealloc(buf, cap + 1);
-        }
-    }
-    buf[n] = '\0';
-    *out = steal_pointer(&buf);
-    *len = n;
-    return 0;
+    return fs_read_fd(fd, IGNORE_FILE_MAX_SIZE, what, out, len, err);
 }
 
 int ignore_load(int context_dirfd, const char *containerfile, struct ignore **out, char **source,

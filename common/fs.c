@@ -20,21 +20,18 @@
 
 /* ---- reading ---- */
 
-int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
-                    berth_error_t *err)
+int fs_read_fd(int fd, size_t max, const char *what, char **out, size_t *len, berth_error_t *err)
 {
     if (max > SIZE_MAX / 4)
         max = SIZE_MAX / 4; /* keeps max + 1 and doubling from overflowing */
-    cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return berth_error_make(err, errno, "open \"%s\"", path);
     struct stat st;
     if (fstat(fd, &st) < 0)
-        return berth_error_make(err, errno, "stat \"%s\"", path);
+        return berth_error_make(err, errno, "stat \"%s\"", what);
     if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
         return berth_error_make_status(err, EFBIG,
-                                       "read \"%s\": file too large (%jd bytes, limit %zu)", path,
+                                       "read \"%s\": file too large (%jd bytes, limit %zu)", what,
                                        (intmax_t)st.st_size, max);
+    /* a regular file's size is a hint (it may grow while we read); others start small */
     size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 4096;
     if (cap > max + 1)
         cap = max + 1;
@@ -44,7 +41,7 @@ int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t 
         if (used == cap) {
             if (cap > max) /* read max+1 bytes: too large */
                 return berth_error_make_status(
-                    err, EFBIG, "read \"%s\": file too large (limit %zu bytes)", path, max);
+                    err, EFBIG, "read \"%s\": file too large (limit %zu bytes)", what, max);
             size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
             if (ncap <= cap)
                 ncap = cap + 1;
@@ -55,7 +52,7 @@ int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t 
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return berth_error_make(err, errno, "read \"%s\"", path);
+            return berth_error_make(err, errno, "read \"%s\"", what);
         }
         if (n == 0)
             break;
@@ -63,12 +60,21 @@ int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t 
     }
     if (used > max)
         return berth_error_make_status(err, EFBIG, "read \"%s\": file too large (limit %zu bytes)",
-                                       path, max);
+                                       what, max);
     buf[used] = '\0';
     if (len)
         *len = used;
     *out = steal_pointer(&buf);
     return 0;
+}
+
+int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
+                    berth_error_t *err)
+{
+    cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return berth_error_make(err, errno, "open \"%s\"", path);
+    return fs_read_fd(fd, max, path, out, len, err);
 }
 
 int fs_read_file(const char *path, size_t max, char **out, size_t *len, berth_error_t *err)

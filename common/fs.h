@@ -10,6 +10,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The one bounded read: everything fd has until EOF, NUL-terminated (*out owned, *len optional),
+ * or EFBIG when it holds more than max bytes (never a silent cut).  `what` names the source in
+ * messages ("read \"<what>\": ...").  Works on pipes and /proc files (no size known ahead). */
+int fs_read_fd(int fd, size_t max, const char *what, char **out, size_t *len, berth_error_t *err);
 /* Reads a whole file (NUL-terminated) refusing anything larger than max (EFBIG). */
 int fs_read_file(const char *path, size_t max, char **out, size_t *len, berth_error_t *err);
 int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len,

@@ -2,6 +2,9 @@
 #include "common/alloc.h"
 
 #include <stdio.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -101,50 +104,82 @@ bool strv_contains_nocase(char *const *v, const char *s)
     return false;
 }
 
-static void grow(struct strbuf *b, size_t extra)
+void strbuf_init(struct strbuf *b, size_t max)
 {
-    size_t need;
-    if (__builtin_add_overflow(b->len, extra + 1, &need))
-        abort();
-    if (need <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need)
-        cap *= 2;
-    b->buf = xrealloc(b->buf, cap);
-    b->cap = cap;
+    b->buf = NULL;
+    b->len = b->cap = 0;
+    b->max = max;
+    b->failed = false;
 }
 
-void strbuf_append_len(struct strbuf *b, const char *s, size_t n)
+static size_t limit_of(const struct strbuf *b)
 {
-    grow(b, n);
+    return b->max ? b->max : STRBUF_NO_LIMIT;
+}
+
+int strbuf_append_len(struct strbuf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return -1;
+    if (n > limit_of(b) - b->len) {
+        if (!b->max)
+            abort(); /* STRBUF_NO_LIMIT is half the address space: exhaustion, as in xmalloc */
+        strbuf_release(b);
+        b->failed = true;
+        return -1;
+    }
+    size_t need = b->len + n + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < need)
+            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        b->buf = xrealloc(b->buf, cap);
+        b->cap = cap;
+    }
     memcpy(b->buf + b->len, s, n);
     b->len += n;
     b->buf[b->len] = '\0';
+    return 0;
 }
 
-void strbuf_append(struct strbuf *b, const char *s)
+int strbuf_append(struct strbuf *b, const char *s)
 {
-    strbuf_append_len(b, s, strlen(s));
+    return strbuf_append_len(b, s, strlen(s));
 }
 
-void strbuf_putc(struct strbuf *b, char c)
+int strbuf_putc(struct strbuf *b, char c)
 {
-    strbuf_append_len(b, &c, 1);
+    return strbuf_append_len(b, &c, 1);
 }
 
-void strbuf_appendf(struct strbuf *b, const char *fmt, ...)
+int strbuf_appendf(struct strbuf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *s = xvasprintf(fmt, ap);
     va_end(ap);
-    strbuf_append(b, s);
+    int r = strbuf_append(b, s);
     free(s);
+    return r;
+}
+
+int strbuf_finish(struct strbuf *b, const char *what, char **out, size_t *len, berth_error_t *err)
+{
+    if (b->failed) {
+        size_t max = b->max;
+        strbuf_release(b);
+        return berth_error_make_status(err, EFBIG, "%s: larger than %zu bytes", what, max);
+    }
+    if (len)
+        *len = b->len;
+    *out = strbuf_steal(b);
+    return 0;
 }
 
 char *strbuf_steal(struct strbuf *b)
 {
+    if (b->failed)
+        abort(); /* a bounded buffer is finished with strbuf_finish */
     char *r = b->buf ? b->buf : xstrdup("");
     b->buf = NULL;
     b->len = b->cap = 0;
@@ -156,4 +191,5 @@ void strbuf_release(struct strbuf *b)
     free(b->buf);
     b->buf = NULL;
     b->len = b->cap = 0;
+    b->failed = false;
 }

@@ -10,6 +10,7 @@
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -20,30 +21,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_PROC_FILE (1u << 20)
+/* /proc files have no size ahead; mountinfo on a host with thousands of mounts (containers,
+ * snap, kubelet) runs to MiBs: a generous bound, and an error past it, never a silent cut (a cut
+ * mountinfo would hide the cgroup mounts listed after the cut). */
+#define MAX_PROC_FILE (64u << 20)
 
-static char *read_small(const char *path)
+static int read_proc(const char *path, char **out, berth_error_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    size_t cap = 8192, n = 0;
-    char *b = xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (cap >= MAX_PROC_FILE)
-                break;
-            cap *= 2;
-            b = xrealloc(b, cap + 1);
-        }
-        ssize_t r = read(fd, b + n, cap - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    b[n] = '\0';
-    return b;
+    return fs_read_file(path, MAX_PROC_FILE, out, NULL, err);
+}
+
+/* The file's text, or NULL when it cannot be read (optional knowledge: the caller copes). */
+static char *read_optional(const char *path)
+{
+    char *s = NULL;
+    berth_error_t e = NULL;
+    if (read_proc(path, &s, &e) < 0)
+        log_debug("%s", berth_error_msg(e));
+    berth_error_release(&e);
+    return s;
 }
 
 static int write_str(const char *dir, const char *file, const char *val, berth_error_t *err)
@@ -57,11 +53,12 @@ static int write_str(const char *dir, const char *file, const char *val, berth_e
 
 /* Mount point of a cgroup hierarchy: cgroup2 when controller is NULL, else the v1 hierarchy
  * with that controller option. */
-static char *find_mount(const char *controller)
+static int find_mount(const char *controller, char **out, berth_error_t *err)
 {
-    cleanup_free char *mi = read_small("/proc/self/mountinfo");
-    if (!mi)
-        return NULL;
+    *out = NULL;
+    cleanup_free char *mi = NULL;
+    if (read_proc("/proc/self/mountinfo", &mi, err) < 0)
+        return -1;
     char *save = NULL;
     for (char *line = strtok_r(mi, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *sep = strstr(line, " - ");
@@ -78,26 +75,31 @@ static char *find_mount(const char *controller)
         if (n < 5)
             continue;
         if (controller == NULL) {
-            if (strcmp(fstype, "cgroup2") == 0)
-                return xstrdup(f[4]);
+            if (strcmp(fstype, "cgroup2") == 0) {
+                *out = xstrdup(f[4]);
+                return 0;
+            }
             continue;
         }
         if (strcmp(fstype, "cgroup") != 0)
             continue;
         char *osave = NULL;
         for (char *o = strtok_r(opts, ",", &osave); o; o = strtok_r(NULL, ",", &osave))
-            if (strcmp(o, controller) == 0)
-                return xstrdup(f[4]);
+            if (strcmp(o, controller) == 0) {
+                *out = xstrdup(f[4]);
+                return 0;
+            }
     }
-    return NULL;
+    return 0;
 }
 
 /* Our own cgroup path in a hierarchy ("" for v2 when controller is NULL). */
-static char *self_path(const char *controller)
+static int self_path(const char *controller, char **out, berth_error_t *err)
 {
-    cleanup_free char *c = read_small("/proc/self/cgroup");
-    if (!c)
-        return NULL;
+    *out = NULL;
+    cleanup_free char *c = NULL;
+    if (read_proc("/proc/self/cgroup", &c, err) < 0)
+        return -1;
     char *save = NULL;
     for (char *line = strtok_r(c, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *a = strchr(line, ':');
@@ -107,17 +109,21 @@ static char *self_path(const char *controller)
         *b = '\0';
         const char *ctrls = a + 1;
         if (controller == NULL) {
-            if (*ctrls == '\0')
-                return xstrdup(b + 1);
+            if (*ctrls == '\0') {
+                *out = xstrdup(b + 1);
+                return 0;
+            }
             continue;
         }
         cleanup_free char *cp = xstrdup(ctrls);
         char *csave = NULL;
         for (char *t = strtok_r(cp, ",", &csave); t; t = strtok_r(NULL, ",", &csave))
-            if (strcmp(t, controller) == 0)
-                return xstrdup(b + 1);
+            if (strcmp(t, controller) == 0) {
+                *out = xstrdup(b + 1);
+                return 0;
+            }
     }
-    return NULL;
+    return 0;
 }
 
 static bool has_word(const char *list, const char *w)
@@ -131,7 +137,7 @@ static bool has_word(const char *list, const char *w)
 
 static bool in_user_namespace(void)
 {
-    cleanup_free char *um = read_small("/proc/self/uid_map");
+    cleanup_free char *um = read_optional("/proc/self/uid_map");
     unsigned long a, b, c;
     if (!um || sscanf(um, "%lu %lu %lu", &a, &b, &c) != 3)
         return false;
@@ -145,13 +151,14 @@ struct limits {
 static int try_v2(const char *id, const struct limits *l, pid_t pid, json_t *paths,
                   berth_error_t *err)
 {
-    cleanup_free char *mnt = find_mount(NULL);
-    cleanup_free char *self = self_path(NULL);
+    cleanup_free char *mnt = NULL, *self = NULL;
+    if (find_mount(NULL, &mnt, err) < 0 || self_path(NULL, &self, err) < 0)
+        return -1;
     if (!mnt || !self)
         return berth_error_make_status(err, ENOENT, "no cgroup v2 hierarchy");
     cleanup_free char *parent = xasprintf("%s%s", mnt, strcmp(self, "/") == 0 ? "" : self);
     cleanup_free char *cf = xasprintf("%s/cgroup.controllers", parent);
-    cleanup_free char *ctrls = read_small(cf);
+    cleanup_free char *ctrls = read_optional(cf);
     const char *need[3] = {l->memory ? "memory" : NULL, l->pids ? "pids" : NULL,
                            l->quota ? "cpu" : NULL};
     for (int i = 0; i < 3; i++)
@@ -197,8 +204,9 @@ static int try_v2(const char *id, const struct limits *l, pid_t pid, json_t *pat
 static int v1_one(const char *id, const char *ctrl, const char *files[][2], pid_t pid,
                   json_t *paths, berth_error_t *err)
 {
-    cleanup_free char *mnt = find_mount(ctrl);
-    cleanup_free char *self = self_path(ctrl);
+    cleanup_free char *mnt = NULL, *self = NULL;
+    if (find_mount(ctrl, &mnt, err) < 0 || self_path(ctrl, &self, err) < 0)
+        return -1;
     if (!mnt || !self)
         return berth_error_make_status(err, ENOENT, "no cgroup v1 \"%s\" hierarchy", ctrl);
     cleanup_free char *dir =

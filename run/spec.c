@@ -3,6 +3,7 @@
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "common/path.h"
 #include "common/strutil.h"
 
@@ -214,43 +215,13 @@ static int env_add_user(char ***s, const char *item, const char *what, berth_err
     return 0;
 }
 
-static int read_fd_bounded(int fd, size_t max, char **out, size_t *len, const char *what,
-                           berth_error_t *err)
-{
-    size_t cap = 4096, n = 0;
-    cleanup_free char *buf = xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (cap >= max)
-                return berth_error_make_status(err, EFBIG, "\"%s\" is larger than %zu bytes", what,
-                                               max);
-            cap = cap * 2 > max ? max : cap * 2;
-            buf = xrealloc(buf, cap + 1);
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return berth_error_make(err, errno, "read \"%s\"", what);
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    if (len)
-        *len = n;
-    *out = steal_pointer(&buf);
-    return 0;
-}
-
 static int env_file_load(char ***s, const char *path, berth_error_t *err)
 {
     cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return berth_error_make(err, errno, "open env file \"%s\"", path);
     cleanup_free char *data = NULL;
-    if (read_fd_bounded(fd, MAX_ETC_FILE, &data, NULL, path, err) < 0)
+    if (fs_read_fd(fd, MAX_ETC_FILE, path, &data, NULL, err) < 0)
         return -1;
     char *save = NULL;
     for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -355,7 +326,7 @@ static int read_etc(int rootfs_fd, const char *name, char **out, berth_error_t *
     if (!S_ISREG(st.st_mode))
         return berth_error_make_status(err, EINVAL, "the image's /etc/%s is not a regular file",
                                        name);
-    return read_fd_bounded(fd, MAX_ETC_FILE, out, NULL, rel, err);
+    return fs_read_fd(fd, MAX_ETC_FILE, rel, out, NULL, err);
 }
 
 /* Splits a colon-separated line into at most max fields (in place). */

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pwd.h>
@@ -341,24 +342,25 @@ static int run_cred_helper(const char *helper, const char *registry, char **user
     ssize_t wr = write(in[1], registry, strlen(registry));
     (void)wr;
     close(in[1]);
-    char buf[AUTH_TOKEN_MAX];
+    /* bounded: a helper that writes more than a token's worth is an error, not a cut answer */
+    char *buf = NULL;
     size_t n = 0;
-    for (;;) {
-        ssize_t r = read(outp[0], buf + n, sizeof(buf) - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n >= sizeof(buf) - 1)
-            break;
-    }
+    berth_error_t rerr = NULL;
+    int rr = fs_read_fd(outp[0], AUTH_TOKEN_MAX, prog, &buf, &n, &rerr);
     close(outp[0]);
+    if (rr < 0)
+        kill(pid, SIGKILL); /* it may be blocked writing the rest */
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    if (rr < 0) {
+        berth_error_release(err);
+        *err = rerr;
+        return berth_error_wrap(err, "credential helper");
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        explicit_bzero(buf, sizeof(buf));
+        explicit_bzero(buf, n);
+        free(buf);
         if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
             return berth_error_make_status(err, ENOENT, "credential helper %s not found", prog);
         /* helpers exit 1 with "credentials not found" for unknown servers */
@@ -366,8 +368,9 @@ static int run_cred_helper(const char *helper, const char *registry, char **user
         return 0;
     }
     cleanup_json json_t *j = NULL;
-    int r = json_parse_bounded(buf, n, sizeof(buf), "credential helper output", &j, err);
-    explicit_bzero(buf, sizeof(buf));
+    int r = json_parse_bounded(buf, n, AUTH_TOKEN_MAX, "credential helper output", &j, err);
+    explicit_bzero(buf, n);
+    free(buf);
     if (r < 0)
         return berth_error_wrap(err, "%s", prog);
     const char *u = json_get_string(j, "Username");

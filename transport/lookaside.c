@@ -416,8 +416,7 @@ static void curl_init_once(void)
 
 struct http_body {
     CURL *easy;
-    struct strbuf data;
-    bool too_big;
+    struct strbuf data; /* limited to SIGNATURE_MAX_SIZE */
 };
 
 static size_t http_body_write(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -429,11 +428,8 @@ static size_t http_body_write(char *ptr, size_t size, size_t nmemb, void *ud)
     /* the status decides alone what any other answer means: its body is not needed */
     if (status != 200)
         return 0;
-    if (n > SIGNATURE_MAX_SIZE - b->data.len) {
-        b->too_big = true;
-        return 0;
-    }
-    strbuf_append_len(&b->data, ptr, n);
+    if (strbuf_append_len(&b->data, ptr, n) < 0)
+        return 0; /* past SIGNATURE_MAX_SIZE: strbuf_finish reports it */
     return n;
 }
 
@@ -478,7 +474,8 @@ static int http_get_signature(CURL *e, char *errbuf, const char *url, char **out
                               bool *transient, berth_error_t *err)
 {
     *transient = false;
-    struct http_body b = {.easy = e, .data = STRBUF_INIT};
+    struct http_body b = {.easy = e};
+    strbuf_init(&b.data, SIGNATURE_MAX_SIZE);
     errbuf[0] = '\0';
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
@@ -487,7 +484,7 @@ static int http_get_signature(CURL *e, char *errbuf, const char *url, char **out
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     int ret;
-    if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+    if (b.data.failed || rc == CURLE_FILESIZE_EXCEEDED) {
         ret = berth_error_make_status(err, EFBIG, "GET %s: the signature is larger than %u bytes",
                                       url, SIGNATURE_MAX_SIZE);
     } else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE) {
@@ -509,9 +506,7 @@ static int http_get_signature(CURL *e, char *errbuf, const char *url, char **out
         ret = berth_error_make_status(err, status == 401 || status == 403 ? EACCES : EIO,
                                       "GET %s: HTTP %ld", url, status);
     } else {
-        *len = b.data.len;
-        *out = strbuf_steal(&b.data);
-        return 0;
+        return strbuf_finish(&b.data, url, out, len, err);
     }
     strbuf_release(&b.data);
     return ret;

@@ -3,6 +3,7 @@
 #include "common/strutil.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/reference.h"
 #include "transport/toml.h"
@@ -364,24 +365,10 @@ int registries_conf_parse(registries_conf_t *conf, const char *text, size_t len,
 
 int registries_conf_parse_file(registries_conf_t *conf, const char *path, berth_error_t *err)
 {
-    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return berth_error_make(err, errno, "open \"%s\"", path);
-    cleanup_free char *buf = xmalloc(REGISTRIES_CONF_MAX + 1);
+    cleanup_free char *buf = NULL;
     size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, REGISTRIES_CONF_MAX + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return berth_error_make(err, errno, "read \"%s\"", path);
-        if (r == 0)
-            break;
-        n += (size_t)r;
-        if (n > REGISTRIES_CONF_MAX)
-            return berth_error_make_status(err, EFBIG, "\"%s\" is larger than %d bytes", path,
-                                           REGISTRIES_CONF_MAX);
-    }
+    if (fs_read_file(path, REGISTRIES_CONF_MAX, &buf, &n, err) < 0)
+        return -1;
     return registries_conf_parse(conf, buf, n, path, err);
 }
 

@@ -7,6 +7,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/digest.h"
+#include "common/fs.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "transport/auth.h"
@@ -78,41 +79,6 @@ void http_count_method(registry_client_t *c, const char *m)
 
 /* ---------- small file helpers (bounded) ---------- */
 
-static int read_small_file(const char *path, size_t max, char **out, size_t *len,
-                           berth_error_t *err)
-{
-    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return berth_error_make(err, errno, "open \"%s\"", path);
-    size_t cap = 4096, n = 0;
-    char *buf = xmalloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            if (cap >= max) {
-                free(buf);
-                return berth_error_make_status(err, EFBIG, "\"%s\" is larger than %zu bytes", path,
-                                               max);
-            }
-            cap = cap * 2 > max ? max : cap * 2;
-            buf = xrealloc(buf, cap + 1);
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            free(buf);
-            return berth_error_make(err, errno, "read \"%s\"", path);
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 static bool has_suffix(const char *s, const char *suf)
 {
     size_t a = strlen(s), b = strlen(suf);
@@ -152,7 +118,7 @@ static int load_cert_dir(registry_client_t *c, const char *dir, char **ca, size_
         if (has_suffix(names[i], ".crt")) {
             char *data;
             size_t len;
-            if (read_small_file(path, CA_FILE_MAX, &data, &len, err) < 0) {
+            if (fs_read_file(path, CA_FILE_MAX, &data, &len, err) < 0) {
                 ret = -1;
                 break;
             }
@@ -239,7 +205,7 @@ static int setup_tls(registry_client_t *c, const char *cert_dir, berth_error_t *
         const char *sys = system_ca_bundle();
         char *sysdata = NULL;
         size_t syslen = 0;
-        if (sys && read_small_file(sys, CA_FILE_MAX, &sysdata, &syslen, err) < 0) {
+        if (sys && fs_read_file(sys, CA_FILE_MAX, &sysdata, &syslen, err) < 0) {
             free(extra);
             return -1;
         }

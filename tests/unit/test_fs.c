@@ -579,6 +579,80 @@ static void test_output_devices_fifos_sockets(void **state)
     assert_int_equal(fs_rm_rf(dir, &err), 0);
 }
 
+/* fs_read_fd is the one bounded read (it replaced the loops of registries.conf, the registry
+ * client's CA files, run/spec.c, run/cgroup.c, build/ignore.c, build/containerfile.c and the
+ * credential helper's pipe).  Pipes and /proc files announce no size: run/cgroup.c's copy cut
+ * /proc/self/mountinfo at 1 MiB without a word, so cgroup mounts listed after the cut were
+ * never found.  Here: content past 1 MiB arrives whole, and past max is EFBIG, not a cut. */
+static void write_pattern_in_child(int wfd, size_t n)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char chunk[4096];
+        for (size_t i = 0; i < sizeof(chunk); i++)
+            chunk[i] = (char)('a' + i % 26);
+        size_t left = n;
+        while (left > 0) {
+            size_t k = left < sizeof(chunk) ? left : sizeof(chunk);
+            if (write(wfd, chunk, k) != (ssize_t)k)
+                _exit(1);
+            left -= k;
+        }
+        _exit(0);
+    }
+    close(wfd);
+}
+
+static void test_read_fd_bounded(void **state)
+{
+    const size_t big = 3u * 1024 * 1024 + 17; /* more than the old 1 MiB cut */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    write_pattern_in_child(p[1], big);
+    char *buf = NULL;
+    size_t len = 0;
+    berth_error_t err = NULL;
+    assert_int_equal(fs_read_fd(p[0], 64u << 20, "pipe", &buf, &len, &err), 0);
+    assert_int_equal(len, big);
+    assert_int_equal(buf[len], '\0');
+    assert_int_equal(buf[big - 1], (char)('a' + (big - 1) % 4096 % 26));
+    free(buf);
+    close(p[0]);
+    while (wait(NULL) > 0)
+        ;
+
+    /* exactly max is fine; one byte more is EFBIG naming the source */
+    assert_int_equal(pipe(p), 0);
+    write_pattern_in_child(p[1], 5000);
+    assert_int_equal(fs_read_fd(p[0], 5000, "pipe", &buf, &len, &err), 0);
+    assert_int_equal(len, 5000);
+    free(buf);
+    close(p[0]);
+    while (wait(NULL) > 0)
+        ;
+    assert_int_equal(pipe(p), 0);
+    write_pattern_in_child(p[1], 5001);
+    buf = NULL;
+    assert_int_equal(fs_read_fd(p[0], 5000, "helper output", &buf, &len, &err), -1);
+    assert_int_equal(berth_error_status(err), EFBIG);
+    assert_non_null(strstr(berth_error_msg(err), "helper output"));
+    assert_null(buf);
+    berth_error_release(&err);
+    close(p[0]);
+    while (wait(NULL) > 0)
+        ;
+
+    /* a real /proc file with no size in stat: read whole */
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(fs_read_fd(fd, 64u << 20, "/proc/self/mountinfo", &buf, &len, &err), 0);
+    assert_true(len > 0);
+    assert_int_equal(strlen(buf), len);
+    free(buf);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -586,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_atomic_write_unwritable_dir),
         cmocka_unit_test(test_atomic_file),
         cmocka_unit_test(test_read_file_limits),
+        cmocka_unit_test(test_read_fd_bounded),
         cmocka_unit_test(test_rm_rf),
         cmocka_unit_test(test_rm_rf_symlinked_dir_inside),
         cmocka_unit_test(test_rm_rf_mount_point),

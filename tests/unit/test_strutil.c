@@ -8,6 +8,7 @@
 #include "common/cleanup.h"
 #include "common/strutil.h"
 
+#include <errno.h>
 #include <string.h>
 
 static void test_strv(void **state)
@@ -49,6 +50,45 @@ static void test_strbuf(void **state)
     assert_null(b.buf);
     assert_int_equal(b.len, 0);
     assert_int_equal(strlen(s), 2003);
+}
+
+/* A strbuf knows its limit from init: an append past it fails, frees what was collected, and
+ * the failure sticks, so the text can only be taken through strbuf_finish, which reports it
+ * (the lookaside signature body is collected this way). */
+static void test_strbuf_limit(void **state)
+{
+    struct strbuf b;
+    strbuf_init(&b, 10);
+    assert_int_equal(strbuf_append(&b, "12345"), 0);
+    assert_int_equal(strbuf_appendf(&b, "%d", 6789), 0);
+    assert_int_equal(strbuf_putc(&b, '0'), 0); /* exactly 10 */
+    assert_int_equal(b.len, 10);
+    char *s = NULL;
+    size_t len = 0;
+    berth_error_t err = NULL;
+    assert_int_equal(strbuf_finish(&b, "x", &s, &len, &err), 0);
+    assert_string_equal(s, "1234567890");
+    assert_int_equal(len, 10);
+    free(s);
+
+    strbuf_init(&b, 10);
+    assert_int_equal(strbuf_append(&b, "1234567890"), 0);
+    assert_int_equal(strbuf_putc(&b, 'x'), -1);
+    assert_true(b.failed);
+    assert_null(b.buf);
+    assert_int_equal(strbuf_append(&b, ""), -1); /* sticky */
+    s = NULL;
+    assert_int_equal(strbuf_finish(&b, "signature", &s, &len, &err), -1);
+    assert_null(s);
+    assert_int_equal(berth_error_status(err), EFBIG);
+    assert_non_null(strstr(berth_error_msg(err), "signature: larger than 10 bytes"));
+    berth_error_release(&err);
+
+    /* STRBUF_INIT has no limit of its own */
+    cleanup_strbuf struct strbuf u = STRBUF_INIT;
+    for (int i = 0; i < 100000; i++)
+        assert_int_equal(strbuf_append(&u, "0123456789"), 0);
+    assert_int_equal(u.len, 1000000);
 }
 
 /* The shared helpers that replaced policy.c's, cmd_buildah.c's and run/spec.c's strv_push, and
@@ -99,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_strv),
         cmocka_unit_test(test_strbuf),
         cmocka_unit_test(test_strv_helpers),
+        cmocka_unit_test(test_strbuf_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
