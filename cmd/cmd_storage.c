@@ -157,6 +157,22 @@ static void json_array_sort_strings(json_t *arr)
     free(v);
 }
 
+/* An image's size as podman counts it: its layers plus its big data, where podman keeps the
+ * manifest twice (also under "manifest-DIGEST"). */
+static int64_t image_podman_size(storage_store_t *s, const storage_image_t *img)
+{
+    int64_t size = image_size(s, img->id);
+    for (char **k = img->big_data; k && *k; k++) {
+        cleanup_free char *bd = NULL;
+        size_t bl = 0;
+        berth_error_t err = NULL;
+        if (storage_image_get_big_data(s, img->id, *k, IMAGE_CONFIG_MAX_SIZE, &bd, &bl, &err) == 0)
+            size += (int64_t)bl * (strcmp(*k, "manifest") == 0 ? 2 : 1);
+        berth_error_release(&err);
+    }
+    return size;
+}
+
 /* The rows podman's images --format TEMPLATE sees (its imageReporter: one per name), with its
  * field names; headers as podman derives them. */
 static json_t *images_template_rows(storage_store_t *s, storage_image_t **imgs)
@@ -168,17 +184,7 @@ static json_t *images_template_rows(storage_store_t *s, storage_image_t **imgs)
     json_t *rows = json_array();
     for (size_t i = 0; imgs[i]; i++) {
         storage_image_t *img = imgs[i];
-        int64_t created = image_created(s, img), size = image_size(s, img->id);
-        /* podman's size adds the image's big data, where the manifest is kept twice (also
-         * under "manifest-DIGEST") */
-        for (char **k = img->big_data; k && *k; k++) {
-            cleanup_free char *bd = NULL;
-            size_t bl = 0;
-            if (storage_image_get_big_data(s, img->id, *k, IMAGE_CONFIG_MAX_SIZE, &bd, &bl, &err) ==
-                0)
-                size += (int64_t)bl * (strcmp(*k, "manifest") == 0 ? 2 : 1);
-            berth_error_release(&err);
-        }
+        int64_t created = image_created(s, img), size = image_podman_size(s, img);
         char ago[64], when[64], human[32];
         human_ago(created, ago, sizeof(ago));
         cli_go_time(created, when, sizeof(when));
@@ -763,15 +769,119 @@ BERTH_COMMAND(image_prune, "image prune", "Remove unused images", cmd_image_prun
 
 /* ------------------------------------------------------------------ system df */
 
-static const char df_usage[] = "Usage: berth system df\n\nShow disk usage of the store.\n";
+static const char df_usage[] = "Usage: berth system df [--format json|TEMPLATE]\n\n"
+                               "Show disk usage of the store.\n"
+                               "  --format T  a Go template per type (.Type .Total .Active .Size\n"
+                               "              .Reclaimable .RawSize .RawReclaimable), as podman\n";
+
+/* go-units' HumanSize: 4 significant digits, decimal units, no space ("2.141MB") */
+static void go_human_size(int64_t n, char *buf, size_t len)
+{
+    static const char *const u[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+    double v = (double)n;
+    int i = 0;
+    while (v >= 1000 && i < 6) {
+        v /= 1000;
+        i++;
+    }
+    snprintf(buf, len, "%.4g%s", v, u[i]);
+}
+
+static json_t *df_row(const char *type, int64_t total, int64_t active, int64_t size,
+                      int64_t reclaimable)
+{
+    json_t *o = tmpl_struct_new("system.dfSummary");
+    char h[32], r[64];
+    json_object_set_new(o, "Type", json_string(type));
+    json_object_set_new(o, "Total", json_integer(total));
+    json_object_set_new(o, "Active", json_integer(active));
+    json_object_set_new(o, "RawSize", json_integer(size));
+    json_object_set_new(o, "RawReclaimable", json_integer(reclaimable));
+    go_human_size(size, h, sizeof(h));
+    json_object_set_new(o, "Size", json_string(h));
+    go_human_size(reclaimable, h, sizeof(h));
+    snprintf(r, sizeof(r), "%s (%lld%%)", h,
+             size > 0 ? (long long)(reclaimable * 100 / size) : 0LL);
+    json_object_set_new(o, "Reclaimable", json_string(r));
+    return o;
+}
+
+/* podman system df's summary: images counted per name (as podman lists them), active when a
+ * container uses them; containers active when running; berth has no volumes. */
+static int df_template(storage_store_t *s, storage_image_t **imgs, storage_container_t **ctrs,
+                       const char *format)
+{
+    int64_t n = 0, active = 0, size = 0, reclaim = 0;
+    for (size_t i = 0; imgs[i]; i++) {
+        size_t names = strv_len(imgs[i]->names);
+        int64_t sz = image_podman_size(s, imgs[i]);
+        bool used = false;
+        for (size_t k = 0; ctrs[k]; k++)
+            used |= ctrs[k]->image_id && strcmp(ctrs[k]->image_id, imgs[i]->id) == 0;
+        for (size_t k = 0; k < (names ? names : 1); k++) {
+            n++;
+            size += sz;
+            if (used)
+                active++;
+            else
+                reclaim += sz;
+        }
+    }
+    int64_t cn = 0, crun = 0, csize = 0, creclaim = 0;
+    for (size_t k = 0; ctrs[k]; k++) {
+        struct container_info ci;
+        berth_error_t err = NULL;
+        uint64_t b = 0;
+        if (ctrs[k]->layer && storage_layer_disk_usage(s, ctrs[k]->layer, &b, &err) < 0)
+            berth_error_release(&err);
+        bool running = false;
+        if (container_inspect(s, ctrs[k]->id, &ci, &err) == 0) {
+            running = strcmp(ci.status, "running") == 0;
+            container_info_clear(&ci);
+        }
+        berth_error_release(&err);
+        cn++;
+        csize += (int64_t)b;
+        if (running)
+            crun++;
+        else
+            creclaim += (int64_t)b;
+    }
+    cleanup_json json_t *rows = json_array();
+    json_array_append_new(rows, df_row("Images", n, active, size, reclaim));
+    json_array_append_new(rows, df_row("Containers", cn, crun, csize, creclaim));
+    json_array_append_new(rows, df_row("Local Volumes", 0, 0, 0, 0));
+    if (tmpl_format_is_json(format)) {
+        cleanup_free char *out = json_dump_pretty(rows);
+        puts(out);
+        return 0;
+    }
+    static const char *const h[][2] = {
+        {"Type", "TYPE"},
+        {"Total", "TOTAL"},
+        {"Active", "ACTIVE"},
+        {"Size", "SIZE"},
+        {"Reclaimable", "RECLAIMABLE"},
+        {"RawSize", "RAW SIZE"},
+        {"RawReclaimable", "RAW RECLAIMABLE"},
+    };
+    cleanup_json json_t *hdrs = cli_template_headers(h, sizeof(h) / sizeof(h[0]));
+    return cli_print_template(format, rows, hdrs, false);
+}
 
 static int cmd_system_df(struct berth_globals *g, int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option opts[] = {
+        {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {0}};
+    const char *format = NULL;
     int c;
     while ((c = cli_getopt(argc, argv, "h", opts, false)) != -1) {
         if (c == 'h')
             return cli_usage(df_usage);
+        if (c == 'f') {
+            format = optarg;
+            continue;
+        }
         return cli_bad_option(argv[0], argc, argv);
     }
     berth_error_t err = NULL;
@@ -784,6 +894,13 @@ static int cmd_system_df(struct berth_globals *g, int argc, char **argv)
     if (storage_image_list(s, &imgs, &err) < 0 || storage_container_list(s, &ctrs, &err) < 0 ||
         storage_layer_list(s, &layers, &err) < 0)
         return cli_fail(&err);
+    if (format && strcmp(format, "table") != 0) {
+        int r = df_template(s, imgs, ctrs, format);
+        storage_image_list_free(imgs);
+        storage_container_list_free(ctrs);
+        storage_layer_list_free(layers);
+        return r;
+    }
     uint64_t img_bytes = 0, ctr_bytes = 0;
     size_t n_img = 0, n_ctr = 0;
     for (size_t i = 0; layers[i]; i++) {

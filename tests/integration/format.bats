@@ -295,6 +295,25 @@ ERR {{.Client.Foo}}
 EOF
 )
 
+# podman system df --format T (containers: berth counts the disk its rw layers use, podman the
+# changes in them, so their sizes are left out)
+DF_TEMPLATES=$(
+    cat <<'EOF'
+{{.Type}}
+{{.Total}}
+{{.Active}}
+{{.Type}}|{{.Total}}|{{.Active}}
+{{if ne .Type "Containers"}}{{.Size}} {{.Reclaimable}} {{.RawSize}} {{.RawReclaimable}}{{end}}
+{{if eq .Type "Images"}}{{printf "%d images, %s" .Total .Size}}{{end}}
+{{upper .Type}}
+{{len .Type}}
+table {{.Type}} {{.Total}} {{.Active}}
+table {{.Type}}\t{{if ne .Type "Containers"}}{{.Size}}{{end}}
+ERR {{.Foo}}
+ERR {{.Type.Foo}}
+EOF
+)
+
 setup_file() {
     require_root
     skip_unless_cmd podman skopeo python3
@@ -429,6 +448,12 @@ compare_templates() {
 
 @test "format: podman version --format and berth version --format print the same" {
     compare_templates "$VERSION_TEMPLATES" podman version --format -- "$BERTH" version --format
+}
+
+@test "format: podman system df --format and berth system df --format print the same" {
+    compare_templates "$DF_TEMPLATES" podman --root "$P_ROOT" --runroot "$P_RUN" \
+        --storage-driver vfs system df --format -- \
+        "$BERTH" --root "$BERTH_TEST_ROOT" --runroot "$BERTH_TEST_RUNROOT" system df --format
 }
 
 @test "format: json and table keep their meaning" {
