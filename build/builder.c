@@ -618,200 +618,189 @@ static int valid_cache_id(const char *id)
     return 1;
 }
 
-static int parse_mount(struct bctx *b, size_t stage, struct sstate *ss, const char *spec,
-                       struct run_mounts *rm, digester_t *d, berth_error_t *err)
+/* secret: the id is source=, else id=, else the target's base name; the default target is
+ * /run/secrets/<id> (buildkit's dispatch rules) */
+static int secret_mount(struct bctx *b, const struct cf_mount *cm, json_t **out, berth_error_t *err)
 {
-    cleanup_free char *type = NULL, *target = NULL, *source = NULL, *from = NULL, *id = NULL,
-                      *mode = NULL, *size = NULL, *uid = NULL, *gid = NULL;
-    bool rw = false, ro_set = false, required = false;
-    cleanup_free char *copy = xstrdup(spec);
-    char *save = NULL;
-    for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        const char *v = eq ? eq + 1 : "true";
-        if (eq)
-            *eq = 0;
-        char **slot = NULL;
-        if (strcmp(kv, "type") == 0)
-            slot = &type;
-        else if (strcmp(kv, "target") == 0 || strcmp(kv, "dst") == 0 ||
-                 strcmp(kv, "destination") == 0)
-            slot = &target;
-        else if (strcmp(kv, "source") == 0 || strcmp(kv, "src") == 0)
-            slot = &source;
-        else if (strcmp(kv, "from") == 0)
-            slot = &from;
-        else if (strcmp(kv, "id") == 0)
-            slot = &id;
-        else if (strcmp(kv, "mode") == 0)
-            slot = &mode;
-        else if (strcmp(kv, "size") == 0)
-            slot = &size;
-        else if (strcmp(kv, "uid") == 0)
-            slot = &uid;
-        else if (strcmp(kv, "gid") == 0)
-            slot = &gid;
-        else if (strcmp(kv, "rw") == 0 || strcmp(kv, "readwrite") == 0)
-            rw = strcmp(v, "false") != 0;
-        else if (strcmp(kv, "ro") == 0 || strcmp(kv, "readonly") == 0) {
-            ro_set = true;
-            rw = strcmp(v, "false") == 0;
-        } else if (strcmp(kv, "required") == 0)
-            required = strcmp(v, "false") != 0;
-        else if (strcmp(kv, "sharing") == 0 || strcmp(kv, "relabel") == 0 || strcmp(kv, "z") == 0 ||
-                 strcmp(kv, "Z") == 0 || strcmp(kv, "env") == 0)
-            continue;
-        else
-            return berth_error_make_status(err, EINVAL, "RUN --mount: unknown option \"%s\"", kv);
-        if (slot) {
-            free(*slot);
-            *slot = xstrdup(v);
+    cleanup_free char *id = NULL;
+    if (cm->source)
+        id = xstrdup(cm->source);
+    else if (cm->id)
+        id = xstrdup(cm->id);
+    else {
+        const char *bn = strrchr(cm->target, '/');
+        id = xstrdup(bn ? bn + 1 : cm->target);
+    }
+    cleanup_free char *path = NULL;
+    for (char **s = b->o->secrets; s && *s; s++) {
+        cleanup_free char *c2 = xstrdup(*s);
+        char *sv = NULL, *sid = NULL, *ssrc = NULL;
+        for (char *kv = strtok_r(c2, ",", &sv); kv; kv = strtok_r(NULL, ",", &sv)) {
+            if (strncmp(kv, "id=", 3) == 0)
+                sid = kv + 3;
+            else if (strncmp(kv, "src=", 4) == 0 || strncmp(kv, "source=", 7) == 0)
+                ssrc = strchr(kv, '=') + 1;
+        }
+        if (sid && ssrc && strcmp(sid, id) == 0) {
+            free(path);
+            path = xstrdup(ssrc);
         }
     }
-    if (!type)
-        type = xstrdup("bind");
+    if (!path) {
+        if (cm->required)
+            return berth_error_make_status(err, ENOENT,
+                                           "secret \"%s\" was not given "
+                                           "(--secret id=%s,src=PATH)",
+                                           id, id);
+        return 0; /* an optional secret that is not there: no mount */
+    }
+    char real[4096];
+    if (!realpath(path, real))
+        return berth_error_make(err, errno, "secret \"%s\": \"%s\"", id, path);
+    const char *bn = strrchr(id, '/');
+    cleanup_free char *dst =
+        cm->target ? xstrdup(cm->target) : xasprintf("/run/secrets/%s", bn ? bn + 1 : id);
+    *out = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", dst, "type", "bind", "source", real,
+                     "options", "rbind", cm->readonly ? "ro" : "rw");
+    return 0;
+}
+
+static int cache_mount(struct bctx *b, const struct cf_mount *cm, json_t **out, berth_error_t *err)
+{
+    /* without an id the target names the cache (docker); only given ids are checked */
+    const char *cid = cm->id ? cm->id : cm->target;
+    if (cm->id && !valid_cache_id(cid))
+        return berth_error_make_status(err, EINVAL,
+                                       "RUN --mount=type=cache: invalid cache id \"%s\" "
+                                       "(no \"..\" components, not absolute)",
+                                       cid);
+    /* the directory is named by a digest of the id: it can never leave mounts/ */
+    cleanup_free char *h = bld_cache_key(NULL, "cache-mount", cid);
+    cleanup_free char *dir = xasprintf("%s/mounts/%s", b->cache_dir, h);
+    if (fs_mkdir_p(dir, 0755, err) < 0)
+        return -1;
+    if (cm->has_uid || cm->has_gid || cm->has_mode) {
+        if (chown(dir, cm->has_uid ? (uid_t)cm->uid : 0, cm->has_gid ? (gid_t)cm->gid : 0) < 0)
+            return berth_error_make(err, errno, "chown cache mount");
+        if (cm->has_mode && chmod(dir, (mode_t)cm->mode) < 0)
+            return berth_error_make(err, errno, "chmod cache mount");
+    }
+    *out = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", cm->target, "type", "bind", "source",
+                     dir, "options", "rbind", cm->readonly ? "ro" : "rw");
+    return 0;
+}
+
+static int bind_mount(struct bctx *b, size_t stage, const struct cf_mount *cm,
+                      struct run_mounts *rm, digester_t *d, json_t **out, berth_error_t *err)
+{
+    if (rm->nroots >= 8)
+        return berth_error_make_status(err, E2BIG, "too many RUN --mount=type=bind");
+    bool rw = !cm->readonly;
+    struct from_root *fr = &rm->roots[rm->nroots];
+    fr->fd = -1;
+    cleanup_free char *srcpath = NULL;
+    int root_fd;
+    const char *root_dir;
+    cleanup_free char *kp = NULL;
+    if (cm->from) {
+        if (from_root_open(b, stage, cm->from, fr, &kp, err) < 0)
+            return -1;
+        rm->nroots++;
+        root_fd = fr->fd;
+        root_dir = fr->dir;
+        srcpath = path_clean_relative(cm->source ? cm->source : "/");
+    } else {
+        if (copy_clean_inside(cm->source ? cm->source : ".", &srcpath, err) < 0)
+            return -1;
+        root_fd = b->ctx_fd;
+        root_dir = b->o->context;
+    }
+    cleanup_free char *resolved = NULL;
+    if (path_resolve_in_root(root_fd, *srcpath ? srcpath : ".", true, &resolved, err) < 0)
+        return -1;
+    char real[4096];
+    cleanup_free char *joined = fs_join(root_dir, resolved);
+    if (!realpath(joined, real))
+        return berth_error_make(err, errno, "RUN --mount source \"%s\"",
+                                cm->source ? cm->source : ".");
+    /* inputs: the bound files' content when from the context, the layer otherwise */
+    cleanup_free char *copy = NULL;
+    bool filtered = !cm->from && b->ign && ignore_count(b->ign) > 0;
+    if (!cm->from || rw) {
+        struct copy_source cs = {.fd = cm->from ? root_fd : b->ctx_fd,
+                                 .ign = cm->from ? NULL : b->ign,
+                                 .is_context = !cm->from};
+        struct copy_plan plan = {.tmp_dir_fd = -1};
+        char *one[2] = {*resolved ? resolved : (char *)".", NULL};
+        if (copy_plan_make(&cs, one, 1, "/", false, NULL, NULL, &plan, err) < 0)
+            return -1;
+        int r = cm->from ? 0 : copy_plan_digest(&plan, b->memo, d, err);
+        /* rw: writes must not reach the context or a stored layer (docker discards them);
+         * an ignore file: excluded files must not be visible (as docker) */
+        if (r == 0 && (rw || filtered))
+            r = bind_copy(b, rm, &plan, &copy, err);
+        if (r == 0 && copy && plan.ntops == 1) {
+            struct copy_top_view tv;
+            copy_plan_top(&plan, 0, &tv);
+            if (!tv.is_dir) {
+                char *f = fs_join(copy, tv.name);
+                free(copy);
+                copy = f;
+            }
+        }
+        copy_plan_clear(&plan);
+        if (r < 0)
+            return -1;
+    }
+    if (cm->from)
+        digester_update(d, kp, strlen(kp));
+    *out = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", cm->target, "type", "bind", "source",
+                     copy ? copy : real, "options", "rbind", rw ? "rw" : "ro");
+    return 0;
+}
+
+/* One RUN --mount value, parsed by cf_parse_mount (buildkit's rules), as a runtime-spec mount
+ * appended to rm->mounts; what the mount brings in is fed to d for the cache key. */
+static int parse_mount(struct bctx *b, size_t stage, const char *spec, struct run_mounts *rm,
+                       digester_t *d, berth_error_t *err)
+{
+    struct cf_mount cm;
+    if (cf_parse_mount(spec, &cm, err) < 0)
+        return -1;
     json_t *m = NULL;
-    if (strcmp(type, "secret") == 0) {
-        if (!id && target) {
-            const char *bn = strrchr(target, '/');
-            id = xstrdup(bn ? bn + 1 : target);
-        }
-        if (!id)
-            return berth_error_make_status(err, EINVAL, "RUN --mount=type=secret needs an id");
-        cleanup_free char *path = NULL;
-        for (char **s = b->o->secrets; s && *s; s++) {
-            cleanup_free char *c2 = xstrdup(*s);
-            char *sv = NULL, *sid = NULL, *ssrc = NULL;
-            for (char *kv = strtok_r(c2, ",", &sv); kv; kv = strtok_r(NULL, ",", &sv)) {
-                if (strncmp(kv, "id=", 3) == 0)
-                    sid = kv + 3;
-                else if (strncmp(kv, "src=", 4) == 0 || strncmp(kv, "source=", 7) == 0)
-                    ssrc = strchr(kv, '=') + 1;
-            }
-            if (sid && ssrc && strcmp(sid, id) == 0) {
-                free(path);
-                path = xstrdup(ssrc);
-            }
-        }
-        if (!path) {
-            if (required)
-                return berth_error_make_status(err, ENOENT,
-                                               "secret \"%s\" was not given "
-                                               "(--secret id=%s,src=PATH)",
-                                               id, id);
-            return 0;
-        }
-        char real[4096];
-        if (!realpath(path, real))
-            return berth_error_make(err, errno, "secret \"%s\": \"%s\"", id, path);
-        cleanup_free char *dst = target ? xstrdup(target) : xasprintf("/run/secrets/%s", id);
-        m = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", dst, "type", "bind", "source", real,
-                      "options", "rbind", "ro");
-    } else if (strcmp(type, "tmpfs") == 0) {
-        if (!target)
-            return berth_error_make_status(err, EINVAL, "RUN --mount=type=tmpfs needs a target");
-        m = json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", target, "type", "tmpfs", "source",
-                      "tmpfs", "options", "nosuid", "nodev", "mode=1777");
-        if (size) {
-            cleanup_free char *o = xasprintf("size=%s", size);
+    int rc = 0;
+    switch (cm.type) {
+    case CF_MOUNT_SECRET:
+        rc = secret_mount(b, &cm, &m, err);
+        break;
+    case CF_MOUNT_TMPFS:
+        m = json_pack("{s:s,s:s,s:s,s:[s,s,s]}", "destination", cm.target, "type", "tmpfs",
+                      "source", "tmpfs", "options", "nosuid", "nodev", "mode=1777");
+        if (cm.size) {
+            cleanup_free char *o = xasprintf("size=%llu", cm.size);
             json_array_append_new(json_object_get(m, "options"), json_string(o));
         }
-        digester_update(d, spec, strlen(spec));
-    } else if (strcmp(type, "cache") == 0) {
-        if (!target)
-            return berth_error_make_status(err, EINVAL, "RUN --mount=type=cache needs a target");
-        /* without an id the target names the cache (docker); only given ids are checked */
-        const char *cid = id ? id : target;
-        if (id && !valid_cache_id(cid))
-            return berth_error_make_status(err, EINVAL,
-                                           "RUN --mount=type=cache: invalid cache id \"%s\" "
-                                           "(no \"..\" components, not absolute)",
-                                           cid);
-        /* the directory is named by a digest of the id: it can never leave mounts/ */
-        cleanup_free char *h = bld_cache_key(NULL, "cache-mount", cid);
-        cleanup_free char *dir = xasprintf("%s/mounts/%s", b->cache_dir, h);
-        if (fs_mkdir_p(dir, 0755, err) < 0)
-            return -1;
-        if (uid || gid || mode) {
-            if (chown(dir, uid ? (uid_t)strtoul(uid, NULL, 10) : 0,
-                      gid ? (gid_t)strtoul(gid, NULL, 10) : 0) < 0)
-                return berth_error_make(err, errno, "chown cache mount");
-            if (mode && chmod(dir, (mode_t)strtoul(mode, NULL, 8)) < 0)
-                return berth_error_make(err, errno, "chmod cache mount");
-        }
-        m = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", target, "type", "bind", "source", dir,
-                      "options", "rbind", "rw");
-        digester_update(d, spec, strlen(spec));
-    } else if (strcmp(type, "bind") == 0) {
-        if (!target)
-            return berth_error_make_status(err, EINVAL, "RUN --mount=type=bind needs a target");
-        if (rm->nroots >= 8)
-            return berth_error_make_status(err, E2BIG, "too many RUN --mount=type=bind");
-        (void)ro_set;
-        struct from_root *fr = &rm->roots[rm->nroots];
-        fr->fd = -1;
-        cleanup_free char *srcpath = NULL;
-        int root_fd;
-        const char *root_dir;
-        cleanup_free char *kp = NULL;
-        if (from) {
-            if (from_root_open(b, stage, from, fr, &kp, err) < 0)
-                return -1;
-            rm->nroots++;
-            root_fd = fr->fd;
-            root_dir = fr->dir;
-            srcpath = path_clean_relative(source ? source : "/");
-        } else {
-            if (copy_clean_inside(source ? source : ".", &srcpath, err) < 0)
-                return -1;
-            root_fd = b->ctx_fd;
-            root_dir = b->o->context;
-        }
-        cleanup_free char *resolved = NULL;
-        if (path_resolve_in_root(root_fd, *srcpath ? srcpath : ".", true, &resolved, err) < 0)
-            return -1;
-        char real[4096];
-        cleanup_free char *joined = fs_join(root_dir, resolved);
-        if (!realpath(joined, real))
-            return berth_error_make(err, errno, "RUN --mount source \"%s\"", source ? source : ".");
-        /* inputs: the bound files' content when from the context, the layer otherwise */
-        cleanup_free char *copy = NULL;
-        bool filtered = !from && b->ign && ignore_count(b->ign) > 0;
-        if (!from || rw) {
-            struct copy_source cs = {
-                .fd = from ? root_fd : b->ctx_fd, .ign = from ? NULL : b->ign, .is_context = !from};
-            struct copy_plan plan = {.tmp_dir_fd = -1};
-            char *one[2] = {*resolved ? resolved : (char *)".", NULL};
-            if (copy_plan_make(&cs, one, 1, "/", false, NULL, NULL, &plan, err) < 0)
-                return -1;
-            int r = from ? 0 : copy_plan_digest(&plan, b->memo, d, err);
-            /* rw: writes must not reach the context or a stored layer (docker discards them);
-             * an ignore file: excluded files must not be visible (as docker) */
-            if (r == 0 && (rw || filtered))
-                r = bind_copy(b, rm, &plan, &copy, err);
-            if (r == 0 && copy && plan.ntops == 1) {
-                struct copy_top_view tv;
-                copy_plan_top(&plan, 0, &tv);
-                if (!tv.is_dir) {
-                    char *f = fs_join(copy, tv.name);
-                    free(copy);
-                    copy = f;
-                }
-            }
-            copy_plan_clear(&plan);
-            if (r < 0)
-                return -1;
-        }
-        if (from)
-            digester_update(d, kp, strlen(kp));
-        digester_update(d, spec, strlen(spec));
-        m = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", target, "type", "bind", "source",
-                      copy ? copy : real, "options", "rbind", rw ? "rw" : "ro");
-    } else {
-        return berth_error_make_status(err, EINVAL, "RUN --mount: unknown type \"%s\"", type);
+        if (cm.readonly)
+            json_array_append_new(json_object_get(m, "options"), json_string("ro"));
+        break;
+    case CF_MOUNT_CACHE:
+        rc = cache_mount(b, &cm, &m, err);
+        break;
+    case CF_MOUNT_BIND:
+        rc = bind_mount(b, stage, &cm, rm, d, &m, err);
+        break;
+    case CF_MOUNT_SSH:
+        rc = berth_error_make_status(err, ENOTSUP, "RUN --mount=type=ssh is not supported");
+        break;
     }
-    (void)ss;
-    json_array_append_new(rm->mounts, m);
+    bool secret = cm.type == CF_MOUNT_SECRET;
+    cf_mount_clear(&cm);
+    if (rc < 0)
+        return -1;
+    if (!secret) /* a secret's content is never part of the cache key */
+        digester_update(d, spec, strlen(spec));
+    if (m)
+        json_array_append_new(rm->mounts, m);
     return 0;
 }
 
@@ -998,7 +987,7 @@ static int do_run(struct bctx *b, size_t stage, struct sstate *ss, const struct 
     const char **mounts = cf_flag_get_all(x, "mount", &nm);
     int rc = 0;
     for (size_t i = 0; i < nm && rc == 0; i++)
-        rc = parse_mount(b, stage, ss, mounts[i], &rm, d, err);
+        rc = parse_mount(b, stage, mounts[i], &rm, d, err);
     free(mounts);
     for (char **v = b->o->volumes; v && *v && rc == 0; v++)
         rc = build_volume(*v, rm.mounts, err);

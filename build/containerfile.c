@@ -1704,6 +1704,55 @@ static int csv_fields(const char *s, struct wordv *out)
     }
 }
 
+int cf_mount_map_values(const char *spec,
+                        int (*fn)(void *ud, const char *in, char **out, berth_error_t *err),
+                        void *ud, char **out, berth_error_t *err)
+{
+    struct wordv fields = {0};
+    if (csv_fields(spec, &fields) < 0) {
+        wordv_free(&fields);
+        return berth_error_make_status(err, EINVAL, "invalid --mount \"%s\": bad CSV quoting",
+                                       spec);
+    }
+    struct strbuf o = STRBUF_INIT;
+    int ret = 0;
+    for (size_t i = 0; i < fields.n && ret == 0; i++) {
+        const char *f = fields.v[i];
+        const char *eq = strchr(f, '=');
+        cleanup_free char *mapped = NULL;
+        if (eq) {
+            cleanup_free char *v = NULL;
+            if (fn(ud, eq + 1, &v, err) < 0) {
+                ret = -1;
+                break;
+            }
+            mapped = xasprintf("%.*s=%s", (int)(eq - f), f, v);
+        } else {
+            mapped = xstrdup(f);
+        }
+        if (i)
+            strbuf_putc(&o, ',');
+        if (strpbrk(mapped, ",\"") || !*mapped) {
+            strbuf_putc(&o, '"');
+            for (const char *c = mapped; *c; c++) {
+                if (*c == '"')
+                    strbuf_putc(&o, '"');
+                strbuf_putc(&o, *c);
+            }
+            strbuf_putc(&o, '"');
+        } else {
+            strbuf_append_len(&o, mapped, strlen(mapped));
+        }
+    }
+    wordv_free(&fields);
+    if (ret < 0) {
+        strbuf_release(&o);
+        return -1;
+    }
+    *out = strbuf_steal(&o);
+    return 0;
+}
+
 static void set_str(char **dst, const char *v)
 {
     free(*dst);

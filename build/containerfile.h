@@ -170,6 +170,11 @@ struct cf_mount {
  * Errors name the bad field. */
 int cf_parse_mount(const char *spec, struct cf_mount *out, berth_error_t *err);
 void cf_mount_clear(struct cf_mount *m);
+/* A --mount value with fn applied to each field's value (as buildkit expands variables: field
+ * by field after the CSV split, so quoting in a value survives), re-encoded as CSV; *out owned. */
+int cf_mount_map_values(const char *spec,
+                        int (*fn)(void *ud, const char *in, char **out, berth_error_t *err),
+                        void *ud, char **out, berth_error_t *err);
 const char *cf_mount_type_name(enum cf_mount_type t);
 
 /* ---- stages ---- */

@@ -1141,6 +1141,11 @@ static int expand_in_place(struct stage_env *se, char **s, berth_error_t *err)
     return 0;
 }
 
+static int expand_field(void *ud, const char *in, char **out, berth_error_t *err)
+{
+    return stage_env_expand_word(ud, in, out, err);
+}
+
 static bool is_heredoc_word(const char *w)
 {
     while (*w >= '0' && *w <= '9')
@@ -1237,10 +1242,15 @@ int stage_env_expand_instruction(struct stage_env *se, const struct cf_instructi
         goto done;
     }
     if (strcmp(kw, "RUN") == 0) {
-        for (size_t i = 0; i < x->nflags; i++)
-            if (strcmp(x->flags[i].name, "mount") == 0 &&
-                expand_in_place(se, &x->flags[i].value, err) < 0)
+        for (size_t i = 0; i < x->nflags; i++) {
+            if (strcmp(x->flags[i].name, "mount") != 0)
+                continue;
+            char *v = NULL;
+            if (cf_mount_map_values(x->flags[i].value, expand_field, se, &v, err) < 0)
                 goto fail;
+            free(x->flags[i].value);
+            x->flags[i].value = v;
+        }
         goto done;
     }
 done:

@@ -28,6 +28,8 @@ export BERTH BERTH_SRC BERTH_OUT
 . "$HARNESS_DIR/registry.bash"
 # shellcheck source=rootfs.bash
 . "$HARNESS_DIR/rootfs.bash"
+# shellcheck source=images.bash
+. "$HARNESS_DIR/images.bash"
 
 harness_init
 

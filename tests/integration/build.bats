@@ -307,6 +307,53 @@ EOF
     [ "$output" = 1000 ]
 }
 
+@test "RUN --mount values are read by cf_parse_mount's rules (the parser's unit tests pin them)" {
+    local d
+    d=$(ctx mountrules)
+    echo s3cr3t >"$W/secret2"
+    chown "$TEST_UID" "$W/secret2"
+    echo f >"$d/f"
+    # source= names a secret (buildkit), a CSV-quoted field may hold a comma (the flag's own
+    # quotes go first, then variables are expanded field by field after the CSV split, as
+    # buildkit does), sizes have units
+    cat >"$d/Containerfile" <<'EOF'
+FROM localhost/busybox
+RUN --mount=type=secret,source=tok cat /run/secrets/tok > /got-secret
+RUN --mount='type=bind,"target=/a,b",source=f' cat "/a,b" > /got-bind
+RUN --mount=type=tmpfs,target=/t,size=1m df -k /t | tail -1 | awk '{print $2}' > /tmpfs-kb
+EOF
+    chown -R "$TEST_UID:$TEST_GID" "$d"
+    run user_berth build -q --secret "id=tok,src=$W/secret2" -t localhost/mountrules "$d"
+    echo "$output"
+    [ "$status" -eq 0 ]
+    run in_image localhost/mountrules cat /got-secret /got-bind /tmpfs-kb
+    echo "$output"
+    [ "${lines[0]}" = s3cr3t ]
+    [ "${lines[1]}" = f ]
+    [ "${lines[2]}" = 1024 ]
+    # what the parser refuses, builds refuse, with its message
+    local spec want
+    while IFS='|' read -r spec want; do
+        printf 'FROM localhost/busybox\nRUN --mount=%s true\n' "$spec" >"$d/Containerfile"
+        chown "$TEST_UID" "$d/Containerfile"
+        run user_berth build -q "$d"
+        echo "$spec: $output"
+        [ "$status" -ne 0 ]
+        [[ "$output" == *"$want"* ]]
+    done <<'EOF'
+type=bind,target=/x,bogus=1|unexpected key 'bogus' in 'bogus=1'
+type=cache,target=/c,sharing=sometimes|unsupported sharing value
+type=tmpfs,target=/x,mode=0755|mode not allowed for "tmpfs" type mounts
+type=bind,target=/x,required|unexpected key 'required' for mount type 'bind'
+type=ssh|not supported
+EOF
+    # ro on a cache mount is honoured (it was always read-write)
+    printf 'FROM localhost/busybox\nRUN --mount=type=cache,target=/c,ro touch /c/x\n' >"$d/Containerfile"
+    chown "$TEST_UID" "$d/Containerfile"
+    run user_berth build -q "$d"
+    [ "$status" -ne 0 ]
+}
+
 @test "RUN --mount: secret, cache kept between builds, bind from the context, tmpfs" {
     local d
     d=$(ctx mounts)

@@ -102,6 +102,8 @@ compare() {
     buildah $BH inspect --type image "localhost/$name" |
         summary >"$IW/$name.buildah.cfg"
     diff -u "$IW/$name.buildah.cfg" "$IW/$name.berth.cfg"
+    # every image built here exports to each transport and comes back with its DiffIDs
+    image_roundtrip "$IW" "localhost/$name" b
 }
 
 @test "interop: examples/hello (multi-stage, ARG, COPY --from, USER, WORKDIR)" {

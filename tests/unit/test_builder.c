@@ -174,8 +174,23 @@ static void test_copy_plan(void **state)
     assert_int_equal(copy_plan_make(&src, w, 1, "/dst/", false, NULL, NULL, &p, &err), 0);
     assert_int_equal(p.nitems, 2);
     copy_plan_clear(&p);
+    /* everything *.log matches is excluded: buildah's "no items matching" */
     assert_true(copy_plan_make(&src, w + 1, 1, "/dst/", false, NULL, NULL, &p, &err) < 0);
+    assert_non_null(strstr(berth_error_msg(err), "no items matching"));
+    berth_error_release(&err);
+    copy_plan_clear(&p);
+    /* a wildcard matching nothing is skipped beside sources that match; alone it fails */
+    char *wm[] = {(char *)"a.txt", (char *)"missing*", NULL};
+    assert_int_equal(copy_plan_make(&src, wm, 2, "/dst/", false, NULL, NULL, &p, &err), 0);
+    assert_int_equal(p.nitems, 1);
+    copy_plan_clear(&p);
+    assert_true(copy_plan_make(&src, wm + 1, 1, "/dst/", false, NULL, NULL, &p, &err) < 0);
     assert_non_null(strstr(berth_error_msg(err), "no source files"));
+    berth_error_release(&err);
+    copy_plan_clear(&p);
+    /* a missing name without a wildcard is an error even beside others */
+    char *wn[] = {(char *)"a.txt", (char *)"missing", NULL};
+    assert_true(copy_plan_make(&src, wn, 2, "/dst/", false, NULL, NULL, &p, &err) < 0);
     berth_error_release(&err);
     copy_plan_clear(&p);
 
@@ -303,6 +318,17 @@ static void test_layer_tar(void **state)
     reader_close(r);
     assert_string_equal(t2, "new/ 40755 0 0 0 0\nnew/dir/ 40755 7 8 0 0\n"
                             "new/dir/a 100600 7 8 3 0\n");
+    copy_plan_clear(&p);
+
+    /* overlapping sources (a file named alone and inside the context root): each path once,
+     * or the layer's tar could not be reproduced from its files (issue 11 item 2) */
+    char *s3[] = {(char *)"dir/a", (char *)"dir", (char *)"dir/a", NULL};
+    assert_int_equal(copy_plan_make(&src, s3, 3, "/o/", false, NULL, NULL, &p, &err), 0);
+    assert_int_equal(copy_plan_layer(&p, -1, &own, 0, &r, &err), 0);
+    cleanup_free char *t3 = list_tar(r);
+    reader_close(r);
+    assert_string_equal(t3, "o/ 40755 0 0 0 0\no/link 120777 0 0 0 0 -> sub/b\n"
+                            "o/sub/ 40755 0 0 0 0\no/sub/b 100644 0 0 2 0\no/a 100644 0 0 3 0\n");
     copy_plan_clear(&p);
     rm_tree(ctx);
     rm_tree(parent);

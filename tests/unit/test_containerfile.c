@@ -1,5 +1,6 @@
 /* Containerfile parser: directives, comments, continuations, heredocs, every instruction and
  * flag, JSON vs shell form, errors with their line numbers, stages. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -823,6 +824,17 @@ static void test_fixture_files(void **state)
 
 /* ---- RUN --mount ---- */
 
+static int upper_value(void *ud, const char *in, char **out, berth_error_t *err)
+{
+    (void)ud;
+    (void)err;
+    char *o = strdup(in);
+    for (char *c = o; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    *out = o;
+    return 0;
+}
+
 static void test_mounts(void **state)
 {
     (void)state;
@@ -906,6 +918,19 @@ static void test_mounts(void **state)
             fail_msg("mount %s: got \"%s\" want \"%s\"", bad[i].spec, berth_error_msg(err),
                      bad[i].want);
     }
+
+    /* values mapped field by field, re-encoded so that cf_parse_mount reads them back */
+    cleanup_free char *mapped = NULL;
+    assert_int_equal(cf_mount_map_values("type=bind,\"target=/a,b\",ro,source=x", upper_value, NULL,
+                                         &mapped, &err),
+                     0);
+    assert_string_equal(mapped, "type=BIND,\"target=/A,B\",ro,source=X");
+    assert_int_equal(cf_parse_mount("\"target=/a,\"\"q\"\"\"", &m, &err), 0);
+    cleanup_free char *again = NULL;
+    assert_int_equal(
+        cf_mount_map_values("\"target=/a,\"\"q\"\"\"", upper_value, NULL, &again, &err), 0);
+    assert_string_equal(again, "\"target=/A,\"\"Q\"\"\"");
+    cf_mount_clear(&m);
 
     /* at parse time only from= is checked */
     cleanup_free char *msg =
