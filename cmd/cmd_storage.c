@@ -1,6 +1,7 @@
 /* Local image store commands: images, rmi, tag, import, image prune, system df, system check,
  * mount, umount. */
 #include "cmd/cli.h"
+#include "cmd/decompress_reader.h"
 #include "cmd/store_open.h"
 
 #include "common/alloc.h"
@@ -572,7 +573,8 @@ BERTH_COMMAND(rmi, "rmi", "Remove local images", cmd_rmi);
 
 static const char import_usage[] =
     "Usage: berth import [-q] TARBALL|- [NAME]\n\n"
-    "Create a one-layer image from a root filesystem tarball (plain, gzip or zstd).\n"
+    "Create a one-layer image from a root filesystem tarball: plain or compressed with gzip,\n"
+    "zstd, xz, bzip2 or lz4 (detected from its first bytes).\n"
     "The layer is stored uncompressed; the image's OCI manifest lists it with the media type\n"
     "application/vnd.oci.image.layer.v1.tar (compressed when pushed).\n";
 
@@ -617,9 +619,7 @@ static int cmd_import(struct berth_globals *g, int argc, char **argv)
     if (argc - optind == 2 && local_name(argv[optind + 1], &name, &err) < 0)
         return cli_fail(&err);
     cleanup_reader berth_reader_t *in = NULL;
-    if (strcmp(argv[optind], "-") == 0)
-        in = reader_from_fd(0, false);
-    else if (reader_open_file(argv[optind], &in, &err) < 0)
+    if (cli_open_decompressed(argv[optind], &in, &err) < 0)
         return cli_fail(&err);
     cleanup_storage_store storage_store_t *s = NULL;
     if (cli_store_open(g, &s, &err) < 0)

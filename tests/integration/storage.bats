@@ -92,6 +92,28 @@ layer_count() {
     ! berth images -q | grep -q "^${b:0:12}$"
 }
 
+@test "import: xz, bzip2, lz4, gzip, zstd and plain tarballs (and stdin) give the same layer" {
+    skip_unless_cmd xz bzip2 lz4
+    local z id first=""
+    for z in plain xz bzip2 lz4 gzip zstd; do
+        case $z in
+        plain) cp "$TARBALL" "$HARNESS_TMP/in" ;;
+        *) "$z" -q -c "$TARBALL" >"$HARNESS_TMP/in" ;;
+        esac
+        berth import -q "$HARNESS_TMP/in" "localhost/imp-$z" >/dev/null
+        id=$(berth inspect --config "containers-storage:localhost/imp-$z" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["rootfs"]["diff_ids"][0])')
+        [ -n "$first" ] || first=$id
+        [ "$id" = "$first" ]
+    done
+    [ "$(layer_count "$BERTH_TEST_ROOT")" -eq 1 ]
+    xz -q -c "$TARBALL" | berth import -q - localhost/imp-stdin >/dev/null
+    [ "$(layer_count "$BERTH_TEST_ROOT")" -eq 1 ]
+    echo "not a tarball" >"$HARNESS_TMP/junk"
+    run berth import "$HARNESS_TMP/junk" localhost/junk
+    [ "$status" -eq 125 ]
+}
+
 @test "rootless: import, list, tag, mount inside unshare, remove" {
     ensure_test_user
     tb=$(user_tmpdir)/busybox.tar
