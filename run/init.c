@@ -220,6 +220,42 @@ static bool chroot_fallback(int tfd, const char *dest, int e)
     return true; /* left out: the directory stays as the image has it */
 }
 
+/* A filesystem mount (not a bind) on the target *tfd, with the fallbacks a user namespace or
+ * chroot isolation needs; *tfd may be reopened.  Fails the child when nothing works. */
+static void mount_fs(struct init_ctx *c, int rootfd, const char *dest, const char *type,
+                     const char *src, unsigned long flags, char *data, int *tfd)
+{
+    char target[64];
+    snprintf(target, sizeof(target), "/proc/self/fd/%d", *tfd);
+    if (mount(src, target, type, flags & ~MS_REMOUNT, data) == 0)
+        return;
+    int e = errno;
+    /* rootless: the devpts gid= option may name an unmapped group */
+    char *g = type && strcmp(type, "devpts") == 0 ? strstr(data, "gid=") : NULL;
+    if (g) {
+        char *end = strchr(g, ',');
+        if (end)
+            memmove(g, end + 1, strlen(end + 1) + 1);
+        else
+            *(g > data ? g - 1 : g) = '\0';
+        if (mount(src, target, type, flags, data) == 0)
+            return;
+    }
+    if (type && strcmp(type, "sysfs") == 0 && (e == EPERM || e == EACCES) &&
+        mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0) {
+        /* not the owner of the network namespace: the host's /sys, read-only */
+        close(*tfd);
+        *tfd = open_mount_target(c, rootfd, dest, true);
+        snprintf(target, sizeof(target), "/proc/self/fd/%d", *tfd);
+        mount(NULL, target, NULL,
+              MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        return;
+    }
+    if (c->chroot && chroot_fallback(*tfd, dest, e))
+        return;
+    child_fail(c->sync_fd, 1, "mount %s on \"%s\": %s", type ? type : "?", dest, strerror(e));
+}
+
 static void do_mount(struct init_ctx *c, int rootfd, const json_t *m, bool *dev_tmpfs,
                      bool *have_pts)
 {
@@ -269,39 +305,8 @@ static void do_mount(struct init_ctx *c, int rootfd, const json_t *m, bool *dev_
                 child_fail(c->sync_fd, 1, "remount \"%s\": %s", dest, strerror(errno));
         }
     } else {
-        bool is_devpts = type && strcmp(type, "devpts") == 0;
-        if (mount(src, target, type, flags & ~MS_REMOUNT, data) < 0) {
-            int e = errno;
-            /* rootless: the devpts gid= option may name an unmapped group */
-            if (is_devpts && strstr(data, "gid=")) {
-                char *g = strstr(data, "gid=");
-                char *end = strchr(g, ',');
-                if (end)
-                    memmove(g, end + 1, strlen(end + 1) + 1);
-                else
-                    *(g > data ? g - 1 : g) = '\0';
-                if (mount(src, target, type, flags, data) == 0)
-                    goto mounted;
-            }
-            if (type && strcmp(type, "sysfs") == 0 && (e == EPERM || e == EACCES)) {
-                /* not the owner of the network namespace: bind the host's /sys */
-                if (mount("/sys", target, NULL, MS_BIND | MS_REC, NULL) == 0) {
-                    close(tfd);
-                    tfd = open_mount_target(c, rootfd, dest, true);
-                    snprintf(target, sizeof(target), "/proc/self/fd/%d", tfd);
-                    mount(NULL, target, NULL,
-                          MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                          NULL);
-                    goto mounted;
-                }
-            }
-            if (c->chroot && chroot_fallback(tfd, dest, e))
-                goto mounted;
-            child_fail(c->sync_fd, 1, "mount %s on \"%s\": %s", type ? type : "?", dest,
-                       strerror(e));
-        }
-    mounted:
-        if (is_devpts)
+        mount_fs(c, rootfd, dest, type, src, flags, data, &tfd);
+        if (type && strcmp(type, "devpts") == 0)
             *have_pts = true;
     }
     if (prop) {

@@ -872,6 +872,137 @@ static json_t *build_process(const struct runtime_exec_opts *o, const json_t *sp
     return p;
 }
 
+/* Namespaces to join: user first (it grants the rights for the others), mount last. */
+#define EXEC_NS 7
+static const char *const exec_ns_names[EXEC_NS] = {"user", "ipc",    "uts", "net",
+                                                   "pid",  "cgroup", "mnt"};
+static const int exec_ns_flags[EXEC_NS] = {CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS,
+                                           CLONE_NEWNET,  CLONE_NEWPID, CLONE_NEWCGROUP,
+                                           CLONE_NEWNS};
+
+struct ns_fds {
+    int fd[EXEC_NS]; /* -1: the same namespace as ours, nothing to join */
+};
+
+static void ns_fds_close(struct ns_fds *n)
+{
+    for (int i = 0; i < EXEC_NS; i++)
+        if (n->fd[i] >= 0) {
+            close(n->fd[i]);
+            n->fd[i] = -1;
+        }
+}
+#define cleanup_ns_fds __attribute__((cleanup(ns_fds_close)))
+
+static int ns_fds_open(pid_t cpid, struct ns_fds *n, berth_error_t *err)
+{
+    for (int i = 0; i < EXEC_NS; i++) {
+        n->fd[i] = -1;
+        if (same_ns(cpid, exec_ns_names[i]) != 0)
+            continue;
+        char p[64];
+        snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)cpid, exec_ns_names[i]);
+        n->fd[i] = open(p, O_RDONLY | O_CLOEXEC);
+        if (n->fd[i] < 0)
+            return berth_error_make(err, errno, "open \"%s\"", p);
+    }
+    return 0;
+}
+
+/* Process A of an exec: joins the container's namespaces, forks B (which execs the process,
+ * pid 1's sibling in the container's pid namespace) and waits for it.  Never returns. */
+static void exec_child(const struct runtime_exec_opts *o, struct ns_fds *ns, int sock,
+                       const json_t *proc, const json_t *seccomp, pid_t parent)
+{
+    char tag;
+    char buf[16];
+    if (sync_recv(sock, &tag, buf, sizeof(buf), NULL) < 0 || tag != SYNC_GO)
+        _exit(1);
+    for (int i = 0; i < EXEC_NS; i++) {
+        if (ns->fd[i] < 0)
+            continue;
+        if (setns(ns->fd[i], exec_ns_flags[i]) < 0)
+            child_fail(sock, 1, "join the container's %s namespace: %s", exec_ns_names[i],
+                       strerror(errno));
+        close(ns->fd[i]);
+    }
+    if (ns->fd[0] >= 0 && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+        child_fail(sock, 1, "become root in the container's user namespace: %s", strerror(errno));
+    if (chdir("/") < 0)
+        child_fail(sock, 1, "chdir /: %s", strerror(errno));
+    /* In the foreground the exec'd process must not outlive berth (kill -9 of berth exec):
+     * A dies with berth, B with A.  Set after the credential change above, which clears it.
+     * Detached, B is left to the caller's subreaper instead. */
+    if (!o->detach) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0 && getppid() != parent)
+            _exit(1);
+    }
+    pid_t apid = getpid();
+    pid_t b = fork();
+    if (b < 0)
+        child_fail(sock, 1, "fork: %s", strerror(errno));
+    if (b == 0) {
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        /* in the container's pid namespace getppid() is 0: -1 makes process_exec watch the
+         * sync socket instead */
+        process_exec(proc, seccomp, sock, -1, o->detach ? 0 : (ns->fd[4] >= 0 ? -1 : apid));
+    }
+    char pb[32];
+    int l = snprintf(pb, sizeof(pb), "%d", (int)b);
+    sync_send(sock, 'P', pb, (size_t)l, -1);
+    close(sock);
+    /* detached (runc exec -d, as conmon uses it): leave the process to the caller's
+     * subreaper, which then gets its exit status */
+    if (o->detach)
+        _exit(0);
+    forward_signals(b, true);
+    _exit(wait_status(b));
+}
+
+/* The parent's side of the exec sync protocol until B exec'd: B's pid, its terminal. */
+static int exec_sync(const struct runtime_exec_opts *o, int sock, bool terminal, int *master,
+                     pid_t *b, int *status, berth_error_t *err)
+{
+    if (sync_send(sock, SYNC_GO, NULL, 0, -1) < 0)
+        return berth_error_make(err, errno, "start the exec process");
+    for (;;) {
+        char tag;
+        char msg[SYNC_MAX_MSG];
+        int fd = -1;
+        ssize_t r = sync_recv(sock, &tag, msg, sizeof(msg), &fd);
+        if (r < 0 || tag == 0)
+            return 0; /* both A's and B's copies are closed: exec'd */
+        if (tag == SYNC_ERROR) {
+            int code = 1;
+            child_error(msg, &code, err);
+            *status = code;
+            return -1;
+        }
+        if (tag == 'P') {
+            char *end;
+            long v = strtol(msg, &end, 10);
+            if (end != msg && *end == '\0' && v > 0)
+                *b = (pid_t)v;
+        }
+        if (tag == SYNC_TERMINAL && fd >= 0) {
+            if (o->console_socket) {
+                int r2 = console_socket_send(o->console_socket, fd, err);
+                close(fd);
+                if (r2 < 0)
+                    return -1;
+            } else if (terminal) {
+                tty_copy_winsize(fd);
+                *master = fd;
+            } else {
+                close(fd);
+            }
+            sync_send(sock, SYNC_GO, NULL, 0, -1);
+        }
+    }
+}
+
 int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *err)
 {
     cleanup_json json_t *st = NULL;
@@ -890,154 +1021,50 @@ int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *
     bool terminal = json_is_true(json_object_get(proc, "terminal"));
     const json_t *seccomp = json_object_get(json_object_get(spec, "linux"), "seccomp");
 
-    /* namespaces to join: user first (it grants the rights for the others), mount last */
-    static const char *const order[] = {"user", "ipc", "uts", "net", "pid", "cgroup", "mnt"};
-    static const int oflags[] = {CLONE_NEWUSER, CLONE_NEWIPC,    CLONE_NEWUTS, CLONE_NEWNET,
-                                 CLONE_NEWPID,  CLONE_NEWCGROUP, CLONE_NEWNS};
-    int nsfd[7];
-    for (int i = 0; i < 7; i++) {
-        nsfd[i] = -1;
-        if (same_ns(cpid, order[i]) != 0)
-            continue;
-        char p[64];
-        snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)cpid, order[i]);
-        nsfd[i] = open(p, O_RDONLY | O_CLOEXEC);
-        if (nsfd[i] < 0) {
-            int e = errno;
-            for (int k = 0; k < i; k++)
-                if (nsfd[k] >= 0)
-                    close(nsfd[k]);
-            return berth_error_make(err, e, "open \"%s\"", p);
-        }
-    }
+    cleanup_ns_fds struct ns_fds ns;
+    if (ns_fds_open(cpid, &ns, err) < 0)
+        return -1;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return berth_error_make(err, errno, "socketpair");
+    cleanup_close int sock = sv[0];
     fflush(stdout);
     fflush(stderr);
     pid_t self = getpid();
-    pid_t a = fork();
-    if (a < 0)
+    cleanup_pid pid_t a = fork();
+    if (a < 0) {
+        close(sv[1]);
         return berth_error_make(err, errno, "fork");
+    }
     if (a == 0) {
         close(sv[0]);
-        char tag;
-        char buf[16];
-        if (sync_recv(sv[1], &tag, buf, sizeof(buf), NULL) < 0 || tag != SYNC_GO)
-            _exit(1);
-        for (int i = 0; i < 7; i++) {
-            if (nsfd[i] < 0)
-                continue;
-            if (setns(nsfd[i], oflags[i]) < 0)
-                child_fail(sv[1], 1, "join the container's %s namespace: %s", order[i],
-                           strerror(errno));
-            close(nsfd[i]);
-        }
-        if (nsfd[0] >= 0 && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
-            child_fail(sv[1], 1, "become root in the container's user namespace: %s",
-                       strerror(errno));
-        if (chdir("/") < 0)
-            child_fail(sv[1], 1, "chdir /: %s", strerror(errno));
-        /* In the foreground the exec'd process must not outlive berth (kill -9 of berth exec):
-         * A dies with berth, B with A.  Set after the credential change above, which clears
-         * it.  Detached, B is left to the caller's subreaper instead. */
-        if (!o->detach) {
-            if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0 && getppid() != self)
-                _exit(1);
-        }
-        pid_t apid = getpid();
-        pid_t b = fork();
-        if (b < 0)
-            child_fail(sv[1], 1, "fork: %s", strerror(errno));
-        if (b == 0) {
-            sigset_t all;
-            sigemptyset(&all);
-            sigprocmask(SIG_SETMASK, &all, NULL);
-            /* in the container's pid namespace getppid() is 0: -1 makes process_exec watch
-             * the sync socket instead */
-            process_exec(proc, seccomp, sv[1], -1, o->detach ? 0 : (nsfd[4] >= 0 ? -1 : apid));
-        }
-        char pb[32];
-        int l = snprintf(pb, sizeof(pb), "%d", (int)b);
-        sync_send(sv[1], 'P', pb, (size_t)l, -1);
-        close(sv[1]);
-        /* detached (runc exec -d, as conmon uses it): leave the process to the caller's
-         * subreaper, which then gets its exit status */
-        if (o->detach)
-            _exit(0);
-        forward_signals(b, true);
-        _exit(wait_status(b));
+        exec_child(o, &ns, sv[1], proc, seccomp, self);
     }
     close(sv[1]);
-    for (int i = 0; i < 7; i++)
-        if (nsfd[i] >= 0)
-            close(nsfd[i]);
-    int sync = sv[0];
-    int master = -1;
-    pid_t b = -1;
+    ns_fds_close(&ns);
     json_t *cg = json_object_get(st, "cgroup");
     if (cg && cgroup_enter(cg, a, err) < 0)
-        goto fail;
-    if (sync_send(sync, SYNC_GO, NULL, 0, -1) < 0) {
-        berth_error_make(err, errno, "start the exec process");
-        goto fail;
-    }
-    for (;;) {
-        char tag;
-        char msg[SYNC_MAX_MSG];
-        int fd = -1;
-        ssize_t r = sync_recv(sync, &tag, msg, sizeof(msg), &fd);
-        if (r < 0 || tag == 0)
-            break; /* both A's and B's copies are closed: exec'd */
-        if (tag == SYNC_ERROR) {
-            int code = 1;
-            child_error(msg, &code, err);
-            *status = code;
-            goto fail;
-        }
-        if (tag == 'P')
-            b = (pid_t)atoi(msg);
-        if (tag == SYNC_TERMINAL && fd >= 0) {
-            if (o->console_socket) {
-                int r2 = console_socket_send(o->console_socket, fd, err);
-                close(fd);
-                if (r2 < 0)
-                    goto fail;
-            } else if (terminal) {
-                tty_copy_winsize(fd);
-                master = fd;
-            } else {
-                close(fd);
-            }
-            sync_send(sync, SYNC_GO, NULL, 0, -1);
-        }
-    }
-    close(sync);
-    if (o->pid_file && b > 0 && write_pid_file(o->pid_file, b, err) < 0) {
-        kill(a, SIGKILL);
-        wait_status(a);
         return -1;
-    }
+    cleanup_close int master = -1;
+    pid_t b = -1;
+    if (exec_sync(o, sock, terminal, &master, &b, status, err) < 0)
+        return -1;
+    close(steal_fd(&sock));
+    if (o->pid_file && b > 0 && write_pid_file(o->pid_file, b, err) < 0)
+        return -1;
+    pid_t pa = a;
+    a = -1; /* waited for below, not killed */
     if (o->detach) {
-        if (master >= 0)
-            close(master);
-        wait_status(a);
+        wait_status(pa);
         *status = 0;
         return 0;
     }
-    forward_signals(a, true);
-    if (master >= 0) {
+    forward_signals(pa, true);
+    if (master >= 0)
         tty_pump(master);
-        close(master);
-    }
-    *status = wait_status(a);
+    *status = wait_status(pa);
     forward_signals(0, false);
     return 0;
-fail:
-    close(sync);
-    kill(a, SIGKILL);
-    wait_status(a);
-    return -1;
 }
 
 int runtime_parse_signal(const char *s)

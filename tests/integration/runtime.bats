@@ -154,6 +154,22 @@ for k in ("bounding", "effective", "permitted"):
     [ "$output" = "got: piped" ]
 }
 
+# Regression (issue 22.4): a create whose --pid-file could not be written returned an error but
+# left the started init (blocked on exec.fifo, forever) and its state dir behind.
+@test "runtime create: a pid file that cannot be written leaves no init and no state behind" {
+    b="$HARNESS_TMP/b"
+    make_bundle "$b"
+    set_process "$b" false sh -c 'exec sleep 60'
+    id="pidfail-$$-$RANDOM"
+    run rt create -b "$b" --pid-file "$HARNESS_TMP/no/such/dir/pid" "$id"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"pid"* ]]
+    [ ! -e "$RTROOT/$id" ]
+    # the init is a clone of this berth: its command line names the container id
+    sleep 0.2
+    refute pgrep -f -- "create.*$id"
+}
+
 @test "runtime create/start/state/exec/kill/delete lifecycle" {
     b="$HARNESS_TMP/b"
     make_bundle "$b"
