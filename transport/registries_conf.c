@@ -110,8 +110,10 @@ static int v1_add_registries(struct parser *ps, char **names, bool insecure, boo
 {
     for (char **n = names; n && *n; n++) {
         struct registry_entry *e = NULL;
+        /* A [[registry]] of this file given only a location has no prefix until the file is
+         * validated (a v1 table after it is refused then, as a mix of versions). */
         for (size_t i = 0; i < ps->conf->nregistries; i++)
-            if (strcmp(ps->conf->registries[i].prefix, *n) == 0)
+            if (ps->conf->registries[i].prefix && strcmp(ps->conf->registries[i].prefix, *n) == 0)
                 e = &ps->conf->registries[i];
         if (!e) {
             ps->conf->registries = xreallocarray(ps->conf->registries, ps->conf->nregistries + 1,

@@ -136,6 +136,16 @@ static void test_errors(void **state)
                 "mixes version 1");
 }
 
+/* Found by tests/fuzz/fuzz_registries_conf: a version 1 table after a [[registry]] that has
+ * only a location compared the v1 names with that entry's prefix, still NULL while the file is
+ * parsed (strcmp on NULL: a crash).  The mix must be refused like any other. */
+static void test_fuzz_v1_table_after_registry_without_prefix(void **state)
+{
+    parse_fails("[[registry]]\nlocation = \"a.example.com\"\n\n[registries.insecure]\n"
+                "registries = [\"b.example.com\"]\n",
+                "mixes version 1");
+}
+
 static void test_v1(void **state)
 {
     cleanup_registries_conf registries_conf_t *c =
@@ -228,9 +238,13 @@ static void test_load_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full),        cmocka_unit_test(test_find_and_rewrite),
-        cmocka_unit_test(test_errors),      cmocka_unit_test(test_v1),
-        cmocka_unit_test(test_short_names), cmocka_unit_test(test_load_files),
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_find_and_rewrite),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_v1),
+        cmocka_unit_test(test_fuzz_v1_table_after_registry_without_prefix),
+        cmocka_unit_test(test_short_names),
+        cmocka_unit_test(test_load_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
