@@ -18,8 +18,7 @@ int cli_render_template(const char *format, const json_t *items, const json_t *h
         return -1;
     if (tmpl_report_run(r, items, err) < 0)
         return -1;
-    *out = tmpl_report_finish(r);
-    return 0;
+    return tmpl_report_finish(r, out, err);
 }
 
 int cli_print_template(const char *format, const json_t *items, const json_t *headers,

@@ -3074,10 +3074,15 @@ int tmpl_report_headers(tmpl_report_t *r, const json_t *headers, berth_error_t *
     return ret;
 }
 
-char *tmpl_report_finish(tmpl_report_t *r)
+int tmpl_report_finish(tmpl_report_t *r, char **out, berth_error_t *err)
 {
     const char *s = r->out.buf ? r->out.buf : "";
-    return r->table ? tmpl_tabwrite(s, 12, 2) : xstrdup(s);
+    char *o = r->table ? tmpl_tabwrite(s, 12, 2, TMPL_MAX_OUTPUT) : xstrdup(s);
+    if (!o)
+        return berth_error_make_status(err, EFBIG, "template: table larger than %d bytes",
+                                       TMPL_MAX_OUTPUT);
+    *out = o;
+    return 0;
 }
 
 void tmpl_report_free(tmpl_report_t *r)
@@ -3106,13 +3111,23 @@ struct tw {
     size_t *widths;
     size_t nwidths;
     size_t minwidth, padding;
+    size_t max;
+    bool overflow;
     struct strbuf out;
 };
 
 static void tw_write_lines(struct tw *w, size_t l0, size_t l1)
 {
-    for (size_t i = l0; i < l1; i++) {
+    for (size_t i = l0; i < l1 && !w->overflow; i++) {
         struct tline *ln = &w->lines[i];
+        size_t need = 1;
+        for (size_t j = 0; j < ln->n; j++)
+            need +=
+                j < w->nwidths && w->widths[j] > ln->cells[j].len ? w->widths[j] : ln->cells[j].len;
+        if (w->out.len + need > w->max) {
+            w->overflow = true;
+            return;
+        }
         for (size_t j = 0; j < ln->n; j++) {
             struct cell *c = &ln->cells[j];
             strbuf_append_len(&w->out, w->text + c->start, c->len);
@@ -3151,9 +3166,9 @@ static void tw_format(struct tw *w, size_t line0, size_t line1)
     tw_write_lines(w, line0, line1);
 }
 
-char *tmpl_tabwrite(const char *text, size_t minwidth, size_t padding)
+char *tmpl_tabwrite(const char *text, size_t minwidth, size_t padding, size_t max)
 {
-    struct tw w = {.text = text, .minwidth = minwidth, .padding = padding};
+    struct tw w = {.text = text, .minwidth = minwidth, .padding = padding, .max = max};
     size_t n = strlen(text);
     struct tline cur = {0};
     size_t cstart = 0;
@@ -3175,5 +3190,9 @@ char *tmpl_tabwrite(const char *text, size_t minwidth, size_t padding)
         free(w.lines[i].cells);
     free(w.lines);
     free(w.widths);
+    if (w.overflow) {
+        strbuf_release(&w.out);
+        return NULL;
+    }
     return strbuf_steal(&w.out);
 }

@@ -81,8 +81,9 @@ bool tmpl_report_is_table(const tmpl_report_t *r);
 int tmpl_report_headers(tmpl_report_t *r, const json_t *headers, berth_error_t *err);
 /* Runs the template over `items` (an array). */
 int tmpl_report_run(tmpl_report_t *r, const json_t *items, berth_error_t *err);
-/* Returns the whole output (aligned in table mode); caller frees. */
-char *tmpl_report_finish(tmpl_report_t *r);
+/* The whole output (aligned in table mode) in *out; caller frees.  Fails (EFBIG) when aligning
+ * would make it larger than TMPL_MAX_OUTPUT. */
+int tmpl_report_finish(tmpl_report_t *r, char **out, berth_error_t *err);
 void tmpl_report_free(tmpl_report_t *r);
 static inline void tmpl_report_cleanup(tmpl_report_t **r)
 {
@@ -90,7 +91,8 @@ static inline void tmpl_report_cleanup(tmpl_report_t **r)
 }
 #define cleanup_tmpl_report __attribute__((cleanup(tmpl_report_cleanup)))
 
-/* Go's text/tabwriter (flags 0, pad char ' ') over text; caller frees. */
-char *tmpl_tabwrite(const char *text, size_t minwidth, size_t padding);
+/* Go's text/tabwriter (flags 0, pad char ' ') over text; caller frees.  NULL when the result
+ * would be longer than max bytes. */
+char *tmpl_tabwrite(const char *text, size_t minwidth, size_t padding, size_t max);
 
 #endif

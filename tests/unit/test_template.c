@@ -379,7 +379,9 @@ static char *run_report(const char *format, const json_t *data, berth_error_t *e
     if (rc == 0)
         rc = tmpl_report_run(r, data, err);
     json_decref(h);
-    char *out = rc == 0 ? tmpl_report_finish(r) : NULL;
+    char *out = NULL;
+    if (rc == 0)
+        tmpl_report_finish(r, &out, err);
     tmpl_report_free(r);
     return out;
 }
@@ -561,12 +563,25 @@ static void test_bounds(void **state)
 static void test_tabwriter(void **state)
 {
     (void)state;
-    char *s = tmpl_tabwrite("A\tB\tC\nlonger cell\tx\t\nshort\n1\t2\n", 12, 2);
+    char *s = tmpl_tabwrite("A\tB\tC\nlonger cell\tx\t\nshort\n1\t2\n", 12, 2, 1000);
     assert_string_equal(s, "A            B           C\n"
                            "longer cell  x           \n"
                            "short\n"
                            "1           2\n");
     free(s);
+    /* the aligned table has a bound too: one wide cell pads every line */
+    struct strbuf b = STRBUF_INIT;
+    for (int i = 0; i < 3000; i++)
+        strbuf_append(&b, "x\ty\n");
+    for (int i = 0; i < 10000; i++)
+        strbuf_putc(&b, 'w');
+    strbuf_append(&b, "\ty\n");
+    assert_null(tmpl_tabwrite(b.buf, 12, 2, 1 << 20));
+    s = tmpl_tabwrite(b.buf, 12, 2, 1 << 26);
+    assert_non_null(s);
+    assert_int_equal(strlen(s), 3001 * 10004); /* 3001 lines: 10002-wide cell, "y", newline */
+    free(s);
+    strbuf_release(&b);
     assert_true(tmpl_format_is_json("json"));
     assert_true(tmpl_format_is_json(" {{ json . }} "));
     assert_true(tmpl_format_is_json("{{json .}}"));
