@@ -649,10 +649,15 @@ static enum json_result parse_json_array(const char *rest, struct wordv *out)
         rest++;
     if (*rest != '[')
         return JSON_NOT_JSON;
-    json_error_t jerr;
-    cleanup_json json_t *j = json_loads(rest, JSON_ALLOW_NUL, &jerr);
-    if (!j || !json_is_array(j))
+    cleanup_json json_t *j = NULL;
+    berth_error_t jerr = NULL;
+    /* the one JSON parser (bounded, one rule set); not JSON means shell form */
+    if (json_parse_bounded(rest, strlen(rest), CONTAINERFILE_MAX_SIZE, "exec form", &j, &jerr) <
+            0 ||
+        !json_is_array(j)) {
+        berth_error_release(&jerr);
         return JSON_NOT_JSON;
+    }
     size_t i;
     json_t *v;
     json_array_foreach(j, i, v)

@@ -2,6 +2,7 @@
 #include "cmd/cli.h"
 #include "cmd/registry_flags.h"
 #include "cmd/transport_cli.h"
+#include "transport/registry_client.h"
 #include "common/alloc.h"
 #include "common/json.h"
 #include "common/cleanup.h"
@@ -134,8 +135,12 @@ static int pull_one(struct berth_globals *g, struct image_reference *src,
     cli_store_release(&h);
     if (ret < 0)
         return -1;
-    json_error_t je;
-    cleanup_json json_t *j = json_loadb(m, len, 0, &je);
+    /* the manifest was verified and read by the copy already: a parse failure here only leaves
+     * the id unknown */
+    cleanup_json json_t *j = NULL;
+    berth_error_t jerr = NULL;
+    if (json_parse_bounded(m, len, REGISTRY_MANIFEST_MAX, "manifest", &j, &jerr) < 0)
+        berth_error_release(&jerr);
     const char *cd =
         j ? json_string_value(json_object_get(json_object_get(j, "config"), "digest")) : NULL;
     *image_id = xstrdup(cd && digest_hex(cd) ? digest_hex(cd) : "");

@@ -75,16 +75,9 @@ static int load_bundle_spec(const char *bundle, json_t **spec, char **abs, berth
     if (!realpath(bundle, real))
         return berth_error_make(err, errno, "bundle \"%s\"", bundle);
     cleanup_free char *p = xasprintf("%s/config.json", real);
-    struct stat st;
-    if (stat(p, &st) < 0)
-        return berth_error_make(err, errno, "open \"%s\"", p);
-    if (st.st_size > (4 << 20))
-        return berth_error_make_status(err, EFBIG, "\"%s\" is too large", p);
-    json_error_t je;
-    json_t *j = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        return berth_error_make_status(err, EINVAL, "parse \"%s\": line %d: %s", p, je.line,
-                                       je.text);
+    json_t *j = NULL;
+    if (json_load_file_bounded(p, 4 << 20, &j, err) < 0)
+        return -1;
     *spec = j;
     *abs = xstrdup(real);
     return 0;
@@ -358,11 +351,9 @@ static int rt_exec(struct rt_globals *g, int argc, char **argv)
     cleanup_json json_t *proc = NULL;
     cleanup_error berth_error_t err = NULL;
     if (process_file) {
-        json_error_t je;
-        proc = json_load_file(process_file, JSON_REJECT_DUPLICATES, &je);
-        if (!proc) {
+        if (json_load_file_bounded(process_file, 4 << 20, &proc, &err) < 0) {
             free(env);
-            return cli_failf("parse \"%s\": line %d: %s", process_file, je.line, je.text);
+            return cli_fail(&err);
         }
         o.process = proc;
         o.terminal = json_is_true(json_object_get(proc, "terminal"));

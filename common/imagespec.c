@@ -80,18 +80,12 @@ static int type_error(const char *where, const char *key, const char *want, cons
 static int parse_json(const void *buf, size_t len, size_t max, const char *what, json_t **out,
                       berth_error_t *err)
 {
-    json_error_t jerr;
-    json_t *j;
-    if (len > max)
-        return berth_error_make_status(err, EFBIG, "%s: %zu bytes exceeds the maximum of %zu bytes",
-                                       what, len, max);
-    j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (j == NULL)
-        return berth_error_make(err, 0, "%s: invalid JSON at line %d column %d: %s", what,
-                                jerr.line, jerr.column, jerr.text);
+    json_t *j = NULL;
+    if (json_parse_bounded(buf, len, max, what, &j, err) < 0)
+        return -1;
     if (!json_is_object(j)) {
         json_decref(j);
-        return berth_error_make(err, 0, "%s: must be a JSON object", what);
+        return berth_error_make_status(err, EINVAL, "%s: must be a JSON object", what);
     }
     *out = j;
     return 0;

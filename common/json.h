@@ -18,7 +18,14 @@ static inline void cleanup_jsonp(json_t **j)
 }
 #define cleanup_json __attribute__((cleanup(cleanup_jsonp)))
 
-/* Parses buf (len bytes, need not be NUL-terminated).  Fails if len > max (EFBIG), if it is not
+/* The one JSON parser of berth: every document (manifests, configs, records, API bodies, files
+ * the user names) is read here, with one flag set, so no two readers can see the same bytes
+ * differently.  One status convention for its errors: EFBIG "<what> too large: N bytes, limit M"
+ * when the input passes max, EINVAL "invalid <what>: line L column C: ..." for anything that is
+ * not one JSON value (duplicate keys, NUL in strings, trailing bytes); callers that then find
+ * the wrong shape report EINVAL too.
+ *
+ * Parses buf (len bytes, need not be NUL-terminated).  Fails if len > max (EFBIG), if it is not
  * valid JSON (EINVAL; the error says line/column and `what`, e.g. "manifest"), has trailing
  * garbage, or repeats a key in an object.  Any JSON value is accepted at the top level: callers
  * check the type they expect. */

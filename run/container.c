@@ -21,7 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_IMAGE_CONFIG (4u << 20)
+#define MAX_IMAGE_CONFIG   (4u << 20)
+#define MAX_CONTAINER_META (1u << 20) /* the store's record limit */
 
 static int64_t now_s(void)
 {
@@ -33,9 +34,12 @@ static int load_meta(storage_store_t *s, const char *id_or_name, storage_contain
 {
     if (storage_container_get(s, id_or_name, ctr, err) < 0)
         return -1;
-    json_error_t je;
     const char *m = (*ctr)->metadata;
-    *meta = m ? json_loads(m, 0, &je) : NULL;
+    *meta = NULL;
+    berth_error_t jerr = NULL;
+    if (m &&
+        json_parse_bounded(m, strlen(m), MAX_CONTAINER_META, "container metadata", meta, &jerr) < 0)
+        berth_error_release(&jerr);
     if (!*meta) {
         storage_container_free(*ctr);
         *ctr = NULL;
@@ -184,10 +188,9 @@ int container_create(storage_store_t *s, const struct container_create_opts *o,
     if (storage_image_get_big_data(s, img->id, "config", MAX_IMAGE_CONFIG, &cfgtxt, &cfglen, err) <
         0)
         return berth_error_wrap(err, "image \"%s\"", o->image);
-    json_error_t je;
-    cleanup_json json_t *cfg = json_loadb(cfgtxt, cfglen, 0, &je);
-    if (!cfg)
-        return berth_error_make_status(err, EINVAL, "image \"%s\": config: %s", o->image, je.text);
+    cleanup_json json_t *cfg = NULL;
+    if (json_parse_bounded(cfgtxt, cfglen, MAX_IMAGE_CONFIG, "image config", &cfg, err) < 0)
+        return berth_error_wrap(err, "image \"%s\"", o->image);
     const json_t *icfg = json_object_get(cfg, "config");
 
     struct storage_container_options co = {.name = o->name, .image_id = img->id};

@@ -121,25 +121,7 @@ static unsigned long long proc_starttime(pid_t pid, bool *alive)
 
 static int read_json_file(const char *path, size_t max, json_t **out, berth_error_t *err)
 {
-    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return berth_error_make(err, errno, "open \"%s\"", path);
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return berth_error_make(err, errno, "stat \"%s\"", path);
-    if ((size_t)st.st_size > max)
-        return berth_error_make_status(err, EFBIG, "\"%s\" is larger than %zu bytes", path, max);
-    cleanup_file FILE *f = fdopen(fd, "r");
-    if (!f)
-        return berth_error_make(err, errno, "fdopen \"%s\"", path);
-    fd = -1;
-    json_error_t je;
-    json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        return berth_error_make_status(err, EINVAL, "parse \"%s\": line %d: %s", path, je.line,
-                                       je.text);
-    *out = j;
-    return 0;
+    return json_load_file_bounded(path, max, out, err);
 }
 
 static int write_json_atomic(const char *path, const json_t *j, berth_error_t *err)

@@ -784,8 +784,11 @@ int copy_image(struct image_reference *srcref, struct image_reference *dstref,
     }
     const char *mt = mf_detect(buf, len, mime);
     if (!mt) {
-        berth_error_make_status(err, EINVAL, "unrecognised manifest type %s",
-                                mime ? mime : "(none given)");
+        /* not JSON at all (or not one value: duplicate keys, trailing bytes): say why */
+        cleanup_json json_t *j = NULL;
+        if (json_parse_bounded(buf, len, MF_MAX_MANIFEST, "manifest", &j, err) == 0)
+            berth_error_make_status(err, EINVAL, "unrecognised manifest type %s",
+                                    mime ? mime : "(none given)");
         goto out;
     }
     if (mf_is_index(mt)) {

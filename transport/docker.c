@@ -389,9 +389,12 @@ struct docker_src {
 
 static void remember_manifest_blobs(const struct endpoint *ep, const char *body, size_t len)
 {
-    json_t *j = json_loadb(body, len, 0, NULL);
-    if (!j)
+    json_t *j = NULL;
+    berth_error_t e = NULL;
+    if (json_parse_bounded(body, len, REGISTRY_MANIFEST_MAX, "manifest", &j, &e) < 0) {
+        berth_error_release(&e);
         return;
+    }
     json_t *cfg = json_get_object(j, "config");
     const char *d = cfg ? json_get_string(cfg, "digest") : NULL;
     if (d && digest_validate(d, NULL) == 0)

@@ -27,10 +27,13 @@ static const char *known(const char *mt)
 const char *mf_detect(const char *buf, size_t len, const char *declared)
 {
     cleanup_json json_t *j = NULL;
-    json_error_t jerr;
-    j = json_loadb(buf, len, 0, &jerr);
-    if (!j || !json_is_object(j))
+    berth_error_t e = NULL;
+    /* the same bounded parser (and so the same duplicate-key rule) as every later read */
+    if (json_parse_bounded(buf, len, MF_MAX_MANIFEST, "manifest", &j, &e) < 0 ||
+        !json_is_object(j)) {
+        berth_error_release(&e);
         return known(declared);
+    }
     const char *mt = json_get_string(j, "mediaType");
     if (known(mt))
         return known(mt);

@@ -409,7 +409,10 @@ static char *format_registry_errors(const char *body, size_t len)
 {
     if (!body || len == 0)
         return NULL;
-    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *j = NULL;
+    berth_error_t perr = NULL;
+    if (json_parse_bounded(body, len, REGISTRY_ERRBODY_MAX, "error body", &j, &perr) < 0)
+        berth_error_release(&perr); /* not JSON: shown as text below */
     if (j) {
         json_t *errs = json_get_array(j, "errors");
         if (errs && json_array_size(errs) > 0) {

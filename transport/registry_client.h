@@ -116,10 +116,6 @@ int registry_list_tags(registry_client_t *c, const char *repo, int page_size, ch
 int registry_catalog(registry_client_t *c, int page_size, char ***repos, size_t *n,
                      berth_error_t *err);
 
-/* The manifest media type of a document: its "mediaType", else guessed from its shape.  Returns
- * NULL for schema1 or unknown documents. */
-const char *registry_manifest_mime(const char *body, size_t len);
-
 /* Statistics for tests and benchmarks: number of HTTP requests by method. */
 struct registry_stats {
     unsigned long get, head, put, post, patch, del, token;

@@ -1,5 +1,6 @@
 /* Distribution API v2 client: manifests (GET with digest checks, HEAD, PUT, DELETE). */
 #include "transport/registry_internal.h"
+#include "transport/manifest.h"
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
@@ -17,30 +18,6 @@
 
 static const char manifest_accept[] =
     MEDIA_OCI_MANIFEST ", " MEDIA_OCI_INDEX ", " MEDIA_DOCKER_MANIFEST ", " MEDIA_DOCKER_LIST;
-
-const char *registry_manifest_mime(const char *body, size_t len)
-{
-    json_t *j = json_loadb(body, len, 0, NULL);
-    if (!j)
-        return NULL;
-    const char *ret = NULL;
-    const char *mt = json_get_string(j, "mediaType");
-    int64_t sv = 0;
-    json_get_int(j, "schemaVersion", &sv);
-    if (mt) {
-        static const char *const known[] = {MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX,
-                                            MEDIA_DOCKER_MANIFEST, MEDIA_DOCKER_LIST, NULL};
-        for (size_t i = 0; known[i]; i++)
-            if (strcmp(mt, known[i]) == 0)
-                ret = known[i];
-    } else if (sv == 2 && json_get_array(j, "manifests")) {
-        ret = MEDIA_OCI_INDEX;
-    } else if (sv == 2 && json_get_object(j, "config")) {
-        ret = MEDIA_OCI_MANIFEST;
-    }
-    json_decref(j);
-    return ret;
-}
 
 static bool is_digest_ref(const char *ref)
 {
@@ -79,24 +56,16 @@ int registry_get_manifest(registry_client_t *c, const char *repo, const char *re
     if (resp.status != 200)
         return http_error(c, &resp, err, "reading manifest %s in %s/%s", ref, c->registry, repo);
     cleanup_free char *ct = media_base(resp.content_type);
-    const char *detected = registry_manifest_mime(resp.body ? resp.body : "", resp.len);
+    /* one detector for every command (transport/manifest.h) */
+    const char *detected = mf_detect(resp.body ? resp.body : "", resp.len, NULL);
     if ((ct && (strcmp(ct, MEDIA_DOCKER_SCHEMA1) == 0 || strcmp(ct, MEDIA_DOCKER_SCHEMA1S) == 0)) ||
-        (!detected && resp.body && strstr(resp.body, "\"schemaVersion\"") &&
-         registry_manifest_mime(resp.body, resp.len) == NULL)) {
-        json_t *j = json_loadb(resp.body ? resp.body : "", resp.len, 0, NULL);
-        int64_t sv = 0;
-        if (j)
-            json_get_int(j, "schemaVersion", &sv);
-        json_decref(j);
-        /* "manifest.v1" alone would also match the OCI type (image.manifest.v1+json): a
-         * malformed OCI manifest is not a schema 1 one. */
-        if (sv == 1 || (ct && strstr(ct, "distribution.manifest.v1")))
-            return berth_error_make_status(
-                err, ENOTSUP,
-                "reading manifest %s in %s/%s: Docker schema 1 manifests are not supported "
-                "(deprecated format); re-push the image with a current tool",
-                ref, c->registry, repo);
-    }
+        (detected &&
+         (strcmp(detected, MT_DOCKER_V2S1) == 0 || strcmp(detected, MT_DOCKER_V2S1_SIG) == 0)))
+        return berth_error_make_status(
+            err, ENOTSUP,
+            "reading manifest %s in %s/%s: Docker schema 1 manifests are not supported "
+            "(deprecated format); re-push the image with a current tool",
+            ref, c->registry, repo);
     cleanup_free char *computed = NULL;
     const char *hdr = resp.digest;
     digest_algo_t algo = DIGEST_SHA256;
@@ -174,8 +143,11 @@ int registry_put_manifest(registry_client_t *c, const char *repo, const char *re
     if (len > REGISTRY_MANIFEST_MAX)
         return berth_error_make_status(err, EFBIG, "manifest larger than %d bytes",
                                        REGISTRY_MANIFEST_MAX);
-    if (!mime)
-        mime = registry_manifest_mime(body, len);
+    if (!mime) {
+        mime = mf_detect(body, len, NULL);
+        if (mime && !mf_is_image(mime) && !mf_is_index(mime))
+            mime = NULL; /* schema 1 is not written */
+    }
     if (!mime)
         return berth_error_make_status(
             err, EINVAL, "writing manifest to %s/%s: unknown manifest type", c->registry, repo);

@@ -259,8 +259,8 @@ typedef struct {
 #define ROOTFS  "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}"
 
 static const bad_case_t bad_cases[] = {
-    {DOC_MANIFEST, "", "manifest: invalid JSON"},
-    {DOC_MANIFEST, "{\"schemaVersion\":2,", "manifest: invalid JSON"},
+    {DOC_MANIFEST, "", "invalid manifest: line"},
+    {DOC_MANIFEST, "{\"schemaVersion\":2,", "invalid manifest: line"},
     {DOC_MANIFEST, "[]", "must be a JSON object"},
     {DOC_MANIFEST, M("\"layers\":[]"), "manifest: config: missing"},
     {DOC_MANIFEST, M("\"config\":" CFG_OCI), "manifest: layers: missing"},
@@ -341,7 +341,9 @@ static const bad_case_t bad_cases[] = {
      M("\"config\":" CFG_OCI ",\"layers\":[],\"subject\":{\"mediaType\":\"" MEDIA_TYPE_OCI_MANIFEST
        "\",\"digest\":\"x\",\"size\":3}"),
      "manifest: subject.digest: invalid digest"},
-    {DOC_MANIFEST, "{\"a\":\"\\u0000\"}", "invalid JSON"},
+    {DOC_MANIFEST, "{\"a\":\"\\u0000\"}", "invalid manifest"},
+    /* the one JSON convention (json_parse_bounded): duplicate keys are rejected */
+    {DOC_MANIFEST, "{\"schemaVersion\":2,\"schemaVersion\":2}", "duplicate object key"},
     /* index */
     {DOC_INDEX, "{\"schemaVersion\":2,\"mediaType\":\"" MEDIA_TYPE_OCI_INDEX "\"}",
      "index: manifests: missing"},
@@ -457,13 +459,13 @@ static void test_oversize(void **state)
     buf[big - 1] = '}';
     manifest_kind_t k;
     assert_int_equal(parse_doc(DOC_CONFIG, buf, big, &err), -1);
-    assert_non_null(strstr(berth_error_msg(err), "config: 8388609 bytes exceeds the maximum"));
+    assert_non_null(strstr(berth_error_msg(err), "config too large: 8388609 bytes"));
     assert_int_equal(berth_error_status(err), EFBIG);
     buf[IMAGE_MANIFEST_MAX_SIZE] = '}';
     assert_int_equal(parse_doc(DOC_MANIFEST, buf, IMAGE_MANIFEST_MAX_SIZE + 1, &err), -1);
-    assert_non_null(strstr(berth_error_msg(err), "manifest: 4194305 bytes exceeds the maximum"));
+    assert_non_null(strstr(berth_error_msg(err), "manifest too large: 4194305 bytes"));
     assert_int_equal(parse_doc(DOC_INDEX, buf, IMAGE_MANIFEST_MAX_SIZE + 1, &err), -1);
-    assert_non_null(strstr(berth_error_msg(err), "index: 4194305 bytes exceeds"));
+    assert_non_null(strstr(berth_error_msg(err), "index too large: 4194305 bytes"));
     assert_int_equal(image_manifest_detect(buf, IMAGE_MANIFEST_MAX_SIZE + 1, &k, &err), -1);
     /* exactly at the limit is parsed (and then fails for content, not size) */
     buf[IMAGE_MANIFEST_MAX_SIZE - 1] = '}';
