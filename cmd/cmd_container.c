@@ -56,7 +56,10 @@ static const char run_usage[] =
     "  -m, --memory SIZE          memory limit (e.g. 512m)\n"
     "      --pids-limit N         maximum number of processes\n"
     "      --cpus N               CPU limit (e.g. 1.5)\n"
-    "      --security-opt OPT     seccomp=unconfined, no-new-privileges[=false]\n";
+    "      --device HOST[:CTR]    bind a host device node (e.g. /dev/fuse)\n"
+    "      --privileged           every capability, no seccomp, no masked paths, /dev/fuse\n"
+    "      --security-opt OPT     seccomp=unconfined|FILE, mask=P[:P], unmask=ALL|P[:P],\n"
+    "                             no-new-privileges[=false], label=..., apparmor=...\n";
 
 enum {
     O_RM = 300,
@@ -74,6 +77,8 @@ enum {
     O_PIDS,
     O_CPUS,
     O_SECOPT,
+    O_PRIVILEGED,
+    O_DEVICE,
     O_IGNORE_ARG,
     O_IGNORE,
     O_HELP,
@@ -90,6 +95,27 @@ static void vpush(struct vec *v, char *s)
     v->v = xreallocarray(v->v, v->n + 2, sizeof(char *));
     v->v[v->n++] = s;
     v->v[v->n] = NULL;
+}
+
+/* One --security-opt (podman's names).  label= and apparmor= are accepted: berth applies
+ * neither SELinux labels nor AppArmor profiles. */
+static int security_opt(const char *v, struct spec_options *so, struct vec *masks,
+                        struct vec *unmasks)
+{
+    if (strcmp(v, "seccomp=unconfined") == 0)
+        so->no_seccomp = true;
+    else if (strncmp(v, "seccomp=", 8) == 0 && v[8])
+        so->seccomp_profile = v + 8;
+    else if (strcmp(v, "no-new-privileges=false") == 0)
+        so->no_new_privs_off = true;
+    else if (strncmp(v, "mask=", 5) == 0 && v[5])
+        vpush(masks, (char *)v + 5);
+    else if (strncmp(v, "unmask=", 7) == 0 && v[7])
+        vpush(unmasks, (char *)v + 7);
+    else if (strncmp(v, "no-new-privileges", 17) != 0 && strncmp(v, "label=", 6) != 0 &&
+             strncmp(v, "apparmor=", 9) != 0)
+        return cli_failf("unsupported --security-opt \"%s\"", v);
+    return 0;
 }
 
 static const char *find_init(void)
@@ -202,6 +228,8 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
         {"pids-limit", required_argument, NULL, O_PIDS},
         {"cpus", required_argument, NULL, O_CPUS},
         {"security-opt", required_argument, NULL, O_SECOPT},
+        {"privileged", no_argument, NULL, O_PRIVILEGED},
+        {"device", required_argument, NULL, O_DEVICE},
         {"sig-proxy", optional_argument, NULL, O_IGNORE_ARG},
         {"log-driver", required_argument, NULL, O_IGNORE_ARG},
         {"quiet", no_argument, NULL, 'q'},
@@ -210,6 +238,7 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
     };
     struct spec_options so = {0};
     struct vec env = {0}, envf = {0}, vols = {0}, tmpfs = {0}, capa = {0}, capd = {0};
+    struct vec masks = {0}, unmasks = {0}, devs = {0};
     const char *name = NULL, *pull = "missing", *runtime = NULL;
     bool detach = false, interactive = false, rm = false, init = false;
     int c;
@@ -309,18 +338,24 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
             break;
         }
         case O_SECOPT:
-            if (strcmp(optarg, "seccomp=unconfined") == 0)
-                so.no_seccomp = true;
-            else if (strcmp(optarg, "no-new-privileges=false") == 0)
-                so.no_new_privs_off = true;
-            else if (strncmp(optarg, "no-new-privileges", 17) == 0 ||
-                     strncmp(optarg, "label=", 6) == 0)
-                ;
-            else {
-                rc = cli_failf("unsupported --security-opt \"%s\"", optarg);
+            if ((rc = security_opt(optarg, &so, &masks, &unmasks)) != 0)
                 goto out;
-            }
             break;
+        case O_PRIVILEGED:
+            so.privileged = true;
+            break;
+        case O_DEVICE: {
+            /* HOST[:CTR[:PERMS]]: the node bound in (permissions are the host node's) */
+            cleanup_free char *d = xstrdup(optarg);
+            char *ctr = strchr(d, ':');
+            if (ctr)
+                *ctr++ = '\0';
+            char *perm = ctr ? strchr(ctr, ':') : NULL;
+            if (perm)
+                *perm = '\0';
+            vpush(&devs, xasprintf("%s:%s", d, ctr && *ctr ? ctr : d));
+            break;
+        }
         case O_IGNORE_ARG:
         case O_IGNORE:
             break;
@@ -358,6 +393,11 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
     so.tmpfs = tmpfs.v;
     so.cap_add = capa.v;
     so.cap_drop = capd.v;
+    so.mask = masks.v;
+    for (size_t i = 0; i < devs.n; i++)
+        vpush(&vols, devs.v[i]);
+    so.volumes = vols.v;
+    so.unmask = unmasks.v;
 
     {
         cleanup_storage_store storage_store_t *s = NULL;
@@ -425,6 +465,11 @@ out:
     free(tmpfs.v);
     free(capa.v);
     free(capd.v);
+    free(masks.v);
+    free(unmasks.v);
+    for (size_t i = 0; i < devs.n; i++)
+        free(devs.v[i]);
+    free(devs.v);
     return rc;
 }
 

@@ -4,6 +4,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "common/path.h"
 #include "common/strutil.h"
 
@@ -583,6 +584,146 @@ static json_t *default_mounts(bool rootless, bool private_net)
     return a;
 }
 
+/* Removes path from a JSON array of strings. */
+static void jstrv_remove(json_t *a, const char *path)
+{
+    for (size_t i = json_array_size(a); i-- > 0;)
+        if (strcmp(json_string_value(json_array_get(a, i)), path) == 0)
+            json_array_remove(a, i);
+}
+
+/* --privileged and --security-opt mask=/unmask=: colon-separated lists, unmask=ALL. */
+static void apply_masks(const struct spec_options *o, json_t *masked, json_t *ro)
+{
+    if (o->privileged) {
+        json_array_clear(masked);
+        json_array_clear(ro);
+    }
+    for (char **u = o->unmask; u && *u; u++) {
+        cleanup_free char *l = xstrdup(*u);
+        char *save = NULL;
+        for (char *p = strtok_r(l, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+            if (strcmp(p, "ALL") == 0) {
+                json_array_clear(masked);
+                json_array_clear(ro);
+            } else {
+                jstrv_remove(masked, p);
+                jstrv_remove(ro, p);
+            }
+        }
+    }
+    for (char **m = o->mask; m && *m; m++) {
+        cleanup_free char *l = xstrdup(*m);
+        char *save = NULL;
+        for (char *p = strtok_r(l, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+            jstrv_remove(masked, p);
+            json_array_append_new(masked, json_string(p));
+        }
+    }
+}
+
+static bool has_cap(char *const *caps, const char *name)
+{
+    if (!name)
+        return false;
+    for (char *const *c = caps; c && *c; c++)
+        if (strcmp(*c, name) == 0)
+            return true;
+    return false;
+}
+
+/* A rule's includes/excludes (podman/docker format): does it apply to this process? */
+static bool arch_listed(const json_t *arr, const char *arch)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s && strcmp(s, arch) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool any_cap(const json_t *arr, char *const *caps, bool want_all)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        bool have = has_cap(caps, json_string_value(v));
+        if (want_all && !have)
+            return false;
+        if (!want_all && have)
+            return true;
+    }
+    return want_all;
+}
+
+/* A rule's includes/excludes (podman/docker format): does it apply to this process? */
+static bool rule_applies(const json_t *rule, char *const *caps, const char *arch)
+{
+    const json_t *inc = json_object_get(rule, "includes"), *exc = json_object_get(rule, "excludes");
+    if (!any_cap(json_object_get(inc, "caps"), caps, true) ||
+        any_cap(json_object_get(exc, "caps"), caps, false))
+        return false;
+    const json_t *arches = json_object_get(inc, "arches");
+    if (json_array_size(arches) && !arch_listed(arches, arch))
+        return false;
+    return !arch_listed(json_object_get(exc, "arches"), arch);
+}
+
+int spec_seccomp_load_file(const char *path, char *const *caps, json_t **out, berth_error_t *err)
+{
+    cleanup_json json_t *p = NULL;
+    if (json_load_file_bounded(path, 4u << 20, &p, err) < 0)
+        return berth_error_wrap(err, "seccomp profile");
+    if (!json_is_string(json_object_get(p, "defaultAction")))
+        return berth_error_make_status(err, EINVAL, "seccomp profile \"%s\": no defaultAction",
+                                       path);
+#if defined(__x86_64__)
+    const char *arch = "amd64", *scmp_arch = "SCMP_ARCH_X86_64";
+#elif defined(__aarch64__)
+    const char *arch = "arm64", *scmp_arch = "SCMP_ARCH_AARCH64";
+#else
+    const char *arch = "", *scmp_arch = "";
+#endif
+    json_t *sc = json_object();
+    json_object_set(sc, "defaultAction", json_object_get(p, "defaultAction"));
+    json_t *der = json_object_get(p, "defaultErrnoRet");
+    if (!der)
+        der = json_object_get(p, "errnoRet");
+    if (json_is_integer(der))
+        json_object_set(sc, "errnoRet", der);
+    json_t *archs = json_array();
+    size_t i, j;
+    json_t *v, *m;
+    json_array_foreach(json_object_get(p, "archMap"), i, m)
+    {
+        if (strcmp(json_string_value(json_object_get(m, "architecture")) ?: "", scmp_arch) != 0)
+            continue;
+        json_array_append(archs, json_object_get(m, "architecture"));
+        json_array_foreach(json_object_get(m, "subArchitectures"), j, v)
+            json_array_append(archs, v);
+    }
+    json_array_foreach(json_object_get(p, "architectures"), i, v) json_array_append(archs, v);
+    json_object_set_new(sc, "architectures", archs);
+    json_t *rules = json_array();
+    json_array_foreach(json_object_get(p, "syscalls"), i, v)
+    {
+        if (!rule_applies(v, caps, arch))
+            continue;
+        json_t *r = json_deep_copy(v);
+        json_object_del(r, "includes");
+        json_object_del(r, "excludes");
+        json_array_append_new(rules, r);
+    }
+    json_object_set_new(sc, "syscalls", rules);
+    *out = sc;
+    return 0;
+}
+
 /* chroot isolation: the host's /proc and /sys read-only (a new proc needs a pid namespace of
  * our own), the rest as usual; no mounts at all without a mount namespace. */
 static json_t *chroot_mounts(bool rootless, const struct run_probe *p)
@@ -796,7 +937,8 @@ int spec_generate(const json_t *image_config, const char *rootfs, const struct s
         return -1;
     if (spec_merge_env(image_config, o, private_net ? hostname : NULL, &env, err) < 0)
         return -1;
-    if (spec_capabilities(o->cap_add, o->cap_drop, &caps, err) < 0)
+    char *all[] = {"ALL", NULL};
+    if (spec_capabilities(o->privileged ? all : o->cap_add, o->cap_drop, &caps, err) < 0)
         return -1;
 
     const char *user = o->user;
@@ -929,6 +1071,12 @@ int spec_generate(const json_t *image_config, const char *rootfs, const struct s
         json_array_insert_new(a, 0, json_string("--"));
         json_array_insert_new(a, 0, json_string("/run/berth-init"));
     }
+    if (o->privileged) {
+        static const char *const devs[] = {"/dev/fuse", "/dev/net/tun"};
+        for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
+            if (access(devs[i], F_OK) == 0)
+                json_array_append_new(mounts, JMOUNT(devs[i], "bind", devs[i], "bind"));
+    }
     json_object_set_new(spec, "mounts", mounts);
 
     json_t *linux_ = json_object();
@@ -939,11 +1087,21 @@ int spec_generate(const json_t *image_config, const char *rootfs, const struct s
         json_object_set_new(linux_, "gidMappings",
                             idmaps_json(o->gid_maps, o->n_gid_maps, (uint32_t)getegid()));
     }
-    json_object_set_new(linux_, "maskedPaths",
-                        jstrv(masked_paths, sizeof(masked_paths) / sizeof(masked_paths[0])));
-    json_object_set_new(linux_, "readonlyPaths",
-                        jstrv(readonly_paths, sizeof(readonly_paths) / sizeof(readonly_paths[0])));
-    if (!o->no_seccomp) {
+    json_t *masked = jstrv(masked_paths, sizeof(masked_paths) / sizeof(masked_paths[0]));
+    json_t *ro = jstrv(readonly_paths, sizeof(readonly_paths) / sizeof(readonly_paths[0]));
+    apply_masks(o, masked, ro);
+    json_object_set_new(linux_, "maskedPaths", masked);
+    json_object_set_new(linux_, "readonlyPaths", ro);
+    if (o->seccomp_profile && !o->no_seccomp && !o->privileged) {
+        json_t *sc = NULL;
+        if (spec_seccomp_load_file(o->seccomp_profile, caps, &sc, err) < 0) {
+            json_decref(linux_);
+            spec_user_free(&pu);
+            json_decref(spec);
+            return -1;
+        }
+        json_object_set_new(linux_, "seccomp", sc);
+    } else if (!o->no_seccomp && !o->privileged) {
         bool admin = false;
         for (char **c = caps; *c; c++)
             if (strcmp(*c, "CAP_SYS_ADMIN") == 0)

@@ -54,6 +54,13 @@ struct spec_options {
     /* chroot isolation (run/isolation.h): only the namespaces the probe allows, no pid
      * namespace, /proc and /sys bound read-only from the host; NULL = full isolation */
     const struct run_probe *chroot;
+    /* --privileged: every capability, no seccomp, nothing masked or read-only in /proc and
+     * /sys, and the host's /dev/fuse and /dev/net/tun (what nested builds need) */
+    bool privileged;
+    /* --security-opt seccomp=FILE: a podman/docker-format (or runtime-spec) profile */
+    const char *seccomp_profile;
+    /* --security-opt mask=P1:P2 / unmask=ALL|P1:P2 (colon-separated lists, may repeat) */
+    char **mask, **unmask;
 };
 
 /* Builds the spec.  image_config may be NULL (no image defaults).  rootfs is the path written
@@ -97,6 +104,11 @@ int spec_capabilities(char **cap_add, char **cap_drop, char ***out, berth_error_
 int spec_cap_from_name(const char *name);
 const char *spec_cap_name(int cap);
 int spec_cap_last(void);
+
+/* Reads a seccomp profile in podman's/docker's format (includes/excludes by capability and
+ * architecture, archMap, defaultErrnoRet) or the runtime-spec's, as a linux.seccomp object for
+ * a process with capabilities caps (NULL-terminated "CAP_X" names). */
+int spec_seccomp_load_file(const char *path, char *const *caps, json_t **out, berth_error_t *err);
 
 /* Parses "512m", "1g", "1024" (bytes). */
 int spec_parse_size(const char *s, int64_t *out, berth_error_t *err);

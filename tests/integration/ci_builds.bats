@@ -152,7 +152,8 @@ in_podman() {
 @test "ci (c): rootless podman container with --device /dev/fuse / seccomp=unconfined / SYS_ADMIN / --privileged" {
     local flags
     for flags in "--device /dev/fuse" "--security-opt seccomp=unconfined" \
-        "--cap-add SYS_ADMIN" "--privileged"; do
+        "--cap-add SYS_ADMIN" "--privileged" \
+        "--security-opt seccomp=unconfined --security-opt unmask=ALL --device /dev/fuse"; do
         res=$(res_dir)
         # shellcheck disable=SC2086
         in_podman "$res" $flags
@@ -175,6 +176,15 @@ in_podman() {
     berth import -q "$CI_IMAGE" localhost/ci >/dev/null
     berth run --rm -v "$CTX:/ctx:ro" -v "$res:/res" localhost/ci sh /ctx/ci.sh
     check "berth run (root)" "$res" ok
+    # the configurations podman documents for nested builds
+    local flags
+    for flags in "--privileged" \
+        "--security-opt seccomp=unconfined --security-opt unmask=ALL --device /dev/fuse"; do
+        res=$(res_dir)
+        # shellcheck disable=SC2086
+        user_berth run --rm $flags -v "$CTX:/ctx:ro" -v "$res:/res" localhost/ci sh /ctx/ci.sh
+        check "berth run $flags (rootless)" "$res" ok
+    done
 }
 
 @test "ci (f): a user without subuid/subgid ranges" {
