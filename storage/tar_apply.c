@@ -155,26 +155,38 @@ struct dir_time {
     struct timespec ts[2];
 };
 
-/* Inodes of the files whose content the tar-split record points at: if one of them is removed
- * or replaced later in the same stream (duplicate entries, a whiteout in vfs), the files no
- * longer hold what the record expects and the record is dropped. */
-struct ino_set {
-    uint64_t *v;
-    size_t n, cap; /* cap is a power of two; 0 = unused slot marker is ino 0 */
+/* Inodes of the files whose content the tar-split record points at, with the entry each holds:
+ * when one of them is about to be removed or replaced later in the same stream (duplicate
+ * entries, a whiteout in vfs), its content is first kept in the record itself, so the exact tar
+ * can still be rebuilt and its DiffID exported. */
+struct ino_ent {
+    uint64_t ino;
+    uint32_t idx;
+    bool kept;
 };
 
-static void ino_add(struct ino_set *s, uint64_t ino)
+struct ino_set {
+    struct ino_ent *v;
+    size_t n, cap; /* cap is a power of two; ino 0 marks a free slot */
+};
+
+static size_t ino_slot(uint64_t ino, size_t cap)
+{
+    return (size_t)(ino * 0x9E3779B97F4A7C15ull) & (cap - 1);
+}
+
+static void ino_add(struct ino_set *s, uint64_t ino, uint32_t idx)
 {
     if (ino == 0)
         return;
     if ((s->n + 1) * 2 > s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 1024;
-        uint64_t *nv = xcalloc(ncap, sizeof(uint64_t));
+        struct ino_ent *nv = xcalloc(ncap, sizeof(*nv));
         for (size_t i = 0; i < s->cap; i++) {
-            if (!s->v[i])
+            if (!s->v[i].ino)
                 continue;
-            size_t h = (size_t)(s->v[i] * 0x9E3779B97F4A7C15ull) & (ncap - 1);
-            while (nv[h])
+            size_t h = ino_slot(s->v[i].ino, ncap);
+            while (nv[h].ino)
                 h = (h + 1) & (ncap - 1);
             nv[h] = s->v[i];
         }
@@ -182,61 +194,79 @@ static void ino_add(struct ino_set *s, uint64_t ino)
         s->v = nv;
         s->cap = ncap;
     }
-    size_t h = (size_t)(ino * 0x9E3779B97F4A7C15ull) & (s->cap - 1);
-    while (s->v[h]) {
-        if (s->v[h] == ino)
+    size_t h = ino_slot(ino, s->cap);
+    while (s->v[h].ino) {
+        if (s->v[h].ino == ino) {
+            s->v[h] = (struct ino_ent){.ino = ino, .idx = idx};
             return;
+        }
         h = (h + 1) & (s->cap - 1);
     }
-    s->v[h] = ino;
+    s->v[h] = (struct ino_ent){.ino = ino, .idx = idx};
     s->n++;
 }
 
-static bool ino_has(const struct ino_set *s, uint64_t ino)
+static struct ino_ent *ino_find(const struct ino_set *s, uint64_t ino)
 {
     if (!s->cap || ino == 0)
-        return false;
-    size_t h = (size_t)(ino * 0x9E3779B97F4A7C15ull) & (s->cap - 1);
-    while (s->v[h]) {
-        if (s->v[h] == ino)
-            return true;
+        return NULL;
+    size_t h = ino_slot(ino, s->cap);
+    while (s->v[h].ino) {
+        if (s->v[h].ino == ino)
+            return &s->v[h];
         h = (h + 1) & (s->cap - 1);
     }
-    return false;
+    return NULL;
 }
 
-/* Does the tree at dfd/name contain a recorded file? */
-static bool tree_has_recorded(const struct ino_set *s, int dfd, const char *name, int depth)
+/* Keeps the content of every recorded file in the tree at dfd/name; false when one could not
+ * be kept (the record is then dropped and diffs are generated). */
+static bool keep_recorded(const struct ino_set *s, struct tar_split_recorder *rec, int dfd,
+                          const char *name, int depth)
 {
     struct stat st;
-    if (s->n == 0 || depth > 256 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    if (s->n == 0 || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return true;
+    if (depth > 256)
         return false;
-    if (S_ISREG(st.st_mode))
-        return ino_has(s, st.st_ino);
+    if (S_ISREG(st.st_mode)) {
+        struct ino_ent *ie = ino_find(s, st.st_ino);
+        if (!ie || ie->kept)
+            return true;
+        cleanup_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        berth_error_t e = NULL;
+        if (fd < 0 || tar_split_recorder_keep(rec, ie->idx, fd, (uint64_t)st.st_size, &e) < 0) {
+            berth_error_release(&e);
+            return false;
+        }
+        ie->kept = true;
+        return true;
+    }
     if (!S_ISDIR(st.st_mode))
-        return false;
+        return true;
     int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return true; /* can't tell: be safe */
+        return false;
     DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);
-        return true;
+        return false;
     }
-    bool found = false;
+    bool ok = true;
     struct dirent *de;
-    while (!found && (de = readdir(d))) {
+    while (ok && (de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        found = tree_has_recorded(s, dirfd(d), de->d_name, depth + 1);
+        ok = keep_recorded(s, rec, dirfd(d), de->d_name, depth + 1);
     }
     closedir(d);
-    return found;
+    return ok;
 }
 
 struct apply {
     int root_fd;
     struct ino_set recorded;
+    struct tar_split_recorder *rec; /* NULL: no record */
     bool record_broken;
     const struct tar_apply_options *opts;
     /* cached parent directory fd for consecutive entries in one directory */
@@ -248,6 +278,12 @@ struct apply {
     size_t skipped_devices, failed_chowns, failed_xattrs;
     uint32_t entry_index;
 };
+
+static void before_removal(struct apply *ap, int dfd, const char *name)
+{
+    if (ap->rec && !ap->record_broken && !keep_recorded(&ap->recorded, ap->rec, dfd, name, 0))
+        ap->record_broken = true;
+}
 
 static void cache_drop(struct apply *ap)
 {
@@ -289,8 +325,7 @@ static void split_path(char *path, const char **dir, const char **base)
 static int remove_existing(struct apply *ap, int dfd, const char *name, const char *path,
                            berth_error_t *err)
 {
-    if (!ap->record_broken && tree_has_recorded(&ap->recorded, dfd, name, 0))
-        ap->record_broken = true;
+    before_removal(ap, dfd, name);
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT)
@@ -472,8 +507,7 @@ static int apply_whiteout(struct apply *ap, const char *dir, const char *base, b
     if (dfd < 0)
         return 0;
     if (!opaque) {
-        if (!ap->record_broken && tree_has_recorded(&ap->recorded, dfd, target, 0))
-            ap->record_broken = true;
+        before_removal(ap, dfd, target);
         return fs_rm_rf_at(dfd, target, err) < 0 ? berth_error_wrap(err, "apply whiteout") : 0;
     }
     cleanup_dir DIR *d = fdopendir(dup(dfd));
@@ -483,8 +517,7 @@ static int apply_whiteout(struct apply *ap, const char *dir, const char *base, b
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (!ap->record_broken && tree_has_recorded(&ap->recorded, dfd, de->d_name, 0))
-            ap->record_broken = true;
+        before_removal(ap, dfd, de->d_name);
         if (fs_rm_rf_at(dfd, de->d_name, err) < 0)
             return berth_error_wrap(err, "apply opaque whiteout in \"%s\"", dir);
     }
@@ -561,8 +594,8 @@ static int apply_entry(struct apply *ap, struct archive *a, struct archive_entry
         if (archive_entry_size_is_set(e) && end < archive_entry_size(e) &&
             ftruncate(fd, archive_entry_size(e)) < 0)
             return berth_error_make(err, errno, "truncate \"%s\"", rel);
-        if (ap->opts->record_path && archive_entry_size(e) > 0)
-            ino_add(&ap->recorded, fst.st_ino);
+        if (ap->rec && archive_entry_size(e) > 0)
+            ino_add(&ap->recorded, fst.st_ino, ap->entry_index - 1);
         return set_metadata(ap, dfd, base, fd, &fst, e, rel, err);
     }
     case AE_IFDIR:
@@ -656,6 +689,7 @@ int tar_apply(int root_fd, berth_reader_t *tar, const struct tar_apply_options *
     if (opts->record_path) {
         if (tar_split_recorder_open(opts->record_path, &in->rec, err) < 0)
             goto out;
+        ap.rec = in->rec;
     }
     archive_read_support_format_tar(a);
     archive_read_support_format_empty(a);
@@ -708,7 +742,7 @@ int tar_apply(int root_fd, berth_reader_t *tar, const struct tar_apply_options *
     if (in->rec) {
         /* without a usable record the layer still applies: diffs are then generated */
         if (ap.record_broken) {
-            log_debug("layer rewrites its own files: no exact tar record kept");
+            log_debug("a replaced file of the layer could not be kept: no exact tar record");
             tar_split_recorder_abort(in->rec);
         } else {
             berth_error_t e2 = NULL;

@@ -39,6 +39,14 @@ struct tar_split_recorder {
     uint32_t entry;
     char *raw;
     size_t raw_len;
+    /* contents kept for entries whose files the stream replaced (written out at finish) */
+    int spill_fd;
+    uint64_t spill_len;
+    struct kept {
+        uint32_t idx;
+        uint64_t off, size;
+    } * kept;
+    size_t n_kept, cap_kept;
 };
 
 static void put_bytes(struct tar_split_recorder *r, const void *p, size_t n)
@@ -101,6 +109,7 @@ int tar_split_recorder_open(const char *path, struct tar_split_recorder **out, b
     }
     r->gz = gzdopen(fd, "wb1");
     r->raw = xmalloc(RAW_FLUSH);
+    r->spill_fd = -1;
     r->pax_size = -1;
     put_bytes(r, "BERTHTS1", 8);
     *out = r;
@@ -278,8 +287,71 @@ void tar_split_recorder_name(struct tar_split_recorder *r, uint32_t idx, const c
     put_bytes(r, path, strlen(path));
 }
 
+int tar_split_recorder_keep(struct tar_split_recorder *r, uint32_t idx, int fd, uint64_t size,
+                            berth_error_t *err)
+{
+    if (r->spill_fd < 0) {
+        /* an unnamed file beside the record: nothing to clean up after a crash */
+        cleanup_free char *dir = xstrdup(r->path);
+        char *sl = strrchr(dir, '/');
+        if (sl)
+            *sl = 0;
+        r->spill_fd = open(sl ? dir : ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (r->spill_fd < 0)
+            return berth_error_make(err, errno, "create a spill file beside \"%s\"", r->path);
+    }
+    char buf[65536];
+    uint64_t done = 0;
+    while (done < size) {
+        size_t want = size - done < sizeof(buf) ? (size_t)(size - done) : sizeof(buf);
+        ssize_t n = pread(fd, buf, want, (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return berth_error_make(err, n < 0 ? errno : EIO, "read a replaced file");
+        if (pwrite(r->spill_fd, buf, (size_t)n, (off_t)(r->spill_len + done)) != n)
+            return berth_error_make(err, errno ? errno : EIO, "write the spill file");
+        done += (uint64_t)n;
+    }
+    if (r->n_kept == r->cap_kept) {
+        r->cap_kept = r->cap_kept ? r->cap_kept * 2 : 8;
+        r->kept = xreallocarray(r->kept, r->cap_kept, sizeof(*r->kept));
+    }
+    r->kept[r->n_kept++] = (struct kept){.idx = idx, .off = r->spill_len, .size = size};
+    r->spill_len += size;
+    return 0;
+}
+
+/* The 'C' records, from the spill file. */
+static void put_kept(struct tar_split_recorder *r)
+{
+    char buf[65536];
+    for (size_t i = 0; i < r->n_kept && !r->write_failed; i++) {
+        put_bytes(r, "C", 1);
+        put_u32(r, r->kept[i].idx);
+        put_u64(r, r->kept[i].size);
+        uint64_t done = 0;
+        while (done < r->kept[i].size && !r->write_failed) {
+            uint64_t left = r->kept[i].size - done;
+            size_t want = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+            ssize_t n = pread(r->spill_fd, buf, want, (off_t)(r->kept[i].off + done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                r->write_failed = true;
+                break;
+            }
+            put_bytes(r, buf, (size_t)n);
+            done += (uint64_t)n;
+        }
+    }
+}
+
 static void recorder_free(struct tar_split_recorder *r)
 {
+    if (r->spill_fd >= 0)
+        close(r->spill_fd);
+    free(r->kept);
     free(r->path);
     free(r->tmp_path);
     free(r->raw);
@@ -299,6 +371,7 @@ void tar_split_recorder_abort(struct tar_split_recorder *r)
 int tar_split_recorder_finish(struct tar_split_recorder *r, berth_error_t *err)
 {
     flush_raw(r);
+    put_kept(r);
     put_bytes(r, "E", 1);
     bool broken = r->broken || r->write_failed || r->st == ST_FILE_DATA;
     int rc = gzclose(r->gz);
@@ -330,9 +403,20 @@ struct name_ent {
     char *path;
 };
 
+struct kept_ent {
+    uint32_t idx;
+    uint64_t size;
+    z_off_t off; /* of the content in the uncompressed record */
+};
+
 struct split_reader {
     berth_reader_t base;
     gzFile gz;
+    char *record_path;
+    gzFile cgz; /* second handle on the record, for kept contents */
+    bool from_cgz;
+    struct kept_ent *kept;
+    size_t n_kept;
     int root_fd;
     struct name_ent *names;
     size_t n_names;
@@ -370,6 +454,14 @@ static bool gz_u64(gzFile gz, uint64_t *v)
         return false;
     *v = (uint64_t)hi << 32 | lo;
     return true;
+}
+
+static const struct kept_ent *find_kept(const struct split_reader *sr, uint32_t idx)
+{
+    for (size_t i = 0; i < sr->n_kept; i++)
+        if (sr->kept[i].idx == idx)
+            return &sr->kept[i];
+    return NULL;
 }
 
 static const char *find_name(struct split_reader *sr, uint32_t idx)
@@ -412,11 +504,34 @@ static int next_record(struct split_reader *sr, berth_error_t *err)
             gzseek(sr->gz, len, SEEK_CUR);
             continue;
         }
+        if (t == 'C') {
+            uint32_t idx;
+            uint64_t size;
+            if (!gz_u32(sr->gz, &idx) || !gz_u64(sr->gz, &size) ||
+                gzseek(sr->gz, (z_off_t)size, SEEK_CUR) < 0)
+                return berth_error_make_status(err, EIO, "tar-split record corrupt");
+            continue;
+        }
         if (t == 'F') {
             uint64_t size;
             uint32_t idx;
             if (!gz_u64(sr->gz, &size) || !gz_u32(sr->gz, &idx))
                 return berth_error_make_status(err, EIO, "tar-split record corrupt");
+            const struct kept_ent *k = find_kept(sr, idx);
+            if (k) {
+                if (k->size != size)
+                    return berth_error_make_status(err, EIO, "tar-split record corrupt");
+                if (!sr->cgz)
+                    sr->cgz = gzopen(sr->record_path, "rb");
+                if (!sr->cgz || gzseek(sr->cgz, k->off, SEEK_SET) != k->off)
+                    return berth_error_make_status(err, EIO, "tar-split record: entry %u", idx);
+                sr->from_cgz = true;
+                free(sr->file_path);
+                sr->file_path = xasprintf("entry %u of the record", idx);
+                sr->file_left = size;
+                return 0;
+            }
+            sr->from_cgz = false;
             const char *path = find_name(sr, idx);
             if (!path)
                 return berth_error_make_status(err, EIO, "tar-split record: entry %u unnamed", idx);
@@ -451,7 +566,14 @@ static ssize_t split_read(berth_reader_t *r, void *buf, size_t len, berth_error_
         }
         if (sr->file_left > 0) {
             size_t k = sr->file_left < len ? (size_t)sr->file_left : len;
-            ssize_t n = read(sr->file_fd, buf, k);
+            ssize_t n;
+            if (sr->from_cgz) {
+                n = gzread(sr->cgz, buf, (unsigned)k);
+                if (n <= 0)
+                    return berth_error_make_status(err, EIO, "tar-split record truncated");
+            } else {
+                n = read(sr->file_fd, buf, k);
+            }
             if (n < 0) {
                 if (errno == EINTR)
                     continue;
@@ -495,6 +617,10 @@ static void split_close(berth_reader_t *r)
     struct split_reader *sr = (struct split_reader *)r;
     if (sr->gz)
         gzclose(sr->gz);
+    if (sr->cgz)
+        gzclose(sr->cgz);
+    free(sr->kept);
+    free(sr->record_path);
     if (sr->file_fd >= 0)
         close(sr->file_fd);
     if (sr->root_fd >= 0)
@@ -510,10 +636,13 @@ static void split_close(berth_reader_t *r)
 
 static const struct berth_reader_ops split_ops = {.read = split_read, .close = split_close};
 
-static int load_names(gzFile gz, struct name_ent **out, size_t *n_out, berth_error_t *err)
+static int load_names(gzFile gz, struct name_ent **out, size_t *n_out, struct kept_ent **kout,
+                      size_t *nk_out, berth_error_t *err)
 {
     struct name_ent *v = NULL;
     size_t n = 0, cap = 0;
+    struct kept_ent *kv = NULL;
+    size_t nk = 0, kcap = 0;
     for (;;) {
         char t;
         if (!gz_get(gz, &t, 1))
@@ -529,6 +658,19 @@ static int load_names(gzFile gz, struct name_ent **out, size_t *n_out, berth_err
             uint32_t i;
             if (!gz_u64(gz, &s) || !gz_u32(gz, &i))
                 goto corrupt;
+        } else if (t == 'C') {
+            uint32_t i;
+            uint64_t s;
+            if (!gz_u32(gz, &i) || !gz_u64(gz, &s) || s > (uint64_t)INT64_MAX / 2)
+                goto corrupt;
+            z_off_t off = gztell(gz);
+            if (off < 0 || gzseek(gz, (z_off_t)s, SEEK_CUR) != off + (z_off_t)s)
+                goto corrupt;
+            if (nk == kcap) {
+                kcap = kcap ? kcap * 2 : 8;
+                kv = xreallocarray(kv, kcap, sizeof(*kv));
+            }
+            kv[nk++] = (struct kept_ent){.idx = i, .size = s, .off = off};
         } else if (t == 'N') {
             uint32_t idx, len;
             if (!gz_u32(gz, &idx) || !gz_u32(gz, &len) || len > MAX_NAMELEN)
@@ -556,11 +698,14 @@ static int load_names(gzFile gz, struct name_ent **out, size_t *n_out, berth_err
     }
     *out = v;
     *n_out = n;
+    *kout = kv;
+    *nk_out = nk;
     return 0;
 corrupt:
     for (size_t i = 0; i < n; i++)
         free(v[i].path);
     free(v);
+    free(kv);
     return berth_error_make_status(err, EIO, "tar-split record corrupt");
 }
 
@@ -570,6 +715,7 @@ int tar_split_reader(const char *record_path, const char *dir, const char *expec
     struct split_reader *sr = xzalloc(sizeof(*sr));
     sr->base.ops = &split_ops;
     sr->file_fd = -1;
+    sr->record_path = xstrdup(record_path);
     sr->root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     sr->expected = expected_digest ? xstrdup(expected_digest) : NULL;
     sr->expected_size = expected_size;
@@ -588,7 +734,7 @@ int tar_split_reader(const char *record_path, const char *dir, const char *expec
         berth_error_make_status(err, EIO, "\"%s\" is not a tar-split record", record_path);
         goto fail;
     }
-    if (load_names(sr->gz, &sr->names, &sr->n_names, err) < 0)
+    if (load_names(sr->gz, &sr->names, &sr->n_names, &sr->kept, &sr->n_kept, err) < 0)
         goto fail;
     if (gzrewind(sr->gz) < 0 || !gz_get(sr->gz, magic, 8)) {
         berth_error_make_status(err, EIO, "rewind \"%s\"", record_path);

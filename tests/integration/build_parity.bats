@@ -323,7 +323,16 @@ EOF
     echo l >"$d/logs/a.log"
     echo keep >"$d/logs/keep.log"
     printf '*.key\nlogs/*.log\n!logs/keep.log\n' >"$d/.containerignore"
-    printf 'FROM scratch\nCOPY * subdir/\nCOPY script1 "" script2 /usr/local/tmp/\n' \
+    # an archive that writes one name twice: the layer's tar does too, and must still export
+    python3 - "$d/dup.tar" <<'EOF'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    for data in (b"first\n", b"second!\n"):
+        i = tarfile.TarInfo("f")
+        i.size, i.mode, i.mtime = len(data), 0o644, 1600000000
+        t.addfile(i, io.BytesIO(data))
+EOF
+    printf 'FROM scratch\nCOPY * subdir/\nCOPY script1 "" script2 /usr/local/tmp/\nADD dup.tar /dup/\n' \
         >"$d/Containerfile"
     own "$d"
     compare sizes "$d"
