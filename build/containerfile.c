@@ -605,14 +605,55 @@ static void split_ws(const char *s, struct wordv *out)
     }
 }
 
-char *cf_arg_from_json(const char *s, size_t len)
+/* The one JSON parser refuses NUL in strings; an exec form may hold one (`CMD ["\u0000"]` is
+ * valid JSON, kept by Docker and buildah).  Its \u0000 escapes are handed to the parser as the
+ * noncharacter U+FDD0 (when the text has none of its own) and turned back here. */
+#define NUL_STANDIN "\xef\xb7\x90"
+
+static char *nul_escapes_to_standin(const char *text)
+{
+    if (!strstr(text, "\\u0000") || strstr(text, NUL_STANDIN) || strcasestr(text, "\\ufdd0"))
+        return NULL;
+    size_t n = strlen(text);
+    char *o = xmalloc(n + 1), *w = o;
+    bool in_str = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (!in_str) {
+            in_str = c == '"';
+            *w++ = c;
+            continue;
+        }
+        if (c == '"') {
+            in_str = false;
+        } else if (c == '\\' && i + 1 < n) {
+            if (strncmp(text + i + 1, "u0000", 5) == 0) {
+                memcpy(w, "\\ufdd0", 6);
+                w += 6;
+                i += 5;
+                continue;
+            }
+            *w++ = c;
+            c = text[++i];
+        }
+        *w++ = c;
+    }
+    *w = 0;
+    return o;
+}
+
+char *cf_arg_from_json(const char *s, size_t len, bool standin)
 {
     size_t nul = 0;
     for (size_t i = 0; i < len; i++)
         nul += s[i] == 0;
     char *o = xmalloc(len + nul + 1), *w = o;
     for (size_t i = 0; i < len; i++) {
-        if (s[i]) {
+        if (standin && i + 3 <= len && memcmp(s + i, NUL_STANDIN, 3) == 0) {
+            *w++ = (char)0xc0;
+            *w++ = (char)0x80;
+            i += 2;
+        } else if (s[i]) {
             *w++ = s[i];
         } else {
             *w++ = (char)0xc0;
@@ -651,8 +692,10 @@ static enum json_result parse_json_array(const char *rest, struct wordv *out)
         return JSON_NOT_JSON;
     cleanup_json json_t *j = NULL;
     berth_error_t jerr = NULL;
+    cleanup_free char *standin = nul_escapes_to_standin(rest);
+    const char *text = standin ? standin : rest;
     /* the one JSON parser (bounded, one rule set); not JSON means shell form */
-    if (json_parse_bounded(rest, strlen(rest), CONTAINERFILE_MAX_SIZE, "exec form", &j, &jerr) <
+    if (json_parse_bounded(text, strlen(text), CONTAINERFILE_MAX_SIZE, "exec form", &j, &jerr) <
             0 ||
         !json_is_array(j)) {
         berth_error_release(&jerr);
@@ -667,7 +710,8 @@ static enum json_result parse_json_array(const char *rest, struct wordv *out)
     }
     json_array_foreach(j, i, v)
     {
-        wordv_add(out, cf_arg_from_json(json_string_value(v), json_string_length(v)));
+        wordv_add(out,
+                  cf_arg_from_json(json_string_value(v), json_string_length(v), standin != NULL));
     }
     return JSON_OK;
 }

@@ -88,9 +88,10 @@ struct containerfile {
 
 /* JSON-form arguments can hold NUL characters (`CMD ["\u0000"]` is valid exec form, as in
  * Docker): in args they are written as the two bytes 0xC0 0x80 (never valid UTF-8 otherwise).
- * cf_arg_from_json makes such an arg (owned) from a JSON string; cf_arg_to_json turns one back
- * into a JSON string with the NULs. */
-char *cf_arg_from_json(const char *s, size_t len);
+ * cf_arg_from_json makes such an arg (owned) from a parsed JSON string (standin: U+FDD0 stands
+ * for NUL, see containerfile.c); cf_arg_to_json turns one back into a JSON string with the
+ * NULs. */
+char *cf_arg_from_json(const char *s, size_t len, bool standin);
 json_t *cf_arg_to_json(const char *arg);
 
 /* Parses buf (len bytes, need not be NUL-terminated).  filename is used in messages. */

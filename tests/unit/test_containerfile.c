@@ -213,6 +213,24 @@ static void test_json_forms(void **state)
     assert_args(&cf->insts[11], ARGS("/v3", "/v4"));
     assert_args(&cf->insts[12], ARGS("echo \"$HOME\""));
     containerfile_free(cf);
+
+    /* NUL and other escapes stay exec form (Docker, buildah): NUL as 0xC0 0x80 in args, back
+     * to a JSON NUL through cf_arg_to_json; \\u0000 is a backslash and text, not a NUL */
+    cf = parse_ok("FROM x\n"
+                  "CMD [\"\\u0000\", \"a\\u0000b\", \"\\\\u0000\", \"q\\\"\\/\"]\n"
+                  "CMD [\"\\u0000\", \"\\ufdd0\"]\n");
+    assert_true(cf->insts[1].json_form);
+    assert_args(&cf->insts[1], ARGS("\xc0\x80",
+                                    "a\xc0\x80"
+                                    "b",
+                                    "\\u0000", "q\"/"));
+    json_t *j = cf_arg_to_json(cf->insts[1].args[1]);
+    assert_int_equal(json_string_length(j), 3);
+    assert_memory_equal(json_string_value(j), "a\0b", 3);
+    json_decref(j);
+    /* the text holds the stand-in itself: the NUL can't be told apart, so not exec form */
+    assert_false(cf->insts[2].json_form);
+    containerfile_free(cf);
 }
 
 /* ---- heredocs ---- */
