@@ -3,6 +3,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "run/isolation.h"
+#include "run/sealed_exe.h"
 
 #include <libgen.h>
 #include <stdarg.h>
@@ -173,10 +174,27 @@ static void print_group_help(const char *word)
             printf("  %-18s %s\n", c->name + l + 1, c->summary);
 }
 
+/* The process's own argv, for the sealed re-exec. */
+static char **main_argv;
+
+/* Commands that run container-side code (run/sealed_exe.h): the container init, the exec'd
+ * process, build RUN steps and the OCI runtime driven by another engine start as berth inside
+ * the container's pid namespace. */
+static bool runs_container_code(const char *name)
+{
+    static const char *const names[] = {"run", "exec", "start", "build", "build-exec", "runtime"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
 static int dispatch(struct berth_globals *g, int argc, char **argv)
 {
     int consumed = 0;
     const struct berth_command *c = find_command(argc, argv, &consumed);
+    if (c != NULL && runs_container_code(c->name))
+        sealed_exe_reexec(main_argv);
     if (c == NULL) {
         if (is_group(argv[0])) {
             if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -211,6 +229,7 @@ char **berth_runtime_argv;
 int main(int argc, char **argv)
 {
     struct berth_globals g = {.argv0 = argv[0]};
+    main_argv = argv;
     const char *level = getenv("BERTH_LOG_LEVEL");
 
     /* Invoked through the berth-runtime symlink: behave as `berth runtime ...`. */
