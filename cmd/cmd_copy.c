@@ -9,6 +9,7 @@
 #include "common/json.h"
 #include "common/template.h"
 #include "transport/copy.h"
+#include "transport/registry_session.h"
 #include "transport/docker.h"
 #include "transport/manifest.h"
 #include "transport/policy.h"
@@ -371,6 +372,10 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
     struct cli_store_holder h = {0};
     if (cli_store_for_refs(g, &h, ref, NULL, &sys, NULL, &err) < 0)
         return cli_fail(&err);
+    /* declared before src: freed after it (the session owns the source's client), shared
+     * with the tag listing below (one ping) */
+    cleanup_registry_session registry_session_t *session = registry_session_new();
+    sys.registry_session = session;
     struct image_source *src = NULL;
     int ret = BERTH_EXIT_ERROR;
     cleanup_free char *mbuf = NULL, *mime = NULL, *cfg = NULL, *name = NULL;
@@ -449,7 +454,7 @@ static int cmd_inspect(struct berth_globals *g, int argc, char **argv)
     json_t *tags = json_array();
     if (!no_tags && strcmp(ref->transport->name, "docker") == 0) {
         /* skopeo lists the repository's tags for registry images */
-        registry_client_t *rc = NULL; /* cached and owned by the docker transport */
+        registry_client_t *rc = NULL; /* owned by the session */
         cleanup_free char *repo = NULL;
         cleanup_strv char **tv = NULL;
         size_t nt = 0;

@@ -4,6 +4,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "transport/registry_session.h"
 #include "transport/docker.h"
 #include "transport/registry_client.h"
 #include "transport/transport.h"
@@ -92,7 +93,9 @@ static int cmd_list_tags(struct berth_globals *g, int argc, char **argv)
     if (ir->digest || strchr(last_slash ? last_slash : arg, ':'))
         return cli_failf("\"%s\": list-tags takes a repository without tag or digest",
                          argv[optind]);
-    registry_client_t *client;
+    cleanup_registry_session registry_session_t *session = registry_session_new();
+    sys.registry_session = session;
+    registry_client_t *client; /* owned by the session */
     cleanup_free char *repo = NULL;
     if (docker_open_client(ref, &sys, &client, &repo, &err) < 0)
         return cli_fail(&err);

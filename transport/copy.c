@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/progress.h"
 #include "transport/manifest.h"
+#include "transport/registry_session.h"
 #include "transport/policy.h"
 #include "transport/signature.h"
 #include "transport/sigstore.h"
@@ -742,8 +743,9 @@ out:
     return ret;
 }
 
-int copy_image(struct image_reference *srcref, struct image_reference *dstref,
-               const struct copy_options *o, struct copy_result *res, berth_error_t *err)
+static int copy_in_session(struct image_reference *srcref, struct image_reference *dstref,
+                           const struct copy_options *o, struct copy_result *res,
+                           berth_error_t *err)
 {
     struct image_source *src = NULL;
     struct image_destination *dst = NULL;
@@ -845,6 +847,34 @@ out:
     pthread_mutex_destroy(&c.lock);
     progress_free(prog);
     return ret;
+}
+
+/* The copy owns the registry session its source and destination share (unless the caller, a
+ * sync, owns one for all its copies): blob locations learnt from the source let the destination
+ * mount instead of upload, and one client per registry serves both sides. */
+int copy_image(struct image_reference *srcref, struct image_reference *dstref,
+               const struct copy_options *o, struct copy_result *res, berth_error_t *err)
+{
+    struct registry_session *have = o->src_sys && o->src_sys->registry_session
+                                        ? o->src_sys->registry_session
+                                    : o->dst_sys ? o->dst_sys->registry_session
+                                                 : NULL;
+    cleanup_registry_session registry_session_t *own = NULL;
+    if (!have)
+        have = own = registry_session_new();
+    struct system_context s, d;
+    struct copy_options oo = *o;
+    if (o->src_sys && !o->src_sys->registry_session) {
+        s = *o->src_sys;
+        s.registry_session = have;
+        oo.src_sys = &s;
+    }
+    if (o->dst_sys && !o->dst_sys->registry_session) {
+        d = *o->dst_sys;
+        d.registry_session = have;
+        oo.dst_sys = &d;
+    }
+    return copy_in_session(srcref, dstref, &oo, res, err);
 }
 
 int copy_image_refs(const char *src, const char *dst, const struct copy_options *o,

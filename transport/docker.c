@@ -8,6 +8,7 @@
 #include "transport/auth.h"
 #include "transport/lookaside.h"
 #include "transport/registries_conf.h"
+#include "transport/registry_session.h"
 #include "transport/sigstore.h"
 #include "transport/sigstore_attach.h"
 
@@ -16,134 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------- process-wide caches ----------
- * Clients are shared per (registry, settings) so a run over many images pings once and reuses
- * connections and tokens.  Known blob locations let destinations mount blobs across
- * repositories of the same registry instead of uploading them again. */
+/* What a copy or sync learns about registries (clients, blob locations, uploads in flight)
+ * lives in the registry_session it owns (sys->registry_session); a source or destination opened
+ * without one keeps its own for its lifetime. */
 
-struct client_slot {
-    char *key;
-    registry_client_t *c;
-};
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct client_slot *clients;
-static size_t nclients;
-static bool atexit_done;
-
-struct blob_loc {
-    char *registry, *repo, *digest;
-};
-static struct blob_loc *blob_locs;
-static size_t nblob_locs;
-
-/* Blobs being uploaded right now, so parallel copies of images sharing a blob upload it once:
- * the second one waits, then finds it with HEAD. */
-struct inflight {
-    char *key;   /* registry/repo@digest */
-    void *owner; /* the destination uploading it */
-};
-static struct inflight *inflight;
-static size_t ninflight;
-static pthread_cond_t inflight_cond = PTHREAD_COND_INITIALIZER;
-
-static char *inflight_key(const char *registry, const char *repo, const char *digest)
+static char *upload_key(const char *registry, const char *repo, const char *digest)
 {
     return xasprintf("%s/%s@%s", registry, repo, digest);
-}
-
-/* Waits while someone else uploads key; then claims it for owner. */
-static void inflight_claim(const char *key, void *owner)
-{
-    pthread_mutex_lock(&cache_lock);
-    for (;;) {
-        bool busy = false;
-        for (size_t i = 0; i < ninflight; i++)
-            if (strcmp(inflight[i].key, key) == 0 && inflight[i].owner != owner)
-                busy = true;
-        if (!busy)
-            break;
-        pthread_cond_wait(&inflight_cond, &cache_lock);
-    }
-    inflight = xreallocarray(inflight, ninflight + 1, sizeof(*inflight));
-    inflight[ninflight].key = xstrdup(key);
-    inflight[ninflight].owner = owner;
-    ninflight++;
-    pthread_mutex_unlock(&cache_lock);
-}
-
-/* Releases key (or every key of owner when key is NULL). */
-static void inflight_release(const char *key, void *owner)
-{
-    pthread_mutex_lock(&cache_lock);
-    for (size_t i = 0; i < ninflight;) {
-        if (inflight[i].owner == owner && (!key || strcmp(inflight[i].key, key) == 0)) {
-            free(inflight[i].key);
-            inflight[i] = inflight[--ninflight];
-        } else {
-            i++;
-        }
-    }
-    pthread_cond_broadcast(&inflight_cond);
-    pthread_mutex_unlock(&cache_lock);
-}
-
-static void free_caches(void)
-{
-    pthread_mutex_lock(&cache_lock);
-    for (size_t i = 0; i < nclients; i++) {
-        free(clients[i].key);
-        registry_client_free(clients[i].c);
-    }
-    free(clients);
-    clients = NULL;
-    nclients = 0;
-    for (size_t i = 0; i < nblob_locs; i++) {
-        free(blob_locs[i].registry);
-        free(blob_locs[i].repo);
-        free(blob_locs[i].digest);
-    }
-    free(blob_locs);
-    blob_locs = NULL;
-    nblob_locs = 0;
-    for (size_t i = 0; i < ninflight; i++)
-        free(inflight[i].key);
-    free(inflight);
-    inflight = NULL;
-    ninflight = 0;
-    pthread_mutex_unlock(&cache_lock);
-}
-
-static void remember_blob(const char *registry, const char *repo, const char *digest)
-{
-    pthread_mutex_lock(&cache_lock);
-    for (size_t i = 0; i < nblob_locs; i++) {
-        if (strcmp(blob_locs[i].digest, digest) == 0 &&
-            strcmp(blob_locs[i].registry, registry) == 0 && strcmp(blob_locs[i].repo, repo) == 0) {
-            pthread_mutex_unlock(&cache_lock);
-            return;
-        }
-    }
-    if (nblob_locs < 100000) {
-        blob_locs = xreallocarray(blob_locs, nblob_locs + 1, sizeof(*blob_locs));
-        blob_locs[nblob_locs].registry = xstrdup(registry);
-        blob_locs[nblob_locs].repo = xstrdup(repo);
-        blob_locs[nblob_locs].digest = xstrdup(digest);
-        nblob_locs++;
-    }
-    pthread_mutex_unlock(&cache_lock);
-}
-
-/* Another repository of registry known to hold digest, or NULL (owned by caller). */
-static char *known_blob_repo(const char *registry, const char *repo, const char *digest)
-{
-    char *r = NULL;
-    pthread_mutex_lock(&cache_lock);
-    for (size_t i = 0; i < nblob_locs && !r; i++)
-        if (strcmp(blob_locs[i].digest, digest) == 0 &&
-            strcmp(blob_locs[i].registry, registry) == 0 && strcmp(blob_locs[i].repo, repo) != 0)
-            r = xstrdup(blob_locs[i].repo);
-    pthread_mutex_unlock(&cache_lock);
-    return r;
 }
 
 int docker_registry_options(const struct system_context *sys, const char *registry, bool insecure,
@@ -174,8 +54,9 @@ int docker_registry_options(const struct system_context *sys, const char *regist
     return 0;
 }
 
-static int get_client(const struct system_context *sys, const char *registry, const char *repo,
-                      bool insecure, registry_client_t **out, berth_error_t *err)
+static int get_client(const struct system_context *sys, registry_session_t *session,
+                      const char *registry, const char *repo, bool insecure,
+                      registry_client_t **out, berth_error_t *err)
 {
     cleanup_free char *user = NULL, *pass = NULL;
     struct registry_options o;
@@ -201,34 +82,19 @@ static int get_client(const struct system_context *sys, const char *registry, co
         "%s|%d|%d|%s|%s|%s|%d|%d|%s", registry, insecure, o.tls_verify,
         o.cert_dir ? o.cert_dir : "", o.auth_file ? o.auth_file : "", credhash ? credhash : "",
         o.retry_times, o.retry_delay_ms, o.user_agent ? o.user_agent : "");
-    pthread_mutex_lock(&cache_lock);
-    for (size_t i = 0; i < nclients; i++) {
-        if (strcmp(clients[i].key, key) == 0) {
-            *out = clients[i].c;
-            pthread_mutex_unlock(&cache_lock);
-            if (pass)
-                explicit_bzero(pass, strlen(pass));
-            return 0;
-        }
+    registry_client_t *c = registry_session_client(session, key);
+    if (c) {
+        if (pass)
+            explicit_bzero(pass, strlen(pass));
+        *out = c;
+        return 0;
     }
-    pthread_mutex_unlock(&cache_lock);
-    registry_client_t *c = NULL;
     int r = registry_client_new(&o, &c, err);
     if (pass)
         explicit_bzero(pass, strlen(pass));
     if (r < 0)
         return -1;
-    pthread_mutex_lock(&cache_lock);
-    if (!atexit_done) {
-        atexit(free_caches);
-        atexit_done = true;
-    }
-    clients = xreallocarray(clients, nclients + 1, sizeof(*clients));
-    clients[nclients].key = steal_pointer(&key);
-    clients[nclients].c = c;
-    nclients++;
-    pthread_mutex_unlock(&cache_lock);
-    *out = c;
+    *out = registry_session_add_client(session, key, c);
     return 0;
 }
 
@@ -268,7 +134,8 @@ static void docker_ref_free(struct image_reference *ref)
 }
 
 struct endpoint {
-    registry_client_t *c; /* shared, not owned */
+    registry_client_t *c;        /* the session's, not owned */
+    registry_session_t *session; /* not owned */
     char *registry;
     char *repo;
 };
@@ -291,13 +158,14 @@ static int split_name(const char *name, char **host, char **path, berth_error_t 
     return 0;
 }
 
-static int open_endpoint(const struct system_context *sys, const char *name, bool insecure,
-                         struct endpoint *ep, berth_error_t *err)
+static int open_endpoint(const struct system_context *sys, registry_session_t *session,
+                         const char *name, bool insecure, struct endpoint *ep, berth_error_t *err)
 {
     memset(ep, 0, sizeof(*ep));
+    ep->session = session;
     if (split_name(name, &ep->registry, &ep->repo, err) < 0)
         return -1;
-    if (get_client(sys, ep->registry, ep->repo, insecure, &ep->c, err) < 0) {
+    if (get_client(sys, session, ep->registry, ep->repo, insecure, &ep->c, err) < 0) {
         free(ep->registry);
         free(ep->repo);
         return -1;
@@ -314,7 +182,8 @@ static void endpoint_clear(struct endpoint *ep)
 
 /* The primary endpoint after registries.conf, plus (for sources) the mirrors to try first. */
 static int resolve_endpoints(const struct image_reference *ref, const struct system_context *sys,
-                             bool for_pull, struct endpoint **eps, size_t *neps, berth_error_t *err)
+                             registry_session_t *session, bool for_pull, struct endpoint **eps,
+                             size_t *neps, berth_error_t *err)
 {
     struct docker_ref *d = ref->priv;
     cleanup_registries_conf registries_conf_t *conf = NULL;
@@ -342,7 +211,7 @@ static int resolve_endpoints(const struct image_reference *ref, const struct sys
             else
                 continue;
             berth_error_t e2 = NULL;
-            if (open_endpoint(sys, mname, m->insecure, &v[n], &e2) == 0)
+            if (open_endpoint(sys, session, mname, m->insecure, &v[n], &e2) == 0)
                 n++;
             else
                 log_warn("mirror %s: %s", m->location, berth_error_msg(e2));
@@ -350,7 +219,7 @@ static int resolve_endpoints(const struct image_reference *ref, const struct sys
         }
     }
     cleanup_free char *rewritten = registries_conf_rewrite(e, name);
-    if (open_endpoint(sys, rewritten, e ? e->insecure : false, &v[n], err) < 0) {
+    if (open_endpoint(sys, session, rewritten, e ? e->insecure : false, &v[n], err) < 0) {
         for (size_t i = 0; i < n; i++)
             endpoint_clear(&v[i]);
         free(v);
@@ -365,9 +234,13 @@ static int resolve_endpoints(const struct image_reference *ref, const struct sys
 int docker_open_client(const struct image_reference *ref, const struct system_context *sys,
                        registry_client_t **client, char **repo, berth_error_t *err)
 {
+    if (!sys || !sys->registry_session)
+        return berth_error_make_status(err, EINVAL,
+                                       "docker_open_client needs a registry session (it owns the "
+                                       "client)");
     struct endpoint *eps = NULL;
     size_t n = 0;
-    if (resolve_endpoints(ref, sys, false, &eps, &n, err) < 0)
+    if (resolve_endpoints(ref, sys, sys->registry_session, false, &eps, &n, err) < 0)
         return -1;
     *client = eps[0].c;
     *repo = steal_pointer(&eps[0].repo);
@@ -385,6 +258,7 @@ struct docker_src {
     bool pinned;
     char *ref;        /* tag or digest to fetch */
     char *top_digest; /* digest of the top-level manifest once read (for signatures) */
+    registry_session_t *own_session; /* when sys had none */
 };
 
 static void remember_manifest_blobs(const struct endpoint *ep, const char *body, size_t len)
@@ -398,7 +272,7 @@ static void remember_manifest_blobs(const struct endpoint *ep, const char *body,
     json_t *cfg = json_get_object(j, "config");
     const char *d = cfg ? json_get_string(cfg, "digest") : NULL;
     if (d && digest_validate(d, NULL) == 0)
-        remember_blob(ep->registry, ep->repo, d);
+        registry_session_remember_blob(ep->session, ep->registry, ep->repo, d);
     json_t *layers = json_get_array(j, "layers");
     size_t i;
     json_t *l;
@@ -406,7 +280,7 @@ static void remember_manifest_blobs(const struct endpoint *ep, const char *body,
     {
         d = json_get_string(l, "digest");
         if (d && digest_validate(d, NULL) == 0)
-            remember_blob(ep->registry, ep->repo, d);
+            registry_session_remember_blob(ep->session, ep->registry, ep->repo, d);
     }
     json_decref(j);
 }
@@ -523,6 +397,7 @@ static void ds_close(struct image_source *src)
         free(s->eps);
         free(s->ref);
         free(s->top_digest);
+        registry_session_free(s->own_session); /* after the endpoints: it owns their clients */
         free(s);
     }
     free(src);
@@ -541,7 +416,11 @@ static int docker_new_source(struct image_reference *ref, const struct system_co
 {
     struct docker_ref *d = ref->priv;
     struct docker_src *s = xzalloc(sizeof(*s));
-    if (resolve_endpoints(ref, sys, true, &s->eps, &s->neps, err) < 0) {
+    registry_session_t *session = sys ? sys->registry_session : NULL;
+    if (!session)
+        session = s->own_session = registry_session_new();
+    if (resolve_endpoints(ref, sys, session, true, &s->eps, &s->neps, err) < 0) {
+        registry_session_free(s->own_session);
         free(s);
         return -1;
     }
@@ -562,7 +441,8 @@ struct docker_dst {
     struct endpoint ep;
     char *tag;
     char *digest;
-    char *put_digest; /* digest of the top-level manifest written (for signatures) */
+    char *put_digest;                /* digest of the top-level manifest written (for signatures) */
+    registry_session_t *own_session; /* when sys had none */
 };
 
 static const char *const docker_manifest_types[] = {MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST,
@@ -580,9 +460,9 @@ static int dd_try_reuse(struct image_destination *dst, const struct blob_info *i
     *reused = false;
     if (!info->digest)
         return 0;
-    /* if another copy in this process uploads it now, wait and then find it */
-    cleanup_free char *key = inflight_key(d->ep.registry, d->ep.repo, info->digest);
-    inflight_claim(key, d);
+    /* if another copy of this session uploads it now, wait and then find it */
+    cleanup_free char *key = upload_key(d->ep.registry, d->ep.repo, info->digest);
+    registry_session_upload_claim(d->ep.session, key, d);
     int64_t size = -1;
     berth_error_t e2 = NULL;
     if (registry_head_blob(d->ep.c, d->ep.repo, info->digest, &size, &e2) == 0) {
@@ -594,12 +474,13 @@ static int dd_try_reuse(struct image_destination *dst, const struct blob_info *i
         }
         *reused = true;
     } else if (berth_error_status(e2) != ENOENT) {
-        inflight_release(key, d);
+        registry_session_upload_release(d->ep.session, key, d);
         *err = e2;
         return -1;
     } else {
         berth_error_release(&e2);
-        cleanup_free char *from = known_blob_repo(d->ep.registry, d->ep.repo, info->digest);
+        cleanup_free char *from =
+            registry_session_blob_repo(d->ep.session, d->ep.registry, d->ep.repo, info->digest);
         if (from) {
             bool mounted = false;
             if (registry_mount_blob(d->ep.c, d->ep.repo, info->digest, from, &mounted, &e2) < 0) {
@@ -614,8 +495,8 @@ static int dd_try_reuse(struct image_destination *dst, const struct blob_info *i
         }
     }
     if (*reused) {
-        inflight_release(key, d);
-        remember_blob(d->ep.registry, d->ep.repo, info->digest);
+        registry_session_upload_release(d->ep.session, key, d);
+        registry_session_remember_blob(d->ep.session, d->ep.registry, d->ep.repo, info->digest);
         if (out) {
             blob_info_copy(out, info);
             if (size >= 0)
@@ -633,7 +514,7 @@ static int dd_put_blob(struct image_destination *dst, berth_reader_t *stream,
     char *digest = NULL;
     int64_t size = -1;
     cleanup_free char *key =
-        info->digest ? inflight_key(d->ep.registry, d->ep.repo, info->digest) : NULL;
+        info->digest ? upload_key(d->ep.registry, d->ep.repo, info->digest) : NULL;
     /* With the digest known, POST + one PUT carrying the data (monolithic) costs the
      * registry less than POST + PATCH + PUT; BERTH_REGISTRY_UPLOAD=chunked forces PATCH for
      * registries that refuse monolithic uploads. */
@@ -642,9 +523,9 @@ static int dd_put_blob(struct image_destination *dst, berth_reader_t *stream,
     int r = registry_put_blob(d->ep.c, d->ep.repo, stream, info->digest, info->size, monolithic,
                               &digest, &size, err);
     if (r == 0)
-        remember_blob(d->ep.registry, d->ep.repo, digest);
+        registry_session_remember_blob(d->ep.session, d->ep.registry, d->ep.repo, digest);
     if (key)
-        inflight_release(key, d);
+        registry_session_upload_release(d->ep.session, key, d);
     if (r < 0)
         return -1;
     if (out) {
@@ -752,11 +633,12 @@ static void dd_close(struct image_destination *dst)
         return;
     struct docker_dst *d = dst->priv;
     if (d) {
-        inflight_release(NULL, d);
+        registry_session_upload_release(d->ep.session, NULL, d);
         endpoint_clear(&d->ep);
         free(d->tag);
         free(d->digest);
         free(d->put_digest);
+        registry_session_free(d->own_session);
         free(d);
     }
     free(dst);
@@ -783,10 +665,16 @@ static int docker_new_destination(struct image_reference *ref, const struct syst
     struct docker_ref *r = ref->priv;
     struct endpoint *eps = NULL;
     size_t n = 0;
-    if (resolve_endpoints(ref, sys, false, &eps, &n, err) < 0)
+    registry_session_t *own = NULL, *session = sys ? sys->registry_session : NULL;
+    if (!session)
+        session = own = registry_session_new();
+    if (resolve_endpoints(ref, sys, session, false, &eps, &n, err) < 0) {
+        registry_session_free(own);
         return -1;
+    }
     struct docker_dst *d = xzalloc(sizeof(*d));
     d->ep = eps[0];
+    d->own_session = own;
     free(eps);
     d->tag = r->ref->tag ? xstrdup(r->ref->tag) : NULL;
     d->digest = r->ref->digest ? xstrdup(r->ref->digest) : NULL;

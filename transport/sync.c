@@ -10,6 +10,7 @@
 #include "transport/lookaside.h"
 #include "transport/manifest.h"
 #include "transport/registry_client.h"
+#include "transport/registry_session.h"
 #include "transport/sigstore_attach.h"
 
 #include <dirent.h>
@@ -807,8 +808,24 @@ json_t *sync_result_report(const struct sync_result *r)
     return o;
 }
 
-int sync_run(const struct sync_options *o, struct sync_result *res, berth_error_t *err)
+int sync_run(const struct sync_options *opts, struct sync_result *res, berth_error_t *err)
 {
+    /* one registry session for the whole sync: every image's copy shares the clients (one
+     * ping, pooled connections, cached tokens) and what is known about blob locations */
+    cleanup_registry_session registry_session_t *session = registry_session_new();
+    struct sync_options so = *opts;
+    struct system_context ssys, dsys;
+    if (opts->src_sys && !opts->src_sys->registry_session) {
+        ssys = *opts->src_sys;
+        ssys.registry_session = session;
+        so.src_sys = &ssys;
+    }
+    if (opts->dst_sys && !opts->dst_sys->registry_session) {
+        dsys = *opts->dst_sys;
+        dsys.registry_session = session;
+        so.dst_sys = &dsys;
+    }
+    const struct sync_options *o = &so;
     memset(res, 0, sizeof(*res));
     if (o->dst_kind == SYNC_YAML)
         return berth_error_make_status(err, EINVAL, "yaml is a source format only");

@@ -38,6 +38,10 @@ struct system_context {
     int retry_times;        /* -1 = default */
     int retry_delay_ms;     /* -1 = default (exponential backoff) */
     const char *user_agent; /* NULL = "berth/<version>" */
+    /* what the copy or sync learns about registries (transport/registry_session.h); not owned.
+     * copy_image and sync_run make one when NULL; a docker source or destination opened
+     * without one keeps its own. */
+    struct registry_session *registry_session;
     /* platform selection */
     const char *os_override;
     const char *arch_override;
