@@ -231,6 +231,21 @@ static int resolve_endpoints(const struct image_reference *ref, const struct sys
     return 0;
 }
 
+static int open_client(const struct image_reference *ref, const struct system_context *sys,
+                       registry_session_t *session, registry_client_t **client, char **repo,
+                       berth_error_t *err)
+{
+    struct endpoint *eps = NULL;
+    size_t n = 0;
+    if (resolve_endpoints(ref, sys, session, false, &eps, &n, err) < 0)
+        return -1;
+    *client = eps[0].c;
+    *repo = steal_pointer(&eps[0].repo);
+    endpoint_clear(&eps[0]);
+    free(eps);
+    return 0;
+}
+
 int docker_open_client(const struct image_reference *ref, const struct system_context *sys,
                        registry_client_t **client, char **repo, berth_error_t *err)
 {
@@ -238,15 +253,7 @@ int docker_open_client(const struct image_reference *ref, const struct system_co
         return berth_error_make_status(err, EINVAL,
                                        "docker_open_client needs a registry session (it owns the "
                                        "client)");
-    struct endpoint *eps = NULL;
-    size_t n = 0;
-    if (resolve_endpoints(ref, sys, sys->registry_session, false, &eps, &n, err) < 0)
-        return -1;
-    *client = eps[0].c;
-    *repo = steal_pointer(&eps[0].repo);
-    endpoint_clear(&eps[0]);
-    free(eps);
-    return 0;
+    return open_client(ref, sys, sys->registry_session, client, repo, err);
 }
 
 /* ---------- source ---------- */
@@ -690,9 +697,13 @@ static int docker_delete(struct image_reference *ref, const struct system_contex
                          berth_error_t *err)
 {
     struct docker_ref *r = ref->priv;
-    registry_client_t *c;
+    cleanup_registry_session registry_session_t *own = NULL;
+    registry_session_t *session = sys ? sys->registry_session : NULL;
+    if (!session)
+        session = own = registry_session_new();
+    registry_client_t *c; /* the session's */
     cleanup_free char *repo = NULL;
-    if (docker_open_client(ref, sys, &c, &repo, err) < 0)
+    if (open_client(ref, sys, session, &c, &repo, err) < 0)
         return -1;
     cleanup_free char *digest = NULL;
     if (r->ref->digest) {

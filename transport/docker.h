@@ -24,7 +24,9 @@ extern const struct transport_ops docker_transport;
 const image_ref_t *docker_reference_ref(const struct image_reference *ref);
 
 /* Opens a client for a docker reference's registry after applying registries.conf (location
- * rewrite, blocked, insecure); *repo receives the repository path on that registry (owned). */
+ * rewrite, blocked, insecure); *repo receives the repository path on that registry (owned).
+ * The client belongs to sys->registry_session, which must be set (EINVAL otherwise) and must
+ * outlive the client's use. */
 int docker_open_client(const struct image_reference *ref, const struct system_context *sys,
                        registry_client_t **client, char **repo, berth_error_t *err);
 

@@ -814,17 +814,19 @@ int sync_run(const struct sync_options *opts, struct sync_result *res, berth_err
      * ping, pooled connections, cached tokens) and what is known about blob locations */
     cleanup_registry_session registry_session_t *session = registry_session_new();
     struct sync_options so = *opts;
-    struct system_context ssys, dsys;
-    if (opts->src_sys && !opts->src_sys->registry_session) {
+    /* NULL means the defaults, as everywhere in the transports */
+    struct system_context ssys = {.tls_verify = -1, .retry_times = -1, .retry_delay_ms = -1};
+    struct system_context dsys = ssys;
+    if (opts->src_sys)
         ssys = *opts->src_sys;
-        ssys.registry_session = session;
-        so.src_sys = &ssys;
-    }
-    if (opts->dst_sys && !opts->dst_sys->registry_session) {
+    if (opts->dst_sys)
         dsys = *opts->dst_sys;
+    if (!ssys.registry_session)
+        ssys.registry_session = session;
+    if (!dsys.registry_session)
         dsys.registry_session = session;
-        so.dst_sys = &dsys;
-    }
+    so.src_sys = &ssys;
+    so.dst_sys = &dsys;
     const struct sync_options *o = &so;
     memset(res, 0, sizeof(*res));
     if (o->dst_kind == SYNC_YAML)
