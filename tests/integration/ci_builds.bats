@@ -217,3 +217,23 @@ in_podman() {
         berth build -q -f /tmp/cf -t localhost/copyonly /ctx >/dev/null 2>&1 &&
         berth images --format json | grep -q copyonly'
 }
+
+@test "ci: berth info and system doctor say what is missing and how to fix it" {
+    run upodman run --rm localhost/ci berth info
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"RUN isolation (auto)   ok   chroot (mount proc: Operation not permitted)"* ]]
+    [[ "$output" == *"mount /proc            MISSING"*"fix: podman run --security-opt unmask=ALL"* ]]
+    run upodman run --rm --security-opt "seccomp=$CI_DIR/no-userns.json" --user 1000 localhost/ci \
+        berth system doctor
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"user namespace         MISSING no: create a user namespace"* ]]
+    [[ "$output" == *"seccomp=unconfined"* ]]
+    run upodman run --rm --security-opt "seccomp=$CI_DIR/no-userns.json" --user 1000 localhost/ci \
+        berth info --format json
+    [ "$status" -eq 0 ]
+    echo "$output" | sed -n '/^{/,$p' | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["user namespace"]["ok"] is False and "fix" in d["user namespace"], d
+assert d["RUN isolation (auto)"]["value"].startswith("chroot"), d'
+}
