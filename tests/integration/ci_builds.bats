@@ -231,7 +231,7 @@ in_podman() {
     run upodman run --rm --security-opt "seccomp=$CI_DIR/no-userns.json" --user 1000 localhost/ci \
         berth info --format json
     [ "$status" -eq 0 ]
-    echo "$output" | sed -n '/^{/,$p' | python3 -c '
+    echo "$output" | sed -n '/^{/,/^}/p' | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 assert d["user namespace"]["ok"] is False and "fix" in d["user namespace"], d
