@@ -1,5 +1,5 @@
 /* Image references ("quay.io/org/app:1.2@sha256:...") following the docker reference grammar,
- * and the "transport:reference" form used on the command line ("docker://busybox", "oci:/d:tag").
+ * ("transport:reference" on the command line is transport/transport.h's: one table, one splitter).
  *
  * Grammar (distribution/reference):
  *   reference  := name [ ":" tag ] [ "@" digest ]
@@ -102,26 +102,5 @@ static inline void cleanup_image_refp(image_ref_t **r)
     *r = NULL;
 }
 #define cleanup_image_ref __attribute__((cleanup(cleanup_image_refp)))
-
-/* ---- "transport:reference" ----
- * Known transports: docker (written "docker://..."), oci, oci-archive, docker-archive, dir,
- * containers-storage, ostree, docker-daemon.  Recognising a name here says nothing about
- * whether berth implements it; the transport layer reports unsupported ones. */
-
-/* NULL-terminated list of the known transport names. */
-const char *const *transport_known_names(void);
-bool transport_name_is_known(const char *name);
-
-/* Splits "transport:within".  For docker, "docker://x" gives within "x" (the "//" is required
- * and removed); for the others within is everything after the first ':'.  Fails when there is
- * no transport prefix, when the transport is unknown (the message lists the known ones) or when
- * within is empty.  *transport and *within are owned by the caller. */
-int transport_ref_split(const char *s, char **transport, char **within, berth_error_t *err);
-
-/* Like transport_ref_split, but a string without a known transport prefix is taken whole as a
- * reference of `default_transport` ("busybox" -> "docker", "busybox"; "localhost:5000/x" too).
- * A known prefix always wins ("oci:foo" is the oci transport). */
-int transport_ref_split_default(const char *s, const char *default_transport, char **transport,
-                                char **within, berth_error_t *err);
 
 #endif

@@ -7,6 +7,7 @@
 #include "common/fs.h"
 #include "common/reference.h"
 #include "common/strutil.h"
+#include "transport/docker.h"
 #include "transport/internal.h"
 
 #include <errno.h>
@@ -27,28 +28,19 @@ extern const struct transport_ops dir_transport;
 extern const struct transport_ops docker_archive_transport;
 extern const struct transport_ops storage_transport;
 
-/* The registry transport lives in transport/docker.c (its own module); when its header exists
- * it is added to the table. */
-#if __has_include("transport/docker.h")
-#include "transport/docker.h"
-#define HAVE_DOCKER_TRANSPORT 1
-#endif
-
+/* The one table of transport names (common/reference.c had a second one that drifted). */
 static const struct transport_ops *const transports[] = {
-#ifdef HAVE_DOCKER_TRANSPORT
     &docker_transport,
-#endif
-    &oci_transport,     &oci_archive_transport,
-    &dir_transport,     &docker_archive_transport,
-    &storage_transport, NULL,
+    &oci_transport,
+    &oci_archive_transport,
+    &dir_transport,
+    &docker_archive_transport,
+    &storage_transport,
+    NULL,
 };
 
 /* Names recognised (so the error can say "not supported") but not implemented. */
-static const char *const unsupported[] = {"ostree", "docker-daemon",
-#ifndef HAVE_DOCKER_TRANSPORT
-                                          "docker",
-#endif
-                                          NULL};
+static const char *const unsupported[] = {"ostree", "docker-daemon", NULL};
 
 const struct transport_ops *transport_lookup(const char *name)
 {
@@ -58,19 +50,26 @@ const struct transport_ops *transport_lookup(const char *name)
     return NULL;
 }
 
+bool transport_name_is_known(const char *name)
+{
+    if (!name)
+        return false;
+    if (transport_lookup(name))
+        return true;
+    for (size_t i = 0; unsupported[i]; i++)
+        if (strcmp(unsupported[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* "docker://, oci:, ...": every implemented transport as it is written, whatever their number. */
 static char *known_list(void)
 {
-    size_t cap = 256;
-    char *s = xzalloc(cap);
-    for (size_t i = 0; transports[i]; i++) {
-        const char *n = transports[i]->name;
-        if (strlen(s) + strlen(n) + 3 >= cap)
-            break;
-        if (i)
-            strcat(s, ", ");
-        strcat(s, n);
-    }
-    return s;
+    struct strbuf b = STRBUF_INIT;
+    for (size_t i = 0; transports[i]; i++)
+        (void)strbuf_appendf(&b, "%s%s%s", i ? ", " : "", transports[i]->name,
+                             transports[i] == &docker_transport ? "://" : ":");
+    return strbuf_steal(&b);
 }
 
 int transport_parse_reference(const char *s, struct image_reference **out, berth_error_t *err)

@@ -178,6 +178,9 @@ struct image_destination {
 /* Registry of transports.  transport_lookup returns NULL for unknown names (and for names
  * recognised but not implemented, e.g. "ostree": transport_parse_reference says so clearly). */
 const struct transport_ops *transport_lookup(const char *name);
+/* Is name a transport berth knows (implemented, or recognised as unsupported)?  For front ends
+ * that decide whether "x:y" names a transport or an image. */
+bool transport_name_is_known(const char *name);
 /* Parses "transport:within"; a string without a known transport prefix is an error naming the
  * known transports.  For docker, within keeps the "//" ("docker://x" -> "//x"). */
 int transport_parse_reference(const char *s, struct image_reference **out, berth_error_t *err);

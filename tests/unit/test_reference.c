@@ -337,78 +337,6 @@ static void test_setters(void **state)
     assert_int_equal(image_ref_validate_domain("a.b:", NULL), -1);
 }
 
-typedef struct {
-    const char *in;
-    const char *dflt; /* NULL: strict split */
-    const char *transport, *within;
-    const char *err_sub;
-} tr_case_t;
-
-static void test_transport_split(void **state)
-{
-    (void)state;
-    const tr_case_t t[] = {
-        {"docker://busybox", NULL, "docker", "busybox", NULL},
-        {"docker://localhost:5000/a:b", NULL, "docker", "localhost:5000/a:b", NULL},
-        {"oci:/tmp/layout:tag", NULL, "oci", "/tmp/layout:tag", NULL},
-        {"oci-archive:/tmp/a.tar", NULL, "oci-archive", "/tmp/a.tar", NULL},
-        {"docker-archive:/tmp/a.tar:busybox:latest", NULL, "docker-archive",
-         "/tmp/a.tar:busybox:latest", NULL},
-        {"dir:/tmp/d", NULL, "dir", "/tmp/d", NULL},
-        {"containers-storage:busybox", NULL, "containers-storage", "busybox", NULL},
-        {"containers-storage:[overlay@/r+/rr]busybox", NULL, "containers-storage",
-         "[overlay@/r+/rr]busybox", NULL},
-        {"ostree:busybox@/ostree/repo", NULL, "ostree", "busybox@/ostree/repo", NULL},
-        {"docker-daemon:busybox:latest", NULL, "docker-daemon", "busybox:latest", NULL},
-        {"docker:busybox", NULL, NULL, NULL, "docker://IMAGE"},
-        {"docker://", NULL, NULL, NULL, "nothing after"},
-        {"oci:", NULL, NULL, NULL, "nothing after"},
-        {"busybox", NULL, NULL, NULL, "missing transport"},
-        {"ftp:x", NULL, NULL, NULL, "unknown transport \"ftp\""},
-        {"localhost:5000/x", NULL, NULL, NULL, "unknown transport \"localhost\""},
-        {":x", NULL, NULL, NULL, "missing transport"},
-        {"busybox", "docker", "docker", "busybox", NULL},
-        {"localhost:5000/x:1", "docker", "docker", "localhost:5000/x:1", NULL},
-        {"oci:/l", "docker", "oci", "/l", NULL},
-        {"docker://quay.io/x", "oci", "docker", "quay.io/x", NULL},
-        {"busybox:1", "containers-storage", "containers-storage", "busybox:1", NULL},
-        {"x", "nosuch", NULL, NULL, "unknown default transport"},
-        {"", "docker", NULL, NULL, "empty"},
-    };
-    size_t failures = 0;
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        cleanup_free char *tr = NULL, *w = NULL;
-        cleanup_error berth_error_t err = NULL;
-        int rc = t[i].dflt ? transport_ref_split_default(t[i].in, t[i].dflt, &tr, &w, &err)
-                           : transport_ref_split(t[i].in, &tr, &w, &err);
-        if (t[i].err_sub) {
-            if (rc == 0 || strstr(berth_error_msg(err), t[i].err_sub) == NULL) {
-                fprintf(stderr, "transport case %zu \"%s\": want error \"%s\", got %s\n", i,
-                        t[i].in, t[i].err_sub, rc == 0 ? "success" : berth_error_msg(err));
-                failures++;
-            }
-        } else if (rc != 0 || strcmp(tr, t[i].transport) != 0 || strcmp(w, t[i].within) != 0) {
-            fprintf(stderr, "transport case %zu \"%s\": got %s / %s (%s)\n", i, t[i].in,
-                    tr ? tr : "-", w ? w : "-", rc ? berth_error_msg(err) : "ok");
-            failures++;
-        }
-    }
-    assert_int_equal(failures, 0);
-
-    /* the error for an unknown transport lists the known ones */
-    cleanup_free char *tr = NULL, *w = NULL;
-    cleanup_error berth_error_t err = NULL;
-    assert_int_equal(transport_ref_split("nope:x", &tr, &w, &err), -1);
-    for (const char *const *n = transport_known_names(); *n; n++)
-        assert_non_null(strstr(berth_error_msg(err), *n));
-    assert_non_null(strstr(berth_error_msg(err), "docker://"));
-    assert_true(transport_name_is_known("oci-archive"));
-    assert_false(transport_name_is_known("oci-"));
-    assert_false(transport_name_is_known(NULL));
-}
-
-/* Random strings over the grammar's alphabet: anything accepted must format back to itself
- * and re-parse to the same reference; normalising is idempotent. */
 static void test_random(void **state)
 {
     (void)state;
@@ -451,8 +379,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),   cmocka_unit_test(test_max_lengths),
         cmocka_unit_test(test_format),  cmocka_unit_test(test_short_names),
-        cmocka_unit_test(test_setters), cmocka_unit_test(test_transport_split),
-        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_setters), cmocka_unit_test(test_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
