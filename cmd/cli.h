@@ -18,6 +18,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #define BERTH_EXIT_ERROR 125
@@ -64,6 +65,10 @@ int cli_parse_bool(const char *flag, const char *value, bool *out);
 /* Parses an integer flag value in [min, max] ("--jobs 4"); otherwise prints
  * 'Error: invalid FLAG "VALUE": expected MIN..MAX' and returns cli_failf's status. */
 int cli_parse_int(const char *flag, const char *value, long min, long max, int *out);
+
+/* --timestamp and SOURCE_DATE_EPOCH: seconds since the epoch, >= 0; "" is refused (the one
+ * timestamp parser of build and commit). */
+int cli_parse_timestamp(const char *value, int64_t *out);
 
 /* --isolation VALUE (NULL when not given: $BUILDAH_ISOLATION, else auto) checked and stored in
  * *out; prints the error and returns BERTH_EXIT_ERROR for an unknown mode. */

@@ -86,17 +86,6 @@ static int print_ast(const char *path)
     return 0;
 }
 
-static int parse_ts(const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || !*s || *end || v < 0)
-        return cli_failf("invalid timestamp \"%s\": need seconds since the epoch", s);
-    *out = v;
-    return 0;
-}
-
 static int cmd_build(struct berth_globals *g, int argc, char **argv)
 {
     enum {
@@ -166,7 +155,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
     if (fmt && strcmp(fmt, "docker") == 0)
         o.docker_format = true;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && *sde && parse_ts(sde, &o.timestamp) != 0)
+    if (sde && *sde && cli_parse_timestamp(sde, &o.timestamp) != 0)
         return BERTH_EXIT_ERROR;
     int c;
     while ((c = cli_getopt(argc, argv, "f:t:v:qh", opts, false)) != -1) {
@@ -204,7 +193,7 @@ static int cmd_build(struct berth_globals *g, int argc, char **argv)
             o.squash = true;
             break;
         case OPT_TIMESTAMP:
-            if (parse_ts(optarg, &o.timestamp) != 0)
+            if (cli_parse_timestamp(optarg, &o.timestamp) != 0)
                 return BERTH_EXIT_ERROR;
             break;
         case OPT_IIDFILE:

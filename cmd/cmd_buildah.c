@@ -14,17 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_timestamp(const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || v < 0)
-        return cli_failf("invalid timestamp \"%s\": need seconds since the epoch", s);
-    *out = v;
-    return 0;
-}
-
 /* ------------------------------------------------------------------ from */
 
 static const char from_usage[] =
@@ -329,7 +318,7 @@ static int cmd_commit(struct berth_globals *g, int argc, char **argv)
     int64_t ts = -1;
     const char *iidfile = NULL;
     const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (sde && *sde && parse_timestamp(sde, &ts) != 0)
+    if (sde && *sde && cli_parse_timestamp(sde, &ts) != 0)
         return BERTH_EXIT_ERROR;
     int c;
     while ((c = cli_getopt(argc, argv, "f:qh", opts, false)) != -1) {
@@ -343,7 +332,7 @@ static int cmd_commit(struct berth_globals *g, int argc, char **argv)
                 return cli_failf("--format %s: use oci or docker", optarg);
             break;
         case O_TS:
-            if (parse_timestamp(optarg, &ts) != 0)
+            if (cli_parse_timestamp(optarg, &ts) != 0)
                 return BERTH_EXIT_ERROR;
             break;
         case O_SQ:

@@ -81,6 +81,18 @@ int cli_parse_int(const char *flag, const char *value, long min, long max, int *
     return 0;
 }
 
+int cli_parse_timestamp(const char *value, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    /* "" is no timestamp: strtoll reads it as 0 (commit used to take it as 1970) */
+    if (*value == '\0' || *end || errno || v < 0)
+        return cli_failf("invalid timestamp \"%s\": need seconds since the epoch", value);
+    *out = v;
+    return 0;
+}
+
 int cli_isolation(const char *value, const char **out)
 {
     if (!value)

@@ -137,3 +137,16 @@ for lib in ("libarchive", "libcurl", "openssl", "zstd", "zlib", "jansson", "gpgm
     [ "$status" -eq 125 ]
     [[ $output == *'invalid --compression-level "fast"'* ]]
 }
+
+# One timestamp parser for build and commit (issue 22): commit used to read --timestamp "" as 0
+# (an image created in 1970) while build refused it.
+@test "cli: build and commit refuse an empty or malformed --timestamp alike" {
+    for ts in "" "-1" "12x" "99999999999999999999"; do
+        run berth commit --timestamp "$ts" nosuchcontainer img
+        [ "$status" -ne 0 ]
+        [[ "$output" == *"invalid timestamp \"$ts\""* ]] || { echo "$output"; false; }
+        run berth build --timestamp "$ts" -f /dev/null "$BATS_TEST_TMPDIR"
+        [ "$status" -ne 0 ]
+        [[ "$output" == *"invalid timestamp \"$ts\""* ]] || { echo "$output"; false; }
+    done
+}
