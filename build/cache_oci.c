@@ -93,36 +93,6 @@ static int put_layer(storage_store_t *s, const char *dir, const storage_layer_t 
     return fs_atomic_commit(&f, err);
 }
 
-/* Layers from the base to id (owned list). */
-static int chain_of(storage_store_t *s, const char *id, storage_layer_t ***out, size_t *n,
-                    berth_error_t *err)
-{
-    storage_layer_t **v = NULL;
-    size_t cnt = 0;
-    cleanup_free char *cur = xstrdup(id);
-    while (cur && cnt < 4096) {
-        storage_layer_t *l = NULL;
-        if (storage_layer_get(s, cur, &l, err) < 0) {
-            for (size_t i = 0; i < cnt; i++)
-                storage_layer_free(v[i]);
-            free(v);
-            return -1;
-        }
-        v = xreallocarray(v, cnt + 1, sizeof(*v));
-        v[cnt++] = l;
-        free(cur);
-        cur = l->parent ? xstrdup(l->parent) : NULL;
-    }
-    for (size_t i = 0; i < cnt / 2; i++) {
-        storage_layer_t *t = v[i];
-        v[i] = v[cnt - 1 - i];
-        v[cnt - 1 - i] = t;
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
 static int load_index(const char *dir, json_t **out, berth_error_t *err)
 {
     cleanup_free char *p = fs_join(dir, "index.json");
@@ -188,7 +158,7 @@ static int export_layout(storage_store_t *s, const char *cache_dir, const char *
             continue;
         storage_layer_t **chain = NULL;
         size_t n = 0;
-        if (chain_of(s, layer, &chain, &n, err) < 0)
+        if (storage_layer_chain(s, layer, &chain, &n, err) < 0)
             return berth_error_wrap(err, "layer %s", layer);
         int rc = 0;
         json_t *ids = json_array(), *layers = json_array();

@@ -137,50 +137,13 @@ int bld_local_name(const char *s, char **out, berth_error_t *err)
     return 0;
 }
 
-/* Layer ids from the base to top. */
-static int layer_chain(storage_store_t *s, const char *top, storage_layer_t ***out, size_t *n,
-                       berth_error_t *err)
-{
-    storage_layer_t **v = NULL;
-    size_t cnt = 0;
-    cleanup_free char *cur = top ? xstrdup(top) : NULL;
-    while (cur) {
-        storage_layer_t *l = NULL;
-        if (storage_layer_get(s, cur, &l, err) < 0) {
-            for (size_t i = 0; i < cnt; i++)
-                storage_layer_free(v[i]);
-            free(v);
-            return -1;
-        }
-        if (cnt > 4096) {
-            storage_layer_free(l);
-            for (size_t i = 0; i < cnt; i++)
-                storage_layer_free(v[i]);
-            free(v);
-            return berth_error_make_status(err, ELOOP, "layer chain of %s too long", top);
-        }
-        v = xreallocarray(v, cnt + 1, sizeof(*v));
-        v[cnt++] = l;
-        free(cur);
-        cur = l->parent ? xstrdup(l->parent) : NULL;
-    }
-    for (size_t i = 0; i < cnt / 2; i++) {
-        storage_layer_t *t = v[i];
-        v[i] = v[cnt - 1 - i];
-        v[cnt - 1 - i] = t;
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
 int bld_image_write(storage_store_t *s, json_t *doc, const char *top_layer, bool docker,
                     const json_t *annotations, int64_t ts, char **names, char **image_id,
                     berth_error_t *err)
 {
     storage_layer_t **chain = NULL;
     size_t n = 0;
-    if (layer_chain(s, top_layer, &chain, &n, err) < 0)
+    if (storage_layer_chain(s, top_layer, &chain, &n, err) < 0)
         return -1;
     /* diff_ids always reflect the real chain */
     json_t *ids = json_array();

@@ -257,8 +257,17 @@ int storage_image_get_big_data(storage_store_t *s, const char *id, const char *k
                                char **out, size_t *len, berth_error_t *err);
 int storage_image_set_big_data(storage_store_t *s, const char *id, const char *key,
                                const void *data, size_t len, berth_error_t *err);
-/* Layer ids of the image from the base to the top (NULL-terminated, owned). */
+/* Layer ids of the image from the base to the top (NULL-terminated, owned); see
+ * storage_layer_chain. */
 int storage_image_layers(storage_store_t *s, const char *id, char ***out, berth_error_t *err);
+
+/* The one layer-chain walker: the layers from the base up to `top` (NULL: none), NULL-terminated
+ * and owned (storage_layer_list_free), *n their number.  A chain longer than
+ * STORAGE_LAYER_CHAIN_MAX (a parent loop in damaged records) is an error (ELOOP), never a silent
+ * cut; a missing layer is ENOENT. */
+#define STORAGE_LAYER_CHAIN_MAX 4096
+int storage_layer_chain(storage_store_t *s, const char *top, storage_layer_t ***out, size_t *n,
+                        berth_error_t *err);
 
 /* ---------------------------------------------------------------- containers */
 

@@ -470,28 +470,14 @@ int storage_image_layers(storage_store_t *s, const char *id, char ***out, berth_
     cleanup_storage_image storage_image_t *img = NULL;
     if (store_image_read(s, id, &img, err) < 0)
         return -1;
-    char **v = xzalloc(sizeof(char *));
-    for (char *l = store_strdup_or_null(img->top_layer); l;) {
-        storage_layer_t *ly = NULL;
-        if (strv_len(v) > 1024 || store_layer_read(s, l, &ly, err) < 0) {
-            free(l);
-            strv_free(v);
-            if (!*err)
-                berth_error_make_status(err, ELOOP, "image %.12s: layer chain too long", id);
-            return -1;
-        }
-        strv_add(&v, l);
-        free(l);
-        l = store_strdup_or_null(ly->parent);
-        storage_layer_free(ly);
-    }
-    /* reverse to base-first */
-    size_t n = strv_len(v);
-    for (size_t i = 0; i < n / 2; i++) {
-        char *t = v[i];
-        v[i] = v[n - 1 - i];
-        v[n - 1 - i] = t;
-    }
+    storage_layer_t **chain = NULL;
+    size_t n = 0;
+    if (storage_layer_chain(s, img->top_layer, &chain, &n, err) < 0)
+        return berth_error_wrap(err, "image %.12s", id);
+    char **v = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        v[i] = xstrdup(chain[i]->id);
+    storage_layer_list_free(chain);
     *out = v;
     return 0;
 }

@@ -153,6 +153,41 @@ static void writer_lease(storage_store_t *s)
         close(fd);
 }
 
+int storage_layer_chain(storage_store_t *s, const char *top, storage_layer_t ***out, size_t *n,
+                        berth_error_t *err)
+{
+    LOCK_OR_FAIL(s, false, err);
+    storage_layer_t **v = xzalloc(sizeof(*v));
+    size_t cnt = 0;
+    for (const char *cur = top; cur;) {
+        if (cnt >= STORAGE_LAYER_CHAIN_MAX) {
+            storage_layer_list_free(v);
+            return berth_error_make_status(err, ELOOP,
+                                           "layer chain of %.12s: more than %d layers (a parent "
+                                           "loop?)",
+                                           top, STORAGE_LAYER_CHAIN_MAX);
+        }
+        storage_layer_t *l = NULL;
+        if (store_layer_read(s, cur, &l, err) < 0) {
+            storage_layer_list_free(v);
+            return -1;
+        }
+        v = xreallocarray(v, cnt + 2, sizeof(*v));
+        v[cnt++] = l;
+        v[cnt] = NULL;
+        cur = l->parent;
+    }
+    for (size_t i = 0; i < cnt / 2; i++) { /* base first */
+        storage_layer_t *tmp = v[i];
+        v[i] = v[cnt - 1 - i];
+        v[cnt - 1 - i] = tmp;
+    }
+    *out = v;
+    if (n)
+        *n = cnt;
+    return 0;
+}
+
 int storage_layer_find_by_digest(storage_store_t *s, const char *digest, storage_layer_t **out,
                                  berth_error_t *err)
 {

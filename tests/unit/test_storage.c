@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/json.h"
 #include "storage/store.h"
 #include "storage/userns.h"
 #include "test_storage_util.h"
@@ -351,6 +352,42 @@ static void test_driver_recorded(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+/* One layer-chain walker (storage_layer_chain) serves the image layer list, the build's commit
+ * and its OCI cache export.  build/cache_oci.c's copy stopped silently after 4096 layers, so a
+ * parent loop in damaged records gave a cut chain; the kept walker reports ELOOP instead. */
+static void test_layer_chain(void **state)
+{
+    struct store_fx *f = *state;
+    cleanup_storage_layer storage_layer_t *a = layer_from(f, NULL, "a", "1");
+    cleanup_storage_layer storage_layer_t *b = layer_from(f, a->id, "b", "2");
+    cleanup_storage_layer storage_layer_t *c = layer_from(f, b->id, "c", "3");
+    storage_layer_t **v = NULL;
+    size_t n = 0;
+    berth_error_t err = NULL;
+    assert_int_equal(storage_layer_chain(f->s, c->id, &v, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0]->id, a->id); /* base first */
+    assert_string_equal(v[2]->id, c->id);
+    assert_null(v[3]);
+    storage_layer_list_free(v);
+    assert_int_equal(storage_layer_chain(f->s, NULL, &v, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_null(v[0]);
+    storage_layer_list_free(v);
+
+    /* a parent loop: a's record names c as its parent */
+    cleanup_free char *rec = xasprintf("%s/layers/%s.json", f->root, a->id);
+    cleanup_json json_t *j = NULL;
+    assert_int_equal(json_load_file_bounded(rec, 1 << 20, &j, &err), 0);
+    json_object_set_new(j, "parent", json_string(c->id));
+    assert_int_equal(json_write_file_atomic(rec, j, 0600, &err), 0);
+    v = NULL;
+    assert_int_equal(storage_layer_chain(f->s, c->id, &v, &n, &err), -1);
+    assert_int_equal(berth_error_status(err), ELOOP);
+    assert_null(v);
+    berth_error_release(&err);
+}
+
 int main(void)
 {
     berth_error_t err = NULL;
@@ -359,8 +396,9 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        T(test_images_and_names), T(test_remove_gc_layers),      T(test_crash_cleanup),
-        T(test_check_repair),     T(test_concurrent_same_layer), T(test_driver_recorded),
+        T(test_layer_chain),     T(test_images_and_names), T(test_remove_gc_layers),
+        T(test_crash_cleanup),   T(test_check_repair),     T(test_concurrent_same_layer),
+        T(test_driver_recorded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
