@@ -200,3 +200,34 @@ print(fcntl.fcntl(os.open(sys.argv[1], os.O_RDONLY), fcntl.F_GET_SEALS))' "/proc
     expect_sealed "$BG_PID"
     exec 7>&-
 }
+
+@test "sealed exe, rootless: a user-owned binary is sealed; a root-owned one needs no re-exec" {
+    ensure_test_user
+    local u
+    u=$(user_tmpdir)
+    cp "$BERTH" "$u/berth"
+    chown "$TEST_UID:$TEST_GID" "$u/berth"
+    local uhash
+    uhash=$(sha256sum "$u/berth" | cut -d' ' -f1)
+    cp "$TARBALL" "$u/bb.tar"
+    chmod 644 "$u/bb.tar"
+    as_user "$u/berth" import -q "$u/bb.tar" localhost/bb >/dev/null
+    # prints the exe of a `run -i ... cat` once it is a memfd (or when it has ended)
+    local probe='
+        mkfifo "$2/in"; exec 7<>"$2/in"
+        "$1" run --rm -i localhost/bb cat <"$2/in" >/dev/null 7>&- & p=$!
+        for i in $(seq 600); do
+            e=$(readlink /proc/$p/exe) || break
+            case $e in /memfd:berth*) break ;; esac
+            sleep 0.1
+        done
+        echo "$e"; exec 7>&-; wait $p; rm -f "$2/in"'
+    run as_user sh -c "$probe" probe "$u/berth" "$u"
+    echo "$output"
+    [ "$output" = "/memfd:berth (deleted)" ]
+    [ "$(sha256sum "$u/berth" | cut -d' ' -f1)" = "$uhash" ]
+    # the build's binary is root's: no process of the user can write it, so no re-exec
+    run as_user sh -c "${probe/for i in \$(seq 600)/for i in \$(seq 20)}" probe "$BERTH" "$u"
+    echo "$output"
+    [ "$output" = "$BERTH" ]
+}
