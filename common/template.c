@@ -506,7 +506,7 @@ enum nkind {
 
 struct node {
     enum nkind kind;
-    size_t pos;
+    size_t pos, end;    /* source span [pos, end) for error context; end 0 when unknown */
     struct node **kids; /* list items, pipeline commands, command args, chain operand */
     size_t nkids;
     char **names; /* field chain; for N_VAR names[0] is the variable */
@@ -817,6 +817,8 @@ static int parse_term(struct parser *p, struct node **out)
         *out = NULL;
         return 0;
     }
+    /* the span ends after the last token read (")" for a parenthesised pipeline) */
+    n->end = p->t[p->i - 1].pos + p->t[p->i - 1].len;
     *out = n;
     return 0;
 }
@@ -833,11 +835,13 @@ static int parse_operand(struct parser *p, struct node **out)
     }
     while (peek(p)->type == T_FIELD && !peek(p)->space_before) {
         struct token *f = next(p);
+        size_t fend = f->pos + f->len;
         switch (n->kind) {
         case N_FIELD:
         case N_VAR:
         case N_CHAIN:
             node_add_name(n, f->val);
+            n->end = fend;
             break;
         case N_NIL:
         case N_BOOL:
@@ -857,6 +861,7 @@ static int parse_operand(struct parser *p, struct node **out)
             n = node_new(N_CHAIN, cmd->pos);
             node_add(n, pipe);
             node_add_name(n, f->val);
+            n->end = fend;
         }
         }
     }
@@ -873,8 +878,10 @@ static int parse_command(struct parser *p, enum tok end, struct node **out)
             node_free(cmd);
             return -1;
         }
-        if (op)
+        if (op) {
             node_add(cmd, op);
+            cmd->end = op->end;
+        }
         struct token *t = peek(p);
         if (t->type == end || t->type == T_PIPE)
             break;
@@ -1508,7 +1515,19 @@ static int xerr(struct exec *s, const struct node *at, const char *fmt, ...)
     va_end(ap);
     int line, col;
     location(s->t->text, s->t->posmap, at->pos, &line, &col);
-    berth_error_make_status(s->err, EINVAL, "template: %d:%d: %s", line, col, m);
+    if (at->end > at->pos) {
+        /* Go names the node it was executing: "executing at <.Foo>" */
+        const int *map = s->t->posmap;
+        size_t a = map ? (size_t)map[at->pos] : at->pos;
+        size_t b = map ? (size_t)map[at->end - 1] + 1 : at->end;
+        if (b > a && b <= strlen(s->t->text))
+            berth_error_make_status(s->err, EINVAL, "template: %d:%d: executing at <%.*s>: %s",
+                                    line, col, (int)(b - a), s->t->text + a, m);
+        else
+            berth_error_make_status(s->err, EINVAL, "template: %d:%d: %s", line, col, m);
+    } else {
+        berth_error_make_status(s->err, EINVAL, "template: %d:%d: %s", line, col, m);
+    }
     free(m);
     return -1;
 }
@@ -1687,11 +1706,13 @@ static int eval_arg(struct exec *s, const json_t *dot, const struct node *n, jso
     case N_FIELD:
     case N_VAR:
     case N_CHAIN: {
-        struct node cmd = {.kind = N_CMD, .pos = n->pos, .kids = (struct node **)&n, .nkids = 1};
+        struct node cmd = {
+            .kind = N_CMD, .pos = n->pos, .end = n->end, .kids = (struct node **)&n, .nkids = 1};
         return eval_command(s, dot, &cmd, NULL, false, out);
     }
     case N_IDENT: {
-        struct node cmd = {.kind = N_CMD, .pos = n->pos, .kids = (struct node **)&n, .nkids = 1};
+        struct node cmd = {
+            .kind = N_CMD, .pos = n->pos, .end = n->end, .kids = (struct node **)&n, .nkids = 1};
         return call_func(s, dot, &cmd, NULL, false, out);
     }
     default:
@@ -2889,7 +2910,7 @@ static int call_func(struct exec *s, const json_t *dot, const struct node *cmd, 
     bool is_and = strcmp(f->name, "and") == 0, is_or = strcmp(f->name, "or") == 0;
     if (is_and || is_or) {
         if (argc < 1)
-            return xerr(s, fnode, "wrong number of args for %s: want at least 1 got 0", f->name);
+            return xerr(s, cmd, "wrong number of args for %s: want at least 1 got 0", f->name);
         json_t *v = NULL;
         for (size_t i = 0; i < argc; i++) {
             json_decref(v);
@@ -2914,7 +2935,7 @@ static int call_func(struct exec *s, const json_t *dot, const struct node *cmd, 
     if (r == 0 && has_final)
         argv[argc - 1] = ref(final);
     if (r == 0)
-        r = f->fn(s, fnode, argv, argc, out);
+        r = f->fn(s, cmd, argv, argc, out);
     for (size_t i = 0; i < argc; i++)
         json_decref(argv[i]);
     free(argv);

@@ -30,7 +30,7 @@ for lib in ("libarchive", "libcurl", "openssl", "zstd", "zlib", "jansson", "gpgm
     [ "$output" = yaml ]
     run "$BERTH" version --format '{{.Nope}}'
     [ "$status" -eq 125 ]
-    [[ $output == *"template: 1:3: can't evaluate field Nope"* ]]
+    [[ $output == *"template: 1:3: executing at <.Nope>: can't evaluate field Nope"* ]]
 }
 
 @test "cli: --version and -v print the version" {

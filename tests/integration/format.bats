@@ -485,5 +485,5 @@ compare_templates() {
     [ "$output" = 'Error: template: 1:17: function "nope" not defined' ]
     run berth ps -a --format '{{.Names}} {{.Nope}}'
     [ "$status" -eq 125 ]
-    [ "$output" = "Error: template: 1:14: can't evaluate field Nope in type containers.psReporter" ]
+    [ "$output" = "Error: template: 1:14: executing at <.Nope>: can't evaluate field Nope in type containers.psReporter" ]
 }

@@ -439,18 +439,22 @@ static void test_error_positions(void **state)
         const char *tmpl, *msg;
     } e[] = {
         {"{{.ID}} {{foo}}", "template: 1:11: function \"foo\" not defined"},
-        {"a\nb {{.ID.Y}}", "template: 2:5: can't evaluate field Y in type string"},
+        {"a\nb {{.ID.Y}}",
+         "template: 2:5: executing at <.ID.Y>: can't evaluate field Y in type string"},
         {"{{.ID", "template: 1:6: unclosed action"},
         {"{{if .ID}}x", "template: 1:12: unexpected EOF"},
         {"x{{end}}", "template: 1:4: unexpected {{end}}"},
         {"{{\"abc}}", "template: 1:3: unterminated quoted string"},
         {"{{$x}}", "template: 1:3: undefined variable \"$x\""},
-        {"{{index .L 3}}", "template: 1:3: error calling index: index out of range: 3"},
+        {"{{index .L 3}}",
+         "template: 1:3: executing at <index .L 3>: error calling index: index out of range: 3"},
         {"{{break}}", "template: 1:3: {{break}} outside {{range}}"},
         {"{{/* c", "template: 1:1: unclosed comment"},
-        {"{{len 1}}", "template: 1:3: error calling len: len of type int"},
-        {"{{.ID 1}}", "template: 1:3: ID has arguments but cannot be invoked as function"},
-        {"{{printf}}", "template: 1:3: wrong number of args for printf: want at least 1 got 0"},
+        {"{{len 1}}", "template: 1:3: executing at <len 1>: error calling len: len of type int"},
+        {"{{.ID 1}}",
+         "template: 1:3: executing at <.ID>: ID has arguments but cannot be invoked as function"},
+        {"{{printf}}", "template: 1:3: executing at <printf>: wrong number of args for printf: "
+                       "want at least 1 got 0"},
     };
     for (size_t i = 0; i < sizeof(e) / sizeof(e[0]); i++) {
         berth_error_t err = NULL;
@@ -497,8 +501,9 @@ static void test_struct_and_map(void **state)
     text = "{{.Nope}}";
     assert_int_equal(tmpl_parse(text, strlen(text), &t, &err), 0);
     assert_int_equal(tmpl_execute(t, s, &b, &err), -1);
-    assert_string_equal(berth_error_msg(err),
-                        "template: 1:3: can't evaluate field Nope in type inspect.T");
+    assert_string_equal(
+        berth_error_msg(err),
+        "template: 1:3: executing at <.Nope>: can't evaluate field Nope in type inspect.T");
     berth_error_release(&err);
     strbuf_release(&b);
     tmpl_free(t);
