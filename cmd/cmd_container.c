@@ -7,9 +7,11 @@
 #include "common/json.h"
 #include "common/cleanup.h"
 #include "common/imagespec.h"
+#include "common/log.h"
 #include "common/json.h"
 #include "common/template.h"
 #include "run/container.h"
+#include "run/isolation.h"
 #include "run/runtime.h"
 #include "run/spec.h"
 #include "storage/userns.h"
@@ -57,6 +59,8 @@ static const char run_usage[] =
     "      --pids-limit N         maximum number of processes\n"
     "      --cpus N               CPU limit (e.g. 1.5)\n"
     "      --device HOST[:CTR]    bind a host device node (e.g. /dev/fuse)\n"
+    "      --isolation MODE       auto (default), oci, rootless or chroot (what a CI container\n"
+    "                             allows: see berth info)\n"
     "      --privileged           every capability, no seccomp, no masked paths, /dev/fuse\n"
     "      --security-opt OPT     seccomp=unconfined|FILE, mask=P[:P], unmask=ALL|P[:P],\n"
     "                             no-new-privileges[=false], label=..., apparmor=...\n";
@@ -78,6 +82,7 @@ enum {
     O_CPUS,
     O_SECOPT,
     O_PRIVILEGED,
+    O_ISOLATION,
     O_DEVICE,
     O_IGNORE_ARG,
     O_IGNORE,
@@ -115,6 +120,24 @@ static int security_opt(const char *v, struct spec_options *so, struct vec *mask
     else if (strncmp(v, "no-new-privileges", 17) != 0 && strncmp(v, "label=", 6) != 0 &&
              strncmp(v, "apparmor=", 9) != 0)
         return cli_failf("unsupported --security-opt \"%s\"", v);
+    return 0;
+}
+
+/* --isolation (default auto): chroot where the probe says full isolation can't work here. */
+static int choose_isolation(const char *flag, const char *runroot, struct run_probe *p,
+                            struct spec_options *so)
+{
+    run_isolation_t req;
+    berth_error_t err = NULL;
+    if (run_isolation_parse(flag, &req, &err) < 0)
+        return cli_fail(&err);
+    run_isolation_probe(runroot, p);
+    const char *why;
+    if (run_isolation_resolve(req, p, &why) == RUN_ISOLATION_CHROOT) {
+        so->chroot = p;
+        if (req == RUN_ISOLATION_AUTO)
+            log_warn("the container uses --isolation chroot (%s)", why);
+    }
     return 0;
 }
 
@@ -229,6 +252,7 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
         {"cpus", required_argument, NULL, O_CPUS},
         {"security-opt", required_argument, NULL, O_SECOPT},
         {"privileged", no_argument, NULL, O_PRIVILEGED},
+        {"isolation", required_argument, NULL, O_ISOLATION},
         {"device", required_argument, NULL, O_DEVICE},
         {"sig-proxy", optional_argument, NULL, O_IGNORE_ARG},
         {"log-driver", required_argument, NULL, O_IGNORE_ARG},
@@ -239,6 +263,7 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
     struct spec_options so = {0};
     struct vec env = {0}, envf = {0}, vols = {0}, tmpfs = {0}, capa = {0}, capd = {0};
     struct vec masks = {0}, unmasks = {0}, devs = {0};
+    const char *isolation = NULL;
     const char *name = NULL, *pull = "missing", *runtime = NULL;
     bool detach = false, interactive = false, rm = false, init = false;
     int c;
@@ -344,6 +369,9 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
         case O_PRIVILEGED:
             so.privileged = true;
             break;
+        case O_ISOLATION:
+            isolation = optarg;
+            break;
         case O_DEVICE: {
             /* HOST[:CTR[:PERMS]]: the node bound in (permissions are the host node's) */
             cleanup_free char *d = xstrdup(optarg);
@@ -405,6 +433,9 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
             rc = cli_fail(&err);
             goto out;
         }
+        struct run_probe probe;
+        if ((rc = choose_isolation(isolation, storage_store_runroot(s), &probe, &so)) != 0)
+            goto out;
         bool have = false;
         {
             storage_image_t *img = NULL;

@@ -19,6 +19,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The annotation a chroot-isolation spec carries, so that a container created now is started
+ * (by `berth start`, the monitor, `berth runtime`) the same way. */
+#define RUN_ISOLATION_ANNOTATION "run.berth.isolation"
+
 typedef enum {
     RUN_ISOLATION_AUTO,
     RUN_ISOLATION_OCI,

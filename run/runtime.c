@@ -2,6 +2,7 @@
  * container state (runc-like), start/kill/delete and exec into a running container. */
 #include "run/runtime.h"
 #include "run/internal.h"
+#include "run/isolation.h"
 #include "run/spec.h"
 
 #include "common/alloc.h"
@@ -455,13 +456,16 @@ static int create_impl(const struct runtime_create_opts *o, pid_t *pidp, int *ex
     if (json_is_true(json_object_get(process, "terminal")) && !o->console_socket && !o->pty_master)
         return berth_error_make_status(err, EINVAL,
                                        "process.terminal is set: use --console-socket (or -t)");
+    const char *iso = json_string_value(
+        json_object_get(json_object_get(spec, "annotations"), RUN_ISOLATION_ANNOTATION));
+    bool chroot = o->chroot || (iso && strcmp(iso, "chroot") == 0);
     struct init_ctx ic = {.spec = spec,
                           .rootfs = rootfs,
                           .fifo_fd = -1,
                           .setsid_no_tty = o->setsid_no_tty,
-                          .chroot = o->chroot};
+                          .chroot = chroot};
     int flags;
-    if (parse_namespaces(json_object_get(spec, "linux"), o->chroot, &flags, &ic, err) < 0)
+    if (parse_namespaces(json_object_get(spec, "linux"), chroot, &flags, &ic, err) < 0)
         return -1;
 
     cleanup_state_dir char *sdir = NULL;

@@ -724,6 +724,26 @@ int spec_seccomp_load_file(const char *path, char *const *caps, json_t **out, be
     return 0;
 }
 
+/* Every range of our own user namespace mapped to itself (a nested namespace with our ids). */
+static json_t *identity_maps(const char *file)
+{
+    json_t *a = json_array();
+    cleanup_free char *d = NULL;
+    if (fs_read_file(file, 64 * 1024, &d, NULL, NULL) < 0)
+        return a;
+    for (char *line = d; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        unsigned long c, h, n;
+        if (sscanf(line, "%lu %lu %lu", &c, &h, &n) == 3)
+            json_array_append_new(a, json_pack("{s:I,s:I,s:I}", "containerID", (json_int_t)c,
+                                               "hostID", (json_int_t)c, "size", (json_int_t)n));
+        line = nl ? nl + 1 : NULL;
+    }
+    return a;
+}
+
 /* chroot isolation: the host's /proc and /sys read-only (a new proc needs a pid namespace of
  * our own), the rest as usual; no mounts at all without a mount namespace. */
 static json_t *chroot_mounts(bool rootless, const struct run_probe *p)
@@ -1078,10 +1098,20 @@ int spec_generate(const json_t *image_config, const char *rootfs, const struct s
                 json_array_append_new(mounts, JMOUNT(devs[i], "bind", devs[i], "bind"));
     }
     json_object_set_new(spec, "mounts", mounts);
+    if (o->chroot)
+        json_object_set_new(spec, "annotations",
+                            json_pack("{s:s}", RUN_ISOLATION_ANNOTATION, "chroot"));
 
     json_t *linux_ = json_object();
-    json_object_set_new(linux_, "namespaces", namespaces_json(o->rootless, private_net, o->chroot));
-    if (o->rootless && (!o->chroot || o->chroot->userns)) {
+    /* chroot isolation where berth runs in someone else's user namespace (a rootless podman
+     * container, no CAP_SYS_ADMIN): a nested one with the same ids gives the mount rights */
+    bool chroot_userns = o->chroot && o->chroot->need_userns && o->chroot->userns;
+    bool userns = (o->rootless && (!o->chroot || o->chroot->userns)) || chroot_userns;
+    json_object_set_new(linux_, "namespaces", namespaces_json(userns, private_net, o->chroot));
+    if (userns && !o->uid_maps && chroot_userns && geteuid() == 0) {
+        json_object_set_new(linux_, "uidMappings", identity_maps("/proc/self/uid_map"));
+        json_object_set_new(linux_, "gidMappings", identity_maps("/proc/self/gid_map"));
+    } else if (userns) {
         json_object_set_new(linux_, "uidMappings",
                             idmaps_json(o->uid_maps, o->n_uid_maps, (uint32_t)geteuid()));
         json_object_set_new(linux_, "gidMappings",

@@ -147,6 +147,16 @@ in_podman() {
     check podman-default "$res" ok
     grep -q "warning: RUN steps use --isolation chroot (mount proc: Operation not permitted)" \
         "$res/berth.log"
+    # berth run there too (auto isolation), and exec into a detached container
+    run upodman run --rm -v "$CTX:/ctx:ro" localhost/ci sh -c '
+        berth import -q /ctx/base.tar localhost/bb >/dev/null &&
+        berth run --rm localhost/bb sh -c "id; echo x >/dev/null && echo ok" &&
+        berth run -d --name d1 localhost/bb sleep 30 >/dev/null && berth exec d1 id &&
+        berth rm -f d1 >/dev/null'
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"warning: the container uses --isolation chroot (mount proc: Operation not permitted)"* ]]
+    [ "$(echo "$output" | grep -c "^uid=0(root) gid=0(root)$")" -eq 2 ]
+    [[ "$output" == *$'\nok'* ]]
 }
 
 @test "ci (c): rootless podman container with --device /dev/fuse / seccomp=unconfined / SYS_ADMIN / --privileged" {
