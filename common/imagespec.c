@@ -391,7 +391,7 @@ const char *image_layer_media_type(manifest_kind_t kind, compression_t compressi
     return layer_type_for(kind == MANIFEST_KIND_DOCKER_V2, compression, false);
 }
 
-static manifest_kind_t detect_json(const json_t *j)
+manifest_kind_t image_manifest_kind(const json_t *j)
 {
     const char *mt = json_string_value(json_object_get(j, "mediaType"));
     json_t *sv = json_object_get(j, "schemaVersion");
@@ -414,29 +414,6 @@ static manifest_kind_t detect_json(const json_t *j)
     if (json_is_array(json_object_get(j, "layers")))
         return MANIFEST_KIND_OCI_MANIFEST;
     return MANIFEST_KIND_UNKNOWN;
-}
-
-int image_manifest_detect(const void *buf, size_t len, manifest_kind_t *kind, berth_error_t *err)
-{
-    cleanup_json json_t *j = NULL;
-    json_t *mt;
-    manifest_kind_t k;
-    if (parse_json(buf, len, IMAGE_MANIFEST_MAX_SIZE, "manifest", &j, err) < 0)
-        return -1;
-    mt = json_object_get(j, "mediaType");
-    if (mt && !json_is_string(mt) && !json_is_null(mt))
-        return type_error("manifest:", "mediaType", "a string", mt, err);
-    k = detect_json(j);
-    if (k == MANIFEST_KIND_UNKNOWN) {
-        if (json_is_string(mt))
-            return berth_error_make(err, 0, "manifest: unsupported media type \"%s\"",
-                                    json_string_value(mt));
-        return berth_error_make(err, 0,
-                                "manifest: cannot determine the manifest type (no mediaType, "
-                                "no config, layers or manifests)");
-    }
-    *kind = k;
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -892,7 +869,7 @@ static int doc_kind(const json_t *doc, const char *what, bool want_index, manife
     manifest_kind_t k;
     if (mt && !json_is_string(mt) && !json_is_null(mt))
         return type_error(where, "mediaType", "a string", mt, err);
-    k = detect_json(doc);
+    k = image_manifest_kind(doc);
     if (k == MANIFEST_KIND_DOCKER_V1)
         return berth_error_make(err, 0, "%s: Docker schema1 manifests are not supported", what);
     if (k == MANIFEST_KIND_UNKNOWN) {

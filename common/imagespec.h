@@ -75,10 +75,12 @@ bool manifest_kind_is_docker(manifest_kind_t kind);
 /* The config media type that goes with a manifest kind (OCI or Docker), NULL otherwise. */
 const char *manifest_kind_config_media_type(manifest_kind_t kind);
 
-/* Determines the kind of a manifest blob: from its mediaType field when present, otherwise from
- * its structure (schemaVersion 1, a "manifests" array, a "config" object).  Fails for input over
- * IMAGE_MANIFEST_MAX_SIZE, non-JSON, or documents that are none of the known kinds. */
-int image_manifest_detect(const void *buf, size_t len, manifest_kind_t *kind, berth_error_t *err);
+/* The one manifest-type detector (transport/manifest.c's mf_detect and this file's parsers use
+ * it): the kind of a parsed manifest document, from its mediaType field when present (an unknown
+ * one gives MANIFEST_KIND_UNKNOWN), otherwise from its structure (schemaVersion 1 with fsLayers,
+ * a "manifests" array, a "config" object whose mediaType says Docker or OCI, a "layers"
+ * array).  Parse with json_parse_bounded first (one parser, one rule set). */
+manifest_kind_t image_manifest_kind(const json_t *doc);
 
 /* Layer media types: true for a known layer type, with its compression and whether it is
  * non-distributable/foreign (its blob may live at `urls` instead of the registry). */

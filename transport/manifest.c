@@ -34,20 +34,25 @@ const char *mf_detect(const char *buf, size_t len, const char *declared)
         berth_error_release(&e);
         return known(declared);
     }
-    const char *mt = json_get_string(j, "mediaType");
-    if (known(mt))
-        return known(mt);
-    int64_t sv = 0;
-    json_get_int(j, "schemaVersion", &sv);
-    if (sv == 1)
-        return json_get_object(j, "signatures") ? MT_DOCKER_V2S1_SIG : MT_DOCKER_V2S1;
-    if (json_get_array(j, "manifests"))
-        return MT_OCI_INDEX;
-    if (json_get_object(j, "config") && json_get_array(j, "layers")) {
-        const char *cmt = json_get_string(json_get_object(j, "config"), "mediaType");
-        if (cmt && strcmp(cmt, MT_DOCKER_CONFIG) == 0)
-            return MT_DOCKER_V2S2;
+    switch (image_manifest_kind(j)) {
+    case MANIFEST_KIND_OCI_MANIFEST:
         return MT_OCI_MANIFEST;
+    case MANIFEST_KIND_OCI_INDEX:
+        return MT_OCI_INDEX;
+    case MANIFEST_KIND_DOCKER_V2:
+        return MT_DOCKER_V2S2;
+    case MANIFEST_KIND_DOCKER_LIST:
+        return MT_DOCKER_LIST;
+    case MANIFEST_KIND_DOCKER_V1: {
+        const char *mt = known(json_get_string(j, "mediaType"));
+        if (mt)
+            return mt;
+        return json_get_array(j, "signatures") || json_get_object(j, "signatures")
+                   ? MT_DOCKER_V2S1_SIG
+                   : MT_DOCKER_V2S1;
+    }
+    default:
+        break;
     }
     return known(declared);
 }

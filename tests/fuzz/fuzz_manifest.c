@@ -4,6 +4,7 @@
 
 #include "common/cleanup.h"
 #include "common/imagespec.h"
+#include "common/json.h"
 #include "transport/manifest.h"
 
 #include <stdbool.h>
@@ -72,9 +73,12 @@ static void transport_model(const uint8_t *data, size_t size)
 static void imagespec_model(const uint8_t *data, size_t size)
 {
     cleanup_error berth_error_t err = NULL;
-    manifest_kind_t kind;
-    if (image_manifest_detect(data, size, &kind, &err) < 0)
-        berth_error_release(&err);
+    cleanup_json json_t *doc = NULL;
+    if (json_parse_bounded((const char *)data, size, IMAGE_MANIFEST_MAX_SIZE, "manifest", &doc,
+                           &err) == 0 &&
+        json_is_object(doc))
+        (void)image_manifest_kind(doc);
+    berth_error_release(&err);
     cleanup_image_manifest image_manifest_t *m = NULL;
     if (image_manifest_parse(data, size, &m, &err) == 0) {
         cleanup_free char *out = NULL;

@@ -69,19 +69,17 @@ static void test_detect(void **state)
         {"not json", MANIFEST_KIND_UNKNOWN},
         {"[1,2]", MANIFEST_KIND_UNKNOWN},
     };
+    /* the one detector (image_manifest_kind, also behind mf_detect) on the one parser */
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        manifest_kind_t k = MANIFEST_KIND_UNKNOWN;
         cleanup_error berth_error_t err = NULL;
-        int rc = image_manifest_detect(t[i].doc, strlen(t[i].doc), &k, &err);
-        if (t[i].kind == MANIFEST_KIND_UNKNOWN) {
-            if (rc == 0)
-                fail_msg("detect case %zu: expected failure, got kind %d", i, k);
-            assert_non_null(strstr(berth_error_msg(err), "manifest"));
-        } else {
-            if (rc != 0)
-                fail_msg("detect case %zu: %s", i, berth_error_msg(err));
-            assert_int_equal(k, t[i].kind);
-        }
+        cleanup_json json_t *j = NULL;
+        manifest_kind_t k = MANIFEST_KIND_UNKNOWN;
+        if (json_parse_bounded(t[i].doc, strlen(t[i].doc), IMAGE_MANIFEST_MAX_SIZE, "manifest", &j,
+                               &err) == 0 &&
+            json_is_object(j))
+            k = image_manifest_kind(j);
+        if (k != t[i].kind)
+            fail_msg("detect case %zu: kind %d, want %d", i, k, t[i].kind);
     }
     /* the fixtures */
     const char *files[] = {"oci-manifest.json", "docker-manifest.json", "oci-index.json",
@@ -91,8 +89,10 @@ static void test_detect(void **state)
     for (size_t i = 0; i < 4; i++) {
         size_t len;
         cleanup_free char *buf = read_fixture(files[i], &len);
-        manifest_kind_t k;
-        assert_int_equal(image_manifest_detect(buf, len, &k, NULL), 0);
+        cleanup_json json_t *j = NULL;
+        assert_int_equal(json_parse_bounded(buf, len, IMAGE_MANIFEST_MAX_SIZE, files[i], &j, NULL),
+                         0);
+        manifest_kind_t k = image_manifest_kind(j);
         assert_int_equal(k, kinds[i]);
         const char *mt = manifest_kind_media_type(k);
         assert_true(strncmp(strstr(buf, "application/vnd"), mt, strlen(mt)) == 0);
@@ -457,7 +457,6 @@ static void test_oversize(void **state)
     memset(buf, ' ', big);
     buf[0] = '{';
     buf[big - 1] = '}';
-    manifest_kind_t k;
     assert_int_equal(parse_doc(DOC_CONFIG, buf, big, &err), -1);
     assert_non_null(strstr(berth_error_msg(err), "config too large: 8388609 bytes"));
     assert_int_equal(berth_error_status(err), EFBIG);
@@ -466,7 +465,6 @@ static void test_oversize(void **state)
     assert_non_null(strstr(berth_error_msg(err), "manifest too large: 4194305 bytes"));
     assert_int_equal(parse_doc(DOC_INDEX, buf, IMAGE_MANIFEST_MAX_SIZE + 1, &err), -1);
     assert_non_null(strstr(berth_error_msg(err), "index too large: 4194305 bytes"));
-    assert_int_equal(image_manifest_detect(buf, IMAGE_MANIFEST_MAX_SIZE + 1, &k, &err), -1);
     /* exactly at the limit is parsed (and then fails for content, not size) */
     buf[IMAGE_MANIFEST_MAX_SIZE - 1] = '}';
     assert_int_equal(parse_doc(DOC_MANIFEST, buf, IMAGE_MANIFEST_MAX_SIZE, &err), -1);
@@ -856,7 +854,6 @@ static void test_mutations(void **state)
             }
             for (int d = 0; d < 3; d++) {
                 cleanup_error berth_error_t err = NULL;
-                manifest_kind_t k;
                 if (parse_doc((doc_t)d, buf, n, &err) == 0) {
                     accepted++;
                 } else {
@@ -865,7 +862,6 @@ static void test_mutations(void **state)
                     rejected++;
                 }
                 berth_error_release(&err);
-                (void)image_manifest_detect(buf, n, &k, &err);
             }
         }
     }
