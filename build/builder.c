@@ -552,7 +552,7 @@ static int do_copy(struct bctx *b, size_t stage, struct sstate *ss, const struct
     from_root_release(b, &fr);
     if (hd_dir) {
         berth_error_t e2 = NULL;
-        fs_rm_rf(hd_dir, &e2);
+        IGNORE_RESULT(fs_rm_rf(hd_dir, &e2));
         berth_error_release(&e2);
     }
     for (size_t i = 0; i < nsrc; i++)
@@ -565,7 +565,7 @@ fail_srcs:
     free(srcs);
     if (hd_dir) {
         berth_error_t e2 = NULL;
-        fs_rm_rf(hd_dir, &e2);
+        IGNORE_RESULT(fs_rm_rf(hd_dir, &e2));
         berth_error_release(&e2);
     }
     return -1;
@@ -890,7 +890,7 @@ static int volumes_save(struct bctx *b, struct sstate *ss, struct bld_rw *rw, st
             char *save =
                 xasprintf("%s/tmp/volume-%d-%zu-%zu", b->cache_dir, (int)getpid(), b->step, i++);
             berth_error_t e3 = NULL;
-            (void)fs_rm_rf(save, &e3);
+            IGNORE_RESULT(fs_rm_rf(save, &e3));
             berth_error_release(&e3);
             cleanup_free char *tmp = fs_join(b->cache_dir, "tmp");
             if (fs_mkdir_p(tmp, 0700, err) < 0 || tar_copy_tree(full, save, err) < 0) {
@@ -919,7 +919,7 @@ static int volumes_restore(struct vol_saves *vs, bool put_back, berth_error_t *e
         }
         if (vs->saved[i]) {
             berth_error_t e2 = NULL;
-            (void)fs_rm_rf(vs->saved[i], &e2);
+            IGNORE_RESULT(fs_rm_rf(vs->saved[i], &e2));
             berth_error_release(&e2);
         }
         free(vs->full[i]);

@@ -56,15 +56,15 @@ struct builder_options {
 };
 
 /* Builds the image; *image_id gets the new image's id (hex, owned). */
-int builder_build(storage_store_t *s, const struct builder_options *o, char **image_id,
-                  berth_error_t *err);
+BERTH_MUST_CHECK int builder_build(storage_store_t *s, const struct builder_options *o,
+                                   char **image_id, berth_error_t *err);
 
 /* ---- scripted builds (buildah from / run / copy / config / commit) ---- */
 
 /* Creates a working container from image ("scratch" allowed); *name gets its name (owned).
  * name_hint NULL = "<image basename>-working-container[-N]". */
-int working_from(storage_store_t *s, const char *image, const char *name_hint, char **name,
-                 berth_error_t *err);
+BERTH_MUST_CHECK int working_from(storage_store_t *s, const char *image, const char *name_hint,
+                                  char **name, berth_error_t *err);
 /* True when ctr names a working container made by working_from (not a `berth run` one). */
 bool working_is_container(storage_store_t *s, const char *ctr);
 
@@ -78,12 +78,14 @@ struct working_exec_options {
     const char *isolation; /* auto (NULL), oci, rootless, chroot */
 };
 /* Runs a command in the working container's rootfs; *status gets its exit status. */
-int working_exec(storage_store_t *s, const char *ctr, const struct working_exec_options *o,
-                 int *status, berth_error_t *err);
+BERTH_MUST_CHECK int working_exec(storage_store_t *s, const char *ctr,
+                                  const struct working_exec_options *o, int *status,
+                                  berth_error_t *err);
 /* Copies host paths (files, dirs: contents, tarballs not extracted unless extract) into the
  * container at dest (relative to its WorkingDir).  chown "user[:group]" or NULL. */
-int working_copy(storage_store_t *s, const char *ctr, char **srcs, const char *dest,
-                 const char *chown, const char *chmod, bool extract, berth_error_t *err);
+BERTH_MUST_CHECK int working_copy(storage_store_t *s, const char *ctr, char **srcs,
+                                  const char *dest, const char *chown, const char *chmod,
+                                  bool extract, berth_error_t *err);
 
 struct working_config_options {
     char **env;      /* K=V (K- removes) */
@@ -98,12 +100,13 @@ struct working_config_options {
     const char *stop_signal;
     const char *author;
 };
-int working_config(storage_store_t *s, const char *ctr, const struct working_config_options *o,
-                   berth_error_t *err);
+BERTH_MUST_CHECK int working_config(storage_store_t *s, const char *ctr,
+                                    const struct working_config_options *o, berth_error_t *err);
 /* Commits the container's changes as a new image named name (may be NULL). */
-int working_commit(storage_store_t *s, const char *ctr, const char *name, bool docker_format,
-                   int64_t timestamp, bool squash, char **image_id, berth_error_t *err);
+BERTH_MUST_CHECK int working_commit(storage_store_t *s, const char *ctr, const char *name,
+                                    bool docker_format, int64_t timestamp, bool squash,
+                                    char **image_id, berth_error_t *err);
 /* Unmounts and removes a working container. */
-int working_remove(storage_store_t *s, const char *ctr, berth_error_t *err);
+BERTH_MUST_CHECK int working_remove(storage_store_t *s, const char *ctr, berth_error_t *err);
 
 #endif

@@ -95,10 +95,11 @@ char *cf_arg_from_json(const char *s, size_t len, bool standin);
 json_t *cf_arg_to_json(const char *arg);
 
 /* Parses buf (len bytes, need not be NUL-terminated).  filename is used in messages. */
-int containerfile_parse(const char *buf, size_t len, const char *filename,
-                        struct containerfile **out, berth_error_t *err);
+BERTH_MUST_CHECK int containerfile_parse(const char *buf, size_t len, const char *filename,
+                                         struct containerfile **out, berth_error_t *err);
 /* Reads and parses path (at most CONTAINERFILE_MAX_SIZE bytes).  "-" reads stdin. */
-int containerfile_parse_file(const char *path, struct containerfile **out, berth_error_t *err);
+BERTH_MUST_CHECK int containerfile_parse_file(const char *path, struct containerfile **out,
+                                              berth_error_t *err);
 void containerfile_free(struct containerfile *cf);
 static inline void cleanup_containerfilep(struct containerfile **p)
 {
@@ -138,7 +139,7 @@ char *cf_heredoc_body(const struct cf_heredoc *h);
 const struct cf_heredoc *cf_heredoc_for_arg(const struct cf_instruction *in, const char *arg);
 
 /* Go-style duration ("30s", "1m30s", "1.5h", "100ms") to nanoseconds. */
-int cf_parse_duration(const char *s, int64_t *ns, berth_error_t *err);
+BERTH_MUST_CHECK int cf_parse_duration(const char *s, int64_t *ns, berth_error_t *err);
 
 /* ---- RUN --mount ---- */
 
@@ -169,13 +170,14 @@ struct cf_mount {
  * key=value (type from source/src target/dst/destination readonly/ro readwrite/rw id sharing
  * required uid gid mode size env) and the bare flags ro/readonly, rw/readwrite, required.
  * Errors name the bad field. */
-int cf_parse_mount(const char *spec, struct cf_mount *out, berth_error_t *err);
+BERTH_MUST_CHECK int cf_parse_mount(const char *spec, struct cf_mount *out, berth_error_t *err);
 void cf_mount_clear(struct cf_mount *m);
 /* A --mount value with fn applied to each field's value (as buildkit expands variables: field
  * by field after the CSV split, so quoting in a value survives), re-encoded as CSV; *out owned. */
-int cf_mount_map_values(const char *spec,
-                        int (*fn)(void *ud, const char *in, char **out, berth_error_t *err),
-                        void *ud, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int cf_mount_map_values(const char *spec,
+                                         int (*fn)(void *ud, const char *in, char **out,
+                                                   berth_error_t *err),
+                                         void *ud, char **out, berth_error_t *err);
 const char *cf_mount_type_name(enum cf_mount_type t);
 
 /* ---- stages ---- */
@@ -198,8 +200,8 @@ struct cf_stages {
 
 /* Splits cf into stages.  Errors: an instruction other than ARG before the first FROM
  * ("no build stage in current context"), no FROM at all, duplicate stage names. */
-int containerfile_stages(const struct containerfile *cf, struct cf_stages **out,
-                         berth_error_t *err);
+BERTH_MUST_CHECK int containerfile_stages(const struct containerfile *cf, struct cf_stages **out,
+                                          berth_error_t *err);
 void cf_stages_free(struct cf_stages *s);
 static inline void cleanup_cf_stagesp(struct cf_stages **p)
 {

@@ -44,19 +44,20 @@ struct expand_opts {
 /* Full lexer: *result (may be NULL) gets the single-string result, *words and *nwords (may be NULL)
  * the split words (NULL-terminated array, caller frees each and the array).  Errors name the
  * word: `failed to process "${X:?}": X: is not allowed to be unset`. */
-int expand_process(const char *word, const struct expand_opts *opts, expand_lookup_fn lookup,
-                   void *ctx, char **result, char ***words, size_t *nwords, berth_error_t *err);
+BERTH_MUST_CHECK int expand_process(const char *word, const struct expand_opts *opts,
+                                    expand_lookup_fn lookup, void *ctx, char **result,
+                                    char ***words, size_t *nwords, berth_error_t *err);
 
 /* ProcessWord: the word with variables expanded and quotes/escapes removed. */
-int expand_word(const char *word, char escape, expand_lookup_fn lookup, void *ctx, char **out,
-                berth_error_t *err);
+BERTH_MUST_CHECK int expand_word(const char *word, char escape, expand_lookup_fn lookup, void *ctx,
+                                 char **out, berth_error_t *err);
 /* ProcessWords: the same, split into words. *out is NULL-terminated. */
-int expand_words(const char *word, char escape, expand_lookup_fn lookup, void *ctx, char ***out,
-                 size_t *n, berth_error_t *err);
+BERTH_MUST_CHECK int expand_words(const char *word, char escape, expand_lookup_fn lookup, void *ctx,
+                                  char ***out, size_t *n, berth_error_t *err);
 /* Expansion of a heredoc body whose delimiter was not quoted (COPY/ADD <<EOF): `$` expands,
  * backslash escapes, quotes are kept as they are. */
-int expand_heredoc(const char *content, expand_lookup_fn lookup, void *ctx, char **out,
-                   berth_error_t *err);
+BERTH_MUST_CHECK int expand_heredoc(const char *content, expand_lookup_fn lookup, void *ctx,
+                                    char **out, berth_error_t *err);
 
 /* How the builder expands an instruction's arguments. */
 enum expand_kind {
@@ -113,8 +114,9 @@ struct build_args {
 /* cli_args: NULL-terminated "K=V" or "K" (value taken from the process environment if set, as
  * docker does) list, may be NULL.  target_platform/build_platform: "os/arch[/variant]", NULL =
  * this host.  Fails on an empty name or a bad platform string. */
-int build_args_new(const char *const *cli_args, const char *target_platform,
-                   const char *build_platform, struct build_args **out, berth_error_t *err);
+BERTH_MUST_CHECK int build_args_new(const char *const *cli_args, const char *target_platform,
+                                    const char *build_platform, struct build_args **out,
+                                    berth_error_t *err);
 void build_args_free(struct build_args *ba);
 static inline void cleanup_build_argsp(struct build_args **p)
 {
@@ -129,11 +131,11 @@ const char *build_args_cli(struct build_args *ba, const char *name, bool *given)
 
 /* Declares one global ARG (before the first FROM): name, default (raw, unexpanded, NULL for
  * none).  The default is expanded with the earlier global args; a --build-arg overrides it. */
-int build_args_declare_global(struct build_args *ba, const char *name, const char *raw_default,
-                              berth_error_t *err);
+BERTH_MUST_CHECK int build_args_declare_global(struct build_args *ba, const char *name,
+                                               const char *raw_default, berth_error_t *err);
 /* Expands a FROM word (image name, --platform value, COPY --from) in the global scope. */
-int build_args_expand_global(struct build_args *ba, const char *word, char **out,
-                             berth_error_t *err);
+BERTH_MUST_CHECK int build_args_expand_global(struct build_args *ba, const char *word, char **out,
+                                              berth_error_t *err);
 /* Names of --build-arg values never consumed by any ARG (and not predefined); NULL-terminated,
  * caller frees.  Docker warns about them. */
 char **build_args_unused(const struct build_args *ba);
@@ -142,8 +144,8 @@ struct cf_instruction;
 
 /* A global ARG instruction (before the first FROM): each name[=default] in order, a default
  * expanded with the global args declared before it ("ARG A=1 B=$A" gives B=1). */
-int build_args_apply_global(struct build_args *ba, const struct cf_instruction *arg,
-                            berth_error_t *err);
+BERTH_MUST_CHECK int build_args_apply_global(struct build_args *ba,
+                                             const struct cf_instruction *arg, berth_error_t *err);
 
 /* ---- one stage's scope ---- */
 
@@ -160,14 +162,16 @@ void stage_env_clear(struct stage_env *se);
 /* ARG inside a stage.  raw_default NULL = no default.  Value resolution as docker:
  * --build-arg if given, else the default (expanded in this stage's scope), else the global ARG
  * of the same name (or automatic platform arg), else unset. */
-int stage_env_declare_arg(struct stage_env *se, const char *name, const char *raw_default,
-                          berth_error_t *err);
+BERTH_MUST_CHECK int stage_env_declare_arg(struct stage_env *se, const char *name,
+                                           const char *raw_default, berth_error_t *err);
 /* An ARG instruction inside a stage: each name[=default] in order with stage_env_declare_arg
  * (so a later default sees an earlier one, as buildkit). */
-int stage_env_apply_arg(struct stage_env *se, const struct cf_instruction *arg, berth_error_t *err);
+BERTH_MUST_CHECK int stage_env_apply_arg(struct stage_env *se, const struct cf_instruction *arg,
+                                         berth_error_t *err);
 /* An ENV instruction: every name and value is expanded first, in the scope before the
  * instruction, then set ("ENV a=bye b=$a" gives b the previous $a, as docker documents). */
-int stage_env_apply_env(struct stage_env *se, const struct cf_instruction *env, berth_error_t *err);
+BERTH_MUST_CHECK int stage_env_apply_env(struct stage_env *se, const struct cf_instruction *env,
+                                         berth_error_t *err);
 /* A copy of `in` with what docker expands expanded, for the builder to execute:
  *   ADD/COPY: every argument except heredoc references ("<<EOF"), flags --chown --chmod --from
  *     --checksum --exclude, and the bodies of heredocs whose delimiter was not quoted (in the copy
@@ -177,15 +181,17 @@ int stage_env_apply_env(struct stage_env *se, const struct cf_instruction *env, 
  *   ARG: names and defaults are returned unexpanded (use stage_env_apply_arg);
  *   others unchanged.
  * Quotes and escapes are removed from expanded words. */
-int stage_env_expand_instruction(struct stage_env *se, const struct cf_instruction *in,
-                                 struct cf_instruction **out, berth_error_t *err);
+BERTH_MUST_CHECK int stage_env_expand_instruction(struct stage_env *se,
+                                                  const struct cf_instruction *in,
+                                                  struct cf_instruction **out, berth_error_t *err);
 /* ENV name=value with value already expanded. */
 void stage_env_set_env(struct stage_env *se, const char *name, const char *value);
 /* expand_lookup_fn over a struct stage_env: ENV first, then the stage's ARGs. */
 const char *stage_env_lookup(void *se, const char *name);
-int stage_env_expand_word(struct stage_env *se, const char *word, char **out, berth_error_t *err);
-int stage_env_expand_words(struct stage_env *se, const char *word, char ***out, size_t *n,
-                           berth_error_t *err);
+BERTH_MUST_CHECK int stage_env_expand_word(struct stage_env *se, const char *word, char **out,
+                                           berth_error_t *err);
+BERTH_MUST_CHECK int stage_env_expand_words(struct stage_env *se, const char *word, char ***out,
+                                            size_t *n, berth_error_t *err);
 /* Environment for a RUN: ENV entries, then ARGs with values not shadowed by ENV, then
  * predefined proxy args given with --build-arg.  NULL-terminated "K=V", caller frees. */
 char **stage_env_run_env(const struct stage_env *se);

@@ -23,16 +23,18 @@ struct ignore;
 
 /* Parses the content of an ignore file (ReadAll + NewPatternMatcher).  A malformed pattern
  * ("[a", "!", trailing '\') is an error naming the pattern. */
-int ignore_parse(const char *buf, size_t len, struct ignore **out, berth_error_t *err);
+BERTH_MUST_CHECK int ignore_parse(const char *buf, size_t len, struct ignore **out,
+                                  berth_error_t *err);
 /* Builds a matcher from patterns already split into lines (each cleaned as in a file). */
-int ignore_new(const char *const *patterns, size_t n, struct ignore **out, berth_error_t *err);
+BERTH_MUST_CHECK int ignore_new(const char *const *patterns, size_t n, struct ignore **out,
+                                berth_error_t *err);
 /* Loads the ignore file of a build context.  Looks, in order, for
  * "<containerfile>.containerignore" and "<containerfile>.dockerignore" next to the Containerfile
  * (if containerfile is not NULL; path relative to the current directory), then ".containerignore"
  * and ".dockerignore" in the context directory (resolved inside it).  If none exists, *out is an
  * empty matcher (nothing excluded).  *source (may be NULL) gets the file used, or NULL. */
-int ignore_load(int context_dirfd, const char *containerfile, struct ignore **out, char **source,
-                berth_error_t *err);
+BERTH_MUST_CHECK int ignore_load(int context_dirfd, const char *containerfile, struct ignore **out,
+                                 char **source, berth_error_t *err);
 void ignore_free(struct ignore *ign);
 static inline void cleanup_ignorep(struct ignore **p)
 {
@@ -49,8 +51,8 @@ bool ignore_has_exceptions(const struct ignore *ign);
 
 /* Is relpath (relative to the context, '/'-separated; "./" and leading '/' ignored) excluded?
  * Matches the path and its parent directories (MatchesOrParentMatches). */
-int ignore_matches(const struct ignore *ign, const char *relpath, bool *excluded,
-                   berth_error_t *err);
+BERTH_MUST_CHECK int ignore_matches(const struct ignore *ign, const char *relpath, bool *excluded,
+                                    berth_error_t *err);
 /* For a directory that is excluded: could an exception pattern re-include something below it?
  * If false the walk can skip the whole directory.  Conservative (may say true needlessly). */
 bool ignore_dir_may_reinclude(const struct ignore *ign, const char *reldir);

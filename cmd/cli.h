@@ -46,7 +46,7 @@ struct berth_command {
                                                                                  fn_}
 
 /* Prints "Error: <msg>" to stderr, releases err, returns BERTH_EXIT_ERROR. */
-int cli_fail(berth_error_t *err);
+BERTH_MUST_CHECK int cli_fail(berth_error_t *err);
 /* Prints "Error: <formatted>" to stderr, returns BERTH_EXIT_ERROR. */
 int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -88,9 +88,9 @@ struct json_t;
 int cli_print_template(const char *format, const struct json_t *items, const struct json_t *headers,
                        bool noheading);
 /* The same, returning the output in *out (caller frees) instead of printing; -1 with *err set. */
-int cli_render_template(const char *format, const struct json_t *items,
-                        const struct json_t *headers, bool noheading, char **out,
-                        berth_error_t *err);
+BERTH_MUST_CHECK int cli_render_template(const char *format, const struct json_t *items,
+                                         const struct json_t *headers, bool noheading, char **out,
+                                         berth_error_t *err);
 /* go-units' HumanDuration of a number of seconds ("Less than a second", "About a minute",
  * "3 hours" ...), as podman words ages. */
 void cli_human_duration(long long seconds, char *buf, size_t len);

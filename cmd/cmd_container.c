@@ -470,7 +470,7 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
         }
         if (create) {
             berth_error_t e2 = NULL;
-            storage_container_unmount(s, ctr->id, false, &e2);
+            IGNORE_RESULT(storage_container_unmount(s, ctr->id, false, &e2));
             berth_error_release(&e2);
             printf("%s\n", ctr->id);
             rc = 0;

@@ -96,7 +96,7 @@ static void gather(struct berth_globals *g, struct report *r)
      * no namespace of its own, nor subordinate ids */
     bool root = uid == 0;
     cleanup_free char *max_ns = NULL;
-    fs_read_file("/proc/sys/user/max_user_namespaces", 64, &max_ns, NULL, NULL);
+    IGNORE_RESULT(fs_read_file("/proc/sys/user/max_user_namespaces", 64, &max_ns, NULL, NULL));
     if (max_ns)
         max_ns[strcspn(max_ns, "\n")] = '\0';
 

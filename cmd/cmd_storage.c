@@ -746,6 +746,7 @@ static int cmd_image_prune(struct berth_globals *g, int argc, char **argv)
     storage_container_t **ctrs = NULL;
     if (storage_image_list(s, &imgs, &err) < 0 || storage_container_list(s, &ctrs, &err) < 0)
         return cli_fail(&err);
+    int rc = 0; /* a failed removal is reported, the others still go, the exit code says so */
     for (size_t i = 0; imgs[i]; i++) {
         if (!all && imgs[i]->names && imgs[i]->names[0])
             continue;
@@ -756,13 +757,14 @@ static int cmd_image_prune(struct berth_globals *g, int argc, char **argv)
         if (used)
             continue;
         if (storage_image_remove(s, imgs[i]->id, false, &err) < 0)
-            cli_fail(&err);
+            rc = cli_fail(&err);
         else
             printf("%s\n", imgs[i]->id);
     }
     storage_image_list_free(imgs);
     storage_container_list_free(ctrs);
-    return prune_layers(s);
+    int pr = prune_layers(s);
+    return rc ? rc : pr;
 }
 
 BERTH_COMMAND(image_prune, "image prune", "Remove unused images", cmd_image_prune);

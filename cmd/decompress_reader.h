@@ -7,6 +7,7 @@
 #include "common/stream.h"
 
 /* path "-" reads standard input. */
-int cli_open_decompressed(const char *path, berth_reader_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int cli_open_decompressed(const char *path, berth_reader_t **out,
+                                           berth_error_t *err);
 
 #endif

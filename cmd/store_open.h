@@ -11,6 +11,7 @@
 #include "cmd/cli.h"
 #include "storage/store.h"
 
-int cli_store_open(struct berth_globals *g, storage_store_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int cli_store_open(struct berth_globals *g, storage_store_t **out,
+                                    berth_error_t *err);
 
 #endif

@@ -28,19 +28,22 @@ static inline void cleanup_digesterp(digester_t **d)
 #define cleanup_digester __attribute__((cleanup(cleanup_digesterp)))
 
 /* "sha256"/"sha512" -> algo; -1 with error for others. */
-int digest_algo_from_name(const char *name, digest_algo_t *out, berth_error_t *err);
+BERTH_MUST_CHECK int digest_algo_from_name(const char *name, digest_algo_t *out,
+                                           berth_error_t *err);
 const char *digest_algo_name(digest_algo_t algo);
 
 /* Checks "algo:hex": known algorithm, lowercase hex of the right length.  The error names the
  * digest and what is wrong with it. */
-int digest_validate(const char *digest, berth_error_t *err);
+BERTH_MUST_CHECK int digest_validate(const char *digest, berth_error_t *err);
 /* Validates, then returns the algorithm and a pointer to the hex part inside `digest`. */
-int digest_parse(const char *digest, digest_algo_t *algo, const char **hex, berth_error_t *err);
+BERTH_MUST_CHECK int digest_parse(const char *digest, digest_algo_t *algo, const char **hex,
+                                  berth_error_t *err);
 /* Returns the hex part of a digest already validated, or NULL. */
 const char *digest_hex(const char *digest);
 
 char *digest_buffer(digest_algo_t algo, const void *buf, size_t len);
-int digest_file(const char *path, digest_algo_t algo, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int digest_file(const char *path, digest_algo_t algo, char **out,
+                                 berth_error_t *err);
 /* Constant-time-irrelevant equality of two digest strings (plain strcmp with NULL checks). */
 bool digest_equal(const char *a, const char *b);
 

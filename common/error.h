@@ -11,6 +11,13 @@
 
 #include <stdarg.h>
 
+/* On the declaration of every function that can fail (it takes a berth_error_t *): a caller
+ * that drops the result gets a warning (an error under -Werror, as in CI; make lint checks the
+ * headers carry it).  A deliberate ignore is written IGNORE_RESULT(call) so the reader sees it
+ * is one; gcc does not accept a plain (void) cast for this attribute, `!` uses the value. */
+#define BERTH_MUST_CHECK __attribute__((warn_unused_result))
+#define IGNORE_RESULT(x) ((void)!(x))
+
 struct berth_error_s {
     int status; /* errno-style cause (0 if none); ENOENT means "not found" across modules */
     char *msg;  /* full message, owned */

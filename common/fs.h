@@ -13,19 +13,21 @@
 /* The one bounded read: everything fd has until EOF, NUL-terminated (*out owned, *len optional),
  * or EFBIG when it holds more than max bytes (never a silent cut).  `what` names the source in
  * messages ("read \"<what>\": ...").  Works on pipes and /proc files (no size known ahead). */
-int fs_read_fd(int fd, size_t max, const char *what, char **out, size_t *len, berth_error_t *err);
+BERTH_MUST_CHECK int fs_read_fd(int fd, size_t max, const char *what, char **out, size_t *len,
+                                berth_error_t *err);
 /* Reads a whole file (NUL-terminated) refusing anything larger than max (EFBIG). */
-int fs_read_file(const char *path, size_t max, char **out, size_t *len, berth_error_t *err);
-int fs_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
-                    berth_error_t *err);
+BERTH_MUST_CHECK int fs_read_file(const char *path, size_t max, char **out, size_t *len,
+                                  berth_error_t *err);
+BERTH_MUST_CHECK int fs_read_file_at(int dirfd, const char *path, size_t max, char **out,
+                                     size_t *len, berth_error_t *err);
 
 /* Writes data to "<path>.tmp-XXXXXX" in the same directory, fsyncs, renames over path, fsyncs
  * the directory.  On failure the temp file is removed.  mode is subject to the umask, as with
  * open(2).  In the _at variant, name is relative to dirfd (AT_FDCWD allowed). */
-int fs_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                         berth_error_t *err);
-int fs_write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-                            berth_error_t *err);
+BERTH_MUST_CHECK int fs_write_file_atomic(const char *path, const void *data, size_t len,
+                                          mode_t mode, berth_error_t *err);
+BERTH_MUST_CHECK int fs_write_file_atomic_at(int dirfd, const char *name, const void *data,
+                                             size_t len, mode_t mode, berth_error_t *err);
 
 /* A temp file beside a final path, to be filled by the caller then committed.  commit fsyncs,
  * renames and fsyncs the dir; abort (or cleanup_atomic_file on an uncommitted file) unlinks.
@@ -36,9 +38,9 @@ struct fs_atomic_file {
     char *tmp_path;
     char *final_path;
 };
-int fs_atomic_open(const char *final_path, mode_t mode, struct fs_atomic_file *out,
-                   berth_error_t *err);
-int fs_atomic_commit(struct fs_atomic_file *f, berth_error_t *err);
+BERTH_MUST_CHECK int fs_atomic_open(const char *final_path, mode_t mode, struct fs_atomic_file *out,
+                                    berth_error_t *err);
+BERTH_MUST_CHECK int fs_atomic_commit(struct fs_atomic_file *f, berth_error_t *err);
 void fs_atomic_abort(struct fs_atomic_file *f);
 static inline void cleanup_atomic_filep(struct fs_atomic_file *f)
 {
@@ -72,9 +74,9 @@ struct fs_output {
     char *path;                   /* the resolved target, for messages */
     bool in_place, done;
 };
-int fs_output_open(const char *path, mode_t mode, unsigned flags, struct fs_output *out,
-                   berth_error_t *err);
-int fs_output_commit(struct fs_output *o, berth_error_t *err);
+BERTH_MUST_CHECK int fs_output_open(const char *path, mode_t mode, unsigned flags,
+                                    struct fs_output *out, berth_error_t *err);
+BERTH_MUST_CHECK int fs_output_commit(struct fs_output *o, berth_error_t *err);
 void fs_output_abort(struct fs_output *o);
 static inline void cleanup_outputp(struct fs_output *o)
 {
@@ -82,11 +84,11 @@ static inline void cleanup_outputp(struct fs_output *o)
 }
 #define cleanup_output __attribute__((cleanup(cleanup_outputp)))
 /* The whole output in one call. */
-int fs_write_output(const char *path, const void *data, size_t len, mode_t mode,
-                    berth_error_t *err);
+BERTH_MUST_CHECK int fs_write_output(const char *path, const void *data, size_t len, mode_t mode,
+                                     berth_error_t *err);
 /* Follows symlinks at the end of `path` (up to 40) to the name the output lands on (*out owned;
  * the final name need not exist).  For callers that lock or read beside the output. */
-int fs_output_resolve(const char *path, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int fs_output_resolve(const char *path, char **out, berth_error_t *err);
 
 /* Temp files of the atomic writers above are "<name>.tmp-<pid>-XXXXXX".  A writer killed with
  * kill -9 leaves its temp file; these reclaim such leftovers.  stale: the pid is gone and the file
@@ -97,13 +99,13 @@ int fs_output_resolve(const char *path, char **out, berth_error_t *err);
 bool fs_temp_is_stale(int dirfd, const char *entry, long pid);
 void fs_remove_stale_temps_at(int dirfd, const char *name);
 
-int fs_mkdir_p(const char *path, mode_t mode, berth_error_t *err);
+BERTH_MUST_CHECK int fs_mkdir_p(const char *path, mode_t mode, berth_error_t *err);
 /* Removes a tree without following symlinks and without crossing mount points (a mount point
  * inside, or the path itself being one, is an EBUSY error and the mounted tree is untouched).
  * Read-only directories (0555, 0000) are made writable first.  ENOENT is ok. */
-int fs_rm_rf(const char *path, berth_error_t *err);
-int fs_rm_rf_at(int dirfd, const char *name, berth_error_t *err);
-int fs_fsync_dir(const char *path, berth_error_t *err);
+BERTH_MUST_CHECK int fs_rm_rf(const char *path, berth_error_t *err);
+BERTH_MUST_CHECK int fs_rm_rf_at(int dirfd, const char *name, berth_error_t *err);
+BERTH_MUST_CHECK int fs_fsync_dir(const char *path, berth_error_t *err);
 /* Early writeback for a large file being written sequentially: once `written` has moved
  * FS_WRITEBACK_STEP past the last call's mark, asks the kernel to start (not wait for) writing
  * those pages, so that the fsync before a commit finds little left to do and disk writes
@@ -115,6 +117,7 @@ bool fs_exists(const char *path);
 char *fs_join(const char *a, const char *b);
 /* Sum of st_blocks*512 (disk usage) and apparent size of a tree, not following symlinks; an
  * inode with several hard links counts once, as du does.  A missing path gives 0. */
-int fs_tree_size(const char *path, uint64_t *disk, uint64_t *apparent, berth_error_t *err);
+BERTH_MUST_CHECK int fs_tree_size(const char *path, uint64_t *disk, uint64_t *apparent,
+                                  berth_error_t *err);
 
 #endif

@@ -120,7 +120,8 @@ bool image_platform_match(const image_platform_t *want, const image_platform_t *
 /* This machine's platform (uname), normalised.  Never NULL. */
 image_platform_t *image_platform_host(void);
 /* "os/arch[/variant]" (the --platform flag) */
-int image_platform_parse(const char *s, image_platform_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int image_platform_parse(const char *s, image_platform_t **out,
+                                          berth_error_t *err);
 char *image_platform_string(const image_platform_t *p); /* "linux/arm64/v8" */
 
 /* ---- descriptor ---- */
@@ -141,7 +142,8 @@ void image_descriptor_copy(image_descriptor_t *dst, const image_descriptor_t *sr
 /* Frees the members and zeroes the struct (the struct itself is not freed). */
 void image_descriptor_clear(image_descriptor_t *d);
 /* Checks media type syntax, digest, size >= 0, platform fields; `where` prefixes errors. */
-int image_descriptor_validate(const image_descriptor_t *d, const char *where, berth_error_t *err);
+BERTH_MUST_CHECK int image_descriptor_validate(const image_descriptor_t *d, const char *where,
+                                               berth_error_t *err);
 
 /* ---- manifest (OCI image manifest / Docker schema2) ---- */
 typedef struct image_manifest {
@@ -159,20 +161,21 @@ typedef struct image_manifest {
 /* Parses and validates.  Fails for input over IMAGE_MANIFEST_MAX_SIZE, non-JSON, duplicate
  * keys, wrong field types, a mediaType that is not a manifest (index, schema1, unknown), and
  * whatever image_manifest_validate refuses. */
-int image_manifest_parse(const void *buf, size_t len, image_manifest_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int image_manifest_parse(const void *buf, size_t len, image_manifest_t **out,
+                                          berth_error_t *err);
 /* schemaVersion 2, a manifest kind, a valid config descriptor, layers valid; subject valid. */
-int image_manifest_validate(const image_manifest_t *m, berth_error_t *err);
+BERTH_MUST_CHECK int image_manifest_validate(const image_manifest_t *m, berth_error_t *err);
 /* Validates, then writes canonical JSON (*out NUL-terminated, *len without the NUL). */
-int image_manifest_serialize(const image_manifest_t *m, char **out, size_t *len,
-                             berth_error_t *err);
+BERTH_MUST_CHECK int image_manifest_serialize(const image_manifest_t *m, char **out, size_t *len,
+                                              berth_error_t *err);
 /* Converts between MANIFEST_KIND_OCI_MANIFEST and MANIFEST_KIND_DOCKER_V2: config and layer
  * media types are mapped, digests, sizes and urls kept.  OCI -> Docker drops annotations and
  * fails for zstd layers, a subject, an artifactType or a non-image config.  The config
  * descriptor keeps its digest: a caller that also converts the config blob
  * (image_config_convert) replaces config.digest/size afterwards.  Converting to the same kind
  * is a copy.  `raw` of the result is NULL. */
-int image_manifest_convert(const image_manifest_t *m, manifest_kind_t to, image_manifest_t **out,
-                           berth_error_t *err);
+BERTH_MUST_CHECK int image_manifest_convert(const image_manifest_t *m, manifest_kind_t to,
+                                            image_manifest_t **out, berth_error_t *err);
 image_manifest_t *image_manifest_dup(const image_manifest_t *m);
 void image_manifest_free(image_manifest_t *m);
 static inline void cleanup_image_manifestp(image_manifest_t **m)
@@ -194,14 +197,16 @@ typedef struct image_index {
     json_t *raw;
 } image_index_t;
 
-int image_index_parse(const void *buf, size_t len, image_index_t **out, berth_error_t *err);
-int image_index_validate(const image_index_t *ix, berth_error_t *err);
-int image_index_serialize(const image_index_t *ix, char **out, size_t *len, berth_error_t *err);
+BERTH_MUST_CHECK int image_index_parse(const void *buf, size_t len, image_index_t **out,
+                                       berth_error_t *err);
+BERTH_MUST_CHECK int image_index_validate(const image_index_t *ix, berth_error_t *err);
+BERTH_MUST_CHECK int image_index_serialize(const image_index_t *ix, char **out, size_t *len,
+                                           berth_error_t *err);
 /* OCI index <-> Docker list: entry media types mapped (manifest <-> schema2, index <-> list);
  * digests are kept, so a caller converting the child manifests too updates the entries.
  * OCI -> Docker drops annotations and fails for a subject or non-manifest entries. */
-int image_index_convert(const image_index_t *ix, manifest_kind_t to, image_index_t **out,
-                        berth_error_t *err);
+BERTH_MUST_CHECK int image_index_convert(const image_index_t *ix, manifest_kind_t to,
+                                         image_index_t **out, berth_error_t *err);
 /* First entry whose platform matches `want` (image_platform_match); NULL if none. */
 const image_descriptor_t *image_index_find_platform(const image_index_t *ix,
                                                     const image_platform_t *want);
@@ -276,16 +281,18 @@ typedef struct image_config {
 
 /* Parses and validates.  Fails over IMAGE_CONFIG_MAX_SIZE, on non-JSON, wrong types, and what
  * image_config_validate refuses. */
-int image_config_parse(const void *buf, size_t len, image_config_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int image_config_parse(const void *buf, size_t len, image_config_t **out,
+                                        berth_error_t *err);
 /* architecture and os present, rootfs.type "layers", diff_ids valid digests. */
-int image_config_validate(const image_config_t *c, berth_error_t *err);
+BERTH_MUST_CHECK int image_config_validate(const image_config_t *c, berth_error_t *err);
 /* Canonical JSON; Docker-only fields are written when set. */
-int image_config_serialize(const image_config_t *c, char **out, size_t *len, berth_error_t *err);
+BERTH_MUST_CHECK int image_config_serialize(const image_config_t *c, char **out, size_t *len,
+                                            berth_error_t *err);
 /* To MANIFEST_KIND_OCI_MANIFEST: a copy without the Docker-only fields.  To
  * MANIFEST_KIND_DOCKER_V2: a full copy (a Docker config is a superset).  diff_ids and history
  * are always kept.  Serialise the result for the new config blob. */
-int image_config_convert(const image_config_t *c, manifest_kind_t to, image_config_t **out,
-                         berth_error_t *err);
+BERTH_MUST_CHECK int image_config_convert(const image_config_t *c, manifest_kind_t to,
+                                          image_config_t **out, berth_error_t *err);
 image_config_t *image_config_dup(const image_config_t *c);
 /* The number of history entries that are not empty_layer (should equal the diff_ids count). */
 size_t image_config_history_layers(const image_config_t *c);

@@ -29,9 +29,10 @@ static inline void cleanup_jsonp(json_t **j)
  * valid JSON (EINVAL; the error says line/column and `what`, e.g. "manifest"), has trailing
  * garbage, or repeats a key in an object.  Any JSON value is accepted at the top level: callers
  * check the type they expect. */
-int json_parse_bounded(const char *buf, size_t len, size_t max, const char *what, json_t **out,
-                       berth_error_t *err);
-int json_load_file_bounded(const char *path, size_t max, json_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int json_parse_bounded(const char *buf, size_t len, size_t max, const char *what,
+                                        json_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int json_load_file_bounded(const char *path, size_t max, json_t **out,
+                                            berth_error_t *err);
 
 /* Typed getters: return NULL/false/-1 when missing or of the wrong type. */
 const char *json_get_string(const json_t *obj, const char *key);
@@ -41,20 +42,22 @@ json_t *json_get_object(const json_t *obj, const char *key);
 json_t *json_get_array(const json_t *obj, const char *key);
 
 /* Required-field variants with errors naming the field path ("<what>.<key>"). */
-int json_require_string(const json_t *obj, const char *what, const char *key, const char **out,
-                        berth_error_t *err);
-int json_require_int(const json_t *obj, const char *what, const char *key, int64_t *out,
-                     berth_error_t *err);
+BERTH_MUST_CHECK int json_require_string(const json_t *obj, const char *what, const char *key,
+                                         const char **out, berth_error_t *err);
+BERTH_MUST_CHECK int json_require_int(const json_t *obj, const char *what, const char *key,
+                                      int64_t *out, berth_error_t *err);
 
 /* Serialises compactly with sorted keys (deterministic); caller frees.  *len optional. */
 char *json_dump_canonical(const json_t *j, size_t *len);
 /* Serialises with 2-space indentation for humans (CLI output); caller frees. */
 char *json_dump_pretty(const json_t *j);
 /* Writes a JSON document atomically to path (fs_write_file_atomic), compact sorted keys. */
-int json_write_file_atomic(const char *path, const json_t *j, mode_t mode, berth_error_t *err);
+BERTH_MUST_CHECK int json_write_file_atomic(const char *path, const json_t *j, mode_t mode,
+                                            berth_error_t *err);
 
 /* NULL-terminated string array <-> JSON array of strings. */
 json_t *json_from_strv(char *const *v);
-int json_to_strv(const json_t *arr, const char *what, char ***out, berth_error_t *err);
+BERTH_MUST_CHECK int json_to_strv(const json_t *arr, const char *what, char ***out,
+                                  berth_error_t *err);
 
 #endif

@@ -48,22 +48,23 @@ typedef struct image_ref {
 /* Parses without normalisation: "busybox" gives domain NULL, path "busybox", no tag.
  * "index.docker.io" is not rewritten either.  A 64-hex-character string alone is rejected as
  * ambiguous with an image ID (callers that accept IDs check for them first). */
-int image_ref_parse(const char *s, image_ref_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int image_ref_parse(const char *s, image_ref_t **out, berth_error_t *err);
 
 /* Parses and normalises like docker: missing domain -> docker.io, "index.docker.io" ->
  * docker.io, a single-component path on docker.io gets "library/", and the tag "latest" is
  * added when neither tag nor digest is given. */
-int image_ref_parse_normalized(const char *s, image_ref_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int image_ref_parse_normalized(const char *s, image_ref_t **out,
+                                                berth_error_t *err);
 
 /* Applies the normalisation above to an already parsed reference, in place.  Fails only if the
  * normalised name exceeds IMAGE_REF_NAME_MAX. */
-int image_ref_normalize(image_ref_t *ref, berth_error_t *err);
+BERTH_MUST_CHECK int image_ref_normalize(image_ref_t *ref, berth_error_t *err);
 
 /* For short-name resolution (registries.conf unqualified-search-registries): returns a new
  * reference naming `domain` (validated), with "library/" added for docker.io one-component
  * paths; tag/digest copied.  `ref` must have no domain (else error). */
-int image_ref_qualify(const image_ref_t *ref, const char *domain, image_ref_t **out,
-                      berth_error_t *err);
+BERTH_MUST_CHECK int image_ref_qualify(const image_ref_t *ref, const char *domain,
+                                       image_ref_t **out, berth_error_t *err);
 
 /* True when the string parses and names no domain ("busybox", "user/app:1").  Strings that do
  * not parse are not short names. */
@@ -72,13 +73,13 @@ bool image_ref_is_short_name(const char *s);
 image_ref_t *image_ref_dup(const image_ref_t *ref);
 
 /* Replaces the tag (NULL removes it); validates the new tag. */
-int image_ref_set_tag(image_ref_t *ref, const char *tag, berth_error_t *err);
+BERTH_MUST_CHECK int image_ref_set_tag(image_ref_t *ref, const char *tag, berth_error_t *err);
 /* Replaces the digest (NULL removes it); validates the new digest. */
-int image_ref_set_digest(image_ref_t *ref, const char *digest, berth_error_t *err);
+BERTH_MUST_CHECK int image_ref_set_digest(image_ref_t *ref, const char *digest, berth_error_t *err);
 
 /* Validators for single parts, for callers that take them separately (e.g. `tag` commands). */
-int image_ref_validate_tag(const char *tag, berth_error_t *err);
-int image_ref_validate_domain(const char *domain, berth_error_t *err);
+BERTH_MUST_CHECK int image_ref_validate_tag(const char *tag, berth_error_t *err);
+BERTH_MUST_CHECK int image_ref_validate_domain(const char *domain, berth_error_t *err);
 
 /* "[domain/]path[:tag][@digest]" */
 char *image_ref_string(const image_ref_t *ref);

@@ -343,7 +343,7 @@ static ssize_t verify_read(berth_reader_t *r, void *buf, size_t len, berth_error
         return 0;
     if (v->d == NULL) {
         berth_error_t e = NULL;
-        digest_validate(v->expected, &e);
+        IGNORE_RESULT(digest_validate(v->expected, &e));
         berth_error_make_status(&v->failure, EINVAL, "blob %.*s: %s", SHOWN, v->expected,
                                 berth_error_msg(e));
         berth_error_release(&e);

@@ -36,9 +36,10 @@ struct berth_reader {
     const struct berth_reader_ops *ops;
 };
 
-ssize_t reader_read(berth_reader_t *r, void *buf, size_t len, berth_error_t *err);
+BERTH_MUST_CHECK ssize_t reader_read(berth_reader_t *r, void *buf, size_t len, berth_error_t *err);
 /* Reads exactly len bytes unless EOF comes first; returns bytes read (< len only at EOF). */
-ssize_t reader_read_full(berth_reader_t *r, void *buf, size_t len, berth_error_t *err);
+BERTH_MUST_CHECK ssize_t reader_read_full(berth_reader_t *r, void *buf, size_t len,
+                                          berth_error_t *err);
 void reader_close(berth_reader_t *r); /* NULL-safe */
 static inline void cleanup_readerp(berth_reader_t **r)
 {
@@ -49,15 +50,16 @@ static inline void cleanup_readerp(berth_reader_t **r)
 
 /* Sources */
 berth_reader_t *reader_from_fd(int fd, bool own_fd);
-int reader_open_file(const char *path, berth_reader_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int reader_open_file(const char *path, berth_reader_t **out, berth_error_t *err);
 /* Reads from memory; copies the buffer when copy is true, else the caller keeps it alive. */
 berth_reader_t *reader_from_buffer(const void *buf, size_t len, bool copy);
 
 /* Reads the whole stream into a NUL-terminated buffer; fails with a clear error (EFBIG) if more
  * than max bytes arrive.  *len excludes the terminating NUL. */
-int reader_read_all(berth_reader_t *r, size_t max, char **out, size_t *len, berth_error_t *err);
+BERTH_MUST_CHECK int reader_read_all(berth_reader_t *r, size_t max, char **out, size_t *len,
+                                     berth_error_t *err);
 /* Copies everything to fd (handles short writes, EINTR); returns bytes copied or < 0. */
-int64_t reader_copy_to_fd(berth_reader_t *r, int fd, berth_error_t *err);
+BERTH_MUST_CHECK int64_t reader_copy_to_fd(berth_reader_t *r, int fd, berth_error_t *err);
 
 /* Digest and size accounting: passes data through unchanged while hashing it. */
 berth_reader_t *reader_digest(berth_reader_t *lower, bool own, digest_algo_t algo);
@@ -86,7 +88,8 @@ typedef enum {
 } compression_t;
 
 const char *compression_name(compression_t c); /* "none", "gzip", "zstd" */
-int compression_from_name(const char *name, compression_t *out, berth_error_t *err);
+BERTH_MUST_CHECK int compression_from_name(const char *name, compression_t *out,
+                                           berth_error_t *err);
 /* Looks at the first bytes (at least 4 needed for zstd, 2 for gzip). */
 compression_t compression_detect(const void *buf, size_t len);
 
@@ -95,8 +98,8 @@ compression_t compression_detect(const void *buf, size_t len);
  * (optional) receives the format.  On failure (the peek read failed) lower is NOT taken over:
  * the caller still owns it.  Multi-member gzip and multi-frame zstd are read as one stream;
  * truncated or corrupt input is an EIO error, never a silent EOF. */
-int reader_decompress(berth_reader_t *lower, bool own, compression_t *detected,
-                      berth_reader_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int reader_decompress(berth_reader_t *lower, bool own, compression_t *detected,
+                                       berth_reader_t **out, berth_error_t *err);
 berth_reader_t *reader_gzip_decompress(berth_reader_t *lower, bool own);
 berth_reader_t *reader_zstd_decompress(berth_reader_t *lower, bool own);
 /* Compression as a pull stream: reading it yields compressed bytes of lower's data.
@@ -115,7 +118,8 @@ struct berth_writer {
     const struct berth_writer_ops *ops;
 };
 /* Writes all of buf (loops over short writes). */
-int writer_write(berth_writer_t *w, const void *buf, size_t len, berth_error_t *err);
+BERTH_MUST_CHECK int writer_write(berth_writer_t *w, const void *buf, size_t len,
+                                  berth_error_t *err);
 int writer_close(berth_writer_t *w, berth_error_t *err); /* flushes this and lower writers */
 void writer_free(berth_writer_t *w);                     /* NULL-safe */
 static inline void cleanup_writerp(berth_writer_t **w)

@@ -54,7 +54,8 @@ int strbuf_putc(struct strbuf *b, char c);
 int strbuf_appendf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The collected string (owned; "" when empty; *len optional) and the buffer reset; EFBIG naming
  * `what` when an append passed the limit. */
-int strbuf_finish(struct strbuf *b, const char *what, char **out, size_t *len, berth_error_t *err);
+BERTH_MUST_CHECK int strbuf_finish(struct strbuf *b, const char *what, char **out, size_t *len,
+                                   berth_error_t *err);
 /* Returns the string (never NULL: "" when empty) and resets the buffer.  Only for buffers that
  * cannot fail (STRBUF_INIT); a failed bounded buffer aborts here: use strbuf_finish. */
 char *strbuf_steal(struct strbuf *b);

@@ -42,7 +42,7 @@ json_t *tmpl_struct_new(const char *type_name);
 json_t *tmpl_nil_map(void);
 
 /* Parses text (len bytes; NUL bytes are rejected).  Fails with EINVAL and a positioned message. */
-int tmpl_parse(const char *text, size_t len, tmpl_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int tmpl_parse(const char *text, size_t len, tmpl_t **out, berth_error_t *err);
 void tmpl_free(tmpl_t *t);
 static inline void tmpl_cleanup(tmpl_t **t)
 {
@@ -53,7 +53,8 @@ static inline void tmpl_cleanup(tmpl_t **t)
 /* Executes t with dot = data, appending to *out (a strbuf-like growing buffer, see strutil.h).
  * On error, what was written so far stays in *out. */
 struct strbuf;
-int tmpl_execute(const tmpl_t *t, const json_t *data, struct strbuf *out, berth_error_t *err);
+BERTH_MUST_CHECK int tmpl_execute(const tmpl_t *t, const json_t *data, struct strbuf *out,
+                                  berth_error_t *err);
 
 /* Go's time.Time String() ("2006-01-02 15:04:05.999999999 -0700 MST") of an RFC 3339 time as
  * image configs write it; "Z" becomes "+0000 UTC", an offset names itself ("+0200 +0200").
@@ -74,16 +75,17 @@ bool tmpl_format_is_json(const char *format);
  * text runs inside {{range .}}...{{end -}} (so $ is the whole list), as podman does.  When the
  * normalised text does not parse (a \n inside a quoted string), the text as given is used. */
 typedef struct tmpl_report tmpl_report_t;
-int tmpl_report_new(const char *format, tmpl_report_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int tmpl_report_new(const char *format, tmpl_report_t **out, berth_error_t *err);
 bool tmpl_report_is_table(const tmpl_report_t *r);
 /* The header line of a table: the template over the one-element list [headers], where headers
  * maps field names to column titles (podman: the field name upper-cased, words split). */
-int tmpl_report_headers(tmpl_report_t *r, const json_t *headers, berth_error_t *err);
+BERTH_MUST_CHECK int tmpl_report_headers(tmpl_report_t *r, const json_t *headers,
+                                         berth_error_t *err);
 /* Runs the template over `items` (an array). */
-int tmpl_report_run(tmpl_report_t *r, const json_t *items, berth_error_t *err);
+BERTH_MUST_CHECK int tmpl_report_run(tmpl_report_t *r, const json_t *items, berth_error_t *err);
 /* The whole output (aligned in table mode) in *out; caller frees.  Fails (EFBIG) when aligning
  * would make it larger than TMPL_MAX_OUTPUT. */
-int tmpl_report_finish(tmpl_report_t *r, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int tmpl_report_finish(tmpl_report_t *r, char **out, berth_error_t *err);
 void tmpl_report_free(tmpl_report_t *r);
 static inline void tmpl_report_cleanup(tmpl_report_t **r)
 {

@@ -242,9 +242,9 @@ int container_create(storage_store_t *s, const struct container_create_opts *o,
     return 0;
 fail:;
     berth_error_t e2 = NULL;
-    storage_container_unmount(s, c->id, true, &e2);
+    IGNORE_RESULT(storage_container_unmount(s, c->id, true, &e2));
     berth_error_release(&e2);
-    storage_container_remove(s, c->id, &e2);
+    IGNORE_RESULT(storage_container_remove(s, c->id, &e2));
     berth_error_release(&e2);
     return -1;
 }
@@ -470,7 +470,7 @@ __attribute__((noreturn)) static void monitor_main(const struct container_start_
      * container without its code */
     if (s)
         record_exit(s, id, status);
-    runtime_delete(root, id, true, &err);
+    IGNORE_RESULT(runtime_delete(root, id, true, &err));
     berth_error_release(&err);
     if (s) {
         finish(s, id, status);
@@ -499,7 +499,7 @@ int container_start(storage_store_t *s, const char *id_or_name,
         if (st != RUNTIME_STOPPED)
             return berth_error_make_status(err, EBUSY, "container \"%s\" is already running",
                                            id_or_name);
-        runtime_delete(root, c->id, true, &e2);
+        IGNORE_RESULT(runtime_delete(root, c->id, true, &e2));
     }
     berth_error_release(&e2);
 
@@ -601,7 +601,7 @@ int container_start(storage_store_t *s, const char *id_or_name,
     return 0;
 fail_unmount:;
     berth_error_t e3 = NULL;
-    storage_container_unmount(s, c->id, false, &e3);
+    IGNORE_RESULT(storage_container_unmount(s, c->id, false, &e3));
     berth_error_release(&e3);
     return -1;
 }
@@ -770,12 +770,12 @@ int container_stop(storage_store_t *s, const char *id_or_name, int timeout, bert
     if (ss && runtime_parse_signal(ss) > 0)
         sig = runtime_parse_signal(ss);
     berth_error_t e2 = NULL;
-    runtime_kill(root, id, sig, true, &e2);
+    IGNORE_RESULT(runtime_kill(root, id, sig, true, &e2));
     berth_error_release(&e2);
     for (int ms = 0; ms < timeout * 1000 && is_running(root, id); ms += 50)
         usleep(50000);
     if (is_running(root, id)) {
-        runtime_kill(root, id, SIGKILL, true, &e2);
+        IGNORE_RESULT(runtime_kill(root, id, SIGKILL, true, &e2));
         berth_error_release(&e2);
         for (int ms = 0; ms < 10000 && is_running(root, id); ms += 50)
             usleep(50000);
@@ -814,7 +814,7 @@ int container_remove(storage_store_t *s, const char *id_or_name, bool force, ber
                 err, EBUSY, "container \"%s\" is running: stop it first or use --force",
                 id_or_name);
         berth_error_t e2 = NULL;
-        runtime_kill(root, id, SIGKILL, true, &e2);
+        IGNORE_RESULT(runtime_kill(root, id, SIGKILL, true, &e2));
         berth_error_release(&e2);
         for (int ms = 0; ms < 10000 && is_running(root, id); ms += 20)
             usleep(20000);
@@ -829,9 +829,9 @@ int container_remove(storage_store_t *s, const char *id_or_name, bool force, ber
     }
     berth_error_t e3 = NULL;
     if (runtime_state(root, id, &(struct runtime_state){0}, &e3) == 0)
-        runtime_delete(root, id, true, &e3);
+        IGNORE_RESULT(runtime_delete(root, id, true, &e3));
     berth_error_release(&e3);
-    storage_container_unmount(s, id, true, &e3);
+    IGNORE_RESULT(storage_container_unmount(s, id, true, &e3));
     berth_error_release(&e3);
     if (storage_container_remove(s, id, err) < 0) {
         if (berth_error_status(*err) == ENOENT && force) {

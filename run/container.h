@@ -30,8 +30,8 @@ struct container_create_opts {
 
 /* Creates the record and rw layer and generates the spec (the rootfs is mounted to resolve
  * -u names; it is left mounted).  *out gets the record. */
-int container_create(storage_store_t *s, const struct container_create_opts *o,
-                     storage_container_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int container_create(storage_store_t *s, const struct container_create_opts *o,
+                                      storage_container_t **out, berth_error_t *err);
 
 /* Exit status of `berth run` when berth itself failed (podman's 125). */
 #define BERTH_RUN_FAILED_STATUS 125
@@ -44,8 +44,9 @@ struct container_start_opts {
 
 /* Runs the container.  Foreground: waits, *status = exit status (128+signal), records it.
  * Detached: returns once the container runs (*status = 0). */
-int container_start(storage_store_t *s, const char *id, const struct container_start_opts *o,
-                    int *status, berth_error_t *err);
+BERTH_MUST_CHECK int container_start(storage_store_t *s, const char *id,
+                                     const struct container_start_opts *o, int *status,
+                                     berth_error_t *err);
 
 struct container_info {
     char *id, *name, *image, *command;
@@ -56,22 +57,27 @@ struct container_info {
     bool tty;
 };
 void container_info_clear(struct container_info *i);
-int container_inspect(storage_store_t *s, const char *id_or_name, struct container_info *out,
-                      berth_error_t *err);
+BERTH_MUST_CHECK int container_inspect(storage_store_t *s, const char *id_or_name,
+                                       struct container_info *out, berth_error_t *err);
 
-int container_kill(storage_store_t *s, const char *id_or_name, int sig, berth_error_t *err);
+BERTH_MUST_CHECK int container_kill(storage_store_t *s, const char *id_or_name, int sig,
+                                    berth_error_t *err);
 /* SIGTERM (or the image's StopSignal), then SIGKILL after timeout seconds. */
-int container_stop(storage_store_t *s, const char *id_or_name, int timeout, berth_error_t *err);
+BERTH_MUST_CHECK int container_stop(storage_store_t *s, const char *id_or_name, int timeout,
+                                    berth_error_t *err);
 /* Waits until the container is not running; *code = its exit code. */
-int container_wait(storage_store_t *s, const char *id_or_name, int *code, berth_error_t *err);
+BERTH_MUST_CHECK int container_wait(storage_store_t *s, const char *id_or_name, int *code,
+                                    berth_error_t *err);
 /* Removes the container; EBUSY when running unless force (then killed first). */
-int container_remove(storage_store_t *s, const char *id_or_name, bool force, berth_error_t *err);
+BERTH_MUST_CHECK int container_remove(storage_store_t *s, const char *id_or_name, bool force,
+                                      berth_error_t *err);
 /* Path of the detached container's log (owned). */
-int container_log_path(storage_store_t *s, const char *id_or_name, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int container_log_path(storage_store_t *s, const char *id_or_name, char **out,
+                                        berth_error_t *err);
 
 /* Runs a process in a running container (setns). */
-int container_exec(storage_store_t *s, const char *id_or_name, char **args, char **env,
-                   const char *cwd, const char *user, bool tty, bool interactive, bool detach,
-                   int *status, berth_error_t *err);
+BERTH_MUST_CHECK int container_exec(storage_store_t *s, const char *id_or_name, char **args,
+                                    char **env, const char *cwd, const char *user, bool tty,
+                                    bool interactive, bool detach, int *status, berth_error_t *err);
 
 #endif

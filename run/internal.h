@@ -55,7 +55,7 @@ void child_fail(int sync_fd, int code, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 
 /* Loads a runtime-spec linux.seccomp object with libseccomp. */
-int seccomp_load_spec(const json_t *seccomp, berth_error_t *err);
+BERTH_MUST_CHECK int seccomp_load_spec(const json_t *seccomp, berth_error_t *err);
 
 /* fd passing */
 int sync_send(int sock, char tag, const void *data, size_t len, int fd);
@@ -63,7 +63,7 @@ int sync_send(int sock, char tag, const void *data, size_t len, int fd);
  * (else -1).  Returns payload length, 0 on EOF (tag 0), -1 on error. */
 ssize_t sync_recv(int sock, char *tag, char *buf, size_t cap, int *fd);
 /* Sends fd to a unix socket path as runc's --console-socket protocol does. */
-int console_socket_send(const char *path, int fd, berth_error_t *err);
+BERTH_MUST_CHECK int console_socket_send(const char *path, int fd, berth_error_t *err);
 
 /* Creates a pty from the current mount namespace's /dev/ptmx, makes its slave the controlling
  * terminal and stdio of the calling process (after setsid) and returns the master. */
@@ -76,15 +76,15 @@ void tty_pump(int master);
 
 /* cgroups: creates the container's cgroup and applies linux.resources; paths recorded in *out
  * (json object, owned) for delete.  No resources asked -> *out = NULL, nothing done. */
-int cgroup_setup(const char *id, const json_t *resources, pid_t pid, json_t **out,
-                 berth_error_t *err);
+BERTH_MUST_CHECK int cgroup_setup(const char *id, const json_t *resources, pid_t pid, json_t **out,
+                                  berth_error_t *err);
 /* Adds pid to the cgroups recorded by cgroup_setup. */
-int cgroup_enter(const json_t *cg, pid_t pid, berth_error_t *err);
+BERTH_MUST_CHECK int cgroup_enter(const json_t *cg, pid_t pid, berth_error_t *err);
 /* Removes the recorded cgroups (best effort, after the processes are gone). */
 void cgroup_destroy(const json_t *cg);
 
 /* Writes the uid/gid maps of pid from linux.uidMappings/gidMappings: directly when possible,
  * otherwise with newuidmap/newgidmap. */
-int idmap_write(pid_t pid, const json_t *linux_, berth_error_t *err);
+BERTH_MUST_CHECK int idmap_write(pid_t pid, const json_t *linux_, berth_error_t *err);
 
 #endif

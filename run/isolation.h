@@ -31,7 +31,7 @@ typedef enum {
 } run_isolation_t;
 
 /* "auto", "oci", "rootless", "chroot" (NULL or "" = auto); EINVAL names the choices. */
-int run_isolation_parse(const char *s, run_isolation_t *out, berth_error_t *err);
+BERTH_MUST_CHECK int run_isolation_parse(const char *s, run_isolation_t *out, berth_error_t *err);
 const char *run_isolation_name(run_isolation_t i);
 
 /* What the environment allows, as found by the probe. */

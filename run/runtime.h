@@ -44,12 +44,14 @@ struct runtime_create_opts {
 };
 
 /* Creates (and, without wait_start, starts) a container.  *pid gets the init's host pid. */
-int runtime_create(const struct runtime_create_opts *o, pid_t *pid, berth_error_t *err);
+BERTH_MUST_CHECK int runtime_create(const struct runtime_create_opts *o, pid_t *pid,
+                                    berth_error_t *err);
 
 /* create + wait: runs the spec in the foreground with berth's stdio (or a pty pumped to it when
  * process.terminal), forwards signals, cleans up, and returns the exit status
  * (128+signal for signal deaths) in *status. */
-int runtime_run(const struct runtime_create_opts *o, int *status, berth_error_t *err);
+BERTH_MUST_CHECK int runtime_run(const struct runtime_create_opts *o, int *status,
+                                 berth_error_t *err);
 
 typedef enum {
     RUNTIME_CREATING,
@@ -67,17 +69,20 @@ struct runtime_state {
 };
 void runtime_state_free(struct runtime_state *s);
 
-int runtime_state(const char *root, const char *id, struct runtime_state *out, berth_error_t *err);
+BERTH_MUST_CHECK int runtime_state(const char *root, const char *id, struct runtime_state *out,
+                                   berth_error_t *err);
 /* The runc-format state document ({ociVersion,id,pid,status,bundle,rootfs,created,owner}). */
 json_t *runtime_state_json(const struct runtime_state *s);
 /* Ids of all containers under root (NULL-terminated, owned). */
-int runtime_list(const char *root, char ***ids, berth_error_t *err);
+BERTH_MUST_CHECK int runtime_list(const char *root, char ***ids, berth_error_t *err);
 
 /* Lets a created container exec its process. */
-int runtime_start(const char *root, const char *id, berth_error_t *err);
-int runtime_kill(const char *root, const char *id, int sig, bool all, berth_error_t *err);
+BERTH_MUST_CHECK int runtime_start(const char *root, const char *id, berth_error_t *err);
+BERTH_MUST_CHECK int runtime_kill(const char *root, const char *id, int sig, bool all,
+                                  berth_error_t *err);
 /* Removes the state (and cgroup); EBUSY when not stopped unless force (then SIGKILL first). */
-int runtime_delete(const char *root, const char *id, bool force, berth_error_t *err);
+BERTH_MUST_CHECK int runtime_delete(const char *root, const char *id, bool force,
+                                    berth_error_t *err);
 
 /* A process to run inside an existing container (runc exec). */
 struct runtime_exec_opts {
@@ -92,7 +97,8 @@ struct runtime_exec_opts {
     bool detach; /* return once started (status not waited for) */
 };
 /* Runs the process; without detach waits and returns its exit status in *status. */
-int runtime_exec(const struct runtime_exec_opts *o, int *status, berth_error_t *err);
+BERTH_MUST_CHECK int runtime_exec(const struct runtime_exec_opts *o, int *status,
+                                  berth_error_t *err);
 
 /* Parses a signal name or number ("KILL", "SIGTERM", "9"); -1 if unknown. */
 int runtime_parse_signal(const char *s);

@@ -66,8 +66,8 @@ struct spec_options {
 /* Builds the spec.  image_config may be NULL (no image defaults).  rootfs is the path written
  * into root.path and the directory whose /etc/passwd is consulted for -u (may be NULL to skip
  * name resolution: then only numeric users are accepted). */
-int spec_generate(const json_t *image_config, const char *rootfs, const struct spec_options *o,
-                  json_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int spec_generate(const json_t *image_config, const char *rootfs,
+                                   const struct spec_options *o, json_t **out, berth_error_t *err);
 
 /* A default spec like `runc spec` (args ["sh"], terminal true, rootfs "rootfs"); with rootless
  * it maps the caller's uid/gid to 0 and binds /sys instead of mounting sysfs. */
@@ -75,13 +75,13 @@ json_t *spec_default(bool rootless);
 
 /* Docker's Entrypoint/Cmd rules: returns the NULL-terminated argv (owned) or an error when the
  * result would be empty. */
-int spec_process_args(const json_t *image_config, const struct spec_options *o, char ***out,
-                      berth_error_t *err);
+BERTH_MUST_CHECK int spec_process_args(const json_t *image_config, const struct spec_options *o,
+                                       char ***out, berth_error_t *err);
 
 /* Image Env, then PATH default, then TERM/HOSTNAME, then env files, then -e (later wins, order
  * of first appearance kept).  Returns a NULL-terminated owned array. */
-int spec_merge_env(const json_t *image_config, const struct spec_options *o, const char *hostname,
-                   char ***out, berth_error_t *err);
+BERTH_MUST_CHECK int spec_merge_env(const json_t *image_config, const struct spec_options *o,
+                                    const char *hostname, char ***out, berth_error_t *err);
 
 /* Resolves a user spec ("name", "uid", "name:group", "uid:gid", "" = root) against the
  * /etc/passwd and /etc/group found inside rootfs_fd (-1: numeric only).  Supplementary groups
@@ -93,12 +93,14 @@ struct spec_user {
     size_t n_groups;
     char *home;
 };
-int spec_resolve_user(int rootfs_fd, const char *user, struct spec_user *out, berth_error_t *err);
+BERTH_MUST_CHECK int spec_resolve_user(int rootfs_fd, const char *user, struct spec_user *out,
+                                       berth_error_t *err);
 void spec_user_free(struct spec_user *u);
 
 /* Capability set after --cap-add/--cap-drop over podman's defaults; NULL-terminated array of
  * "CAP_X" names (owned). */
-int spec_capabilities(char **cap_add, char **cap_drop, char ***out, berth_error_t *err);
+BERTH_MUST_CHECK int spec_capabilities(char **cap_add, char **cap_drop, char ***out,
+                                       berth_error_t *err);
 
 /* Capability number for a name ("CAP_CHOWN", "chown"), -1 if unknown. */
 int spec_cap_from_name(const char *name);
@@ -108,10 +110,11 @@ int spec_cap_last(void);
 /* Reads a seccomp profile in podman's/docker's format (includes/excludes by capability and
  * architecture, archMap, defaultErrnoRet) or the runtime-spec's, as a linux.seccomp object for
  * a process with capabilities caps (NULL-terminated "CAP_X" names). */
-int spec_seccomp_load_file(const char *path, char *const *caps, json_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int spec_seccomp_load_file(const char *path, char *const *caps, json_t **out,
+                                            berth_error_t *err);
 
 /* Parses "512m", "1g", "1024" (bytes). */
-int spec_parse_size(const char *s, int64_t *out, berth_error_t *err);
+BERTH_MUST_CHECK int spec_parse_size(const char *s, int64_t *out, berth_error_t *err);
 
 /* The default seccomp profile (runtime-spec linux.seccomp object): allow by default, EPERM for
  * dangerous syscalls.  As in podman's default, mount, unshare and pivot_root are allowed (the

@@ -104,8 +104,8 @@ extern const struct storage_driver_ops storage_driver_vfs;
 
 /* Returns the driver named `name` ("overlay" or "vfs"); error (EINVAL) naming the valid choices
  * for anything else. */
-int storage_driver_lookup(const char *name, const struct storage_driver_ops **out,
-                          berth_error_t *err);
+BERTH_MUST_CHECK int storage_driver_lookup(const char *name, const struct storage_driver_ops **out,
+                                           berth_error_t *err);
 
 /* Checks whether overlay can be mounted here (in the current user namespace) using a scratch
  * directory under `home`; on failure returns false and stores the reason (owned) in *why. */
@@ -115,6 +115,6 @@ bool storage_overlay_probe(const char *home, bool rootless, char **why);
 void storage_overlay_probe_cleanup(const char *home);
 
 /* Checks a layer id (see above). */
-int storage_check_id(const char *id, berth_error_t *err);
+BERTH_MUST_CHECK int storage_check_id(const char *id, berth_error_t *err);
 
 #endif

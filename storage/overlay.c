@@ -141,7 +141,7 @@ fail : {
         cleanup_free char *lpath = xasprintf("%s/l/%s", o->home, link);
         unlink(lpath);
     }
-    fs_rm_rf(top, &e2);
+    IGNORE_RESULT(fs_rm_rf(top, &e2));
     berth_error_release(&e2);
     return -1;
 }
@@ -390,7 +390,7 @@ bool storage_overlay_probe(const char *home, bool rootless, char **why)
     bool ok = false;
     *why = NULL;
     const char *subs[] = {"lower", "upper", "work", "merged"};
-    fs_rm_rf(base, &err);
+    IGNORE_RESULT(fs_rm_rf(base, &err));
     berth_error_release(&err);
     if (fs_mkdir_p(base, 0700, &err) < 0)
         goto out;
@@ -430,7 +430,7 @@ out:
     if (!ok)
         *why = xstrdup(err ? berth_error_msg(err) : "unknown error");
     berth_error_release(&err);
-    fs_rm_rf(base, &err);
+    IGNORE_RESULT(fs_rm_rf(base, &err));
     berth_error_release(&err);
     return ok;
 }

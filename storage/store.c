@@ -315,7 +315,7 @@ static void cleanup_incomplete(storage_store_t *s)
         if (strncmp(de->d_name, ".tmp-", 5) != 0)
             continue;
         cleanup_free char *p = xasprintf("%s/%s", images, de->d_name);
-        fs_rm_rf(p, &e);
+        IGNORE_RESULT(fs_rm_rf(p, &e));
         berth_error_release(&e);
     }
 }
@@ -531,7 +531,7 @@ int storage_check(storage_store_t *s, bool repair, struct storage_check_report *
                         berth_error_release(&e);
                         unlink(path);
                     } else {
-                        fs_rm_rf(path, &e);
+                        IGNORE_RESULT(fs_rm_rf(path, &e));
                         berth_error_release(&e);
                     }
                     out->n_repaired++;
@@ -557,7 +557,7 @@ int storage_check(storage_store_t *s, bool repair, struct storage_check_report *
                 continue;
             report(out, "layer %.12s: %s", l->id, why);
             if (repair) {
-                store_layer_remove_locked(s, l->id, &e);
+                IGNORE_RESULT(store_layer_remove_locked(s, l->id, &e));
                 berth_error_release(&e);
                 out->n_repaired++;
                 again = true;
@@ -579,7 +579,7 @@ int storage_check(storage_store_t *s, bool repair, struct storage_check_report *
             report(out, "image %.12s: %s", im->id, why);
             if (repair) {
                 cleanup_free char *p = xasprintf("%s/images/%s", s->root, im->id);
-                fs_rm_rf(p, &e);
+                IGNORE_RESULT(fs_rm_rf(p, &e));
                 berth_error_release(&e);
                 out->n_repaired++;
             }
@@ -591,7 +591,7 @@ int storage_check(storage_store_t *s, bool repair, struct storage_check_report *
             report(out, "container %.12s: its layer is missing", c->id);
             if (repair) {
                 cleanup_free char *p = xasprintf("%s/containers/%s", s->root, c->id);
-                fs_rm_rf(p, &e);
+                IGNORE_RESULT(fs_rm_rf(p, &e));
                 berth_error_release(&e);
                 out->n_repaired++;
             }
@@ -603,7 +603,7 @@ int storage_check(storage_store_t *s, bool repair, struct storage_check_report *
                 continue;
             report(out, "layer %.12s: read-write layer without a container", l->id);
             if (repair) {
-                store_layer_remove_locked(s, l->id, &e);
+                IGNORE_RESULT(store_layer_remove_locked(s, l->id, &e));
                 berth_error_release(&e);
                 out->n_repaired++;
                 again = true;

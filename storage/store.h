@@ -63,11 +63,11 @@ struct storage_options {
 /* Default root and runroot for the current effective user (owned by caller). For a rootless user
  * running inside berth's user namespace (uid 0 there) the defaults are still the user's: the
  * decision uses the real user (see userns_is_rootless()). */
-int storage_default_paths(char **root, char **runroot, berth_error_t *err);
+BERTH_MUST_CHECK int storage_default_paths(char **root, char **runroot, berth_error_t *err);
 
 /* Opens (creating if needed) the store; removes incomplete layers left by crashed writers. */
-int storage_store_open(const struct storage_options *opts, storage_store_t **out,
-                       berth_error_t *err);
+BERTH_MUST_CHECK int storage_store_open(const struct storage_options *opts, storage_store_t **out,
+                                        berth_error_t *err);
 void storage_store_close(storage_store_t *s); /* NULL-safe; does not unmount anything */
 static inline void cleanup_storage_storep(storage_store_t **s)
 {
@@ -81,7 +81,7 @@ const char *storage_store_runroot(const storage_store_t *s);
 const char *storage_store_driver_name(const storage_store_t *s);
 
 /* Store-wide lock held across several calls (nested calls inside are fine). */
-int storage_store_lock(storage_store_t *s, bool exclusive, berth_error_t *err);
+BERTH_MUST_CHECK int storage_store_lock(storage_store_t *s, bool exclusive, berth_error_t *err);
 void storage_store_unlock(storage_store_t *s);
 
 /* ---------------------------------------------------------------- layers */
@@ -122,8 +122,10 @@ char *storage_chain_id(const char *parent_chain_id, const char *diff_digest);
  * it is read to EOF and not closed.  Memory stays constant whatever its size.  If a layer with the
  * same chain id already exists (another process got there first) that layer is returned and the
  * new copy discarded. */
-int storage_layer_create_from_tar(storage_store_t *s, const struct storage_layer_options *opts,
-                                  berth_reader_t *tar, storage_layer_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_create_from_tar(storage_store_t *s,
+                                                   const struct storage_layer_options *opts,
+                                                   berth_reader_t *tar, storage_layer_t **out,
+                                                   berth_error_t *err);
 /* Staged layers: a tar applied into an invisible staging layer before its parent is known or
  * committed, so several layers of one image can be applied at once (one thread each) and then
  * committed in order.  Only drivers whose layer contents do not depend on the parent can stage
@@ -135,61 +137,69 @@ typedef struct storage_staged_layer storage_staged_layer_t;
 bool storage_store_can_stage(storage_store_t *s);
 /* Applies `tar` (compressed or not, read to EOF, not closed) into a new staged layer, verifying
  * opts->expected_diff_digest; opts->parent is ignored.  ENOTSUP when the driver can't stage. */
-int storage_layer_stage_from_tar(storage_store_t *s, const struct storage_layer_options *opts,
-                                 berth_reader_t *tar, storage_staged_layer_t **out,
-                                 berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_stage_from_tar(storage_store_t *s,
+                                                  const struct storage_layer_options *opts,
+                                                  berth_reader_t *tar, storage_staged_layer_t **out,
+                                                  berth_error_t *err);
 /* "sha256:..." digest of the staged layer's uncompressed tar (borrowed). */
 const char *storage_staged_layer_diff_digest(const storage_staged_layer_t *sl);
 /* Makes the staged layer visible on top of `parent` (a committed layer id, or NULL): its id is
  * the chain id; returns 0.  If that layer already exists it is returned with 1 and the staged
  * copy stays for discard.  The staged layer must still be discarded afterwards (frees it). */
-int storage_layer_commit_staged(storage_store_t *s, storage_staged_layer_t *sl, const char *parent,
-                                storage_layer_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_commit_staged(storage_store_t *s, storage_staged_layer_t *sl,
+                                                 const char *parent, storage_layer_t **out,
+                                                 berth_error_t *err);
 /* Removes the staged layer unless committed, and frees it.  NULL is a no-op. */
 void storage_staged_layer_discard(storage_store_t *s, storage_staged_layer_t *sl);
 
 /* Creates an empty read-write layer over parent (NULL = empty), random id unless id given. */
-int storage_layer_create_rw(storage_store_t *s, const char *id, const char *parent,
-                            storage_layer_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_create_rw(storage_store_t *s, const char *id, const char *parent,
+                                             storage_layer_t **out, berth_error_t *err);
 /* Looks up by full id. */
-int storage_layer_get(storage_store_t *s, const char *id, storage_layer_t **out,
-                      berth_error_t *err);
-int storage_layer_list(storage_store_t *s, storage_layer_t ***out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_get(storage_store_t *s, const char *id, storage_layer_t **out,
+                                       berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_list(storage_store_t *s, storage_layer_t ***out,
+                                        berth_error_t *err);
 /* Finds a layer whose diff digest or compressed digest is `digest` (any parent), e.g. to skip a
  * blob a pull already has.  ENOENT if none; the first match (lowest id) when several. */
-int storage_layer_find_by_digest(storage_store_t *s, const char *digest, storage_layer_t **out,
-                                 berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_find_by_digest(storage_store_t *s, const char *digest,
+                                                  storage_layer_t **out, berth_error_t *err);
 /* Records the compressed digest/size of a layer (e.g. after a push compressed it). */
-int storage_layer_set_compressed(storage_store_t *s, const char *id, const char *digest,
-                                 int64_t size, berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_set_compressed(storage_store_t *s, const char *id,
+                                                  const char *digest, int64_t size,
+                                                  berth_error_t *err);
 /* Fails with EBUSY if another layer, an image or a container uses it. */
-int storage_layer_remove(storage_store_t *s, const char *id, berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_remove(storage_store_t *s, const char *id, berth_error_t *err);
 /* Removes "dangling" layers: committed read-only layers that no image, container or other
  * layer uses (e.g. what a killed pull committed before it could create its image).  A layer
  * a live writer (another open handle that staged or reused layers: a pull in progress) may be
  * about to use is kept when it is younger than busy_min_age seconds.  *removed: the removed ids
  * (NULL-terminated, owned; set even on error). */
-int storage_layer_prune(storage_store_t *s, int64_t busy_min_age, char ***removed,
-                        berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_prune(storage_store_t *s, int64_t busy_min_age, char ***removed,
+                                         berth_error_t *err);
 /* First step of a layer removal, exposed so tests can simulate a crash right after it: durably
  * removes the layer's record (the layer is gone for every reader; its files are an orphan that
  * the next store open removes).  Callers hold the store lock exclusively. */
-int storage_layer_remove_record_step(storage_store_t *s, const char *id, berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_remove_record_step(storage_store_t *s, const char *id,
+                                                      berth_error_t *err);
 /* Tar stream of the layer's changes.  For an unmodified layer applied from a tar (has_tar_split,
  * clamp_mtime < 0) the stream is byte-identical to the original uncompressed tar and is verified
  * against diff_digest while it is read.  Reader owned by caller; opts may be NULL. */
-int storage_layer_diff(storage_store_t *s, const char *id, const struct storage_diff_options *opts,
-                       berth_reader_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_diff(storage_store_t *s, const char *id,
+                                        const struct storage_diff_options *opts,
+                                        berth_reader_t **out, berth_error_t *err);
 /* Mounts the layer (with its parents) and returns the directory (owned): read-only for a layer
  * from a tar (its files must not change: the exact tar is rebuilt from them), writable for a
  * container's rw layer (storage_layer_create_rw).  Refcounted across
  * processes via the runroot.  Rootless overlay mounts live in berth's mount namespace, so they
  * vanish when the process exits unless it runs inside `berth unshare`. */
-int storage_layer_mount(storage_store_t *s, const char *id, char **dir, berth_error_t *err);
-int storage_layer_unmount(storage_store_t *s, const char *id, bool force, berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_mount(storage_store_t *s, const char *id, char **dir,
+                                         berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_unmount(storage_store_t *s, const char *id, bool force,
+                                           berth_error_t *err);
 /* Disk usage (bytes) of the layer's own files. */
-int storage_layer_disk_usage(storage_store_t *s, const char *id, uint64_t *bytes,
-                             berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_disk_usage(storage_store_t *s, const char *id, uint64_t *bytes,
+                                              berth_error_t *err);
 
 /* ---------------------------------------------------------------- images */
 
@@ -234,40 +244,45 @@ struct storage_image_options {
  * collected a fresh layer nobody referenced yet; callers retry).  If the image exists already, its
  * names are merged (and moved from other images) and it is returned: concurrent pulls of one image
  * both succeed. */
-int storage_image_create(storage_store_t *s, const struct storage_image_options *opts,
-                         storage_image_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_image_create(storage_store_t *s,
+                                          const struct storage_image_options *opts,
+                                          storage_image_t **out, berth_error_t *err);
 /* Finds an image by: full id, "sha256:<id>", manifest digest, a unique id prefix (>= 3 hex
  * chars), or a name ("localhost/busybox:latest"; a name without tag means ":latest"; a short
  * name like "busybox" matches "<any domain>/busybox:latest" or ".../library/busybox:latest" if
  * exactly one image matches).  ENOENT when nothing matches, EINVAL when ambiguous. */
-int storage_image_lookup(storage_store_t *s, const char *ref, storage_image_t **out,
-                         berth_error_t *err);
-int storage_image_list(storage_store_t *s, storage_image_t ***out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_image_lookup(storage_store_t *s, const char *ref,
+                                          storage_image_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_image_list(storage_store_t *s, storage_image_t ***out,
+                                        berth_error_t *err);
 /* Adds a name (tag), removing it from any other image. */
-int storage_image_add_name(storage_store_t *s, const char *id, const char *name,
-                           berth_error_t *err);
+BERTH_MUST_CHECK int storage_image_add_name(storage_store_t *s, const char *id, const char *name,
+                                            berth_error_t *err);
 /* Removes a name; ENOENT if the image doesn't have it. */
-int storage_image_remove_name(storage_store_t *s, const char *id, const char *name,
-                              berth_error_t *err);
+BERTH_MUST_CHECK int storage_image_remove_name(storage_store_t *s, const char *id, const char *name,
+                                               berth_error_t *err);
 /* Removes the image record and then every layer of its chain that no other image, container or
  * layer uses.  EBUSY if a container uses it (unless force: then those containers are removed). */
-int storage_image_remove(storage_store_t *s, const char *id, bool force, berth_error_t *err);
+BERTH_MUST_CHECK int storage_image_remove(storage_store_t *s, const char *id, bool force,
+                                          berth_error_t *err);
 /* Reads a big-data item (at most max bytes, EFBIG beyond); NUL-terminated, *len optional. */
-int storage_image_get_big_data(storage_store_t *s, const char *id, const char *key, size_t max,
-                               char **out, size_t *len, berth_error_t *err);
-int storage_image_set_big_data(storage_store_t *s, const char *id, const char *key,
-                               const void *data, size_t len, berth_error_t *err);
+BERTH_MUST_CHECK int storage_image_get_big_data(storage_store_t *s, const char *id, const char *key,
+                                                size_t max, char **out, size_t *len,
+                                                berth_error_t *err);
+BERTH_MUST_CHECK int storage_image_set_big_data(storage_store_t *s, const char *id, const char *key,
+                                                const void *data, size_t len, berth_error_t *err);
 /* Layer ids of the image from the base to the top (NULL-terminated, owned); see
  * storage_layer_chain. */
-int storage_image_layers(storage_store_t *s, const char *id, char ***out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_image_layers(storage_store_t *s, const char *id, char ***out,
+                                          berth_error_t *err);
 
 /* The one layer-chain walker: the layers from the base up to `top` (NULL: none), NULL-terminated
  * and owned (storage_layer_list_free), *n their number.  A chain longer than
  * STORAGE_LAYER_CHAIN_MAX (a parent loop in damaged records) is an error (ELOOP), never a silent
  * cut; a missing layer is ENOENT. */
 #define STORAGE_LAYER_CHAIN_MAX 4096
-int storage_layer_chain(storage_store_t *s, const char *top, storage_layer_t ***out, size_t *n,
-                        berth_error_t *err);
+BERTH_MUST_CHECK int storage_layer_chain(storage_store_t *s, const char *top,
+                                         storage_layer_t ***out, size_t *n, berth_error_t *err);
 
 /* ---------------------------------------------------------------- containers */
 
@@ -296,23 +311,28 @@ struct storage_container_options {
     const char *metadata; /* JSON text or NULL */
 };
 
-int storage_container_create(storage_store_t *s, const struct storage_container_options *opts,
-                             storage_container_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_container_create(storage_store_t *s,
+                                              const struct storage_container_options *opts,
+                                              storage_container_t **out, berth_error_t *err);
 /* By id, name, or unique id prefix. */
-int storage_container_get(storage_store_t *s, const char *id_or_name, storage_container_t **out,
-                          berth_error_t *err);
-int storage_container_list(storage_store_t *s, storage_container_t ***out, berth_error_t *err);
-int storage_container_set_metadata(storage_store_t *s, const char *id, const char *metadata,
-                                   berth_error_t *err);
+BERTH_MUST_CHECK int storage_container_get(storage_store_t *s, const char *id_or_name,
+                                           storage_container_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int storage_container_list(storage_store_t *s, storage_container_t ***out,
+                                            berth_error_t *err);
+BERTH_MUST_CHECK int storage_container_set_metadata(storage_store_t *s, const char *id,
+                                                    const char *metadata, berth_error_t *err);
 /* Unmounts and removes the rw layer, record and directories. */
-int storage_container_remove(storage_store_t *s, const char *id, berth_error_t *err);
+BERTH_MUST_CHECK int storage_container_remove(storage_store_t *s, const char *id,
+                                              berth_error_t *err);
 /* Mounts the container's rootfs (rw layer over the image) and returns it (owned). */
-int storage_container_mount(storage_store_t *s, const char *id, char **dir, berth_error_t *err);
-int storage_container_unmount(storage_store_t *s, const char *id, bool force, berth_error_t *err);
+BERTH_MUST_CHECK int storage_container_mount(storage_store_t *s, const char *id, char **dir,
+                                             berth_error_t *err);
+BERTH_MUST_CHECK int storage_container_unmount(storage_store_t *s, const char *id, bool force,
+                                               berth_error_t *err);
 /* Per-container persistent dir (<root>/containers/<id>/userdata) and runtime dir
  * (<runroot>/containers/<id>/userdata), created if missing; owned by caller. */
-int storage_container_dirs(storage_store_t *s, const char *id, char **userdata, char **rundir,
-                           berth_error_t *err);
+BERTH_MUST_CHECK int storage_container_dirs(storage_store_t *s, const char *id, char **userdata,
+                                            char **rundir, berth_error_t *err);
 
 /* ---------------------------------------------------------------- maintenance */
 
@@ -324,7 +344,7 @@ struct storage_check_report {
 void storage_check_report_clear(struct storage_check_report *r);
 /* Finds orphaned driver dirs, stale staging dirs, records naming missing layers/parents, unreadable
  * records.  With repair, removes what is broken (images whose layers are gone, orphan dirs). */
-int storage_check(storage_store_t *s, bool repair, struct storage_check_report *out,
-                  berth_error_t *err);
+BERTH_MUST_CHECK int storage_check(storage_store_t *s, bool repair,
+                                   struct storage_check_report *out, berth_error_t *err);
 
 #endif

@@ -188,9 +188,9 @@ int storage_container_create(storage_store_t *s, const struct storage_container_
     c->created = time(NULL);
     if (fs_mkdir_p(ud, 0700, err) < 0 || container_write(s, c, err) < 0) {
         berth_error_t e2 = NULL;
-        fs_rm_rf(dir, &e2);
+        IGNORE_RESULT(fs_rm_rf(dir, &e2));
         berth_error_release(&e2);
-        store_layer_remove_locked(s, rw->id, &e2);
+        IGNORE_RESULT(store_layer_remove_locked(s, rw->id, &e2));
         berth_error_release(&e2);
         storage_container_free(c);
         return -1;
@@ -222,7 +222,7 @@ int store_container_remove_locked(storage_store_t *s, const char *id, berth_erro
     if (fs_rm_rf(dir, err) < 0)
         return -1;
     berth_error_t e2 = NULL;
-    fs_rm_rf(rundir, &e2);
+    IGNORE_RESULT(fs_rm_rf(rundir, &e2));
     berth_error_release(&e2);
     if (store_layer_remove_locked(s, c->layer, &e2) < 0)
         log_warn("%s", berth_error_msg(e2));

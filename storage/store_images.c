@@ -243,7 +243,7 @@ int storage_image_create(storage_store_t *s, const struct storage_image_options 
                 goto out;
         goto done;
     fail_tmp:
-        fs_rm_rf(tmp, &e2);
+        IGNORE_RESULT(fs_rm_rf(tmp, &e2));
         berth_error_release(&e2);
         goto out;
     }
@@ -400,7 +400,7 @@ int storage_image_remove(storage_store_t *s, const char *id, bool force, berth_e
             goto out;
         }
         berth_error_t e2 = NULL;
-        fs_rm_rf(tmp, &e2);
+        IGNORE_RESULT(fs_rm_rf(tmp, &e2));
         berth_error_release(&e2);
     }
     store_usage_free(&u);

@@ -54,17 +54,20 @@ bool store_is_hex64(const char *s);
 char *store_strdup_or_null(const char *s);
 /* Sorted names in dir ending in suffix (suffix stripped; NULL: every name); NULL-terminated,
  * empty when dir does not exist. */
-int store_list_names(const char *dir, const char *suffix, char ***out, berth_error_t *err);
+BERTH_MUST_CHECK int store_list_names(const char *dir, const char *suffix, char ***out,
+                                      berth_error_t *err);
 /* The per-layer flock (held by its writer / mounter): returns the locked fd. */
-int store_layer_lock(storage_store_t *s, const char *id, berth_error_t *err);
+BERTH_MUST_CHECK int store_layer_lock(storage_store_t *s, const char *id, berth_error_t *err);
 
 /* store_layers.c */
 char *store_layer_record_path(storage_store_t *s, const char *id);
 char *store_layer_split_path(storage_store_t *s, const char *id);
-int store_layer_read(storage_store_t *s, const char *id, storage_layer_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int store_layer_read(storage_store_t *s, const char *id, storage_layer_t **out,
+                                      berth_error_t *err);
 /* Removes a layer's record, then its files (see storage_layer_remove_record_step); exclusive
  * lock held. */
-int store_layer_remove_locked(storage_store_t *s, const char *id, berth_error_t *err);
+BERTH_MUST_CHECK int store_layer_remove_locked(storage_store_t *s, const char *id,
+                                               berth_error_t *err);
 
 /* Every record of the store, to answer "who uses this layer". */
 struct store_usage {
@@ -72,20 +75,25 @@ struct store_usage {
     storage_image_t **images;
     storage_container_t **containers;
 };
-int store_usage_load(storage_store_t *s, struct store_usage *u, berth_error_t *err);
+BERTH_MUST_CHECK int store_usage_load(storage_store_t *s, struct store_usage *u,
+                                      berth_error_t *err);
 void store_usage_free(struct store_usage *u);
 storage_layer_t *store_usage_layer(struct store_usage *u, const char *id);
 /* Why `id` is in use (a static description), or NULL. Ignores image `skip_image`. */
 const char *store_layer_user(struct store_usage *u, const char *id, const char *skip_image);
 
 /* store_images.c */
-int store_image_read(storage_store_t *s, const char *id, storage_image_t **out, berth_error_t *err);
-int store_image_list_locked(storage_store_t *s, storage_image_t ***out, berth_error_t *err);
+BERTH_MUST_CHECK int store_image_read(storage_store_t *s, const char *id, storage_image_t **out,
+                                      berth_error_t *err);
+BERTH_MUST_CHECK int store_image_list_locked(storage_store_t *s, storage_image_t ***out,
+                                             berth_error_t *err);
 
 /* store_containers.c */
-int store_container_read(storage_store_t *s, const char *id, storage_container_t **out,
-                         berth_error_t *err);
-int store_container_list_locked(storage_store_t *s, storage_container_t ***out, berth_error_t *err);
-int store_container_remove_locked(storage_store_t *s, const char *id, berth_error_t *err);
+BERTH_MUST_CHECK int store_container_read(storage_store_t *s, const char *id,
+                                          storage_container_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int store_container_list_locked(storage_store_t *s, storage_container_t ***out,
+                                                 berth_error_t *err);
+BERTH_MUST_CHECK int store_container_remove_locked(storage_store_t *s, const char *id,
+                                                   berth_error_t *err);
 
 #endif

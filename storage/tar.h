@@ -29,8 +29,9 @@ struct tar_apply_options {
 
 /* Applies an uncompressed tar stream into the directory root_fd.  Reads `tar` to EOF.  Computes
  * the sha256 and size of the stream into res. */
-int tar_apply(int root_fd, berth_reader_t *tar, const struct tar_apply_options *opts,
-              struct storage_apply_result *res, berth_error_t *err);
+BERTH_MUST_CHECK int tar_apply(int root_fd, berth_reader_t *tar,
+                               const struct tar_apply_options *opts,
+                               struct storage_apply_result *res, berth_error_t *err);
 
 /* How tar_generate reads changes. */
 enum tar_generate_mode {
@@ -50,16 +51,17 @@ struct tar_generate_options {
 /* Produces a deterministic tar (pax format, sorted names) of dir as a reader (owned by caller).
  * A producer thread writes it into a pipe: constant memory, no temp file; the directories must
  * stay in place until the reader is closed. */
-int tar_generate(const char *dir, const struct tar_generate_options *opts, berth_reader_t **out,
-                 berth_error_t *err);
+BERTH_MUST_CHECK int tar_generate(const char *dir, const struct tar_generate_options *opts,
+                                  berth_reader_t **out, berth_error_t *err);
 
 /* Rebuilds the exact original tar from a tar-split record and the layer's files in dir,
  * verifying the result against expected_digest as it is read. */
-int tar_split_reader(const char *record_path, const char *dir, const char *expected_digest,
-                     int64_t expected_size, berth_reader_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int tar_split_reader(const char *record_path, const char *dir,
+                                      const char *expected_digest, int64_t expected_size,
+                                      berth_reader_t **out, berth_error_t *err);
 
 /* Copies a tree (ownership, modes, times, xattrs, hardlinks, devices) from src to dst (which must
  * not exist).  Used by vfs. */
-int tar_copy_tree(const char *src, const char *dst, berth_error_t *err);
+BERTH_MUST_CHECK int tar_copy_tree(const char *src, const char *dst, berth_error_t *err);
 
 #endif

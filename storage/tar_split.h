@@ -21,18 +21,19 @@
 
 struct tar_split_recorder;
 
-int tar_split_recorder_open(const char *path, struct tar_split_recorder **out, berth_error_t *err);
+BERTH_MUST_CHECK int tar_split_recorder_open(const char *path, struct tar_split_recorder **out,
+                                             berth_error_t *err);
 /* Feeds raw tar bytes in stream order. */
 void tar_split_recorder_feed(struct tar_split_recorder *r, const void *buf, size_t len);
 /* Names the file of entry #idx (only entries with content need names). */
 void tar_split_recorder_name(struct tar_split_recorder *r, uint32_t idx, const char *path);
 /* Keeps the content of entry #idx (size bytes read from fd, an open file of the layer that the
  * stream is about to replace or delete) in the record itself. */
-int tar_split_recorder_keep(struct tar_split_recorder *r, uint32_t idx, int fd, uint64_t size,
-                            berth_error_t *err);
+BERTH_MUST_CHECK int tar_split_recorder_keep(struct tar_split_recorder *r, uint32_t idx, int fd,
+                                             uint64_t size, berth_error_t *err);
 /* Writes the end marker and closes; on error (or if the stream could not be described, e.g. GNU
  * sparse files) the record file is removed and an error returned. */
-int tar_split_recorder_finish(struct tar_split_recorder *r, berth_error_t *err);
+BERTH_MUST_CHECK int tar_split_recorder_finish(struct tar_split_recorder *r, berth_error_t *err);
 void tar_split_recorder_abort(struct tar_split_recorder *r);
 
 /* Used by tar_apply.c and tar_split.c */

@@ -39,11 +39,11 @@ struct userns_mapping {
 /* The mapping berth would use for the user `name` (NULL: looked up from uid) with ids uid/gid,
  * built from /etc/subuid and /etc/subgid (entries by name or numeric id).  Never fails for a
  * missing file or entry: the result is then single_id. */
-int userns_get_mapping(const char *name, uid_t uid, gid_t gid, struct userns_mapping *out,
-                       berth_error_t *err);
+BERTH_MUST_CHECK int userns_get_mapping(const char *name, uid_t uid, gid_t gid,
+                                        struct userns_mapping *out, berth_error_t *err);
 
 /* The mapping of the current process's user namespace, read from /proc/self/{uid,gid}_map. */
-int userns_current_mapping(struct userns_mapping *out, berth_error_t *err);
+BERTH_MUST_CHECK int userns_current_mapping(struct userns_mapping *out, berth_error_t *err);
 
 /* True when the current process is in a user namespace other than the initial one. */
 bool userns_in_namespace(void);
@@ -61,6 +61,6 @@ uid_t userns_host_uid(void);
  * < 0 with *err set when the namespace can't be created (e.g. unprivileged user namespaces
  * disabled).  The process must be single-threaded.  Also unshares the mount namespace and makes
  * "/" a slave so berth's mounts stay private to it. */
-int userns_ensure(berth_error_t *err);
+BERTH_MUST_CHECK int userns_ensure(berth_error_t *err);
 
 #endif

@@ -55,7 +55,7 @@ static int vfs_create(void *state, const char *id, const char *parent, berth_err
         if (tar_copy_tree(pdir, dir, err) < 0 ||
             fs_write_file_atomic(pfile, parent, strlen(parent), 0600, err) < 0) {
             berth_error_t e2 = NULL;
-            fs_rm_rf(top, &e2);
+            IGNORE_RESULT(fs_rm_rf(top, &e2));
             berth_error_release(&e2);
             return berth_error_wrap(err, "create layer \"%s\" from \"%s\"", id, parent);
         }

@@ -9,17 +9,19 @@
 #include "transport/transport.h"
 
 struct da_writer;
-int docker_archive_writer_open(const char *path, struct da_writer **out, berth_error_t *err);
+BERTH_MUST_CHECK int docker_archive_writer_open(const char *path, struct da_writer **out,
+                                                berth_error_t *err);
 /* name: "domain/path:tag" for RepoTags, or NULL */
 struct image_reference *docker_archive_writer_reference(struct da_writer *w, const char *name);
-int docker_archive_writer_commit(struct da_writer *w, berth_error_t *err);
+BERTH_MUST_CHECK int docker_archive_writer_commit(struct da_writer *w, berth_error_t *err);
 void docker_archive_writer_free(struct da_writer *w);
 
 struct oa_writer;
-int oci_archive_writer_open(const char *path, struct oa_writer **out, berth_error_t *err);
+BERTH_MUST_CHECK int oci_archive_writer_open(const char *path, struct oa_writer **out,
+                                             berth_error_t *err);
 /* name: the org.opencontainers.image.ref.name of the image, or NULL */
 struct image_reference *oci_archive_writer_reference(struct oa_writer *w, const char *name);
-int oci_archive_writer_commit(struct oa_writer *w, berth_error_t *err);
+BERTH_MUST_CHECK int oci_archive_writer_commit(struct oa_writer *w, berth_error_t *err);
 void oci_archive_writer_free(struct oa_writer *w);
 
 #endif

@@ -40,35 +40,38 @@ struct auth_challenge {
 /* Parses a WWW-Authenticate header value (one or several challenges separated by commas).
  * Bearer is preferred over Basic when both are offered.  Unknown schemes give
  * AUTH_SCHEME_NONE with an error. */
-int auth_challenge_parse(const char *header, struct auth_challenge *out, berth_error_t *err);
+BERTH_MUST_CHECK int auth_challenge_parse(const char *header, struct auth_challenge *out,
+                                          berth_error_t *err);
 void auth_challenge_clear(struct auth_challenge *c);
 
 /* Parses a token endpoint's JSON answer: "token" or "access_token"; "expires_in" seconds
  * (default 60 when absent or smaller).  *token owned by caller. */
-int auth_parse_token_response(const char *body, size_t len, char **token, int64_t *expires_in,
-                              berth_error_t *err);
+BERTH_MUST_CHECK int auth_parse_token_response(const char *body, size_t len, char **token,
+                                               int64_t *expires_in, berth_error_t *err);
 
 /* "USER:PASS" (or "USER" alone: *pass NULL). */
-int auth_parse_creds(const char *creds, char **user, char **pass, berth_error_t *err);
+BERTH_MUST_CHECK int auth_parse_creds(const char *creds, char **user, char **pass,
+                                      berth_error_t *err);
 
 /* base64 helpers (standard alphabet, padded). */
 char *auth_base64_encode(const void *data, size_t len);
-int auth_base64_decode(const char *s, char **out, size_t *len, berth_error_t *err);
+BERTH_MUST_CHECK int auth_base64_decode(const char *s, char **out, size_t *len, berth_error_t *err);
 
 /* Decodes an auth.json "auth" value into user and password. */
-int auth_decode_entry(const char *b64, char **user, char **pass, berth_error_t *err);
+BERTH_MUST_CHECK int auth_decode_entry(const char *b64, char **user, char **pass,
+                                       berth_error_t *err);
 
 /* Default files to read, in order, NULL-terminated, owned by caller. */
 char **auth_default_files(void);
 
 /* Looks `registry` ("host[:port]") / `repo` (may be NULL) up in one file.  A missing file is not
  * an error (*found false).  A present but malformed file is. */
-int auth_lookup_in_file(const char *path, const char *registry, const char *repo, char **user,
-                        char **pass, bool *found, berth_error_t *err);
+BERTH_MUST_CHECK int auth_lookup_in_file(const char *path, const char *registry, const char *repo,
+                                         char **user, char **pass, bool *found, berth_error_t *err);
 
 /* Looks up in auth_file when given, else in auth_default_files(). */
-int auth_lookup(const char *auth_file, const char *registry, const char *repo, char **user,
-                char **pass, bool *found, berth_error_t *err);
+BERTH_MUST_CHECK int auth_lookup(const char *auth_file, const char *registry, const char *repo,
+                                 char **user, char **pass, bool *found, berth_error_t *err);
 
 /* The file `login` writes and `logout` edits: auth_file, else $REGISTRY_AUTH_FILE, else
  * ${XDG_RUNTIME_DIR}/containers/auth.json (root: /run/containers/0/auth.json), else
@@ -77,11 +80,12 @@ char *auth_write_path(const char *auth_file);
 
 /* Adds/replaces the entry for key (registry or registry/repo), writing the file atomically
  * with mode 0600 and creating missing parent directories with mode 0700. */
-int auth_store(const char *path, const char *key, const char *user, const char *pass,
-               berth_error_t *err);
+BERTH_MUST_CHECK int auth_store(const char *path, const char *key, const char *user,
+                                const char *pass, berth_error_t *err);
 
 /* Removes the entry for key, or every entry when key is NULL.  *removed says whether one
  * existed. */
-int auth_remove(const char *path, const char *key, bool *removed, berth_error_t *err);
+BERTH_MUST_CHECK int auth_remove(const char *path, const char *key, bool *removed,
+                                 berth_error_t *err);
 
 #endif

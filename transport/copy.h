@@ -59,11 +59,13 @@ struct copy_result {
 };
 void copy_result_clear(struct copy_result *r);
 
-int copy_image(struct image_reference *src, struct image_reference *dst,
-               const struct copy_options *opts, struct copy_result *res, berth_error_t *err);
+BERTH_MUST_CHECK int copy_image(struct image_reference *src, struct image_reference *dst,
+                                const struct copy_options *opts, struct copy_result *res,
+                                berth_error_t *err);
 
 /* Shorthand: parses both references. */
-int copy_image_refs(const char *src, const char *dst, const struct copy_options *opts,
-                    struct copy_result *res, berth_error_t *err);
+BERTH_MUST_CHECK int copy_image_refs(const char *src, const char *dst,
+                                     const struct copy_options *opts, struct copy_result *res,
+                                     berth_error_t *err);
 
 #endif

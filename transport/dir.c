@@ -307,7 +307,7 @@ static void dd_close(struct image_destination *dst)
         file_list_unlink_all(&d->created, d->fd);
         if (d->created_root) {
             cleanup_error berth_error_t e = NULL;
-            fs_rm_rf(d->path, &e);
+            IGNORE_RESULT(fs_rm_rf(d->path, &e));
         }
     }
     file_list_destroy(&d->created);

@@ -27,13 +27,15 @@ const image_ref_t *docker_reference_ref(const struct image_reference *ref);
  * rewrite, blocked, insecure); *repo receives the repository path on that registry (owned).
  * The client belongs to sys->registry_session, which must be set (EINVAL otherwise) and must
  * outlive the client's use. */
-int docker_open_client(const struct image_reference *ref, const struct system_context *sys,
-                       registry_client_t **client, char **repo, berth_error_t *err);
+BERTH_MUST_CHECK int docker_open_client(const struct image_reference *ref,
+                                        const struct system_context *sys,
+                                        registry_client_t **client, char **repo,
+                                        berth_error_t *err);
 
 /* Builds registry options from sys for `registry` (strings point into sys / creds storage that
  * the caller keeps alive: *user_out and *pass_out are owned by the caller). */
-int docker_registry_options(const struct system_context *sys, const char *registry, bool insecure,
-                            struct registry_options *o, char **user_out, char **pass_out,
-                            berth_error_t *err);
+BERTH_MUST_CHECK int docker_registry_options(const struct system_context *sys, const char *registry,
+                                             bool insecure, struct registry_options *o,
+                                             char **user_out, char **pass_out, berth_error_t *err);
 
 #endif

@@ -20,17 +20,18 @@
 const char *transport_tmpdir(const struct system_context *sys);
 
 /* "blobs/<algo>/<hex>" for a validated digest; NULL with error otherwise. */
-char *oci_blob_path(const char *digest, berth_error_t *err);
+BERTH_MUST_CHECK char *oci_blob_path(const char *digest, berth_error_t *err);
 
 /* Splits "PATH[:TAG]" (and "@INDEX" when allow_index): the tag is what follows the last ':'
  * when it contains no '/'; "@<digits>" at the end selects an image by position (sources only).
  * *index is -1 when absent. */
-int oci_split_within(const char *within, bool allow_index, char **path, char **tag, int *index,
-                     berth_error_t *err);
+BERTH_MUST_CHECK int oci_split_within(const char *within, bool allow_index, char **path, char **tag,
+                                      int *index, berth_error_t *err);
 
 /* oci: and oci-archive: references ("PATH[:TAG][@INDEX]"), implemented in oci.c. */
-int oci_ref_new(const struct transport_ops *t, const struct reference_ops *ops, const char *within,
-                struct image_reference **out, berth_error_t *err);
+BERTH_MUST_CHECK int oci_ref_new(const struct transport_ops *t, const struct reference_ops *ops,
+                                 const char *within, struct image_reference **out,
+                                 berth_error_t *err);
 void oci_ref_parts(const struct image_reference *ref, const char **path, const char **tag,
                    int *index);
 char *oci_ref_string(const struct image_reference *ref);
@@ -62,8 +63,9 @@ struct layout_access {
 };
 /* Opens an image source over a layout: selects by tag, by index (>= 0), or the only image.
  * Takes ownership of acc (frees it on failure too). */
-int oci_source_from_layout(struct image_reference *ref, struct layout_access acc, const char *tag,
-                           int index, struct image_source **out, berth_error_t *err);
+BERTH_MUST_CHECK int oci_source_from_layout(struct image_reference *ref, struct layout_access acc,
+                                            const char *tag, int index, struct image_source **out,
+                                            berth_error_t *err);
 
 /* Adds a manifest descriptor to index.json's document (created when index is NULL): a tagged
  * image replaces the descriptor with the same ref.name; an untagged one replaces an untagged
@@ -84,14 +86,15 @@ void oci_top_manifest_put(struct oci_top_manifest *t, const char *instance, char
 void oci_top_manifest_clear(struct oci_top_manifest *t);
 
 /* Reads the whole reader with a limit, closing it. */
-int read_all_close(berth_reader_t *r, size_t max, char **out, size_t *len, berth_error_t *err);
+BERTH_MUST_CHECK int read_all_close(berth_reader_t *r, size_t max, char **out, size_t *len,
+                                    berth_error_t *err);
 
 /* Streams r into a temp file in dirfd, hashing (sha256); verifies expected digest/size when
  * given; fsyncs; renames to "<hex>" in dirfd unless it exists.  *digest (owned) and *size
  * receive the result; *created tells whether a new file appeared.  Nothing is left on error. */
-int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_digest,
-                        int64_t expected_size, char **digest, int64_t *size, bool *created,
-                        berth_error_t *err);
+BERTH_MUST_CHECK int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_digest,
+                                         int64_t expected_size, char **digest, int64_t *size,
+                                         bool *created, berth_error_t *err);
 
 /* Removes temp blob files left by writers that died (their pid no longer exists). */
 void blob_dir_remove_stale_temps(int dirfd);
@@ -99,7 +102,7 @@ void blob_dir_remove_stale_temps(int dirfd);
 /* Opens the directory a destination writes into, creating it (and its parents) when missing;
  * *created tells whether it did, also when opening then fails.  An existing non-directory is
  * refused. */
-int dest_dir_open(const char *path, int *fd, bool *created, berth_error_t *err);
+BERTH_MUST_CHECK int dest_dir_open(const char *path, int *fd, bool *created, berth_error_t *err);
 
 /* Whether dirfd holds a regular file name of info's size (any size when unknown); if so and
  * out is not NULL, *out becomes a copy of info with the file's size. */

@@ -45,15 +45,18 @@
 /* docker_ref: the image's normalized docker reference ("host/repo:tag"); manifest_digest: the
  * digest the signatures belong to.  the *sigs and *lens arrays (and each signature) owned by
  * caller; *n 0 and *sigs NULL when there are none.  Errors are wrapped with the image name. */
-int lookaside_get_signatures(const char *docker_ref, const char *manifest_digest, char ***sigs,
-                             size_t **lens, size_t *n, berth_error_t *err);
+BERTH_MUST_CHECK int lookaside_get_signatures(const char *docker_ref, const char *manifest_digest,
+                                              char ***sigs, size_t **lens, size_t *n,
+                                              berth_error_t *err);
 /* Replaces the stored signatures of (docker_ref, manifest_digest) with sigs. */
-int lookaside_put_signatures(const char *docker_ref, const char *manifest_digest, char *const *sigs,
-                             const size_t *lens, size_t n, berth_error_t *err);
+BERTH_MUST_CHECK int lookaside_put_signatures(const char *docker_ref, const char *manifest_digest,
+                                              char *const *sigs, const size_t *lens, size_t n,
+                                              berth_error_t *err);
 
 /* registries.d's use-sigstore-attachments for the image (same scopes, the most specific key
  * that sets it wins, then default-docker; false when none does): whether sigstore signatures
  * are read from and written to the registry as sha256-<hex>.sig attachments. */
-int lookaside_use_sigstore_attachments(const char *docker_ref, bool *out, berth_error_t *err);
+BERTH_MUST_CHECK int lookaside_use_sigstore_attachments(const char *docker_ref, bool *out,
+                                                        berth_error_t *err);
 
 #endif

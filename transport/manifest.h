@@ -56,8 +56,8 @@ struct mf_image {
     size_t n_layers;
     json_t *annotations; /* OCI only, may be NULL */
 };
-int mf_image_parse(const char *buf, size_t len, const char *mt, struct mf_image *out,
-                   berth_error_t *err);
+BERTH_MUST_CHECK int mf_image_parse(const char *buf, size_t len, const char *mt,
+                                    struct mf_image *out, berth_error_t *err);
 void mf_image_clear(struct mf_image *m);
 /* Serialises as media type mt (MT_OCI_MANIFEST or MT_DOCKER_V2S2); compact JSON in the field
  * order of containers/image.  Caller frees. */
@@ -73,12 +73,12 @@ struct mf_index {
     size_t n;
     json_t *doc; /* the parsed document, kept to rewrite instances */
 };
-int mf_index_parse(const char *buf, size_t len, const char *mt, struct mf_index *out,
-                   berth_error_t *err);
+BERTH_MUST_CHECK int mf_index_parse(const char *buf, size_t len, const char *mt,
+                                    struct mf_index *out, berth_error_t *err);
 void mf_index_clear(struct mf_index *ix);
 /* Picks the instance for os/arch/variant (NULL: this machine's); ENOENT status if none. */
-int mf_index_choose(const struct mf_index *ix, const char *os, const char *arch,
-                    const char *variant, size_t *out, berth_error_t *err);
+BERTH_MUST_CHECK int mf_index_choose(const struct mf_index *ix, const char *os, const char *arch,
+                                     const char *variant, size_t *out, berth_error_t *err);
 /* Rewrites the index with instance i's descriptor changed (digest/size/media type) and the
  * document type as mt (MT_OCI_INDEX or MT_DOCKER_LIST). Caller frees. */
 char *mf_index_serialize(const struct mf_index *ix, const char *mt, size_t *len);

@@ -441,7 +441,7 @@ static void dst_close(struct image_destination *dst)
         file_list_unlink_all(&o->created, o->blobfd);
         if (o->created_root) {
             cleanup_error berth_error_t e = NULL;
-            fs_rm_rf(o->path, &e);
+            IGNORE_RESULT(fs_rm_rf(o->path, &e));
         }
     }
     file_list_destroy(&o->created);

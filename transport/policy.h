@@ -33,15 +33,16 @@
 struct policy;
 struct image_reference;
 
-int policy_parse(const char *buf, size_t len, const char *what, struct policy **out,
-                 berth_error_t *err);
-int policy_load_file(const char *path, struct policy **out, berth_error_t *err);
+BERTH_MUST_CHECK int policy_parse(const char *buf, size_t len, const char *what,
+                                  struct policy **out, berth_error_t *err);
+BERTH_MUST_CHECK int policy_load_file(const char *path, struct policy **out, berth_error_t *err);
 /* The policy file to use: override when not NULL, else $HOME/.config/containers/policy.json when
  * it exists, else /etc/containers/policy.json when it exists; otherwise an ENOENT error
  * "no policy.json found ...".  *out owned by caller. */
-int policy_find_path(const char *override, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int policy_find_path(const char *override, char **out, berth_error_t *err);
 /* policy_find_path + policy_load_file. */
-int policy_load_default(const char *override, struct policy **out, berth_error_t *err);
+BERTH_MUST_CHECK int policy_load_default(const char *override, struct policy **out,
+                                         berth_error_t *err);
 
 void policy_free(struct policy *p);
 static inline void cleanup_policyp(struct policy **p)
@@ -58,20 +59,22 @@ static inline void cleanup_policyp(struct policy **p)
  * the image's docker reference used by signedIdentity.  manifest: the exact top-level manifest
  * bytes; sigs: the image's signatures.  Returns 0 when every applicable requirement accepts,
  * <0 with an EACCES error naming the requirement that rejected it (and why). */
-int policy_check_image(const struct policy *p, const char *transport, const char *scope_ref,
-                       const char *manifest, size_t len, char *const *sigs, const size_t *sig_lens,
-                       size_t nsigs, berth_error_t *err);
+BERTH_MUST_CHECK int policy_check_image(const struct policy *p, const char *transport,
+                                        const char *scope_ref, const char *manifest, size_t len,
+                                        char *const *sigs, const size_t *sig_lens, size_t nsigs,
+                                        berth_error_t *err);
 /* Same, with the image's docker reference given separately (NULL: the image has none, e.g. a
  * dir: or oci: image; then only exactReference/exactRepository identities can match). */
-int policy_check_image_ident(const struct policy *p, const char *transport, const char *scope_ref,
-                             const char *docker_ref, const char *manifest, size_t len,
-                             char *const *sigs, const size_t *sig_lens, size_t nsigs,
-                             berth_error_t *err);
+BERTH_MUST_CHECK int policy_check_image_ident(const struct policy *p, const char *transport,
+                                              const char *scope_ref, const char *docker_ref,
+                                              const char *manifest, size_t len, char *const *sigs,
+                                              const size_t *sig_lens, size_t nsigs,
+                                              berth_error_t *err);
 
 /* The policy identity and docker reference of a transport reference (both owned by caller;
  * *docker_ref may be NULL). */
-int policy_reference_identity(const struct image_reference *ref, char **scope_ref,
-                              char **docker_ref, berth_error_t *err);
+BERTH_MUST_CHECK int policy_reference_identity(const struct image_reference *ref, char **scope_ref,
+                                               char **docker_ref, berth_error_t *err);
 
 /* The scopes an image identity falls in, most specific first (see above); NULL-terminated,
  * owned by caller (NULL for an empty identity). */
@@ -81,7 +84,7 @@ char **policy_scope_candidates(const char *transport, const char *identity);
  * manifest and its signatures via get_signatures).  manifest is the top-level manifest the
  * source served. */
 struct image_source;
-int policy_check_source(const struct policy *p, struct image_source *src, const char *manifest,
-                        size_t len, berth_error_t *err);
+BERTH_MUST_CHECK int policy_check_source(const struct policy *p, struct image_source *src,
+                                         const char *manifest, size_t len, berth_error_t *err);
 
 #endif

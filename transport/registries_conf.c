@@ -542,7 +542,7 @@ int registries_conf_resolve_short_name(const registries_conf_t *conf, const char
             return berth_error_wrap(err, "unqualified-search-registries entry \"%s\"", *s);
         }
         if (!q->tag && !q->digest)
-            image_ref_set_tag(q, IMAGE_REF_DEFAULT_TAG, NULL);
+            IGNORE_RESULT(image_ref_set_tag(q, IMAGE_REF_DEFAULT_TAG, NULL));
         v = xreallocarray(v, n + 2, sizeof(char *));
         v[n++] = image_ref_string(q);
         v[n] = NULL;

@@ -67,13 +67,15 @@ static inline void cleanup_registries_confp(registries_conf_t **c)
 #define cleanup_registries_conf __attribute__((cleanup(cleanup_registries_confp)))
 
 /* Parses text (named `filename` in errors) into conf, adding to what is there. */
-int registries_conf_parse(registries_conf_t *conf, const char *text, size_t len,
-                          const char *filename, berth_error_t *err);
-int registries_conf_parse_file(registries_conf_t *conf, const char *path, berth_error_t *err);
+BERTH_MUST_CHECK int registries_conf_parse(registries_conf_t *conf, const char *text, size_t len,
+                                           const char *filename, berth_error_t *err);
+BERTH_MUST_CHECK int registries_conf_parse_file(registries_conf_t *conf, const char *path,
+                                                berth_error_t *err);
 
 /* Loads the configuration as described above.  path: --registries-conf or NULL.  Missing
  * default files are fine (an empty configuration). */
-int registries_conf_load(const char *path, registries_conf_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int registries_conf_load(const char *path, registries_conf_t **out,
+                                          berth_error_t *err);
 
 /* The entry whose prefix best matches name ("host[:port]/path", no tag/digest), or NULL. */
 const struct registry_entry *registries_conf_find(const registries_conf_t *conf, const char *name);
@@ -87,7 +89,8 @@ char *registries_conf_rewrite(const struct registry_entry *e, const char *name);
  * unqualified-search registry.  A name with a domain resolves to itself.  *from_alias says
  * whether an alias was used.  Fails when nothing can be tried (no alias and no search
  * registries) with a message saying what to configure.  *candidates NULL-terminated, owned. */
-int registries_conf_resolve_short_name(const registries_conf_t *conf, const char *name,
-                                       char ***candidates, bool *from_alias, berth_error_t *err);
+BERTH_MUST_CHECK int registries_conf_resolve_short_name(const registries_conf_t *conf,
+                                                        const char *name, char ***candidates,
+                                                        bool *from_alias, berth_error_t *err);
 
 #endif

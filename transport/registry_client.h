@@ -54,8 +54,8 @@ struct registry_options {
 
 typedef struct registry_client registry_client_t;
 
-int registry_client_new(const struct registry_options *opts, registry_client_t **out,
-                        berth_error_t *err);
+BERTH_MUST_CHECK int registry_client_new(const struct registry_options *opts,
+                                         registry_client_t **out, berth_error_t *err);
 void registry_client_free(registry_client_t *c);
 static inline void cleanup_registry_clientp(registry_client_t **c)
 {
@@ -68,36 +68,39 @@ static inline void cleanup_registry_clientp(registry_client_t **c)
 const char *registry_client_host(const registry_client_t *c);
 
 /* GET /v2/: checks reachability and credentials.  Fails with EACCES on bad credentials. */
-int registry_ping(registry_client_t *c, berth_error_t *err);
+BERTH_MUST_CHECK int registry_ping(registry_client_t *c, berth_error_t *err);
 
 /* GET a manifest by tag or digest.  Refuses schema1.  Checks Docker-Content-Digest against the
  * computed digest, and for a digest reference that the content has that digest.  *body
  * (NUL-terminated), *mime and *digest are owned by the caller; mime/digest may be NULL. */
-int registry_get_manifest(registry_client_t *c, const char *repo, const char *ref, char **body,
-                          size_t *len, char **mime, char **digest, berth_error_t *err);
+BERTH_MUST_CHECK int registry_get_manifest(registry_client_t *c, const char *repo, const char *ref,
+                                           char **body, size_t *len, char **mime, char **digest,
+                                           berth_error_t *err);
 /* HEAD a manifest: *digest (Docker-Content-Digest, may be NULL if the registry omits it),
  * *mime, *size.  ENOENT status when it does not exist.  Any out pointer may be NULL. */
-int registry_head_manifest(registry_client_t *c, const char *repo, const char *ref, char **digest,
-                           char **mime, int64_t *size, berth_error_t *err);
+BERTH_MUST_CHECK int registry_head_manifest(registry_client_t *c, const char *repo, const char *ref,
+                                            char **digest, char **mime, int64_t *size,
+                                            berth_error_t *err);
 /* PUT a manifest under ref (tag or digest); mime NULL: detected from the content.  *digest
  * (optional) receives the manifest's digest. */
-int registry_put_manifest(registry_client_t *c, const char *repo, const char *ref, const char *body,
-                          size_t len, const char *mime, char **digest, berth_error_t *err);
-int registry_delete_manifest(registry_client_t *c, const char *repo, const char *digest,
-                             berth_error_t *err);
+BERTH_MUST_CHECK int registry_put_manifest(registry_client_t *c, const char *repo, const char *ref,
+                                           const char *body, size_t len, const char *mime,
+                                           char **digest, berth_error_t *err);
+BERTH_MUST_CHECK int registry_delete_manifest(registry_client_t *c, const char *repo,
+                                              const char *digest, berth_error_t *err);
 
 /* Opens a blob for reading.  Redirects are followed; a download interrupted by the network is
  * resumed with a Range request (up to retry_times).  The reader does not verify the digest (the
  * copy engine does).  *size receives Content-Length or -1. */
-int registry_get_blob(registry_client_t *c, const char *repo, const char *digest,
-                      berth_reader_t **out, int64_t *size, berth_error_t *err);
+BERTH_MUST_CHECK int registry_get_blob(registry_client_t *c, const char *repo, const char *digest,
+                                       berth_reader_t **out, int64_t *size, berth_error_t *err);
 /* HEAD a blob: 0 and *size when present; ENOENT status when absent. */
-int registry_head_blob(registry_client_t *c, const char *repo, const char *digest, int64_t *size,
-                       berth_error_t *err);
+BERTH_MUST_CHECK int registry_head_blob(registry_client_t *c, const char *repo, const char *digest,
+                                        int64_t *size, berth_error_t *err);
 /* Cross-repository mount: *mounted true when the registry mounted it (201), false when it
  * opened an upload instead (which is cancelled). */
-int registry_mount_blob(registry_client_t *c, const char *repo, const char *digest,
-                        const char *from_repo, bool *mounted, berth_error_t *err);
+BERTH_MUST_CHECK int registry_mount_blob(registry_client_t *c, const char *repo, const char *digest,
+                                         const char *from_repo, bool *mounted, berth_error_t *err);
 /* Uploads a blob streaming from r: POST, then one streaming PATCH, then PUT ?digest=.  When
  * digest is NULL it is computed while sending; when given, the registry verifies it at the
  * final PUT (the data is not hashed twice).  When the data differ from digest/size, the upload
@@ -105,16 +108,16 @@ int registry_mount_blob(registry_client_t *c, const char *repo, const char *dige
  * ?digest= carrying the data (needs the digest; ignored without one).  Opening and completing
  * the upload are retried; the data stream itself cannot be replayed.  *out_digest (optional,
  * owned) and *out_size receive what was sent. */
-int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r, const char *digest,
-                      int64_t size, bool monolithic, char **out_digest, int64_t *out_size,
-                      berth_error_t *err);
+BERTH_MUST_CHECK int registry_put_blob(registry_client_t *c, const char *repo, berth_reader_t *r,
+                                       const char *digest, int64_t size, bool monolithic,
+                                       char **out_digest, int64_t *out_size, berth_error_t *err);
 
 /* Tags of repo, following Link: rel="next" pages; page_size <= 0: registry default.  *tags is
  * NULL-terminated, owned by caller. */
-int registry_list_tags(registry_client_t *c, const char *repo, int page_size, char ***tags,
-                       size_t *n, berth_error_t *err);
-int registry_catalog(registry_client_t *c, int page_size, char ***repos, size_t *n,
-                     berth_error_t *err);
+BERTH_MUST_CHECK int registry_list_tags(registry_client_t *c, const char *repo, int page_size,
+                                        char ***tags, size_t *n, berth_error_t *err);
+BERTH_MUST_CHECK int registry_catalog(registry_client_t *c, int page_size, char ***repos, size_t *n,
+                                      berth_error_t *err);
 
 /* Statistics for tests and benchmarks: number of HTTP requests by method. */
 struct registry_stats {

@@ -102,29 +102,29 @@ void http_sleep_ms(long ms);
 long http_backoff_ms(registry_client_t *c, int attempt, const char *retry_after);
 bool http_retryable_curl(CURLcode rc);
 bool http_retryable_status(long s);
-int http_curl_failure(registry_client_t *c, CURLcode rc, const char *errbuf, const char *method,
-                      const char *url, berth_error_t *err);
+BERTH_MUST_CHECK int http_curl_failure(registry_client_t *c, CURLcode rc, const char *errbuf,
+                                       const char *method, const char *url, berth_error_t *err);
 /* Resolves a Location header against the request URL; appends a query parameter when given. */
-int http_resolve_location(const char *base, const char *loc, const char *qname, const char *qval,
-                          char **out, berth_error_t *err);
+BERTH_MUST_CHECK int http_resolve_location(const char *base, const char *loc, const char *qname,
+                                           const char *qval, char **out, berth_error_t *err);
 
-int session_ensure_pinged(registry_client_t *c, berth_error_t *err);
+BERTH_MUST_CHECK int session_ensure_pinged(registry_client_t *c, berth_error_t *err);
 /* "<scheme>://<host>" once the ping has decided the scheme (owned). */
-int session_get_base(registry_client_t *c, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int session_get_base(registry_client_t *c, char **out, berth_error_t *err);
 /* One request with auth, a 401 refresh and retries of idempotent requests; 0 with any HTTP
  * status in resp, -1 when no response came. */
-int session_do_request(registry_client_t *c, const struct request *rq, struct http_resp *resp,
-                       berth_error_t *err);
+BERTH_MUST_CHECK int session_do_request(registry_client_t *c, const struct request *rq,
+                                        struct http_resp *resp, berth_error_t *err);
 /* "<base>/v2/<repo>/<kind>/<ref>" (kind: manifests or blobs), pinging first; NULL on error. */
-char *session_repo_url(registry_client_t *c, const char *repo, const char *kind, const char *ref,
-                       berth_error_t *err);
+BERTH_MUST_CHECK char *session_repo_url(registry_client_t *c, const char *repo, const char *kind,
+                                        const char *ref, berth_error_t *err);
 void session_repo_scope(char *buf, size_t n, const char *repo, const char *actions);
 
 /* ---------- auth (registry_auth.c) ---------- */
 
 /* The Authorization header to send for scopes (owned), or NULL when none is needed; refresh
  * fetches a new token instead of a cached one. */
-int session_auth_header(registry_client_t *c, const char *const *scopes, bool refresh, char **out,
-                        berth_error_t *err);
+BERTH_MUST_CHECK int session_auth_header(registry_client_t *c, const char *const *scopes,
+                                         bool refresh, char **out, berth_error_t *err);
 
 #endif

@@ -440,7 +440,7 @@ void signature_keyring_free(struct signature_keyring *kr)
         return;
     if (kr->home) {
         berth_error_t e = NULL;
-        fs_rm_rf(kr->home, &e);
+        IGNORE_RESULT(fs_rm_rf(kr->home, &e));
         berth_error_release(&e);
         free(kr->home);
     }

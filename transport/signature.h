@@ -25,9 +25,10 @@
  * image docker_ref (normalized before signing).  key_id: fingerprint or anything gpg accepts to
  * name a secret key in the user's keyring ($GNUPGHOME or ~/.gnupg).  passphrase_file: NULL for
  * keys without passphrase (or an agent that has it).  *out (len bytes) owned by caller. */
-int signature_sign(const char *manifest, size_t manifest_len, const char *docker_ref,
-                   const char *key_id, const char *passphrase_file, char **out, size_t *len,
-                   berth_error_t *err);
+BERTH_MUST_CHECK int signature_sign(const char *manifest, size_t manifest_len,
+                                    const char *docker_ref, const char *key_id,
+                                    const char *passphrase_file, char **out, size_t *len,
+                                    berth_error_t *err);
 
 /* What a verified signature says. */
 struct signature_info {
@@ -41,15 +42,17 @@ void signature_info_clear(struct signature_info *si);
 struct signature_keyring;
 /* Imports the keys of every file in key_paths (NULL-terminated, may be NULL) and key_data
  * (binary or armored, may be NULL).  Fails when no key at all could be imported. */
-int signature_keyring_new(char *const *key_paths, const char *key_data, size_t key_data_len,
-                          struct signature_keyring **out, berth_error_t *err);
+BERTH_MUST_CHECK int signature_keyring_new(char *const *key_paths, const char *key_data,
+                                           size_t key_data_len, struct signature_keyring **out,
+                                           berth_error_t *err);
 void signature_keyring_free(struct signature_keyring *kr);
 
 /* Verifies the OpenPGP signature of blob and parses its payload.  kr NULL: the user's keyring,
  * and then fingerprints (NULL-terminated) must list the accepted signer fingerprints.  With kr,
  * any key of kr is accepted.  Errors say why (unknown key, bad signature, bad payload). */
-int signature_verify(struct signature_keyring *kr, char *const *fingerprints, const char *blob,
-                     size_t len, struct signature_info *out, berth_error_t *err);
+BERTH_MUST_CHECK int signature_verify(struct signature_keyring *kr, char *const *fingerprints,
+                                      const char *blob, size_t len, struct signature_info *out,
+                                      berth_error_t *err);
 
 /* Parses a "simple signing" payload ({"critical": {"type", "image": {docker-manifest-digest},
  * "identity": {docker-reference}}, "optional": {...}}), which GPG signatures and sigstore
@@ -57,15 +60,16 @@ int signature_verify(struct signature_keyring *kr, char *const *fingerprints, co
  * digest, a normalizable reference.  cosign: "optional" may be null (cosign writes that), and
  * its creator/timestamp, when present, must be a string/an integer.  Messages start with fmt
  * ("signature payload", "sigstore payload"). */
-int signature_payload_parse(const char *buf, size_t len, size_t max, const char *type, bool cosign,
-                            const char *fmt, struct signature_info *out, berth_error_t *err);
+BERTH_MUST_CHECK int signature_payload_parse(const char *buf, size_t len, size_t max,
+                                             const char *type, bool cosign, const char *fmt,
+                                             struct signature_info *out, berth_error_t *err);
 
 /* Checks that si's manifest digest is the digest of manifest (same algorithm). */
-int signature_check_manifest(const struct signature_info *si, const char *manifest, size_t len,
-                             berth_error_t *err);
+BERTH_MUST_CHECK int signature_check_manifest(const struct signature_info *si, const char *manifest,
+                                              size_t len, berth_error_t *err);
 
 /* Normalizes a docker reference as signatures carry it ("busybox:1" ->
  * "docker.io/library/busybox:1"); *out owned. */
-int signature_normalize_reference(const char *ref, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int signature_normalize_reference(const char *ref, char **out, berth_error_t *err);
 
 #endif

@@ -68,10 +68,12 @@ struct sigstore_sig {
 void sigstore_sig_clear(struct sigstore_sig *s);
 
 /* Parses a "\0sigstore-json\n" blob (EINVAL naming what is wrong). */
-int sigstore_blob_parse(const char *blob, size_t len, struct sigstore_sig *out, berth_error_t *err);
+BERTH_MUST_CHECK int sigstore_blob_parse(const char *blob, size_t len, struct sigstore_sig *out,
+                                         berth_error_t *err);
 /* Builds the blob; annotations NULL means none.  *out (len bytes) owned by caller. */
-int sigstore_blob_make(const char *mime_type, const char *payload, size_t payload_len,
-                       const json_t *annotations, char **out, size_t *len, berth_error_t *err);
+BERTH_MUST_CHECK int sigstore_blob_make(const char *mime_type, const char *payload,
+                                        size_t payload_len, const json_t *annotations, char **out,
+                                        size_t *len, berth_error_t *err);
 
 /* Standard base64 with padding, no whitespace.  decode: -1 on bad input; *out NUL-terminated,
  * owned by caller. */
@@ -81,32 +83,33 @@ char *sigstore_base64_encode(const void *buf, size_t len);
 /* A public key (PEM "PUBLIC KEY": ECDSA, RSA or Ed25519). */
 struct sigstore_pubkey;
 /* From a file (path) or from PEM bytes (data, data_len). */
-int sigstore_pubkey_load(const char *path, const char *data, size_t data_len,
-                         struct sigstore_pubkey **out, berth_error_t *err);
+BERTH_MUST_CHECK int sigstore_pubkey_load(const char *path, const char *data, size_t data_len,
+                                          struct sigstore_pubkey **out, berth_error_t *err);
 void sigstore_pubkey_free(struct sigstore_pubkey *k);
 
 /* Parses a payload strictly; fills manifest_digest and docker_reference (normalized). */
-int sigstore_payload_parse(const char *payload, size_t len, struct signature_info *out,
-                           berth_error_t *err);
+BERTH_MUST_CHECK int sigstore_payload_parse(const char *payload, size_t len,
+                                            struct signature_info *out, berth_error_t *err);
 
 /* Verifies a sigstore signature blob: media type, the signature annotation over the payload
  * with key, then the payload (sigstore_payload_parse).  The caller checks the digest
  * (signature_check_manifest) and the identity.  Errors (EACCES/EINVAL) say why. */
-int sigstore_verify(const struct sigstore_pubkey *key, const char *blob, size_t len,
-                    struct signature_info *out, berth_error_t *err);
+BERTH_MUST_CHECK int sigstore_verify(const struct sigstore_pubkey *key, const char *blob,
+                                     size_t len, struct signature_info *out, berth_error_t *err);
 
 /* Signs the manifest (its sha256 digest is computed here) as the image docker_ref (normalized)
  * with a cosign private key file (PEM "ENCRYPTED SIGSTORE PRIVATE KEY" or "ENCRYPTED COSIGN
  * PRIVATE KEY": scrypt and NaCl secretbox over a PKCS#8 key).  passphrase_file: its first line
  * is the passphrase (NULL: empty).  *out is a "\0sigstore-json\n" blob owned by the caller. */
-int sigstore_sign(const char *manifest, size_t manifest_len, const char *docker_ref,
-                  const char *key_path, const char *passphrase_file, char **out, size_t *len,
-                  berth_error_t *err);
+BERTH_MUST_CHECK int sigstore_sign(const char *manifest, size_t manifest_len,
+                                   const char *docker_ref, const char *key_path,
+                                   const char *passphrase_file, char **out, size_t *len,
+                                   berth_error_t *err);
 
 /* NaCl crypto_secretbox_open (XSalsa20-Poly1305): box is the 16-byte tag then the ciphertext.
  * EACCES when the tag does not match.  *out (out_len bytes) owned by caller. */
-int sigstore_secretbox_open(const uint8_t *box, size_t len, const uint8_t nonce[24],
-                            const uint8_t key[32], uint8_t **out, size_t *out_len,
-                            berth_error_t *err);
+BERTH_MUST_CHECK int sigstore_secretbox_open(const uint8_t *box, size_t len,
+                                             const uint8_t nonce[24], const uint8_t key[32],
+                                             uint8_t **out, size_t *out_len, berth_error_t *err);
 
 #endif

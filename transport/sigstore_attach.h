@@ -28,11 +28,13 @@
 /* Appends the attached signatures of manifest_digest (as "\0sigstore-json\n" blobs) to
  * *sigs, *lens and *n (arrays grown with xreallocarray; each blob owned by the caller).  Errors
  * name the repository and tag. */
-int sigstore_attachments_get(registry_client_t *c, const char *repo, const char *manifest_digest,
-                             char ***sigs, size_t **lens, size_t *n, berth_error_t *err);
+BERTH_MUST_CHECK int sigstore_attachments_get(registry_client_t *c, const char *repo,
+                                              const char *manifest_digest, char ***sigs,
+                                              size_t **lens, size_t *n, berth_error_t *err);
 
 /* Attaches sigs (all sigstore blobs) to manifest_digest, merging with what is there. */
-int sigstore_attachments_put(registry_client_t *c, const char *repo, const char *manifest_digest,
-                             char *const *sigs, const size_t *lens, size_t n, berth_error_t *err);
+BERTH_MUST_CHECK int sigstore_attachments_put(registry_client_t *c, const char *repo,
+                                              const char *manifest_digest, char *const *sigs,
+                                              const size_t *lens, size_t n, berth_error_t *err);
 
 #endif

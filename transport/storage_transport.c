@@ -764,7 +764,7 @@ static int sd_put_blob(struct image_destination *dst, berth_reader_t *stream,
         return reused_vanished(d, err);
     if (check_consumed(stream, err) < 0) {
         cleanup_error berth_error_t e = NULL;
-        storage_layer_remove(d->store, l->id, &e);
+        IGNORE_RESULT(storage_layer_remove(d->store, l->id, &e));
         storage_layer_free(l);
         return -1;
     }
@@ -907,7 +907,7 @@ static void sd_close(struct image_destination *dst)
         for (size_t i = d->n; i > 0; i--) {
             if (d->plan[i - 1].created && d->plan[i - 1].id) {
                 cleanup_error berth_error_t e = NULL;
-                storage_layer_remove(d->store, d->plan[i - 1].id, &e);
+                IGNORE_RESULT(storage_layer_remove(d->store, d->plan[i - 1].id, &e));
             }
         }
     }

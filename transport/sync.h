@@ -78,12 +78,13 @@ json_t *sync_result_report(const struct sync_result *r);
 /* Runs the sync.  Returns 0 when every image succeeded (or was up to date); -1 with *err when
  * listing failed, or when an image failed (the first failure without keep_going, a summary
  * with it).  *res is filled in both cases. */
-int sync_run(const struct sync_options *o, struct sync_result *res, berth_error_t *err);
+BERTH_MUST_CHECK int sync_run(const struct sync_options *o, struct sync_result *res,
+                              berth_error_t *err);
 
 /* Minimal YAML (block maps, block and flow sequences of scalars, plain/quoted scalars,
  * comments) into JSON: maps -> objects, sequences -> arrays, scalars -> strings.  Errors name
  * `what` and the line.  Exposed for tests. */
-int sync_yaml_parse(const char *text, size_t len, const char *what, json_t **out,
-                    berth_error_t *err);
+BERTH_MUST_CHECK int sync_yaml_parse(const char *text, size_t len, const char *what, json_t **out,
+                                     berth_error_t *err);
 
 #endif

@@ -30,16 +30,18 @@ struct toml_lexer {
     int line;            /* current line, from 1 */
 };
 
-int toml_error(struct toml_lexer *lx, berth_error_t *err, const char *fmt, ...)
+BERTH_MUST_CHECK int toml_error(struct toml_lexer *lx, berth_error_t *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Skips spaces, tabs, comments; newlines too when nl. */
 void toml_skip(struct toml_lexer *lx, bool nl);
 /* At a quote: the string (owned). */
-int toml_parse_string(struct toml_lexer *lx, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int toml_parse_string(struct toml_lexer *lx, char **out, berth_error_t *err);
 /* A key, possibly dotted ("a.b" or "registries.search"), returned joined with '.' (owned);
  * quoted: some part was quoted. */
-int toml_parse_key(struct toml_lexer *lx, char **out, bool *quoted, berth_error_t *err);
+BERTH_MUST_CHECK int toml_parse_key(struct toml_lexer *lx, char **out, bool *quoted,
+                                    berth_error_t *err);
 /* After '=': one value (clear it with toml_value_clear, also after an error). */
-int toml_parse_value(struct toml_lexer *lx, struct toml_value *v, berth_error_t *err);
+BERTH_MUST_CHECK int toml_parse_value(struct toml_lexer *lx, struct toml_value *v,
+                                      berth_error_t *err);
 
 #endif

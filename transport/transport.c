@@ -524,8 +524,11 @@ int blob_write_into_dir(int dirfd, berth_reader_t *r, const char *expected_diges
         berth_error_make(err, errno, "rename blob %s", got);
         goto fail;
     }
-    if (!exists)
-        fsync(dirfd);
+    /* the rename is what makes the blob exist: on disk before anyone is told so */
+    if (!exists && fsync(dirfd) < 0) {
+        berth_error_make(err, errno, "fsync blob directory");
+        goto fail;
+    }
     *created = !exists;
     *digest = steal_pointer(&got);
     *size = total;

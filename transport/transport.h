@@ -183,7 +183,8 @@ const struct transport_ops *transport_lookup(const char *name);
 bool transport_name_is_known(const char *name);
 /* Parses "transport:within"; a string without a known transport prefix is an error naming the
  * known transports.  For docker, within keeps the "//" ("docker://x" -> "//x"). */
-int transport_parse_reference(const char *s, struct image_reference **out, berth_error_t *err);
+BERTH_MUST_CHECK int transport_parse_reference(const char *s, struct image_reference **out,
+                                               berth_error_t *err);
 void image_reference_free(struct image_reference *ref);
 static inline void cleanup_image_referencep(struct image_reference **r)
 {

@@ -34,7 +34,8 @@ static void auth_file(const uint8_t *data, size_t size)
         cleanup_free char *user = NULL, *pass = NULL;
         bool found = false;
         cleanup_error berth_error_t err = NULL;
-        (void)auth_lookup_in_file(auth_path, regs[i][0], regs[i][1], &user, &pass, &found, &err);
+        IGNORE_RESULT(
+            auth_lookup_in_file(auth_path, regs[i][0], regs[i][1], &user, &pass, &found, &err));
     }
 }
 
@@ -53,13 +54,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sel == 1) {
         cleanup_free char *token = NULL;
         int64_t exp = 0;
-        (void)auth_parse_token_response((const char *)data, size, &token, &exp, &err);
+        IGNORE_RESULT(auth_parse_token_response((const char *)data, size, &token, &exp, &err));
         return 0;
     }
     cleanup_free char *s = fuzz_strndup(data, size);
     if (sel == 0) {
         struct auth_challenge c = {0};
-        (void)auth_challenge_parse(s, &c, &err);
+        IGNORE_RESULT(auth_challenge_parse(s, &c, &err));
         auth_challenge_clear(&c);
         return 0;
     }
@@ -67,6 +68,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (auth_decode_entry(s, &user, &pass, &err) < 0)
         berth_error_release(&err);
     cleanup_free char *u2 = NULL, *p2 = NULL;
-    (void)auth_parse_creds(s, &u2, &p2, &err);
+    IGNORE_RESULT(auth_parse_creds(s, &u2, &p2, &err));
     return 0;
 }

@@ -18,11 +18,11 @@ static void expand_stage(const struct containerfile *cf, const struct cf_stage *
         const struct cf_instruction *in = &cf->insts[i];
         cleanup_error berth_error_t err = NULL;
         if (strcasecmp(in->keyword, "ARG") == 0) {
-            (void)stage_env_apply_arg(&se, in, &err);
+            IGNORE_RESULT(stage_env_apply_arg(&se, in, &err));
             continue;
         }
         if (strcasecmp(in->keyword, "ENV") == 0) {
-            (void)stage_env_apply_env(&se, in, &err);
+            IGNORE_RESULT(stage_env_apply_env(&se, in, &err));
             continue;
         }
         struct cf_instruction *x = NULL;
@@ -62,12 +62,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     for (size_t g = 0; g < stages->nglobal_args; g++) {
         cleanup_error berth_error_t gerr = NULL;
-        (void)build_args_apply_global(ba, &cf->insts[stages->global_args[g]], &gerr);
+        IGNORE_RESULT(build_args_apply_global(ba, &cf->insts[stages->global_args[g]], &gerr));
     }
     for (size_t s = 0; s < stages->n; s++) {
         cleanup_free char *base = NULL;
         cleanup_error berth_error_t berr = NULL;
-        (void)build_args_expand_global(ba, stages->stages[s].base, &base, &berr);
+        IGNORE_RESULT(build_args_expand_global(ba, stages->stages[s].base, &base, &berr));
         expand_stage(cf, &stages->stages[s], ba);
     }
     return 0;

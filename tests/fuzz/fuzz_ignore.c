@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         bool ex = false;
         cleanup_error berth_error_t merr = NULL;
-        (void)ignore_matches(ign, paths[i], &ex, &merr);
+        IGNORE_RESULT(ignore_matches(ign, paths[i], &ex, &merr));
         (void)ignore_dir_may_reinclude(ign, paths[i]);
     }
     return 0;

@@ -50,7 +50,7 @@ static void transport_model(const uint8_t *data, size_t size)
             return;
         size_t i = 0, len = 0;
         cleanup_error berth_error_t cerr = NULL;
-        (void)mf_index_choose(&ix, "linux", "amd64", NULL, &i, &cerr);
+        IGNORE_RESULT(mf_index_choose(&ix, "linux", "amd64", NULL, &i, &cerr));
         free(mf_index_serialize(&ix, MT_OCI_INDEX, &len));
         free(mf_index_serialize(&ix, MT_DOCKER_LIST, &len));
         mf_index_clear(&ix);
@@ -96,7 +96,7 @@ static void imagespec_model(const uint8_t *data, size_t size)
     }
     berth_error_release(&err);
     cleanup_image_config image_config_t *c = NULL;
-    (void)image_config_parse(data, size, &c, &err);
+    IGNORE_RESULT(image_config_parse(data, size, &c, &err));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

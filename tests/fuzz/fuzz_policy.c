@@ -8,6 +8,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cleanup_error berth_error_t err = NULL;
     cleanup_policy struct policy *p = NULL;
-    (void)policy_parse((const char *)data, size, "policy.json", &p, &err);
+    IGNORE_RESULT(policy_parse((const char *)data, size, "policy.json", &p, &err));
     return 0;
 }

@@ -38,9 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     berth_error_release(&err);
-    (void)image_ref_validate_tag(s, &err);
+    IGNORE_RESULT(image_ref_validate_tag(s, &err));
     berth_error_release(&err);
-    (void)image_ref_validate_domain(s, &err);
+    IGNORE_RESULT(image_ref_validate_domain(s, &err));
     berth_error_release(&err);
 
     if (strncmp(s, "docker:", 7) == 0) {

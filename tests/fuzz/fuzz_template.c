@@ -48,9 +48,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *h = json_object();
         json_object_set_new(h, "Name", json_string("NAME"));
         if (tmpl_report_is_table(r))
-            tmpl_report_headers(r, h, &err);
+            IGNORE_RESULT(tmpl_report_headers(r, h, &err));
         berth_error_release(&err);
-        tmpl_report_run(r, items, &err);
+        IGNORE_RESULT(tmpl_report_run(r, items, &err));
         berth_error_release(&err);
         char *out = NULL;
         if (tmpl_report_finish(r, &out, &err) == 0)

@@ -31,7 +31,7 @@ static char *tmpdir_new(void)
 static void rm_tree(const char *p)
 {
     berth_error_t e = NULL;
-    fs_rm_rf(p, &e);
+    IGNORE_RESULT(fs_rm_rf(p, &e));
     berth_error_release(&e);
 }
 

@@ -94,7 +94,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     cleanup_error berth_error_t e = NULL;
-    fs_rm_rf(tmpdir, &e);
+    IGNORE_RESULT(fs_rm_rf(tmpdir, &e));
     return 0;
 }
 
@@ -140,7 +140,7 @@ static void expect_failure(const char *substr)
     for (size_t i = 0; dsts[i]; i++) {
         cleanup_error berth_error_t err = NULL;
         cleanup_error berth_error_t e2 = NULL;
-        fs_rm_rf(out, &e2);
+        IGNORE_RESULT(fs_rm_rf(out, &e2));
         assert_int_equal(mkdir(out, 0755), 0);
         assert_int_equal(do_copy("oci:%s/src:t", dsts[i], NULL, &err), -1);
         if (!strstr(berth_error_msg(err), substr))
@@ -214,7 +214,7 @@ static void test_diffid_mismatch(void **state)
      * notice, and leave nothing */
     cleanup_error berth_error_t e = NULL;
     cleanup_free char *src = xasprintf("%s/src", tmpdir);
-    fs_rm_rf(src, &e);
+    IGNORE_RESULT(fs_rm_rf(src, &e));
     make_source("src", "hello",
                 "sha256:0000000000000000000000000000000000000000000000000000000000000000");
     cleanup_error berth_error_t err = NULL;

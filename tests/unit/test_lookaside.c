@@ -62,7 +62,7 @@ static int teardown(void **state)
 {
     (void)state;
     cleanup_error berth_error_t err = NULL;
-    fs_rm_rf(root, &err);
+    IGNORE_RESULT(fs_rm_rf(root, &err));
     return 0;
 }
 

@@ -56,7 +56,8 @@ static int teardown(void **state)
     berth_error_t err = NULL;
     if (storage_layer_list(f->s, &ls, &err) == 0) {
         for (size_t i = 0; ls[i]; i++)
-            storage_layer_unmount(f->s, ls[i]->id, true, &err), berth_error_release(&err);
+            IGNORE_RESULT(storage_layer_unmount(f->s, ls[i]->id, true, &err)),
+                berth_error_release(&err);
         storage_layer_list_free(ls);
     }
     berth_error_release(&err);

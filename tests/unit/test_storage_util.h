@@ -114,7 +114,7 @@ __attribute__((unused)) static char *tmpdir_new(const char *tag)
 __attribute__((unused)) static void tmpdir_remove(char *d)
 {
     berth_error_t err = NULL;
-    fs_rm_rf(d, &err);
+    IGNORE_RESULT(fs_rm_rf(d, &err));
     berth_error_release(&err);
     free(d);
 }

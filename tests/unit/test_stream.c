@@ -58,7 +58,7 @@ static int teardown(void **state)
     free(random_data);
     free(text_data);
     berth_error_t err = NULL;
-    fs_rm_rf(tmpdir, &err);
+    IGNORE_RESULT(fs_rm_rf(tmpdir, &err));
     berth_error_release(&err);
     return 0;
 }

@@ -381,7 +381,7 @@ static char *run_report(const char *format, const json_t *data, berth_error_t *e
     json_decref(h);
     char *out = NULL;
     if (rc == 0)
-        tmpl_report_finish(r, &out, err);
+        IGNORE_RESULT(tmpl_report_finish(r, &out, err));
     tmpl_report_free(r);
     return out;
 }

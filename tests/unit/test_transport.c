@@ -34,7 +34,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     cleanup_error berth_error_t e = NULL;
-    fs_rm_rf(tmpdir, &e);
+    IGNORE_RESULT(fs_rm_rf(tmpdir, &e));
     return 0;
 }
 
