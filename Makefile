@@ -35,7 +35,7 @@ test-sanitize:
 # `make fuzz` runs each for FUZZ_SECONDS; `make test` for FUZZ_SMOKE_SECONDS.
 FUZZ_OUT ?= out/fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_SMOKE_SECONDS ?= 8
+FUZZ_SMOKE_SECONDS ?= 5
 
 fuzz-build: deps
 	@cmake -S . -B $(FUZZ_OUT) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
