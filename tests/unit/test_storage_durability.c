@@ -1,6 +1,7 @@
-/* Durability of store commits: a failed fsync of the directory that an image commit renamed
- * into must fail the commit.  storage_image_create ignored that fsync's result (fs_fsync_dir(...,
- * NULL)), so an image could be reported as stored while a crash could still lose it.
+/* Durability of commits: a failed fsync of the directory that an image commit (or a blob write
+ * of the oci/dir destinations) renamed into must fail it.  storage_image_create ignored that
+ * fsync's result (fs_fsync_dir(..., NULL)) and blob_write_into_dir did not look at it, so an
+ * image or blob could be reported as stored while a crash could still lose it.
  *
  * The test defines fsync itself: the executable's definition takes the place of libc's for
  * every call in the statically linked store code, and fails only for the chosen directory. */
@@ -11,9 +12,11 @@
 #include <cmocka.h>
 
 #include "storage/store.h"
+#include "transport/internal.h"
 #include "test_storage_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,10 +69,35 @@ static void test_image_commit_fails_when_its_rename_cannot_be_synced(void **stat
     store_fx_free(f);
 }
 
+static void test_blob_write_fails_when_its_rename_cannot_be_synced(void **state)
+{
+    char *top = tmpdir_new("durability-blob");
+    int dirfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(dirfd >= 0);
+    if (!realpath(top, fail_dir))
+        fail_msg("realpath %s", top);
+    failed_syncs = 0;
+    berth_reader_t *r = reader_from_buffer("hello\n", 6, false);
+    char *digest = NULL;
+    int64_t size = 0;
+    bool created = false;
+    cleanup_error berth_error_t err = NULL;
+    int rc = blob_write_into_dir(dirfd, r, NULL, -1, &digest, &size, &created, &err);
+    fail_dir[0] = '\0';
+    reader_close(r);
+    assert_true(failed_syncs > 0);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(berth_error_msg(err), "fsync blob directory"));
+    free(digest);
+    close(dirfd);
+    free(top);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image_commit_fails_when_its_rename_cannot_be_synced),
+        cmocka_unit_test(test_blob_write_fails_when_its_rename_cannot_be_synced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
