@@ -3,6 +3,7 @@
 #include "common/cleanup.h"
 
 #include <dirent.h>
+#include <linux/magic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
@@ -303,8 +305,11 @@ void fs_atomic_abort(struct fs_atomic_file *f)
 
 /* ---- output files named by the user ---- */
 
-int fs_output_resolve(const char *path, char **out, berth_error_t *err)
+/* Follows the symlinks at the end of path; *magic when one of them lives on procfs (/dev/stdout,
+ * /dev/fd/N, /proc/self/fd/N): those name open files, not paths to rename over. */
+static int resolve_output(const char *path, char **out, bool *magic, berth_error_t *err)
 {
+    *magic = false;
     if (path == NULL || *path == '\0')
         return berth_error_make_status(err, EINVAL, "output: empty path");
     cleanup_free char *cur = xstrdup(path);
@@ -317,6 +322,15 @@ int fs_output_resolve(const char *path, char **out, berth_error_t *err)
         }
         if (!S_ISLNK(st.st_mode))
             break;
+        const char *slash = strrchr(cur, '/');
+        cleanup_free char *dir = slash == NULL  ? xstrdup(".")
+                                 : slash == cur ? xstrdup("/")
+                                                : xstrndup(cur, (size_t)(slash - cur));
+        struct statfs sf;
+        if (statfs(dir, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC) {
+            *magic = true;
+            break;
+        }
         if (hops >= 40)
             return berth_error_make_status(err, ELOOP, "output \"%s\": too many symlinks", path);
         char target[PATH_MAX];
@@ -325,7 +339,6 @@ int fs_output_resolve(const char *path, char **out, berth_error_t *err)
             return berth_error_make(err, errno, "readlink \"%s\"", cur);
         target[n] = '\0';
         char *next;
-        const char *slash = strrchr(cur, '/');
         if (target[0] == '/' || slash == NULL)
             next = xstrdup(target);
         else
@@ -335,6 +348,12 @@ int fs_output_resolve(const char *path, char **out, berth_error_t *err)
     }
     *out = steal_pointer(&cur);
     return 0;
+}
+
+int fs_output_resolve(const char *path, char **out, berth_error_t *err)
+{
+    bool magic;
+    return resolve_output(path, out, &magic, err);
 }
 
 static int connect_unix(const char *path, berth_error_t *err)
@@ -378,19 +397,27 @@ int fs_output_open(const char *path, mode_t mode, unsigned flags, struct fs_outp
 {
     *out = (struct fs_output){.fd = -1, .target_fd = -1, .atomic = {.fd = -1}};
     cleanup_free char *final = NULL;
-    if (fs_output_resolve(path, &final, err) < 0)
+    bool magic = false;
+    if (resolve_output(path, &final, &magic, err) < 0)
         return -1;
+    /* stat follows every link, /proc's magic ones too */
     struct stat st;
-    if (stat(final, &st) == 0 && S_ISDIR(st.st_mode))
+    bool exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode))
         return berth_error_make_status(err, EISDIR, "output \"%s\": is a directory", path);
-    if (stat(final, &st) == 0 && !S_ISREG(st.st_mode)) {
+    if ((exists && !S_ISREG(st.st_mode)) || magic) {
+        /* opened by the name the user gave: the kernel follows a /proc link to the open file
+         * it stands for (a pipe, a terminal); a regular file that way is truncated, as cp does */
         int tfd;
-        if (S_ISSOCK(st.st_mode))
-            tfd = connect_unix(final, err);
-        else if ((tfd = open(final, O_WRONLY | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-            berth_error_make(err, errno, "open \"%s\"", final);
+        if (exists && S_ISSOCK(st.st_mode))
+            tfd = connect_unix(path, err);
+        else if ((tfd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC |
+                                       (exists && S_ISREG(st.st_mode) ? O_TRUNC : 0))) < 0)
+            berth_error_make(err, errno, "open \"%s\"", path);
         if (tfd < 0)
             return -1;
+        free(final);
+        final = xstrdup(path);
         out->target_fd = tfd;
         out->in_place = true;
         if (flags & FS_OUTPUT_SEEKABLE) {

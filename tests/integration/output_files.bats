@@ -24,6 +24,10 @@ teardown() {
         rm -f /dev/null
         mknod -m 666 /dev/null c 1 3
     fi
+    if [ ! -L /dev/stdout ]; then
+        rm -f /dev/stdout
+        ln -s /proc/self/fd/1 /dev/stdout
+    fi
     harness_cleanup
 }
 
@@ -102,6 +106,12 @@ is_pid() { grep -Eqx '[0-9]+' "$1"; }
 @test "save -o (docker-archive and oci-archive)" {
     check_outputs is_docker_archive berth save -o @OUT@ localhost/busybox
     check_outputs is_oci_archive berth save --format oci-archive -o @OUT@ localhost/busybox
+    # /dev/stdout names the pipe berth writes into
+    berth save -o /dev/stdout localhost/busybox 2>/dev/null >"$HARNESS_TMP/stdout.tar"
+    is_docker_archive "$HARNESS_TMP/stdout.tar"
+    berth save -o /dev/stdout localhost/busybox 2>/dev/null | cat >"$HARNESS_TMP/piped.tar"
+    is_docker_archive "$HARNESS_TMP/piped.tar"
+    [ -L /dev/stdout ]
 }
 
 @test "copy to docker-archive: and oci-archive: destinations" {

@@ -560,6 +560,32 @@ static void test_output_devices_fifos_sockets(void **state)
     assert_int_equal(lstat(fifo, &st), 0);
     assert_true(S_ISFIFO(st.st_mode));
 
+    /* /dev/fd/N and /proc/self/fd/N name open files: a pipe is written, a regular file is
+     * truncated and written in place (not replaced through /proc) */
+    int pp[2];
+    assert_int_equal(pipe(pp), 0);
+    char fdpath[64];
+    snprintf(fdpath, sizeof(fdpath), "/dev/fd/%d", pp[1]);
+    assert_int_equal(fs_write_output(fdpath, "via pipe", 8, 0644, &err), 0);
+    close(pp[1]);
+    char pb[16] = {0};
+    assert_int_equal(read(pp[0], pb, sizeof(pb)), 8);
+    assert_string_equal(pb, "via pipe");
+    close(pp[0]);
+    cleanup_free char *reg = fs_join(dir, "reg");
+    write_file(reg, "longer old content");
+    int rfd = open(reg, O_WRONLY);
+    assert_true(rfd >= 0);
+    struct stat before, after;
+    assert_int_equal(stat(reg, &before), 0);
+    snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", rfd);
+    assert_int_equal(fs_write_output(fdpath, "new", 3, 0644, &err), 0);
+    close(rfd);
+    assert_int_equal(stat(reg, &after), 0);
+    assert_true(before.st_ino == after.st_ino);
+    cleanup_free char *rc = slurp(reg);
+    assert_string_equal(rc, "new");
+
     /* a unix socket is connected to */
     cleanup_free char *sock = fs_join(dir, "sock");
     int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
