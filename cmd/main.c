@@ -191,12 +191,20 @@ static char **main_argv;
 
 /* Commands that run container-side code (run/sealed_exe.h): the container init, the exec'd
  * process, build RUN steps and the OCI runtime driven by another engine start as berth inside
- * the container's pid namespace. */
-static bool runs_container_code(const char *name)
+ * the container's pid namespace.  Of `runtime`, only create, run and exec do (state, kill,
+ * delete, start... are called often by engines and need no re-exec): any argument spelled so
+ * counts, which can only err on the side of sealing. */
+static bool runs_container_code(const char *name, int argc, char **argv)
 {
-    static const char *const names[] = {"run", "exec", "start", "build", "build-exec", "runtime"};
+    static const char *const names[] = {"run", "exec", "start", "build", "build-exec"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(name, names[i]) == 0)
+            return true;
+    if (strcmp(name, "runtime") != 0)
+        return false;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "create") == 0 || strcmp(argv[i], "run") == 0 ||
+            strcmp(argv[i], "exec") == 0)
             return true;
     return false;
 }
@@ -205,7 +213,7 @@ static int dispatch(struct berth_globals *g, int argc, char **argv)
 {
     int consumed = 0;
     const struct berth_command *c = find_command(argc, argv, &consumed);
-    if (c != NULL && runs_container_code(c->name))
+    if (c != NULL && runs_container_code(c->name, argc, argv))
         sealed_exe_reexec(main_argv);
     if (c == NULL) {
         if (is_group(argv[0])) {
