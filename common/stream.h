@@ -6,10 +6,9 @@
  * read() returns the number of bytes read (> 0), 0 at end of stream, or < 0 with *err set.
  * Readers never return short reads as errors; a short read just means "call again".
  *
- * Writers are the mirror image (write, close): an fd writer, a digesting writer, compressing
- * writers.  close() on a writer flushes and returns < 0 on failure; free releases memory without
- * flushing (for error paths).  Writers are used where a library pushes data at us (libarchive's
- * write callbacks, a compressor feeding an upload).
+ * There is no writer stack: everything that produces data (layer diffs, compression, uploads)
+ * is a reader pulled by its consumer; the writers that once mirrored these had no caller and were
+ * removed (issue 22).
  */
 #ifndef BERTH_STREAM_H
 #define BERTH_STREAM_H
@@ -106,37 +105,5 @@ berth_reader_t *reader_zstd_decompress(berth_reader_t *lower, bool own);
  * level < 0 means the format's default.  Output is deterministic for the same input+level
  * (gzip header mtime 0, no name; zstd without content-size dependency on timing). */
 berth_reader_t *reader_compress(berth_reader_t *lower, bool own, compression_t c, int level);
-
-/* Writers.  A stacking writer's close() closes the lower writer only when it owns it. */
-typedef struct berth_writer berth_writer_t;
-struct berth_writer_ops {
-    ssize_t (*write)(berth_writer_t *w, const void *buf, size_t len, berth_error_t *err);
-    int (*close)(berth_writer_t *w, berth_error_t *err); /* flush; does not free */
-    void (*free)(berth_writer_t *w);                     /* frees (and owned lower) */
-};
-struct berth_writer {
-    const struct berth_writer_ops *ops;
-};
-/* Writes all of buf (loops over short writes). */
-BERTH_MUST_CHECK int writer_write(berth_writer_t *w, const void *buf, size_t len,
-                                  berth_error_t *err);
-int writer_close(berth_writer_t *w, berth_error_t *err); /* flushes this and lower writers */
-void writer_free(berth_writer_t *w);                     /* NULL-safe */
-static inline void cleanup_writerp(berth_writer_t **w)
-{
-    writer_free(*w);
-    *w = NULL;
-}
-#define cleanup_writer __attribute__((cleanup(cleanup_writerp)))
-
-berth_writer_t *writer_to_fd(int fd, bool own_fd);
-/* Grows a memory buffer; writer_buffer_data() returns it (owned by the writer). */
-berth_writer_t *writer_to_buffer(void);
-const char *writer_buffer_data(berth_writer_t *w, size_t *len);
-/* Hashes what passes through to lower (lower may be NULL: hash only). */
-berth_writer_t *writer_digest(berth_writer_t *lower, bool own, digest_algo_t algo);
-const char *writer_digest_result(berth_writer_t *w); /* after writer_close */
-uint64_t writer_digest_size(berth_writer_t *w);
-berth_writer_t *writer_compress(berth_writer_t *lower, bool own, compression_t c, int level);
 
 #endif

@@ -443,89 +443,6 @@ static void test_limit_and_read_all(void **state)
     assert_int_equal(berth_error_status(err), ENOENT);
 }
 
-static void test_writer_chain(void **state)
-{
-    (void)state;
-    for (int fmt = 0; fmt < 2; fmt++) {
-        compression_t c = fmt ? COMPRESSION_ZSTD : COMPRESSION_GZIP;
-        cleanup_error berth_error_t err = NULL;
-        cleanup_free char *path = fs_join(tmpdir, "chain");
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        assert_true(fd >= 0);
-        /* uncompressed digest -> compress -> compressed digest -> fd */
-        berth_writer_t *fdw = writer_to_fd(fd, true);
-        berth_writer_t *zdig = writer_digest(fdw, true, DIGEST_SHA256);
-        berth_writer_t *comp = writer_compress(zdig, false, c, -1);
-        cleanup_writer berth_writer_t *top = writer_digest(comp, true, DIGEST_SHA256);
-        size_t pos = 0, step = 1;
-        while (pos < BIG) {
-            size_t n = step % 100000 + 1;
-            step = step * 17 + 3;
-            if (n > BIG - pos)
-                n = BIG - pos;
-            assert_int_equal(writer_write(top, text_data + pos, n, &err), 0);
-            pos += n;
-        }
-        assert_int_equal(writer_close(top, &err), 0);
-        assert_int_equal(writer_close(zdig, &err), 0); /* not owned by comp: close it ourselves */
-        cleanup_free char *want = digest_buffer(DIGEST_SHA256, text_data, BIG);
-        assert_string_equal(writer_digest_result(top), want);
-        assert_int_equal(writer_digest_size(top), BIG);
-        cleanup_free char *zfile = NULL;
-        assert_int_equal(digest_file(path, DIGEST_SHA256, &zfile, &err), 0);
-        assert_string_equal(writer_digest_result(zdig), zfile);
-        struct stat st;
-        assert_int_equal(stat(path, &st), 0);
-        assert_int_equal((uint64_t)st.st_size, writer_digest_size(zdig));
-        writer_free(zdig);
-
-        /* read it back through verify -> decompress */
-        cleanup_reader berth_reader_t *f = NULL;
-        assert_int_equal(reader_open_file(path, &f, &err), 0);
-        berth_reader_t *v = reader_verify(steal_pointer(&f), true, zfile, st.st_size);
-        cleanup_reader berth_reader_t *d = NULL;
-        compression_t det;
-        assert_int_equal(reader_decompress(v, true, &det, &d, &err), 0);
-        assert_int_equal(det, c);
-        cleanup_free char *back = NULL;
-        size_t blen;
-        assert_int_equal(reader_read_all(d, BIG, &back, &blen, &err), 0);
-        assert_int_equal(blen, BIG);
-        assert_memory_equal(back, text_data, BIG);
-    }
-}
-
-static void test_buffer_writer(void **state)
-{
-    (void)state;
-    cleanup_error berth_error_t err = NULL;
-    cleanup_writer berth_writer_t *b = writer_to_buffer();
-    berth_writer_t *z = writer_compress(b, false, COMPRESSION_ZSTD, 19);
-    assert_int_equal(writer_write(z, "hello hello hello hello", 23, &err), 0);
-    assert_int_equal(writer_close(z, &err), 0);
-    writer_free(z);
-    size_t len = 0;
-    const char *data = writer_buffer_data(b, &len);
-    assert_int_equal(compression_detect(data, len), COMPRESSION_ZSTD);
-    cleanup_reader berth_reader_t *r =
-        reader_zstd_decompress(reader_from_buffer(data, len, true), true);
-    cleanup_free char *out = NULL;
-    assert_int_equal(reader_read_all(r, 100, &out, &len, &err), 0);
-    assert_string_equal(out, "hello hello hello hello");
-
-    /* none: pass-through writer and reader */
-    cleanup_writer berth_writer_t *b2 = writer_to_buffer();
-    cleanup_writer berth_writer_t *p = writer_compress(b2, false, COMPRESSION_NONE, -1);
-    assert_int_equal(writer_write(p, "xyz", 3, &err), 0);
-    assert_int_equal(writer_close(p, &err), 0);
-    assert_string_equal(writer_buffer_data(b2, NULL), "xyz");
-    cleanup_reader berth_reader_t *pr =
-        reader_compress(reader_from_buffer("xyz", 3, false), true, COMPRESSION_NONE, -1);
-    cleanup_free char *pout = NULL;
-    assert_int_equal(reader_read_all(pr, 3, &pout, &len, &err), 0);
-    assert_string_equal(pout, "xyz");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,8 +451,7 @@ int main(void)
         cmocka_unit_test(test_truncated_and_corrupt),  cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_interop_with_tools),     cmocka_unit_test(test_verify),
         cmocka_unit_test(test_verified_digest),        cmocka_unit_test(test_digest_reader),
-        cmocka_unit_test(test_limit_and_read_all),     cmocka_unit_test(test_writer_chain),
-        cmocka_unit_test(test_buffer_writer),
+        cmocka_unit_test(test_limit_and_read_all),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
