@@ -711,7 +711,7 @@ int reader_decompress(berth_reader_t *lower, bool own, compression_t *detected,
     return 0;
 }
 
-/* ---- compression engines shared by the pull reader and the push writer ---- */
+/* ---- compression engines shared by the decompressing and the compressing readers ---- */
 
 struct compressor {
     compression_t c;
