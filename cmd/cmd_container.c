@@ -51,7 +51,19 @@ static const char run_usage[] =
     "      --read-only            mount the root filesystem read-only\n"
     "      --cap-add CAP          add a capability (or ALL)\n"
     "      --cap-drop CAP         drop a capability (or ALL)\n"
-    "      --network none|host    network mode (default none)\n"
+    "      --network MODE         bridge, NAME[,NAME...], none, host, pasta[:OPTS],\n"
+    "                             slirp4netns[:OPTS], container:ID, ns:PATH (default: bridge\n"
+    "                             as root, pasta rootless)\n"
+    "  -p, --publish [IP:][HOSTPORT:]CTRPORT[/tcp|udp|sctp]  publish ports (ranges: 80-82)\n"
+    "  -P, --publish-all          publish the image's exposed ports on free host ports\n"
+    "      --network-alias NAME   extra DNS name on the container's networks\n"
+    "      --ip ADDR              static IP address on the (first) network\n"
+    "      --mac-address MAC      static MAC address\n"
+    "      --dns ADDR             DNS server for /etc/resolv.conf\n"
+    "      --dns-search DOMAIN    DNS search domain\n"
+    "      --dns-option OPT       resolv.conf option\n"
+    "      --add-host HOST:IP     add a line to /etc/hosts\n"
+    "      --no-hosts             do not generate /etc/hosts\n"
     "      --pull missing|always|never  pull policy (default missing)\n"
     "      --init                 run an init (catatonit/tini) as PID 1\n"
     "      --runtime PATH         use an external OCI runtime (e.g. runc)\n"
@@ -88,6 +100,14 @@ enum {
     O_IGNORE,
     O_HELP,
     O_NOHEADING,
+    O_NETALIAS,
+    O_IP,
+    O_MAC,
+    O_DNS,
+    O_DNSSEARCH,
+    O_DNSOPT,
+    O_ADDHOST,
+    O_NOHOSTS,
 };
 
 struct vec {
@@ -257,10 +277,22 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
         {"sig-proxy", optional_argument, NULL, O_IGNORE_ARG},
         {"log-driver", required_argument, NULL, O_IGNORE_ARG},
         {"quiet", no_argument, NULL, 'q'},
+        {"publish", required_argument, NULL, 'p'},
+        {"publish-all", no_argument, NULL, 'P'},
+        {"network-alias", required_argument, NULL, O_NETALIAS},
+        {"ip", required_argument, NULL, O_IP},
+        {"mac-address", required_argument, NULL, O_MAC},
+        {"dns", required_argument, NULL, O_DNS},
+        {"dns-search", required_argument, NULL, O_DNSSEARCH},
+        {"dns-option", required_argument, NULL, O_DNSOPT},
+        {"add-host", required_argument, NULL, O_ADDHOST},
+        {"no-hosts", no_argument, NULL, O_NOHOSTS},
         {"help", no_argument, NULL, O_HELP},
         {0},
     };
     struct spec_options so = {0};
+    struct net_options no = {0};
+    struct vec pub = {0}, alias = {0}, dns = {0}, dsearch = {0}, dopt = {0}, addh = {0};
     struct vec env = {0}, envf = {0}, vols = {0}, tmpfs = {0}, capa = {0}, capd = {0};
     struct vec masks = {0}, unmasks = {0}, devs = {0};
     const char *isolation = NULL;
@@ -269,8 +301,38 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
     int c;
     int rc = BERTH_EXIT_ERROR;
     cleanup_error berth_error_t err = NULL;
-    while ((c = cli_getopt(argc, argv, "ditqe:v:w:u:h:m:", opts, true)) != -1) {
+    while ((c = cli_getopt(argc, argv, "ditqe:v:w:u:h:m:p:P", opts, true)) != -1) {
         switch (c) {
+        case 'p':
+            vpush(&pub, optarg);
+            break;
+        case 'P':
+            no.publish_all = true;
+            break;
+        case O_NETALIAS:
+            vpush(&alias, optarg);
+            break;
+        case O_IP:
+            no.ip = optarg;
+            break;
+        case O_MAC:
+            no.mac = optarg;
+            break;
+        case O_DNS:
+            vpush(&dns, optarg);
+            break;
+        case O_DNSSEARCH:
+            vpush(&dsearch, optarg);
+            break;
+        case O_DNSOPT:
+            vpush(&dopt, optarg);
+            break;
+        case O_ADDHOST:
+            vpush(&addh, optarg);
+            break;
+        case O_NOHOSTS:
+            no.no_hosts = true;
+            break;
         case 'd':
             detach = true;
             break;
@@ -426,6 +488,13 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
         vpush(&vols, devs.v[i]);
     so.volumes = vols.v;
     so.unmask = unmasks.v;
+    no.mode = so.network;
+    no.publish = pub.v;
+    no.aliases = alias.v;
+    no.dns = dns.v;
+    no.dns_search = dsearch.v;
+    no.dns_option = dopt.v;
+    no.add_host = addh.v;
 
     {
         cleanup_storage_store storage_store_t *s = NULL;
@@ -462,7 +531,8 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
                                            .spec = &so,
                                            .rm = rm,
                                            .interactive = interactive,
-                                           .runtime = runtime};
+                                           .runtime = runtime,
+                                           .net = &no};
         cleanup_storage_container storage_container_t *ctr = NULL;
         if (container_create(s, &co, &ctr, &err) < 0) {
             rc = cli_fail(&err);
@@ -501,6 +571,12 @@ out:
     for (size_t i = 0; i < devs.n; i++)
         free(devs.v[i]);
     free(devs.v);
+    free(pub.v);
+    free(alias.v);
+    free(dns.v);
+    free(dsearch.v);
+    free(dopt.v);
+    free(addh.v);
     return rc;
 }
 
@@ -794,7 +870,7 @@ static json_t *ps_template_row(storage_store_t *s, const struct container_info *
     }
     json_object_set_new(o, "Status", json_string(state));
     json_object_set_new(o, "State", json_string(state));
-    json_object_set_new(o, "Ports", json_string(""));
+    json_object_set_new(o, "Ports", json_string(ci->ports ? ci->ports : ""));
     json_object_set_new(o, "Names", json_string(ci->name ? ci->name : ""));
     json_object_set_new(o, "Labels", image_labels(s, sc->image_id));
     json_object_set_new(o, "Mounts", json_array());
@@ -868,8 +944,8 @@ static int cmd_ps(struct berth_globals *g, int argc, char **argv)
     bool tmpl = f.format && strcmp(f.format, "table") != 0 && !f.quiet;
     cleanup_json json_t *rows = tmpl ? json_array() : NULL;
     if (!f.quiet && !tmpl)
-        printf("%-12s  %-28s  %-20s  %-16s  %-22s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND",
-               "CREATED", "STATUS", "NAMES");
+        printf("%-12s  %-28s  %-20s  %-16s  %-22s  %-20s  %s\n", "CONTAINER ID", "IMAGE", "COMMAND",
+               "CREATED", "STATUS", "PORTS", "NAMES");
     for (size_t i = 0; all[i]; i++) {
         struct container_info ci;
         berth_error_t e2 = NULL;
@@ -905,8 +981,8 @@ static int cmd_ps(struct berth_globals *g, int argc, char **argv)
             snprintf(st, sizeof(st), "%s",
                      strcmp(ci.status, "created") == 0 ? "Created" : ci.status);
         }
-        printf("%-12.12s  %-28.28s  %-20.20s  %-16s  %-22s  %s\n", ci.id, ci.image, ci.command,
-               created, st, ci.name);
+        printf("%-12.12s  %-28.28s  %-20.20s  %-16s  %-22s  %-20s  %s\n", ci.id, ci.image,
+               ci.command, created, st, ci.ports ? ci.ports : "", ci.name);
         container_info_clear(&ci);
     }
     storage_container_list_free(all);

@@ -66,79 +66,6 @@ static int write_text(const char *path, const char *text, berth_error_t *err)
     return 0;
 }
 
-static void add_bind(json_t *spec, const char *dst, const char *src)
-{
-    json_t *m = json_pack("{s:s,s:s,s:s,s:[s,s]}", "destination", dst, "type", "bind", "source",
-                          src, "options", "rbind", "rw");
-    json_array_append_new(json_object_get(spec, "mounts"), m);
-}
-
-static bool has_mount(const json_t *spec, const char *dst)
-{
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(spec, "mounts"), i, m)
-    {
-        const char *d = json_string_value(json_object_get(m, "destination"));
-        if (d && strcmp(d, dst) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* /etc/hosts, /etc/hostname and (host network) /etc/resolv.conf, generated in the runtime dir
- * and bind-mounted, as podman does, so the image's files are never modified. */
-static int add_etc_files(json_t *spec, const char *rootfs, const char *rundir, const char *network,
-                         berth_error_t *err)
-{
-    cleanup_free char *etc = xasprintf("%s/etc", rootfs);
-    struct stat st;
-    if (lstat(etc, &st) < 0 || !S_ISDIR(st.st_mode))
-        return 0;
-    bool host = network && strcmp(network, "host") == 0;
-    const char *hn = json_string_value(json_object_get(spec, "hostname"));
-    char hostbuf[256] = "";
-    if (host) {
-        gethostname(hostbuf, sizeof(hostbuf) - 1);
-        hn = hostbuf;
-    }
-    if (!hn)
-        hn = "localhost";
-    cleanup_free char *hosts = xasprintf("%s/hosts", rundir);
-    cleanup_free char *htxt = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
-                                        "ip6-loopback\n127.0.1.1\t%s\n",
-                                        hn);
-    if (!has_mount(spec, "/etc/hosts")) {
-        if (write_text(hosts, htxt, err) < 0)
-            return -1;
-        add_bind(spec, "/etc/hosts", hosts);
-    }
-    if (!has_mount(spec, "/etc/hostname")) {
-        cleanup_free char *hname = xasprintf("%s/hostname", rundir);
-        cleanup_free char *t = xasprintf("%s\n", hn);
-        if (write_text(hname, t, err) < 0)
-            return -1;
-        add_bind(spec, "/etc/hostname", hname);
-    }
-    if (host && !has_mount(spec, "/etc/resolv.conf") && access("/etc/resolv.conf", R_OK) == 0) {
-        cleanup_free char *rc = xasprintf("%s/resolv.conf", rundir);
-        cleanup_free char *data = NULL;
-        FILE *f = fopen("/etc/resolv.conf", "re");
-        if (f) {
-            char buf[65536];
-            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-            buf[n] = '\0';
-            fclose(f);
-            data = xstrdup(buf);
-        }
-        if (data && write_text(rc, data, err) < 0)
-            return -1;
-        if (data)
-            add_bind(spec, "/etc/resolv.conf", rc);
-    }
-    return 0;
-}
-
 static char *join_args(const json_t *args)
 {
     size_t i;
@@ -202,6 +129,7 @@ int container_create(storage_store_t *s, const struct container_create_opts *o,
     cleanup_json json_t *spec = NULL;
     cleanup_free char *cmd = NULL;
     cleanup_free char *cid = NULL;
+    cleanup_json json_t *netrec = NULL;
     if (storage_container_mount(s, c->id, &rootfs, err) < 0)
         goto fail;
     if (storage_container_dirs(s, c->id, &userdata, &rundir, err) < 0)
@@ -214,8 +142,15 @@ int container_create(storage_store_t *s, const struct container_create_opts *o,
     }
     if (spec_generate(icfg, rootfs, &so, &spec, err) < 0)
         goto fail;
-    if (add_etc_files(spec, rootfs, rundir, so.network, err) < 0)
-        goto fail;
+    {
+        struct net_dirs nd;
+        net_dirs_init(&nd, storage_store_root(s), storage_store_runroot(s));
+        struct net_options no = {.mode = so.network};
+        int nr = net_config_create(&nd, o->net ? o->net : &no, icfg, &netrec, err);
+        net_dirs_clear(&nd);
+        if (nr < 0 || net_etc_files(spec, rootfs, rundir, netrec, so.hostname, c->name, err) < 0)
+            goto fail;
+    }
     /* image's StopSignal for berth stop */
     const char *stopsig = json_string_value(json_object_get(icfg, "StopSignal"));
     cmd = join_args(json_object_get(json_object_get(spec, "process"), "args"));
@@ -228,6 +163,7 @@ int container_create(storage_store_t *s, const struct container_create_opts *o,
         json_object_set_new(meta, "runtime", json_string(o->runtime));
     if (stopsig)
         json_object_set_new(meta, "stop_signal", json_string(stopsig));
+    json_object_set(meta, "net", netrec);
     int r = save_meta(s, c->id, meta, err);
     json_decref(meta);
     if (r < 0)
@@ -403,7 +339,8 @@ static int run_external(const char *runtime, const char *rundir, const char *id,
  * exit code.  Reports readiness (or an error) on ready_fd, then never returns. */
 __attribute__((noreturn)) static void monitor_main(const struct container_start_opts *o,
                                                    const char *id, const char *rundir,
-                                                   const json_t *spec, int ready_fd)
+                                                   const json_t *spec, struct net_attach_ctx *net,
+                                                   int ready_fd)
 {
     berth_error_t err = NULL;
     cleanup_free char *log = xasprintf("%s/ctr.log", rundir);
@@ -432,8 +369,13 @@ __attribute__((noreturn)) static void monitor_main(const struct container_start_
                                      /* killing the monitor must not leave the container
                                       * running unrecorded */
                                      .die_with_parent = true};
+    if (net) {
+        ro.on_init = net_attach;
+        ro.on_init_arg = net;
+    }
     pid_t pid;
     if (runtime_create(&ro, &pid, &err) < 0) {
+        net_detach(rundir);
         dprintf(ready_fd, "%s", berth_error_msg(err));
         _exit(1);
     }
@@ -461,6 +403,8 @@ __attribute__((noreturn)) static void monitor_main(const struct container_start_
         status = WEXITSTATUS(st);
     else if (WIFSIGNALED(st))
         status = 128 + WTERMSIG(st);
+    /* the network goes before the exit is recorded: once `stop` returns nothing is left */
+    net_detach(rundir);
     storage_store_t *s = NULL;
     if (storage_store_open(o->store_opts, &s, &err) < 0) {
         dprintf(2, "berth monitor: reopen the store: %s\n", berth_error_msg(err));
@@ -479,10 +423,44 @@ __attribute__((noreturn)) static void monitor_main(const struct container_start_
     _exit(0);
 }
 
+static pid_t running_pid(const char *name, void *arg)
+{
+    struct container_info ci;
+    berth_error_t e = NULL;
+    if (container_inspect(arg, name, &ci, &e) < 0) {
+        berth_error_release(&e);
+        return -1;
+    }
+    pid_t p = strcmp(ci.status, "running") == 0 ? ci.pid : -1;
+    container_info_clear(&ci);
+    return p;
+}
+
+/* --network container:ID / ns:PATH: the spec's network namespace gets the path to join. */
+static int set_join_netns(storage_store_t *s, json_t *spec, const json_t *netrec,
+                          berth_error_t *err)
+{
+    cleanup_free char *path = NULL;
+    if (net_join_path(netrec, running_pid, s, &path, err) < 0)
+        return -1;
+    if (!path)
+        return 0;
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(json_object_get(spec, "linux"), "namespaces"), i, n)
+    {
+        const char *t = json_string_value(json_object_get(n, "type"));
+        if (t && strcmp(t, "network") == 0)
+            json_object_set_new(n, "path", json_string(path));
+    }
+    return 0;
+}
+
 int container_start(storage_store_t *s, const char *id_or_name,
                     const struct container_start_opts *o, int *status, berth_error_t *err)
 {
     *status = 0;
+    cleanup_net_dirs struct net_dirs nd = {0};
     cleanup_storage_container storage_container_t *c = NULL;
     cleanup_json json_t *meta = NULL;
     if (load_meta(s, id_or_name, &c, &meta, err) < 0)
@@ -508,6 +486,24 @@ int container_start(storage_store_t *s, const char *id_or_name,
         return -1;
     json_t *spec = json_object_get(meta, "spec");
     json_object_set_new(json_object_get(spec, "root"), "path", json_string(rootfs));
+    /* the network: what a crashed previous run left is undone first */
+    json_t *netrec = json_object_get(meta, "net");
+    if (net_has_state(rundir))
+        net_detach(rundir);
+    net_dirs_init(&nd, storage_store_root(s), storage_store_runroot(s));
+    struct net_attach_ctx nc = {.dirs = &nd,
+                                .rundir = rundir,
+                                .id = c->id,
+                                .name = c->name,
+                                .hostname = json_string_value(json_object_get(spec, "hostname")),
+                                .net = netrec};
+    bool attach = netrec && !net_is_host(netrec);
+    if (set_join_netns(s, spec, netrec, err) < 0) {
+        berth_error_t e4 = NULL;
+        storage_container_unmount(s, c->id, false, &e4);
+        berth_error_release(&e4);
+        return -1;
+    }
     cleanup_free char *cfgpath = xasprintf("%s/config.json", rundir);
     cleanup_free char *spectxt = json_dumps(spec, JSON_INDENT(1));
     if (write_text(cfgpath, spectxt, err) < 0)
@@ -542,10 +538,15 @@ int container_start(storage_store_t *s, const char *id_or_name,
         if (ext) {
             r = run_external(ext, rundir, c->id, status, err);
         } else {
-            struct runtime_create_opts ro = {
-                .root = root, .id = c->id, .bundle = rundir, .spec = spec};
+            struct runtime_create_opts ro = {.root = root,
+                                             .id = c->id,
+                                             .bundle = rundir,
+                                             .spec = spec,
+                                             .on_init = attach ? net_attach : NULL,
+                                             .on_init_arg = &nc};
             r = runtime_run(&ro, status, err);
         }
+        net_detach(rundir);
         if (r < 0) {
             if (*status <= 0)
                 *status = BERTH_RUN_FAILED_STATUS;
@@ -580,7 +581,7 @@ int container_start(storage_store_t *s, const char *id_or_name,
         pid_t m = fork();
         if (m != 0)
             _exit(m < 0 ? 1 : 0);
-        monitor_main(o, c->id, rundir, spec, pp[1]);
+        monitor_main(o, c->id, rundir, spec, attach ? &nc : NULL, pp[1]);
     }
     close(pp[1]);
     int st;
@@ -613,6 +614,7 @@ void container_info_clear(struct container_info *i)
     free(i->image);
     free(i->command);
     free(i->status);
+    free(i->ports);
     memset(i, 0, sizeof(*i));
 }
 
@@ -635,6 +637,7 @@ int container_inspect(storage_store_t *s, const char *id_or_name, struct contain
     out->started = json_integer_value(json_object_get(meta, "started"));
     out->finished = json_integer_value(json_object_get(meta, "finished"));
     out->tty = json_is_true(json_object_get(meta, "tty"));
+    out->ports = net_ports_string(json_object_get(meta, "net"));
     const char *st = json_string_value(json_object_get(meta, "status")) ?: "created";
     json_t *ec = json_object_get(meta, "exit_code");
     out->exit_code = ec ? (int)json_integer_value(ec) : -1;
@@ -828,6 +831,13 @@ int container_remove(storage_store_t *s, const char *id_or_name, bool force, ber
         }
     }
     berth_error_t e3 = NULL;
+    {
+        /* whatever network a crashed run left behind goes with the container */
+        cleanup_free char *ud = NULL, *rd = NULL;
+        if (storage_container_dirs(s, id, &ud, &rd, &e3) == 0 && net_has_state(rd))
+            net_detach(rd);
+        berth_error_release(&e3);
+    }
     if (runtime_state(root, id, &(struct runtime_state){0}, &e3) == 0)
         IGNORE_RESULT(runtime_delete(root, id, true, &e3));
     berth_error_release(&e3);

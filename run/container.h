@@ -13,6 +13,7 @@
 #define BERTH_RUN_CONTAINER_H
 
 #include "common/error.h"
+#include "run/net/net.h"
 #include "run/spec.h"
 #include "storage/store.h"
 
@@ -26,6 +27,7 @@ struct container_create_opts {
     bool rm;                         /* remove when it exits */
     bool interactive;                /* -i: stdin attached */
     const char *runtime;             /* --runtime: external OCI runtime binary, NULL = built in */
+    const struct net_options *net;   /* network flags; NULL = spec->network only */
 };
 
 /* Creates the record and rw layer and generates the spec (the rootfs is mounted to resolve
@@ -55,6 +57,7 @@ struct container_info {
     int64_t created, started, finished; /* unix seconds, 0 = never */
     pid_t pid;                          /* init's host pid when running */
     bool tty;
+    char *ports; /* published ports as ps prints them ("" when none) */
 };
 void container_info_clear(struct container_info *i);
 BERTH_MUST_CHECK int container_inspect(storage_store_t *s, const char *id_or_name,

@@ -387,6 +387,8 @@ static int setup_init(const struct runtime_create_opts *o, const struct init_ctx
         return -1;
     if (cgroup_setup(o->id, json_object_get(linux_, "resources"), pid, cg, err) < 0)
         return -1;
+    if (o->on_init && o->on_init(pid, o->on_init_arg, err) < 0)
+        return -1;
     if (sync_send(sync, SYNC_GO, NULL, 0, -1) < 0)
         return berth_error_make(err, errno, "signal the container init");
     for (;;) {

@@ -41,6 +41,10 @@ struct runtime_create_opts {
      * accepted, and a /proc, devpts, mqueue, hostname or masking the environment refuses is
      * bound from the host or left out instead of failing */
     bool chroot;
+    /* called once the init exists (namespaces made, ids mapped) and before it prepares its
+     * rootfs: networking attaches to the init's network namespace here (run/net) */
+    int (*on_init)(pid_t pid, void *arg, berth_error_t *err);
+    void *on_init_arg;
 };
 
 /* Creates (and, without wait_start, starts) a container.  *pid gets the init's host pid. */

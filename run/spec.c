@@ -947,10 +947,8 @@ int spec_generate(const json_t *image_config, const char *rootfs, const struct s
     cleanup_strv char **caps = NULL;
     cleanup_close int rootfs_fd = -1;
     bool private_net = !(o->network && strcmp(o->network, "host") == 0);
-    if (o->network && strcmp(o->network, "host") != 0 && strcmp(o->network, "none") != 0 &&
-        strcmp(o->network, "private") != 0)
-        return berth_error_make_status(
-            err, EINVAL, "unsupported network mode \"%s\": use none or host", o->network);
+    /* every mode but host has a network namespace of its own; run/net validates the modes and
+     * connects the namespace */
 
     const char *hostname = o->hostname;
     if (spec_process_args(image_config, o, &args, err) < 0)

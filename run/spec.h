@@ -40,7 +40,7 @@ struct spec_options {
     bool read_only;
     bool terminal;
     bool rootless;       /* generate a spec runnable without root: user namespace, /sys bind, ... */
-    const char *network; /* NULL/"none" (private net namespace), "host" */
+    const char *network; /* "host", or anything else: a private net namespace (run/net) */
     bool no_seccomp;     /* --security-opt seccomp=unconfined */
     bool no_new_privs_off;
     /* uid/gid mappings for the user namespace (rootless); NULL = map the caller's own ids to 0 */
