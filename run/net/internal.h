@@ -38,7 +38,14 @@ int net_run_helper(char *const argv[], const char *stdin_data, char **out, berth
  * *result gets netavark's status block.  st is the state being built (netns, options,
  * leases are recorded in it and saved before netavark runs). */
 int netavark_attach(const struct net_attach_ctx *c, const char *netns_path, const json_t *names,
-                    json_t *st, json_t **result, berth_error_t *err);
+                    const char *extra, json_t *st, json_t **result, berth_error_t *err);
+/* extra: NULL = the start's networks (st.netavark), else a connected network (st.extra[NAME]). */
+int netavark_teardown(const struct net_dirs *d, const char *netns, const char *options,
+                      berth_error_t *err);
+int netavark_setup(const struct net_dirs *d, const char *netns, const char *options,
+                   berth_error_t *err);
+/* Addresses, DNS servers, search domains and the first gateway of netavark status blocks. */
+void net_parse_status(const json_t *res, json_t *addrs, json_t *dns, json_t *search, char **gw);
 /* Tears down what st describes (best effort). */
 void netavark_detach(const struct net_dirs *d, json_t *st);
 /* Address allocation: a lease file per address under run_dir/berth-ipam/NETWORK. */

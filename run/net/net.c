@@ -613,7 +613,7 @@ static int bind_netns(pid_t pid, const char *path, berth_error_t *err)
 
 /* The addresses, DNS servers and search domains of a netavark status block; gw: the first
  * network's gateway. */
-static void parse_status(const json_t *res, json_t *addrs, json_t *dns, json_t *search, char **gw)
+void net_parse_status(const json_t *res, json_t *addrs, json_t *dns, json_t *search, char **gw)
 {
     const char *k;
     json_t *v;
@@ -657,7 +657,8 @@ int net_attach(pid_t pid, void *arg, berth_error_t *err)
     if (!mode || strcmp(mode, "none") == 0 || strcmp(mode, "host") == 0 ||
         strcmp(mode, "container") == 0 || strcmp(mode, "ns") == 0)
         return 0;
-    cleanup_json json_t *st = json_pack("{s:s,s:s}", "mode", mode, "run_dir", c->dirs->run_dir);
+    cleanup_json json_t *st = json_pack("{s:s,s:s,s:s}", "mode", mode, "run_dir", c->dirs->run_dir,
+                                        "config_dir", c->dirs->config_dir);
     cleanup_json json_t *addrs = json_array(), *dns = json_array(), *search = json_array();
     cleanup_free char *gw = NULL;
     /* the namespace is bind-mounted (podman does the same): netavark needs a path that outlives
@@ -675,9 +676,9 @@ int net_attach(pid_t pid, void *arg, berth_error_t *err)
         return -1;
     if (bridge) {
         cleanup_json json_t *res = NULL;
-        if (netavark_attach(c, ns, json_get_array(c->net, "networks"), st, &res, err) < 0)
+        if (netavark_attach(c, ns, json_get_array(c->net, "networks"), NULL, st, &res, err) < 0)
             return -1;
-        parse_status(res, addrs, dns, search, &gw);
+        net_parse_status(res, addrs, dns, search, &gw);
         json_object_set(st, "status", res);
         if (net_state_save(c->rundir, st, err) < 0)
             return -1;
@@ -708,20 +709,10 @@ void net_detach(const char *rundir)
     }
     helper_kill(st, "pasta");
     helper_kill(st, "slirp4netns");
-    struct net_dirs d = {.run_dir = (char *)json_get_string(st, "run_dir")};
-    if (d.run_dir) {
+    struct net_dirs d = {.run_dir = (char *)json_get_string(st, "run_dir"),
+                         .config_dir = (char *)json_get_string(st, "config_dir")};
+    if (d.run_dir)
         netavark_detach(&d, st);
-        const char *k;
-        json_t *v;
-        json_object_foreach(json_get_object(st, "extra"), k, v)
-        {
-            json_t *tmp = json_pack("{s:s,s:s,s:O}", "netns", json_get_string(st, "netns") ?: "",
-                                    "netavark", json_string_value(v) ?: "", "leases",
-                                    json_object_get(st, "extra_leases") ?: json_array());
-            netavark_detach(&d, tmp);
-            json_decref(tmp);
-        }
-    }
     const char *ns = json_get_string(st, "netns");
     cleanup_free char *own = xasprintf("%s/netns", rundir);
     if (ns && json_is_true(json_object_get(st, "netns_mounted")) &&

@@ -22,6 +22,7 @@
 #define BERTH_RUN_NET_H
 
 #include "common/error.h"
+#include "storage/store.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -118,6 +119,27 @@ bool net_has_state(const char *rundir);
 char *net_ports_string(const json_t *net);
 /* One line per port mapping as `port` prints it ("80/tcp -> 0.0.0.0:8080"), owned. */
 char *net_port_lines(const json_t *net, const char *filter);
+
+/* network connect/disconnect: net (the container's record) is updated in place, the caller
+ * saves it.  A running container (rundir has network state) gets the change at once, in its own
+ * netavark call, and its /etc/hosts follows; a stopped one on its next start.  c->net is
+ * ignored (net is used). */
+int net_connect(const struct net_attach_ctx *c, json_t *net, const char *network, char **aliases,
+                const char *ip, berth_error_t *err);
+int net_disconnect(const struct net_attach_ctx *c, json_t *net, const char *network,
+                   berth_error_t *err);
+/* network reload: sets a running container's bridge networks up again (firewall rules that
+ * were flushed come back). */
+int net_reload(const char *rundir, berth_error_t *err);
+
+/* The same by container name or id, on the store's record (saved). */
+int net_container_connect(storage_store_t *s, const char *ctr, const char *network, char **aliases,
+                          const char *ip, berth_error_t *err);
+int net_container_disconnect(storage_store_t *s, const char *ctr, const char *network,
+                             berth_error_t *err);
+int net_container_reload(storage_store_t *s, const char *ctr, berth_error_t *err);
+/* The container's "net" record (owned; an empty object for records from before networking). */
+int net_container_record(storage_store_t *s, const char *ctr, json_t **net, berth_error_t *err);
 
 /* Parses one -p spec and appends podman-style port mappings to arr. */
 int net_parse_publish(const char *spec, json_t *arr, berth_error_t *err);

@@ -114,7 +114,9 @@ int net_run_helper(char *const argv[], const char *stdin_data, char **out, berth
         size_t l = strlen(m);
         while (l && (m[l - 1] == '\n' || m[l - 1] == ' '))
             m[--l] = '\0';
-        return berth_error_make_status(err, EIO, "%s failed: %s", argv[0], *m ? m : "no message");
+        return berth_error_make_status(
+            err, EIO, "%s failed (%s %d): %s", argv[0], WIFEXITED(st) ? "status" : "signal",
+            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), *m ? m : "no message");
     }
     if (out)
         *out = strbuf_steal(&ob);
@@ -272,16 +274,37 @@ void ipam_release(const struct net_dirs *d, const json_t *leases)
 
 /* ---- netavark ---- */
 
+/* netavark calls are serialised on the lock podman takes for them (a whole-file fcntl lock on
+ * <config dir>/netavark.lock): concurrent setups race on the bridge and firewall chains. */
+static int netavark_lock(const struct net_dirs *d)
+{
+    if (!d->config_dir || fs_mkdir_p(d->config_dir, 0755, NULL) < 0)
+        return -1;
+    cleanup_free char *p = xasprintf("%s/netavark.lock", d->config_dir);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
 static int run_netavark(const struct net_dirs *d, const char *cmd, const char *netns,
                         const char *options, char **out, berth_error_t *err)
 {
     char *argv[] = {NETAVARK_BIN,        "--config",   d->run_dir,  "--rootless",  "false",
                     "--aardvark-binary", AARDVARK_BIN, (char *)cmd, (char *)netns, NULL};
+    cleanup_close int lock = netavark_lock(d);
     return net_run_helper(argv, options, out, err);
 }
 
 int netavark_attach(const struct net_attach_ctx *c, const char *netns_path, const json_t *names,
-                    json_t *st, json_t **result, berth_error_t *err)
+                    const char *extra, json_t *st, json_t **result, berth_error_t *err)
 {
     const json_t *net = c->net;
     json_t *networks = json_object(), *info = json_object();
@@ -336,7 +359,16 @@ int netavark_attach(const struct net_attach_ctx *c, const char *netns_path, cons
         json_object_set(info, name, def);
     }
     cleanup_free char *txt = json_dumps(opts, JSON_COMPACT);
-    json_object_set_new(st, "netavark", json_string(txt));
+    if (extra) {
+        json_t *ex = json_object_get(st, "extra");
+        if (!ex) {
+            ex = json_object();
+            json_object_set_new(st, "extra", ex);
+        }
+        json_object_set_new(ex, extra, json_string(txt));
+    } else {
+        json_object_set_new(st, "netavark", json_string(txt));
+    }
     json_object_set_new(st, "netns", json_string(netns_path));
     if (net_state_save(c->rundir, st, err) < 0)
         return -1;
@@ -351,14 +383,34 @@ int netavark_attach(const struct net_attach_ctx *c, const char *netns_path, cons
     return 0;
 }
 
+int netavark_setup(const struct net_dirs *d, const char *netns, const char *options,
+                   berth_error_t *err)
+{
+    return run_netavark(d, "setup", netns, options, NULL, err);
+}
+
+int netavark_teardown(const struct net_dirs *d, const char *netns, const char *options,
+                      berth_error_t *err)
+{
+    return run_netavark(d, "teardown", netns, options, NULL, err);
+}
+
 void netavark_detach(const struct net_dirs *d, json_t *st)
 {
     const char *netns = json_get_string(st, "netns");
     const char *opts = json_get_string(st, "netavark");
-    if (netns && opts) {
-        berth_error_t e = NULL;
-        if (run_netavark(d, "teardown", netns, opts, NULL, &e) < 0) {
-            log_debug("netavark teardown: %s", berth_error_msg(e));
+    berth_error_t e = NULL;
+    if (netns && opts && netavark_teardown(d, netns, opts, &e) < 0) {
+        log_debug("netavark teardown: %s", berth_error_msg(e));
+        berth_error_release(&e);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_get_object(st, "extra"), k, v)
+    {
+        if (netns && json_string_value(v) &&
+            netavark_teardown(d, netns, json_string_value(v), &e) < 0) {
+            log_debug("netavark teardown (%s): %s", k, berth_error_msg(e));
             berth_error_release(&e);
         }
     }

@@ -216,7 +216,7 @@ EOF
         [[ "$output" == *"Seccomp:"*2* ]]
     done
     # network: none has only lo (up); host sees the host's interfaces
-    run berth run --rm localhost/busybox ls /sys/class/net
+    run berth run --rm --network none localhost/busybox ls /sys/class/net
     [ "$output" = lo ]
     run berth run --rm --network host localhost/busybox ls /sys/class/net
     [ "$(echo "$output" | wc -l)" -eq "$(ls /sys/class/net | wc -l)" ]
