@@ -222,6 +222,11 @@ int net_config_create(const struct net_dirs *d, const struct net_options *o,
                (kl == 2 && strncmp(m, "ns", 2) == 0)) {
         if (!arg || !*arg)
             return berth_error_make_status(err, EINVAL, "--network %s needs a value", m);
+        if (kl == 9 && d->rootless)
+            return berth_error_make_status(
+                err, ENOTSUP,
+                "--network container: is not supported for rootless containers yet (each berth "
+                "process has a user namespace of its own)");
         json_object_set_new(net, "mode", json_stringn(m, kl));
         json_object_set_new(net, "target", json_string(arg));
         if (kl == 2 && arg[0] != '/')

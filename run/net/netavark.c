@@ -369,11 +369,13 @@ int netavark_attach(const struct net_attach_ctx *c, const char *netns_path, cons
     } else {
         json_object_set_new(st, "netavark", json_string(txt));
     }
-    json_object_set_new(st, "netns", json_string(netns_path));
+    /* netns_path may be st's own string: copy before replacing it */
+    cleanup_free char *ns = xstrdup(netns_path);
+    json_object_set_new(st, "netns", json_string(ns));
     if (net_state_save(c->rundir, st, err) < 0)
         return -1;
     cleanup_free char *out = NULL;
-    if (run_netavark(c->dirs, "setup", netns_path, txt, &out, err) < 0)
+    if (run_netavark(c->dirs, "setup", ns, txt, &out, err) < 0)
         return -1;
     json_t *res = NULL;
     if (json_parse_bounded(out, strlen(out), MAX_HELPER_OUT, "netavark setup output", &res, err) <

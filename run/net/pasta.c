@@ -94,8 +94,8 @@ void helper_kill(const json_t *st, const char *key)
 }
 
 /* Forks argv as a child that dies with us; stderr to logpath. */
-static pid_t spawn_helper(char *const argv[], const char *logpath, int keep1, int keep2,
-                          berth_error_t *err)
+static pid_t spawn_helper(char *const argv[], const char *logpath, const char *cwd, int keep1,
+                          int keep2, berth_error_t *err)
 {
     pid_t self = getpid();
     fflush(stdout);
@@ -110,6 +110,8 @@ static pid_t spawn_helper(char *const argv[], const char *logpath, int keep1, in
         if (getppid() != self)
             _exit(1);
         setsid();
+        if (cwd && chdir(cwd) < 0)
+            _exit(127);
         int nfd = open("/dev/null", O_RDWR | O_CLOEXEC);
         int lfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (nfd >= 0) {
@@ -233,7 +235,7 @@ int pasta_attach(const struct net_attach_ctx *c, const char *netns, const char *
     strv_add(&argv, pidfile);
     strv_add(&argv, "--netns");
     strv_add(&argv, netns);
-    pid_t p = spawn_helper(argv, logp, -1, -1, err);
+    pid_t p = spawn_helper(argv, logp, NULL, -1, -1, err);
     if (p < 0)
         return -1;
     /* pasta writes its pid file once the namespace is configured */
@@ -259,8 +261,13 @@ int pasta_attach(const struct net_attach_ctx *c, const char *netns, const char *
 
 /* slirp4netns: --ready-fd for readiness, --exit-fd bound to our lifetime, port forwards
  * through its API socket. */
-static int slirp_api(const char *sock, const char *req, berth_error_t *err)
+static int slirp_api(const char *rundir, const char *req, berth_error_t *err)
 {
+    cleanup_close int dfd = open(rundir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return berth_error_make(err, errno, "open \"%s\"", rundir);
+    char sock[64];
+    snprintf(sock, sizeof(sock), "/proc/self/fd/%d/slirp4netns.sock", dfd);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return berth_error_make(err, errno, "socket");
@@ -309,7 +316,8 @@ int slirp_attach(const struct net_attach_ctx *c, const char *netns, const char *
     strv_add(&argv, "--mtu=65520");
     strv_add_take(&argv, xasprintf("--ready-fd=%d", ready[1]));
     strv_add_take(&argv, xasprintf("--exit-fd=%d", ex[0]));
-    strv_add_take(&argv, xasprintf("--api-socket=%s", sock));
+    /* relative to the run dir (its cwd): a unix socket path has at most 107 bytes */
+    strv_add(&argv, "--api-socket=slirp4netns.sock");
     strv_add(&argv, "--netns-type=path");
     if (opts && *opts) {
         cleanup_free char *copy = xstrdup(opts);
@@ -320,7 +328,7 @@ int slirp_attach(const struct net_attach_ctx *c, const char *netns, const char *
     strv_add(&argv, netns);
     strv_add(&argv, "tap0");
     /* host loopback stays enabled: 10.0.2.2 reaches the host's 127.0.0.1 */
-    pid_t p = spawn_helper(argv, logp, ready[1], ex[0], err);
+    pid_t p = spawn_helper(argv, logp, c->rundir, ready[1], ex[0], err);
     close(ready[1]);
     close(ex[0]);
     if (p < 0) {
@@ -360,7 +368,7 @@ int slirp_attach(const struct net_attach_ctx *c, const char *netns, const char *
                 "\"%s\",\"host_port\":%lld,\"guest_port\":%lld}}",
                 pr ? pr : "tcp", ip && *ip ? ip : "0.0.0.0", (long long)(hp + k),
                 (long long)(cp + k));
-            if (slirp_api(sock, req, err) < 0)
+            if (slirp_api(c->rundir, req, err) < 0)
                 return -1;
         }
     }
