@@ -14,6 +14,7 @@
 #include "common/strutil.h"
 #include "common/template.h"
 #include "run/container.h"
+#include "run/net/net.h"
 #include "storage/store.h"
 #include "storage/userns.h"
 
@@ -965,6 +966,7 @@ static int cmd_system_check(struct berth_globals *g, int argc, char **argv)
     struct storage_check_report r;
     if (storage_check(s, repair, &r, &err) < 0)
         return cli_fail(&err);
+    net_check(s, repair, &r.problems, &r.n_problems, &r.n_repaired);
     if (repair) {
         char **removed = NULL;
         if (storage_layer_prune(s, PRUNE_BUSY_MIN_AGE, &removed, &err) < 0) {

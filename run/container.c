@@ -720,6 +720,14 @@ static bool is_running(const char *root, const char *id)
     if (runtime_state(root, id, &rs, &e) < 0) {
         bool creating = berth_error_status(e) == EAGAIN;
         berth_error_release(&e);
+        if (creating) {
+            /* a state dir without state: being created, unless whoever created it was killed
+             * (kill -9 mid-start), which would leave it "creating" for ever */
+            size_t l = strlen(root);
+            cleanup_free char *rundir = l > 3 ? xstrndup(root, l - 3) : xstrdup(root);
+            if (owner_gone(rundir))
+                creating = false;
+        }
         return creating;
     }
     bool r = rs.status != RUNTIME_STOPPED;

@@ -5,6 +5,8 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "common/strutil.h"
+#include "run/container.h"
 
 #include <errno.h>
 #include <string.h>
@@ -113,4 +115,43 @@ int net_container_disconnect(storage_store_t *s, const char *ctr, const char *ne
 int net_container_reload(storage_store_t *s, const char *ctr, berth_error_t *err)
 {
     return change(s, ctr, NULL, NULL, NULL, 2, err);
+}
+
+void net_check(storage_store_t *s, bool repair, char ***problems, size_t *n_problems,
+               size_t *n_repaired)
+{
+    storage_container_t **all = NULL;
+    berth_error_t e = NULL;
+    if (storage_container_list(s, &all, &e) < 0) {
+        berth_error_release(&e);
+        return;
+    }
+    for (size_t i = 0; all[i]; i++) {
+        cleanup_free char *ud = NULL, *rd = NULL;
+        if (storage_container_dirs(s, all[i]->id, &ud, &rd, &e) < 0) {
+            berth_error_release(&e);
+            continue;
+        }
+        if (!net_has_state(rd))
+            continue;
+        struct container_info ci;
+        if (container_inspect(s, all[i]->id, &ci, &e) < 0) {
+            berth_error_release(&e);
+            continue;
+        }
+        bool live = strcmp(ci.status, "running") == 0 || strcmp(ci.status, "stopping") == 0;
+        container_info_clear(&ci);
+        if (live)
+            continue;
+        /* a crashed run's network: netns, veth, firewall rules, address leases, helpers */
+        strv_add_take(problems, xasprintf("container %.12s: network of a run that did not end "
+                                          "cleanly (netns, firewall rules, helpers)",
+                                          all[i]->id));
+        (*n_problems)++;
+        if (repair) {
+            net_detach(rd);
+            (*n_repaired)++;
+        }
+    }
+    storage_container_list_free(all);
 }

@@ -141,6 +141,11 @@ int net_container_reload(storage_store_t *s, const char *ctr, berth_error_t *err
 /* The container's "net" record (owned; an empty object for records from before networking). */
 int net_container_record(storage_store_t *s, const char *ctr, json_t **net, berth_error_t *err);
 
+/* system check: containers that are not running but still hold network state (their run
+ * crashed) are reported in *problems; with repair, their network is torn down. */
+void net_check(storage_store_t *s, bool repair, char ***problems, size_t *n_problems,
+               size_t *n_repaired);
+
 /* Parses one -p spec and appends podman-style port mappings to arr. */
 int net_parse_publish(const char *spec, json_t *arr, berth_error_t *err);
 

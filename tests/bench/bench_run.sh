@@ -106,7 +106,7 @@ time_loop() {
 
 # as_user's own cost (env, setpriv, sh) is the same for every line: measure and subtract it
 time_loop baseline true
-time_loop berth "${B[@]}" run --rm localhost/busybox true
+time_loop berth "${B[@]}" run --rm --network none localhost/busybox true
 [ $have_podman = 1 ] && time_loop podman "${P[@]}" run --rm --network none "$PIMG" true
 if [ $have_runc = 1 ]; then
     time_loop runc sh -c "cd '$D/bundle' && exec runc --root '$D/runc' run bench-\$\$"
@@ -128,7 +128,7 @@ line() {
 
 echo "bench_run: $ITER iterations each, rootless, wall time per container (ms)"
 printf '  %-52s %8s %8s\n' "" median mean
-line "berth run --rm IMAGE true" berth
+line "berth run --rm --network none IMAGE true" berth
 [ $have_podman = 1 ] && line "podman run --rm --network none IMAGE true (runc)" podman
 [ $have_runc = 1 ] && line "runc run (prepared bundle)" runc
 if [ $have_podman = 1 ]; then

@@ -73,14 +73,15 @@ fetch() {
 }
 
 # What a container may leave behind, counted on the host: veths, berth's netns files,
-# firewall rules naming a berth test subnet or port, pasta/slirp4netns processes of the test user,
-# aardvark-dns entries of berth's containers.
+# firewall rules naming the test's subnet, pasta/slirp4netns processes serving this file's
+# containers, aardvark-dns entries of the test's subnet.  Only what this file's containers can
+# own is counted: other test runs on the machine come and go meanwhile.
 leftovers() {
     local veth netns fw helpers aard
-    veth=$(ip -o link show type veth 2>/dev/null | wc -l)
+    veth=$(ip -o link show type veth 2>/dev/null | grep -c "link-netns berth-" || true)
     netns=$(ls /run/netns 2>/dev/null | grep -c '^berth-' || true)
     fw=$( (iptables-save 2>/dev/null; nft list ruleset 2>/dev/null) | grep -cE "${LEFTOVER_PATTERN:-10\.89\.}" || true)
-    helpers=$(pgrep -u "${TEST_UID:-0}" -x 'pasta|passt.avx2|passt|slirp4netns' 2>/dev/null | wc -l)
+    helpers=$(pgrep -f "^/usr/bin/(pasta|slirp4netns) .*$FILE_TMP" 2>/dev/null | wc -l)
     aard=$(cat /run/containers/networks/aardvark-dns/* 2>/dev/null | grep -c "${LEFTOVER_AARD:-^zzz}" || true)
     echo "veth=$veth netns=$netns fw=$fw helpers=$helpers aardvark=$aard"
 }
@@ -240,7 +241,7 @@ EOF
     run fetch "http://127.0.0.1:$hp/"
     [ "$output" = "hello from berth" ]
     ub rm -f slirpweb
-    [ "$(pgrep -u "$TEST_UID" -x slirp4netns | wc -l)" -eq 0 ]
+    [ "$(pgrep -f "^/usr/bin/slirp4netns .*$FILE_TMP" | wc -l)" -eq 0 ]
     # rootless bridge networks are not supported: a clear error
     run ub run --rm --network bridge localhost/busybox true
     [ "$status" -ne 0 ]
@@ -322,28 +323,38 @@ EOF
 
     # kill -9 of berth in the middle of starting (foreground run and -d), root and rootless
     for delay in 0.05 0.15 0.3; do
-        berth run --name k9 --network cyc localhost/busybox sleep 30 &
-        pid=$!
-        sleep $delay
-        kill -9 $pid
-        wait $pid || true
-        berth rm -f k9 >/dev/null 2>&1 || true
-        ub run --name k9u localhost/busybox sleep 30 &
-        pid=$!
-        sleep $delay
-        kill -9 $pid
-        wait $pid || true
-        ub rm -f k9u >/dev/null 2>&1 || true
-        [ "$(leftovers)" = "$before" ]
+        for who in root user; do
+            mark="k9-$who-${delay/./}-$$"
+            harness_bg "$BATS_TEST_TMPDIR/$mark.log" both $who run --name "$mark" localhost/busybox sleep 30
+            sleep $delay
+            # the oldest process with that command line is berth itself (its container init is
+            # a copy until it execs)
+            bp=$(pgrep -o -f -- "--name $mark " || true)
+            [ -z "$bp" ] || kill -9 "$bp"
+            sleep 0.2
+            both $who rm -f "$mark" >/dev/null 2>&1 || true
+        done
+        now=$(leftovers)
+        [ "$now" = "$before" ] || { echo "kill -9 after ${delay}s: before: $before, after: $now"; false; }
     done
-    # kill -9 of the -d monitor: the next rm -f (or system check --repair) cleans up
-    berth run -d --name k9d --network cyc -p "$port:80" localhost/busybox sleep 300
-    mon=$(cat "$(dirname "$(berth inspect --format '{{.ConfigPath}}' k9d 2>/dev/null || echo x)")/owner" 2>/dev/null | cut -d' ' -f1 || true)
-    if [ -z "$mon" ]; then mon=$(pgrep -f "sleep 300" | head -1); mon=$(ps -o ppid= -p "$mon" | tr -d ' '); fi
-    kill -9 "$mon"
-    sleep 0.5
+    # kill -9 of the -d monitor (root bridge and rootless pasta): system check reports the
+    # network left behind and --repair removes it
+    cid=$(berth run -d --name k9d --network cyc -p "$port:80" localhost/busybox sleep 300)
+    ucid=$(ub run -d --name k9du -p "$uport:80" localhost/busybox sleep 300)
+    mon=$(cut -d' ' -f1 "$BERTH_TEST_RUNROOT/containers/$cid/userdata/owner")
+    umon=$(cut -d' ' -f1 "$FILE_TMP/user/run/containers/$ucid/userdata/owner")
     [ "$(leftovers)" != "$before" ]
+    kill -9 "$mon" "$umon"
+    retry 50 0.1 refute proc_alive "$mon"
+    # pasta dies with the monitor (PR_SET_PDEATHSIG)
+    retry 50 0.1 test "$(pgrep -f "^/usr/bin/pasta .*$FILE_TMP" | wc -l)" -eq 0
+    [ "$(leftovers)" != "$before" ]
+    run berth system check
+    [[ "$output" == *"container ${cid:0:12}: network"* ]]
+    run berth system check --repair
+    [ "$(leftovers)" = "$before" ]
     berth rm -f k9d
+    ub rm -f k9du
     [ "$(leftovers)" = "$before" ]
     berth network rm cyc
 }
