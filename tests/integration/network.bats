@@ -51,6 +51,14 @@ teardown_file() {
     harness_cleanup
 }
 
+teardown() {
+    # no test leaves a pasta/slirp4netns of this file's containers behind
+    local left
+    left=$(pgrep -a -f "^/usr/bin/(pasta|slirp4netns) .*$FILE_TMP" || true)
+    harness_cleanup
+    [ -z "$left" ] || { echo "left behind: $left"; return 1; }
+}
+
 ub() {
     as_user "$BERTH" --root "$FILE_TMP/user/root" --runroot "$FILE_TMP/user/run" "$@"
 }
@@ -66,23 +74,28 @@ both() {
 fetch() {
     local n
     for ((n = 0; n < 100; n++)); do
-        curl -fsS --max-time 5 "$1" && return 0
+        curl -fs --max-time 5 "$1" && return 0
         sleep 0.1
     done
     return 1
 }
 
-# What a container may leave behind, counted on the host: veths, berth's netns files,
-# firewall rules naming the test's subnet, pasta/slirp4netns processes serving this file's
-# containers, aardvark-dns entries of the test's subnet.  Only what this file's containers can
-# own is counted: other test runs on the machine come and go meanwhile.
+# What a container may leave behind, counted on the host: veths on the test network's bridge,
+# berth netns files holding the test's subnet, firewall rules naming the test's subnet,
+# pasta/slirp4netns processes serving this file's containers, aardvark-dns entries of the
+# test's subnet.  Only what this file's containers can own is counted: other test runs on the
+# machine come and go meanwhile.
 leftovers() {
-    local veth netns fw helpers aard
-    veth=$(ip -o link show type veth 2>/dev/null | grep -c "link-netns berth-" || true)
-    netns=$(ls /run/netns 2>/dev/null | grep -c '^berth-' || true)
+    local veth=0 netns=0 fw helpers aard ns
+    if [ -n "${LEFTOVER_BRIDGE:-}" ]; then
+        veth=$(ip -o link show master "$LEFTOVER_BRIDGE" 2>/dev/null | wc -l)
+    fi
+    for ns in $(ls /run/netns 2>/dev/null | grep '^berth-'); do
+        ip netns exec "$ns" ip -4 -o addr 2>/dev/null | grep -qE "${LEFTOVER_PATTERN:-10\.89\.}" && netns=$((netns + 1))
+    done
     fw=$( (iptables-save 2>/dev/null; nft list ruleset 2>/dev/null) | grep -cE "${LEFTOVER_PATTERN:-10\.89\.}" || true)
     helpers=$(pgrep -f "^/usr/bin/(pasta|slirp4netns) .*$FILE_TMP" 2>/dev/null | wc -l)
-    aard=$(cat /run/containers/networks/aardvark-dns/* 2>/dev/null | grep -c "${LEFTOVER_AARD:-^zzz}" || true)
+    aard=$(cat /run/containers/networks/aardvark-dns/* 2>/dev/null | grep -cE "${LEFTOVER_PATTERN:-^zzz}" || true)
     echo "veth=$veth netns=$netns fw=$fw helpers=$helpers aardvark=$aard"
 }
 
@@ -298,7 +311,9 @@ EOF
 @test "network: start/stop cycles and kill -9 leave no veth, netns, firewall rule, pasta or aardvark entry" {
     cycles=${BERTH_NET_CYCLES:-10}
     berth network create --subnet 10.89.210.0/24 cyc
-    export LEFTOVER_PATTERN='10\.89\.210\.' LEFTOVER_AARD='10\.89\.210\.'
+    export LEFTOVER_PATTERN='10\.89\.210\.'
+    LEFTOVER_BRIDGE=$(berth network inspect --format '{{.NetworkInterface}}' cyc)
+    export LEFTOVER_BRIDGE
     before=$(leftovers)
     port=$(free_port)
     uport=$(free_port)
