@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +46,9 @@ int net_run_helper(char *const argv[], const char *stdin_data, char **out, berth
         return berth_error_make(err, er, "fork");
     }
     if (p == 0) {
+        /* killed with berth: a setup that went on alone could finish after the teardown that
+         * the next command does for the killed run */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(in[0], 0);
         dup2(o[1], 1);
         dup2(e[1], 2);
@@ -274,13 +278,14 @@ void ipam_release(const struct net_dirs *d, const json_t *leases)
 
 /* ---- netavark ---- */
 
-/* netavark calls are serialised on the lock podman takes for them (a whole-file fcntl lock on
- * <config dir>/netavark.lock): concurrent setups race on the bridge and firewall chains. */
-static int netavark_lock(const struct net_dirs *d)
+/* netavark calls are serialised: concurrent setups race on the bridge and the firewall chains.
+ * Two whole-file fcntl locks: one in netavark's state dir (shared by every berth and podman
+ * using it, whatever their definitions dir) and podman's own, <config dir>/netavark.lock. */
+static int lock_file(const char *dir, const char *name)
 {
-    if (!d->config_dir || fs_mkdir_p(d->config_dir, 0755, NULL) < 0)
+    if (!dir || fs_mkdir_p(dir, 0755, NULL) < 0)
         return -1;
-    cleanup_free char *p = xasprintf("%s/netavark.lock", d->config_dir);
+    cleanup_free char *p = xasprintf("%s/%s", dir, name);
     int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
@@ -299,7 +304,8 @@ static int run_netavark(const struct net_dirs *d, const char *cmd, const char *n
 {
     char *argv[] = {NETAVARK_BIN,        "--config",   d->run_dir,  "--rootless",  "false",
                     "--aardvark-binary", AARDVARK_BIN, (char *)cmd, (char *)netns, NULL};
-    cleanup_close int lock = netavark_lock(d);
+    cleanup_close int lock1 = lock_file(d->run_dir, "berth-netavark.lock");
+    cleanup_close int lock2 = lock_file(d->config_dir, "netavark.lock");
     return net_run_helper(argv, options, out, err);
 }
 
