@@ -500,7 +500,7 @@ int container_start(storage_store_t *s, const char *id_or_name,
     bool attach = netrec && !net_is_host(netrec);
     if (set_join_netns(s, spec, netrec, err) < 0) {
         berth_error_t e4 = NULL;
-        storage_container_unmount(s, c->id, false, &e4);
+        IGNORE_RESULT(storage_container_unmount(s, c->id, false, &e4));
         berth_error_release(&e4);
         return -1;
     }
