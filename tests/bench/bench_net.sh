@@ -93,6 +93,8 @@ first_200() {
         if [ "$user" = 1 ]; then cid=$(as_user "${cmd[@]}" 2>"$D/$name.err"); else cid=$("${cmd[@]}" 2>"$D/$name.err"); fi || {
             echo "bench_net: $name failed:" >&2
             cat "$D/$name.err" >&2
+            # the peer may not run here (podman root's runc refuses rlimits in some sandboxes)
+            if [[ $name == podman* ]]; then FIRST[$name]=n/a; return 0; fi
             exit 1
         }
         until curl -fs -o /dev/null "http://127.0.0.1:$port/"; do
@@ -115,7 +117,11 @@ throughput() {
     shift 2
     port=$(free_port)
     local -a cmd=("${@//@PORT@/$port}")
-    if [ "$user" = 1 ]; then cid=$(as_user "${cmd[@]}"); else cid=$("${cmd[@]}"); fi
+    if [ "$user" = 1 ]; then cid=$(as_user "${cmd[@]}" 2>/dev/null); else cid=$("${cmd[@]}" 2>/dev/null); fi || {
+        if [[ $name == podman* ]]; then TPUT[$name]=n/a; return 0; fi
+        echo "bench_net: $name failed" >&2
+        exit 1
+    }
     cid=$(echo "$cid" | tail -1)
     until curl -fs -o /dev/null "http://127.0.0.1:$port/"; do sleep 0.01; done
     for i in 1 2 3; do
