@@ -157,8 +157,14 @@ for i in 1 2 3; do
 done
 TPUT[host]=$(awk -v b="$best" 'BEGIN { printf "%.0f", b / 1048576 }')
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) b = 0.001; printf "%.2f", a / b }'; }
-goal() { awk -v r="$1" -v g="$2" -v op="$3" 'BEGIN { ok = (op == "le") ? (r <= g) : (r >= g); print ok ? "goal met" : "goal MISSED" }'; }
+ratio() {
+    if [ "$1" = n/a ] || [ "$2" = n/a ]; then echo n/a; return; fi
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) b = 0.001; printf "%.2f", a / b }'
+}
+goal() {
+    [ "$1" != n/a ] || { echo "no peer figure"; return; }
+    awk -v r="$1" -v g="$2" -v op="$3" 'BEGIN { ok = (op == "le") ? (r <= g) : (r >= g); print ok ? "goal met" : "goal MISSED" }'
+}
 
 echo "bench_net: time from run -d -p to the first HTTP 200 (median of $ITER, ms)"
 printf '  %-46s %8s\n' "berth root (netavark bridge)" "${FIRST[berth_root]}"
@@ -190,7 +196,7 @@ echo "  rootless: berth / no container = ${r}x (goal >= 0.9x: $(goal "$r" 0.9 ge
 count() {
     echo "veth=$(ip -o link show type veth | wc -l) netns=$(ls /run/netns 2>/dev/null | grep -c '^berth-' || true)" \
         "fw=$( (iptables-save; nft list ruleset) 2>/dev/null | grep -c 'dport' || true)" \
-        "pasta=$(pgrep -u "$TEST_UID" -x 'pasta|passt.avx2|passt' | wc -l)"
+        "pasta=$(pgrep -f "^/usr/bin/pasta .*$D" | wc -l)"
 }
 "${BR[@]}" rm -a -f >/dev/null 2>&1 || true
 as_user "${BU[@]}" rm -a -f >/dev/null 2>&1 || true
