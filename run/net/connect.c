@@ -98,7 +98,7 @@ int net_connect(const struct net_attach_ctx *c, json_t *net, const char *network
         }
         json_object_set_new(ifs, name, json_string(ifn));
         if (netavark_attach(&c2, json_get_string(st, "netns"), one, name, st, &res, err) < 0) {
-            net_state_save(c->rundir, st, NULL);
+            IGNORE_RESULT(net_state_save(c->rundir, st, NULL));
             return -1;
         }
         json_t *es = json_get_object(st, "extra_status");

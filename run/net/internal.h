@@ -28,37 +28,40 @@ bool net_rootless(void);
 
 /* <rundir>/net.state */
 int net_state_load(const char *rundir, json_t **out);
-int net_state_save(const char *rundir, const json_t *st, berth_error_t *err);
+BERTH_MUST_CHECK int net_state_save(const char *rundir, const json_t *st, berth_error_t *err);
 
 /* Runs argv with stdin_data on stdin; stdout collected into *out (owned, may be NULL);
  * stderr's last part becomes the error message on failure. */
-int net_run_helper(char *const argv[], const char *stdin_data, char **out, berth_error_t *err);
+BERTH_MUST_CHECK int net_run_helper(char *const argv[], const char *stdin_data, char **out,
+                                    berth_error_t *err);
 
 /* netavark (rootful bridges): sets up the bridge networks of the record in netns_path;
  * *result gets netavark's status block.  st is the state being built (netns, options,
  * leases are recorded in it and saved before netavark runs). */
-int netavark_attach(const struct net_attach_ctx *c, const char *netns_path, const json_t *names,
-                    const char *extra, json_t *st, json_t **result, berth_error_t *err);
+BERTH_MUST_CHECK int netavark_attach(const struct net_attach_ctx *c, const char *netns_path,
+                                     const json_t *names, const char *extra, json_t *st,
+                                     json_t **result, berth_error_t *err);
 /* extra: NULL = the start's networks (st.netavark), else a connected network (st.extra[NAME]). */
-int netavark_teardown(const struct net_dirs *d, const char *netns, const char *options,
-                      berth_error_t *err);
-int netavark_setup(const struct net_dirs *d, const char *netns, const char *options,
-                   berth_error_t *err);
+BERTH_MUST_CHECK int netavark_teardown(const struct net_dirs *d, const char *netns,
+                                       const char *options, berth_error_t *err);
+BERTH_MUST_CHECK int netavark_setup(const struct net_dirs *d, const char *netns,
+                                    const char *options, berth_error_t *err);
 /* Addresses, DNS servers, search domains and the first gateway of netavark status blocks. */
 void net_parse_status(const json_t *res, json_t *addrs, json_t *dns, json_t *search, char **gw);
 /* Tears down what st describes (best effort). */
 void netavark_detach(const struct net_dirs *d, json_t *st);
 /* Address allocation: a lease file per address under run_dir/berth-ipam/NETWORK. */
-int ipam_allocate(const struct net_dirs *d, const json_t *network, const char *id, const char *want,
-                  json_t *leases, json_t **ips, berth_error_t *err);
+BERTH_MUST_CHECK int ipam_allocate(const struct net_dirs *d, const json_t *network, const char *id,
+                                   const char *want, json_t *leases, json_t **ips,
+                                   berth_error_t *err);
 void ipam_release(const struct net_dirs *d, const json_t *leases);
 
 /* pasta / slirp4netns on the bind-mounted namespace netns, children of the calling process
  * (die with it). */
-int pasta_attach(const struct net_attach_ctx *c, const char *netns, const char *opts, json_t *st,
-                 berth_error_t *err);
-int slirp_attach(const struct net_attach_ctx *c, const char *netns, const char *opts, json_t *st,
-                 berth_error_t *err);
+BERTH_MUST_CHECK int pasta_attach(const struct net_attach_ctx *c, const char *netns,
+                                  const char *opts, json_t *st, berth_error_t *err);
+BERTH_MUST_CHECK int slirp_attach(const struct net_attach_ctx *c, const char *netns,
+                                  const char *opts, json_t *st, berth_error_t *err);
 /* Kills a helper recorded as {pid, start} in st[key]. */
 void helper_kill(const json_t *st, const char *key);
 /* Start time of a process (clock ticks since boot); 0 if gone or a zombie. */
@@ -69,8 +72,8 @@ char *net_host_gateway(void);
 
 /* Rewrites <rundir>/hosts and resolv.conf with what attach learned (status: per network
  * results {ips:[...], dns:[...], search:[...]}; host_gw: host.containers.internal). */
-int net_etc_update(const char *rundir, const json_t *net, const char *hostname, const char *name,
-                   const json_t *addrs, const json_t *dns, const json_t *search,
-                   const char *host_gw, berth_error_t *err);
+BERTH_MUST_CHECK int net_etc_update(const char *rundir, const json_t *net, const char *hostname,
+                                    const char *name, const json_t *addrs, const json_t *dns,
+                                    const json_t *search, const char *host_gw, berth_error_t *err);
 
 #endif

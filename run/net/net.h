@@ -59,13 +59,15 @@ struct net_create_opts {
 
 /* Loads a network by name (or full/short id).  The default network exists even without a
  * file.  ENOENT when unknown. */
-int net_network_get(const struct net_dirs *d, const char *name, json_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int net_network_get(const struct net_dirs *d, const char *name, json_t **out,
+                                     berth_error_t *err);
 /* All networks, default first, then by name (a JSON array, owned). */
-int net_network_list(const struct net_dirs *d, json_t **out, berth_error_t *err);
-int net_network_create(const struct net_dirs *d, const struct net_create_opts *o, json_t **out,
-                       berth_error_t *err);
+BERTH_MUST_CHECK int net_network_list(const struct net_dirs *d, json_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int net_network_create(const struct net_dirs *d, const struct net_create_opts *o,
+                                        json_t **out, berth_error_t *err);
 /* Removes a definition; EBUSY for the default network. */
-int net_network_remove(const struct net_dirs *d, const char *name, berth_error_t *err);
+BERTH_MUST_CHECK int net_network_remove(const struct net_dirs *d, const char *name,
+                                        berth_error_t *err);
 
 /* ---- per container ---- */
 
@@ -82,14 +84,15 @@ struct net_options {
 /* Validates the options and builds the container's "net" record (owned).  image_config: the
  * image's "config" object (ExposedPorts for -P), may be NULL.  Host ports left open in -p are
  * chosen here. */
-int net_config_create(const struct net_dirs *d, const struct net_options *o,
-                      const json_t *image_config, json_t **out, berth_error_t *err);
+BERTH_MUST_CHECK int net_config_create(const struct net_dirs *d, const struct net_options *o,
+                                       const json_t *image_config, json_t **out,
+                                       berth_error_t *err);
 
 /* The network namespace to join for container:/ns: modes (owned), NULL otherwise.  For
  * container:, lookup returns the other container's init pid (or -1 if it is not running). */
 typedef pid_t (*net_pid_lookup_fn)(const char *name, void *arg);
-int net_join_path(const json_t *net, net_pid_lookup_fn lookup, void *arg, char **out,
-                  berth_error_t *err);
+BERTH_MUST_CHECK int net_join_path(const json_t *net, net_pid_lookup_fn lookup, void *arg,
+                                   char **out, berth_error_t *err);
 
 /* True when the container shares the host's network (spec without a network namespace). */
 bool net_is_host(const json_t *net);
@@ -97,8 +100,9 @@ bool net_is_host(const json_t *net);
 /* Writes <rundir>/hosts and <rundir>/resolv.conf for the record (initial content, without the
  * container's own addresses) and adds their bind mounts to spec (unless the user mounted
  * them).  hostname/name: the container's. */
-int net_etc_files(json_t *spec, const char *rootfs, const char *rundir, const json_t *net,
-                  const char *hostname, const char *name, berth_error_t *err);
+BERTH_MUST_CHECK int net_etc_files(json_t *spec, const char *rootfs, const char *rundir,
+                                   const json_t *net, const char *hostname, const char *name,
+                                   berth_error_t *err);
 
 struct net_attach_ctx {
     const struct net_dirs *dirs;
@@ -108,7 +112,7 @@ struct net_attach_ctx {
 };
 /* Connects the network namespace of pid (the container init).  Matches the runtime's on_init
  * hook signature with arg = struct net_attach_ctx. */
-int net_attach(pid_t pid, void *arg, berth_error_t *err);
+BERTH_MUST_CHECK int net_attach(pid_t pid, void *arg, berth_error_t *err);
 /* Undoes net_attach (see above); everything it needs is in <rundir>/net.state. */
 void net_detach(const char *rundir);
 /* True when rundir holds network state (a container whose network was not torn down). */
@@ -124,22 +128,23 @@ char *net_port_lines(const json_t *net, const char *filter);
  * saves it.  A running container (rundir has network state) gets the change at once, in its own
  * netavark call, and its /etc/hosts follows; a stopped one on its next start.  c->net is
  * ignored (net is used). */
-int net_connect(const struct net_attach_ctx *c, json_t *net, const char *network, char **aliases,
-                const char *ip, berth_error_t *err);
-int net_disconnect(const struct net_attach_ctx *c, json_t *net, const char *network,
-                   berth_error_t *err);
+BERTH_MUST_CHECK int net_connect(const struct net_attach_ctx *c, json_t *net, const char *network,
+                                 char **aliases, const char *ip, berth_error_t *err);
+BERTH_MUST_CHECK int net_disconnect(const struct net_attach_ctx *c, json_t *net,
+                                    const char *network, berth_error_t *err);
 /* network reload: sets a running container's bridge networks up again (firewall rules that
  * were flushed come back). */
-int net_reload(const char *rundir, berth_error_t *err);
+BERTH_MUST_CHECK int net_reload(const char *rundir, berth_error_t *err);
 
 /* The same by container name or id, on the store's record (saved). */
-int net_container_connect(storage_store_t *s, const char *ctr, const char *network, char **aliases,
-                          const char *ip, berth_error_t *err);
-int net_container_disconnect(storage_store_t *s, const char *ctr, const char *network,
-                             berth_error_t *err);
-int net_container_reload(storage_store_t *s, const char *ctr, berth_error_t *err);
+BERTH_MUST_CHECK int net_container_connect(storage_store_t *s, const char *ctr, const char *network,
+                                           char **aliases, const char *ip, berth_error_t *err);
+BERTH_MUST_CHECK int net_container_disconnect(storage_store_t *s, const char *ctr,
+                                              const char *network, berth_error_t *err);
+BERTH_MUST_CHECK int net_container_reload(storage_store_t *s, const char *ctr, berth_error_t *err);
 /* The container's "net" record (owned; an empty object for records from before networking). */
-int net_container_record(storage_store_t *s, const char *ctr, json_t **net, berth_error_t *err);
+BERTH_MUST_CHECK int net_container_record(storage_store_t *s, const char *ctr, json_t **net,
+                                          berth_error_t *err);
 
 /* system check: containers that are not running but still hold network state (their run
  * crashed) are reported in *problems; with repair, their network is torn down. */
@@ -147,6 +152,6 @@ void net_check(storage_store_t *s, bool repair, char ***problems, size_t *n_prob
                size_t *n_repaired);
 
 /* Parses one -p spec and appends podman-style port mappings to arr. */
-int net_parse_publish(const char *spec, json_t *arr, berth_error_t *err);
+BERTH_MUST_CHECK int net_parse_publish(const char *spec, json_t *arr, berth_error_t *err);
 
 #endif

@@ -175,7 +175,7 @@ int net_parse_cidr(const char *s, struct net_cidr *out)
     char buf[128];
     if (strlen(s) >= sizeof(buf))
         return -1;
-    strcpy(buf, s);
+    memcpy(buf, s, strlen(s) + 1); /* length checked above */
     char *slash = strchr(buf, '/');
     if (!slash)
         return -1;
@@ -304,7 +304,7 @@ static char *random_hex(size_t bytes)
         close(fd);
     char *s = xzalloc(bytes * 2 + 1);
     for (size_t i = 0; i < bytes; i++)
-        sprintf(s + i * 2, "%02x", b[i]);
+        snprintf(s + i * 2, 3, "%02x", b[i]);
     return s;
 }
 
