@@ -505,6 +505,10 @@ static int run_or_create(struct berth_globals *g, int argc, char **argv, bool cr
         struct run_probe probe;
         if ((rc = choose_isolation(isolation, storage_store_runroot(s), &probe, &so)) != 0)
             goto out;
+        /* chroot isolation makes no network of its own (as buildah's chroot): unless one was
+         * asked for, the container uses the host's, where a bridge or pasta could not start */
+        if (so.chroot && (!so.network || !*so.network))
+            no.mode = so.network = "host";
         bool have = false;
         {
             storage_image_t *img = NULL;
