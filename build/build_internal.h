@@ -24,8 +24,6 @@ BERTH_MUST_CHECK int bld_config_from_image(storage_store_t *s, const char *image
                                            berth_error_t *err);
 /* The "config" object inside the document (created when missing). */
 json_t *bld_exec_config(json_t *doc);
-/* RFC 3339 time for ts (< 0: now). Owned. */
-char *bld_time_string(int64_t ts);
 void bld_history_add(json_t *doc, const char *created_by, bool empty_layer, int64_t ts);
 void bld_diff_id_add(json_t *doc, const char *diff_id);
 /* Writes the image record: manifest (OCI or Docker, uncompressed layer descriptors) over the

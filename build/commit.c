@@ -79,24 +79,6 @@ json_t *bld_exec_config(json_t *doc)
     return c;
 }
 
-char *bld_time_string(int64_t ts)
-{
-    struct timespec now;
-    struct tm tm;
-    if (ts >= 0) {
-        time_t t = (time_t)ts;
-        gmtime_r(&t, &tm);
-        char b[64];
-        strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        return xstrdup(b);
-    }
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    char b[64];
-    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
-    return xasprintf("%s.%09ldZ", b, now.tv_nsec);
-}
-
 void bld_history_add(json_t *doc, const char *created_by, bool empty_layer, int64_t ts)
 {
     json_t *h = json_object_get(doc, "history");
@@ -105,7 +87,7 @@ void bld_history_add(json_t *doc, const char *created_by, bool empty_layer, int6
         json_object_set_new(doc, "history", h);
     }
     json_t *e = json_object();
-    cleanup_free char *t = bld_time_string(ts);
+    cleanup_free char *t = image_time_format(ts);
     json_object_set_new(e, "created", json_string(t));
     json_object_set_new(e, "created_by", json_string(created_by));
     if (empty_layer)
@@ -175,7 +157,7 @@ int bld_image_write(storage_store_t *s, json_t *doc, const char *top_layer, bool
     json_object_set_new(rootfs, "type", json_string("layers"));
     json_object_set_new(rootfs, "diff_ids", ids);
     json_object_set_new(doc, "rootfs", rootfs);
-    cleanup_free char *created = bld_time_string(ts);
+    cleanup_free char *created = image_time_format(ts);
     json_object_set_new(doc, "created", json_string(created));
 
     size_t cfg_len = 0;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/utsname.h>
 #include <time.h>
 
@@ -1608,6 +1609,24 @@ static bool digits(const char *s, int n, int *v)
         *v = *v * 10 + (s[i] - '0');
     }
     return true;
+}
+
+char *image_time_format(int64_t ts)
+{
+    struct timespec now;
+    struct tm tm;
+    if (ts >= 0) {
+        time_t t = (time_t)ts;
+        gmtime_r(&t, &tm);
+        char b[64];
+        strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        return xstrdup(b);
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    char b[64];
+    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
+    return xasprintf("%s.%09ldZ", b, now.tv_nsec);
 }
 
 int image_time_parse(const char *s, int64_t *out)

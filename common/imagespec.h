@@ -257,6 +257,9 @@ typedef struct image_history {
 /* Parses an RFC 3339 time as image configs carry it ("2006-01-02T15:04:05[.frac](Z|+hh:mm)";
  * a space is accepted for 'T') into unix seconds (fraction dropped).  -1 when malformed. */
 int image_time_parse(const char *s, int64_t *out);
+/* RFC 3339 UTC time of ts seconds since the epoch, or of now with nanoseconds when ts < 0
+ * (image configs, history, records). Owned by the caller. */
+char *image_time_format(int64_t ts);
 
 typedef struct image_config {
     char *created; /* RFC 3339, NULL if absent */

@@ -3,6 +3,7 @@
 #include "run/internal.h"
 #include "run/runtime.h"
 
+#include "common/proc.h"
 #include "common/alloc.h"
 #include "common/json.h"
 #include "common/cleanup.h"
@@ -190,34 +191,6 @@ static char *rt_root(const char *rundir)
     return xasprintf("%s/rt", rundir);
 }
 
-/* Start time of a process (field 22 of /proc/PID/stat, clock ticks since boot); 0 if gone
- * (or a zombie). */
-static unsigned long long proc_start_time(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    /* the command name may hold spaces and parentheses: fields restart after the last ')' */
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return 0;
-    p++;
-    /* a zombie is gone too: a killed owner stays one until its new parent reaps it */
-    if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
-        return 0;
-    for (int field = 3; field < 22 && p; field++) {
-        p = strchr(p + 1, ' ');
-    }
-    return p ? strtoull(p + 1, NULL, 10) : 0;
-}
-
 /* The process that records the container's exit (foreground berth or the -d monitor) notes
  * itself in the run dir: a container whose recorder was killed (kill -9) would otherwise show
  * "stopping" forever, and wait/stop would wait for a code that never comes. */
@@ -225,7 +198,8 @@ static void write_owner(const char *rundir)
 {
     cleanup_free char *path = xasprintf("%s/owner", rundir);
     cleanup_free char *tmp = xasprintf("%s/owner.tmp", rundir);
-    cleanup_free char *text = xasprintf("%d %llu\n", (int)getpid(), proc_start_time(getpid()));
+    cleanup_free char *text =
+        xasprintf("%d %llu\n", (int)getpid(), proc_start_time(getpid(), NULL));
     berth_error_t e = NULL;
     if (write_text(tmp, text, &e) < 0 || rename(tmp, path) < 0)
         log_debug("record the container's owner: %s", e ? berth_error_msg(e) : strerror(errno));
@@ -249,7 +223,7 @@ static bool owner_gone(const char *rundir)
     unsigned long long start;
     if (sscanf(buf, "%d %llu", &pid, &start) != 2 || pid <= 0)
         return false;
-    unsigned long long now = proc_start_time(pid);
+    unsigned long long now = proc_start_time(pid, NULL);
     return now == 0 || now != start;
 }
 

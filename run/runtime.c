@@ -5,6 +5,8 @@
 #include "run/isolation.h"
 #include "run/spec.h"
 
+#include "common/imagespec.h"
+#include "common/proc.h"
 #include "common/alloc.h"
 #include "common/json.h"
 #include "common/cleanup.h"
@@ -88,38 +90,6 @@ static char *state_dir(const char *root, const char *id)
     return xasprintf("%s/%s", root, id);
 }
 
-/* Start time of a process (field 22 of /proc/pid/stat) and whether it is a zombie/dead. */
-static unsigned long long proc_starttime(pid_t pid, bool *alive)
-{
-    *alive = false;
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return 0;
-    p += 2;
-    char st = *p;
-    unsigned long long v = 0;
-    int field = 3;
-    for (char *t = p; *t && field <= 22; t++) {
-        if (*t == ' ') {
-            field++;
-            if (field == 22)
-                v = strtoull(t + 1, NULL, 10);
-        }
-    }
-    *alive = st != 'Z' && st != 'X';
-    return v;
-}
-
 static int read_json_file(const char *path, size_t max, json_t **out, berth_error_t *err)
 {
     return json_load_file_bounded(path, max, out, err);
@@ -156,17 +126,6 @@ static void remove_state_dir(const char *dir)
         }
     }
     rmdir(dir);
-}
-
-static char *now_rfc3339(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char b[64];
-    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
-    return xasprintf("%s.%09ldZ", b, ts.tv_nsec);
 }
 
 static const struct {
@@ -415,8 +374,8 @@ static int write_state(const struct runtime_create_opts *o, const char *sdir, co
                        pid_t pid, const json_t *cg, berth_error_t *err)
 {
     bool alive;
-    unsigned long long st = proc_starttime(pid, &alive);
-    cleanup_free char *created = now_rfc3339();
+    unsigned long long st = proc_start_time(pid, &alive);
+    cleanup_free char *created = image_time_format(-1);
     struct passwd *pw = getpwuid(geteuid());
     cleanup_json json_t *state =
         json_pack("{s:s,s:s,s:i,s:I,s:s,s:s,s:s,s:s}", "ociVersion", "1.0.2", "id", o->id, "pid",
@@ -630,7 +589,7 @@ static runtime_status_t compute_status(const char *root, const char *id, const j
 {
     pid_t pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
     bool alive;
-    unsigned long long t = proc_starttime(pid, &alive);
+    unsigned long long t = proc_start_time(pid, &alive);
     if (pid <= 0 || !alive ||
         t != (unsigned long long)json_integer_value(json_object_get(st, "starttime")))
         return RUNTIME_STOPPED;
@@ -721,7 +680,7 @@ int runtime_start(const char *root, const char *id, berth_error_t *err)
         if (r < 0 && errno != EINTR)
             return berth_error_make(err, errno, "poll exec.fifo");
         bool alive;
-        proc_starttime(pid, &alive);
+        proc_start_time(pid, &alive);
         if (!alive)
             return berth_error_make_status(err, ESRCH, "container \"%s\" init exited", id);
         if (waited > 30000)

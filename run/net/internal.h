@@ -64,8 +64,6 @@ BERTH_MUST_CHECK int slirp_attach(const struct net_attach_ctx *c, const char *ne
                                   const char *opts, json_t *st, berth_error_t *err);
 /* Kills a helper recorded as {pid, start} in st[key]. */
 void helper_kill(const json_t *st, const char *key);
-/* Start time of a process (clock ticks since boot); 0 if gone or a zombie. */
-unsigned long long net_proc_start(pid_t pid);
 
 /* The host's IPv4 default gateway (what pasta maps to the host's loopback), owned or NULL. */
 char *net_host_gateway(void);

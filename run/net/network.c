@@ -2,6 +2,7 @@
  * default network "podman" built in (a file of that name overrides it). */
 #include "run/net/internal.h"
 
+#include "common/imagespec.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
@@ -47,20 +48,9 @@ void net_dirs_clear(struct net_dirs *d)
     memset(d, 0, sizeof(*d));
 }
 
-static char *now_rfc3339(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char b[64];
-    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
-    return xasprintf("%s.%09ldZ", b, ts.tv_nsec);
-}
-
 static json_t *default_network(void)
 {
-    cleanup_free char *created = now_rfc3339();
+    cleanup_free char *created = image_time_format(-1);
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:[{s:s,s:s}],s:b,s:b,s:b,s:{s:s}}", "name",
                      NET_DEFAULT_NAME, "id", DEFAULT_ID, "driver", "bridge", "network_interface",
                      "podman0", "created", created, "subnets", "subnet", "10.88.0.0/16", "gateway",
@@ -401,7 +391,7 @@ int net_network_create(const struct net_dirs *d, const struct net_create_opts *o
         }
     }
     cleanup_free char *id = random_hex(32);
-    cleanup_free char *created = now_rfc3339();
+    cleanup_free char *created = image_time_format(-1);
     json_t *subnets = json_array();
     cleanup_json json_t *net = json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", name, "id", id, "driver",
                                          driver, "created", created, "subnets", subnets);

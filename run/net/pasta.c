@@ -6,6 +6,7 @@
  * recorded in net.state so any later command can reap a leftover. */
 #include "run/net/internal.h"
 
+#include "common/proc.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fs.h"
@@ -30,29 +31,6 @@
 
 #define PASTA_BIN "/usr/bin/pasta"
 #define SLIRP_BIN "/usr/bin/slirp4netns"
-
-unsigned long long net_proc_start(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return 0;
-    p++;
-    if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
-        return 0;
-    for (int field = 3; field < 22 && p; field++)
-        p = strchr(p + 1, ' ');
-    return p ? strtoull(p + 1, NULL, 10) : 0;
-}
 
 char *net_host_gateway(void)
 {
@@ -79,13 +57,13 @@ void helper_kill(const json_t *st, const char *key)
     if (!json_get_int(h, "pid", &pid) || !json_get_int(h, "start", &start) || pid <= 0)
         return;
     /* only the process we started: pids are reused */
-    if (net_proc_start((pid_t)pid) != (unsigned long long)start)
+    if (proc_start_time((pid_t)pid, NULL) != (unsigned long long)start)
         return;
     kill((pid_t)pid, SIGTERM);
     for (int i = 0; i < 200; i++) {
         if (waitpid((pid_t)pid, NULL, WNOHANG) == (pid_t)pid)
             return;
-        if (net_proc_start((pid_t)pid) != (unsigned long long)start)
+        if (proc_start_time((pid_t)pid, NULL) != (unsigned long long)start)
             return;
         usleep(5000);
     }
@@ -167,7 +145,8 @@ static char *log_tail(const char *path)
 static void record_helper(json_t *st, const char *key, pid_t p)
 {
     json_object_set_new(
-        st, key, json_pack("{s:i,s:I}", "pid", (int)p, "start", (json_int_t)net_proc_start(p)));
+        st, key,
+        json_pack("{s:i,s:I}", "pid", (int)p, "start", (json_int_t)proc_start_time(p, NULL)));
 }
 
 /* pasta's port spec for one mapping: [ADDR/]HOST[-HOSTEND]:CTR[-CTREND] */
