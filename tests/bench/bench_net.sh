@@ -98,7 +98,17 @@ first_200() {
             exit 1
         }
         until curl -fs -o /dev/null "http://127.0.0.1:$port/"; do
-            [ $(($(now_us) - s)) -lt 30000000 ] || { echo "bench_net: $name: no answer" >&2; exit 1; }
+            [ $(($(now_us) - s)) -lt 30000000 ] || {
+                # say what the container and its network were doing, for whoever reads the log
+                echo "bench_net: $name: no answer on port $port" >&2
+                local -a who=("${cmd[0]}" "${cmd[@]:1:4}")
+                [ "$user" = 1 ] && who=(as_user "${who[@]}")
+                "${who[@]}" ps -a >&2 || true
+                "${who[@]}" logs "$(echo "$cid" | tail -1)" >&2 || true
+                "${who[@]}" port "$(echo "$cid" | tail -1)" >&2 || true
+                [ "$user" = 1 ] || { iptables-save 2>/dev/null | grep -E "$port|NETAVARK" | head -20 >&2 || true; }
+                exit 1
+            }
             sleep 0.005
         done
         e=$(now_us)
